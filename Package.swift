@@ -1,0 +1,115 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let strictSwift: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "Curtain",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "CurtainRESP", targets: ["CurtainRESP"]),
+        .library(name: "CurtainStore", targets: ["CurtainStore"]),
+        .executable(name: "curtain", targets: ["curtain"]),
+        .executable(name: "curtain-bench", targets: ["curtain-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.30.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // RESP2/RESP3 codec and the async NIO client. Knows nothing of Curtain.
+        .target(
+            name: "CurtainRESP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // The embedded store: an in-memory RESP server with Redis 7 semantics.
+        .target(
+            name: "CurtainStore",
+            dependencies: [
+                "CurtainRESP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // The operator CLI.
+        .executableTarget(
+            name: "curtain",
+            dependencies: [
+                "CurtainStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // End-to-end benchmarks printing ratios against local baselines.
+        .executableTarget(
+            name: "curtain-bench",
+            dependencies: [
+                "CurtainRESP",
+                "CurtainStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Robustness: feeds random and malformed RESP to the decoder and the embedded store
+        // (a seeded generator by default; libFuzzer via Scripts/fuzz.sh).
+        .executableTarget(
+            name: "curtain-fuzz",
+            dependencies: [
+                "CurtainRESP",
+                "CurtainStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Test harness shared by every test target that needs a store: real redis-server + embedded store.
+        .target(
+            name: "CurtainTestSupport",
+            dependencies: [
+                "CurtainRESP",
+                "CurtainStore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "CurtainRESPTests",
+            dependencies: ["CurtainRESP", "CurtainTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "CurtainStoreTests",
+            dependencies: ["CurtainStore", "CurtainRESP", "CurtainTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "ConformanceTests",
+            dependencies: [
+                "CurtainRESP", "CurtainStore", "CurtainTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strictSwift
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Runs Curtain's whole test suite on a fresh machine: installs what the tests need (redis-server and
+# redis-tools, for the conformance suite and the interoperability tests), builds with warnings checked,
+# then runs every test target. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+if ((${#need_apt[@]})); then
+    echo "==> installing ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # The Debian package starts a system redis on 6379; the tests start their own on free ports.
+    ($SUDO service redis-server stop || true) >/dev/null 2>&1
+fi
+echo "==> $(redis-server --version)"
+
+echo "==> building (debug, with tests)"
+log=$(mktemp)
+set +e
+swift build --build-tests >"$log" 2>&1
+build_status=$?
+set -e
+grep -E "error:|warning:|Build complete" "$log" | grep -v "Source files for target" || true
+if [ "$build_status" -ne 0 ]; then echo "==> FAILED: the build failed"; tail -50 "$log"; exit 1; fi
+# No warnings in our own code (dependencies' warnings are theirs).
+if grep -E "^$(pwd)/(Sources|Tests)/.*warning:" "$log"; then
+    echo "==> FAILED: the build has warnings in Curtain's own code"
+    exit 1
+fi
+
+echo "==> running the test suite"
+swift test --skip-build

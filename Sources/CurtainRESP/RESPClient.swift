@@ -1,0 +1,272 @@
+public import NIOCore
+public import NIOPosix
+import Synchronization
+
+/// An async client for Redis and the embedded store: a pool of pipelined connections that reconnects by itself.
+///
+/// ```swift
+/// let client = try RESPClient(url: "redis://127.0.0.1:6379")
+/// try await client.set("greeting", "hello")
+/// let value = try await client.get("greeting")          // "hello"
+/// let popped = try await client.blpop(["jobs"], timeout: 1)
+/// await client.close()
+/// ```
+///
+/// - Ordinary commands share ``RESPConfiguration/poolSize`` multiplexed connections: many callers' commands
+///   are in flight at once on each.
+/// - Blocking commands (`BLPOP`, `BLMOVE`, …) run on connections of their own, so they never stall others.
+/// - Session state (`WATCH`/`MULTI`/`EXEC`) needs one connection for a whole exchange:
+///   ``withDedicatedConnection(_:)``.
+/// - Pub/sub runs on a dedicated connection too: ``subscribe(to:)``.
+///
+/// When a connection drops, commands in flight on it fail with ``RESPError/connectionClosed(_:)`` (they may
+/// or may not have run); the next command reconnects, backing off exponentially while the server is away.
+public final class RESPClient: Sendable {
+    /// The configuration in force.
+    public let configuration: RESPConfiguration
+    private let group: any EventLoopGroup
+    private let slots: [PoolSlot]
+    private let next = Atomic<Int>(0)
+    private let dedicated: Mutex<DedicatedPool>
+
+    private struct DedicatedPool {
+        var idle: [RESPConnection] = []
+        var closed = false
+    }
+
+    /// Creates a client; connections open lazily, on first use.
+    ///
+    /// - Throws: ``RESPError/invalidConfiguration(_:)`` for unusable settings.
+    public init(
+        configuration: RESPConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws(RESPError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.group = eventLoopGroup
+        self.slots = (0..<configuration.poolSize).map { _ in
+            PoolSlot(configuration: configuration, eventLoop: eventLoopGroup.next())
+        }
+        self.dedicated = Mutex(DedicatedPool())
+    }
+
+    /// Creates a client from a `redis://`, `rediss://` or `unix://` URL.
+    public convenience init(
+        url: String,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) throws(RESPError) {
+        try self.init(configuration: RESPConfiguration(url: url), eventLoopGroup: eventLoopGroup)
+    }
+
+    /// Sends one command and returns its reply.
+    ///
+    /// - Throws: ``RESPError/server(_:)`` with Redis' message for an error reply; the connection errors of
+    ///   ``RESPError`` otherwise.
+    public func send(_ command: RESPCommand, timeout: TimeAmount? = nil) async throws -> RESPValue {
+        if command.isBlocking {
+            return try await withDedicatedConnection { try await $0.send(command, timeout: timeout) }
+        }
+        let connection = try await pooledConnection()
+        return try await connection.send(command, timeout: timeout)
+    }
+
+    /// Sends a command given as its name and arguments: `try await client.send("HSET", "h", "f", 1)`.
+    public func send(_ name: String, _ arguments: any RESPArgument...) async throws -> RESPValue {
+        try await send(RESPCommand(name, arguments: arguments))
+    }
+
+    /// Sends `commands` back to back on one connection and returns their replies in order; error replies
+    /// are returned as ``RESPValue/error(_:)`` values.
+    public func pipeline(_ commands: [RESPCommand], timeout: TimeAmount? = nil) async throws -> [RESPValue] {
+        if commands.contains(where: \.isBlocking) {
+            return try await withDedicatedConnection { try await $0.pipeline(commands, timeout: timeout) }
+        }
+        let connection = try await pooledConnection()
+        return try await connection.pipeline(commands, timeout: timeout)
+    }
+
+    /// Runs `body` with a connection no one else uses meanwhile, for exchanges that keep session state:
+    /// `WATCH` … `MULTI` … `EXEC`, blocking commands.
+    ///
+    /// The connection returns to an idle list afterwards, unless `body` threw or left session state behind
+    /// (an open `MULTI`, a `WATCH` not ended by `EXEC`/`DISCARD`/`UNWATCH`), in which case it is closed.
+    public func withDedicatedConnection<T: Sendable>(
+        _ body: (RESPConnection) async throws -> T
+    ) async throws -> T {
+        let connection = try await takeDedicated()
+        let result: T
+        do {
+            result = try await body(connection)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        await giveBack(connection)
+        return result
+    }
+
+    /// Opens a pub/sub subscription on a connection of its own.
+    ///
+    /// ```swift
+    /// let subscription = try await client.subscribe(to: ["news"])
+    /// for try await message in subscription { print(message.channel, message.payloadString) }
+    /// ```
+    public func subscribe(to channels: [String] = [], patterns: [String] = []) async throws -> RESPSubscription {
+        if dedicated.withLock({ $0.closed }) { throw RESPError.clientClosed }
+        let connection = try await RESPConnection.connect(configuration: configuration, eventLoop: group.next())
+        let subscription = try await RESPSubscription(connection: connection)
+        do {
+            if !channels.isEmpty { try await subscription.subscribe(channels) }
+            if !patterns.isEmpty { try await subscription.psubscribe(patterns) }
+        } catch {
+            await subscription.close()
+            throw error
+        }
+        return subscription
+    }
+
+    /// Closes every connection; later commands fail with ``RESPError/clientClosed``.
+    public func close() async {
+        let idle = dedicated.withLock { state -> [RESPConnection] in
+            state.closed = true
+            defer { state.idle = [] }
+            return state.idle
+        }
+        for connection in idle { await connection.close() }
+        for slot in slots { await slot.close() }
+    }
+
+    // MARK: Pool internals
+
+    private func pooledConnection() async throws -> RESPConnection {
+        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        let slot = slots[Int(UInt(bitPattern: index) % UInt(slots.count))]
+        return try await slot.connection()
+    }
+
+    private func takeDedicated() async throws -> RESPConnection {
+        let reused = try dedicated.withLock { state throws(RESPError) -> RESPConnection? in
+            if state.closed { throw .clientClosed }
+            while let c = state.idle.popLast() {
+                if c.isActive { return c }
+            }
+            return nil
+        }
+        if let reused { return reused }
+        return try await RESPConnection.connect(configuration: configuration, eventLoop: group.next())
+    }
+
+    private func giveBack(_ connection: RESPConnection) async {
+        guard connection.isActive, await !connection.hasSessionState() else {
+            await connection.close()
+            return
+        }
+        let keep = dedicated.withLock { state -> Bool in
+            guard !state.closed, state.idle.count < 16 else { return false }
+            state.idle.append(connection)
+            return true
+        }
+        if !keep { await connection.close() }
+    }
+}
+
+/// One reconnecting connection of the pool.
+final class PoolSlot: Sendable {
+    private enum State {
+        case idle(failures: Int)
+        case connecting(EventLoopFuture<RESPConnection>)
+        case connected(RESPConnection)
+        case closed
+    }
+
+    private let state: Mutex<State>
+    private let configuration: RESPConfiguration
+    private let eventLoop: any EventLoop
+
+    init(configuration: RESPConfiguration, eventLoop: any EventLoop) {
+        self.configuration = configuration
+        self.eventLoop = eventLoop
+        self.state = Mutex(.idle(failures: 0))
+    }
+
+    /// The open connection, opening (or waiting for) one when there is none.
+    func connection() async throws -> RESPConnection {
+        enum Next {
+            case ready(RESPConnection)
+            case wait(EventLoopFuture<RESPConnection>)
+            case start(EventLoopPromise<RESPConnection>, failures: Int)
+        }
+        let next = try state.withLock { state throws(RESPError) -> Next in
+            switch state {
+            case .connected(let c) where c.isActive:
+                return .ready(c)
+            case .connecting(let future):
+                return .wait(future)
+            case .closed:
+                throw .clientClosed
+            case .connected:
+                let promise = eventLoop.makePromise(of: RESPConnection.self)
+                state = .connecting(promise.futureResult)
+                return .start(promise, failures: 0)
+            case .idle(let failures):
+                let promise = eventLoop.makePromise(of: RESPConnection.self)
+                state = .connecting(promise.futureResult)
+                return .start(promise, failures: failures)
+            }
+        }
+        switch next {
+        case .ready(let c):
+            return c
+        case .wait(let future):
+            return try await future.get()
+        case .start(let promise, let failures):
+            let future = promise.futureResult
+            promise.completeWithTask { try await self.open(failures: failures) }
+            return try await future.get()
+        }
+    }
+
+    private func open(failures: Int) async throws -> RESPConnection {
+        if failures > 0 {
+            let base = configuration.initialReconnectDelay.nanoseconds
+            let delay = min(base << min(failures - 1, 20), configuration.maximumReconnectDelay.nanoseconds)
+            try? await Task.sleep(for: .nanoseconds(delay))
+        }
+        do {
+            let connection = try await RESPConnection.connect(configuration: configuration, eventLoop: eventLoop)
+            let stillWanted = state.withLock { state -> Bool in
+                if case .closed = state { return false }
+                state = .connected(connection)
+                return true
+            }
+            if !stillWanted {
+                await connection.close()
+                throw RESPError.clientClosed
+            }
+            connection.closeFuture.whenComplete { _ in
+                self.state.withLock { state in
+                    if case .connected(let c) = state, c === connection { state = .idle(failures: 0) }
+                }
+            }
+            return connection
+        } catch {
+            state.withLock { state in
+                if case .closed = state { return }
+                state = .idle(failures: failures + 1)
+            }
+            throw error
+        }
+    }
+
+    func close() async {
+        let current = state.withLock { state -> State in
+            defer { state = .closed }
+            return state
+        }
+        switch current {
+        case .connected(let c): await c.close()
+        case .connecting(let future): if let c = try? await future.get() { await c.close() }
+        case .idle, .closed: break
+        }
+    }
+}

@@ -1,0 +1,244 @@
+public import NIOCore
+public import NIOSSL
+
+/// Where a RESP server listens.
+public enum RESPEndpoint: Sendable, Hashable, CustomStringConvertible {
+    /// A TCP host and port.
+    case tcp(host: String, port: Int)
+    /// A Unix domain socket path.
+    case unix(path: String)
+
+    public var description: String {
+        switch self {
+        case .tcp(let host, let port): return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        case .unix(let path): return "unix://\(path)"
+        }
+    }
+}
+
+/// How a ``RESPClient`` connects, authenticates and behaves.
+///
+/// Most users build it from a URL with ``init(url:)``:
+/// - `redis://[user:password@]host[:port][/db]` (port 6379 by default);
+/// - `rediss://…` for TLS, verifying the server's certificate against the system's CAs by default;
+/// - `unix:///path/to/socket[?db=N&password=…&user=…]`.
+public struct RESPConfiguration: Sendable {
+    /// Where to connect.
+    public var endpoint: RESPEndpoint
+    /// TLS settings; `nil` for plain TCP. `rediss://` URLs set a client configuration with full
+    /// certificate verification (`certificateVerification = .fullVerification`).
+    public var tls: TLSConfiguration?
+    /// The name the server certificate must carry; defaults to the endpoint's host.
+    public var tlsServerName: String?
+    /// The ACL user for `AUTH`; `nil` means the `default` user.
+    public var username: String?
+    /// The password for `AUTH`; `nil` sends no `AUTH`.
+    public var password: String?
+    /// The logical database to `SELECT` after connecting (0 by default).
+    public var database: Int
+    /// A name set with `CLIENT SETNAME`, shown by `CLIENT LIST`.
+    public var clientName: String?
+    /// The protocol version to negotiate: 2 (no `HELLO`) or 3 (`HELLO 3`).
+    public var protocolVersion: Int
+    /// How many multiplexed connections the pool keeps for ordinary commands.
+    public var poolSize: Int
+    /// The longest a command may wait for its reply; `nil` waits forever. Blocking commands
+    /// (`BLPOP`, …) ignore this default, since their own timeout argument governs them.
+    public var commandTimeout: TimeAmount?
+    /// The longest a connection attempt (TCP, TLS and handshake) may take.
+    public var connectTimeout: TimeAmount
+    /// The first delay before reconnecting after a failed attempt; it doubles per failure up to
+    /// ``maximumReconnectDelay``.
+    public var initialReconnectDelay: TimeAmount
+    /// The longest delay between reconnection attempts.
+    public var maximumReconnectDelay: TimeAmount
+    /// Bounds on what the decoder accepts from the server.
+    public var parserLimits: RESPParser.Limits
+
+    /// Creates a configuration for `endpoint` with the defaults.
+    public init(
+        endpoint: RESPEndpoint,
+        tls: TLSConfiguration? = nil,
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        clientName: String? = nil,
+        protocolVersion: Int = 2,
+        poolSize: Int = 2,
+        commandTimeout: TimeAmount? = .seconds(30),
+        connectTimeout: TimeAmount = .seconds(5)
+    ) {
+        self.endpoint = endpoint
+        self.tls = tls
+        self.username = username
+        self.password = password
+        self.database = database
+        self.clientName = clientName
+        self.protocolVersion = protocolVersion
+        self.poolSize = poolSize
+        self.commandTimeout = commandTimeout
+        self.connectTimeout = connectTimeout
+        self.initialReconnectDelay = .milliseconds(20)
+        self.maximumReconnectDelay = .seconds(2)
+        self.parserLimits = .default
+    }
+
+    /// Parses a `redis://`, `rediss://` or `unix://` URL.
+    ///
+    /// - Throws: ``RESPError/invalidConfiguration(_:)`` naming what is wrong with the URL.
+    public init(url: String) throws(RESPError) {
+        let parsed = try RESPURL.parse(url)
+        self.init(endpoint: parsed.endpoint)
+        self.username = parsed.username
+        self.password = parsed.password
+        self.database = parsed.database
+        if parsed.tls {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.certificateVerification = .fullVerification
+            self.tls = tls
+        }
+    }
+
+    /// Validates values a URL or a caller may have got wrong.
+    func validate() throws(RESPError) {
+        if protocolVersion != 2 && protocolVersion != 3 {
+            throw .invalidConfiguration("protocolVersion must be 2 or 3, not \(protocolVersion)")
+        }
+        if poolSize < 1 { throw .invalidConfiguration("poolSize must be at least 1, not \(poolSize)") }
+        if database < 0 { throw .invalidConfiguration("database must not be negative, not \(database)") }
+        if case .tcp(_, let port) = endpoint, !(1...65535).contains(port) {
+            throw .invalidConfiguration("port \(port) is outside 1…65535")
+        }
+    }
+}
+
+/// The parts of a store URL.
+struct RESPURL: Hashable {
+    var endpoint: RESPEndpoint
+    var tls: Bool
+    var username: String?
+    var password: String?
+    var database: Int
+
+    static func parse(_ url: String) throws(RESPError) -> RESPURL {
+        func bad(_ why: String) -> RESPError {
+            .invalidConfiguration("store URL '\(redacted(url))': \(why)")
+        }
+        guard let schemeEnd = url.firstRange(of: "://") else {
+            throw bad("expected redis://, rediss:// or unix://")
+        }
+        let scheme = url[..<schemeEnd.lowerBound].lowercased()
+        var rest = Substring(url[schemeEnd.upperBound...])
+        var query: [String: String] = [:]
+        if let q = rest.firstIndex(of: "?") {
+            for pair in rest[rest.index(after: q)...].split(separator: "&") {
+                let kv = pair.split(separator: "=", maxSplits: 1)
+                let key = try percentDecode(kv[0], url: url)
+                let value = kv.count > 1 ? try percentDecode(kv[1], url: url) : ""
+                query[key] = value
+            }
+            rest = rest[..<q]
+        }
+        var database = 0
+        if let db = query["db"] {
+            guard let n = Int(db), n >= 0 else { throw bad("db '\(db)' is not a non-negative integer") }
+            database = n
+        }
+        switch scheme {
+        case "unix":
+            guard rest.hasPrefix("/"), rest.count > 1 else { throw bad("unix URLs need an absolute socket path") }
+            return RESPURL(
+                endpoint: .unix(path: try percentDecode(rest, url: url)), tls: false,
+                username: query["user"], password: query["password"], database: database)
+        case "redis", "rediss":
+            var username: String?
+            var password: String?
+            if let at = rest.lastIndex(of: "@") {
+                let userinfo = rest[..<at]
+                rest = rest[rest.index(after: at)...]
+                if let colon = userinfo.firstIndex(of: ":") {
+                    let user = userinfo[..<colon]
+                    username = user.isEmpty ? nil : try percentDecode(user, url: url)
+                    password = try percentDecode(userinfo[userinfo.index(after: colon)...], url: url)
+                } else if !userinfo.isEmpty {
+                    // redis://password@host is how several clients spell a password without a user.
+                    password = try percentDecode(userinfo, url: url)
+                }
+            }
+            var hostPort = rest
+            if let slash = rest.firstIndex(of: "/") {
+                hostPort = rest[..<slash]
+                let path = rest[rest.index(after: slash)...]
+                if !path.isEmpty {
+                    guard let n = Int(path), n >= 0 else { throw bad("database '\(path)' is not a non-negative integer") }
+                    database = n
+                }
+            }
+            var host: String
+            var port = 6379
+            if hostPort.hasPrefix("[") {
+                guard let close = hostPort.firstIndex(of: "]") else { throw bad("unterminated IPv6 address") }
+                host = String(hostPort[hostPort.index(after: hostPort.startIndex)..<close])
+                let after = hostPort[hostPort.index(after: close)...]
+                if after.hasPrefix(":") {
+                    guard let p = Int(after.dropFirst()) else { throw bad("port '\(after.dropFirst())' is not a number") }
+                    port = p
+                } else if !after.isEmpty {
+                    throw bad("unexpected '\(after)' after the IPv6 address")
+                }
+            } else if let colon = hostPort.lastIndex(of: ":") {
+                host = String(hostPort[..<colon])
+                let p = hostPort[hostPort.index(after: colon)...]
+                guard let n = Int(p) else { throw bad("port '\(p)' is not a number") }
+                port = n
+            } else {
+                host = String(hostPort)
+            }
+            if host.isEmpty { host = "127.0.0.1" }
+            guard (1...65535).contains(port) else { throw bad("port \(port) is outside 1…65535") }
+            return RESPURL(
+                endpoint: .tcp(host: host, port: port), tls: scheme == "rediss",
+                username: username, password: password, database: database)
+        default:
+            throw bad("unsupported scheme '\(scheme)'; expected redis://, rediss:// or unix://")
+        }
+    }
+
+    /// The URL with any password replaced by `***`, safe to log.
+    static func redacted(_ url: String) -> String {
+        guard let schemeEnd = url.firstRange(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@") else {
+            return url
+        }
+        let userinfo = url[schemeEnd.upperBound..<at]
+        if let colon = userinfo.firstIndex(of: ":") {
+            return String(url[..<colon]) + ":***" + String(url[at...])
+        }
+        return String(url[..<schemeEnd.upperBound]) + "***" + String(url[at...])
+    }
+
+    static func percentDecode(_ s: Substring, url: String) throws(RESPError) -> String {
+        guard s.contains("%") else { return String(s) }
+        var bytes: [UInt8] = []
+        var it = s.utf8.makeIterator()
+        while let c = it.next() {
+            if c == UInt8(ascii: "%") {
+                guard let h = it.next(), let l = it.next(), let hv = hexValue(h), let lv = hexValue(l) else {
+                    throw .invalidConfiguration("store URL '\(redacted(url))': bad percent-escape")
+                }
+                bytes.append(hv << 4 | lv)
+            } else {
+                bytes.append(c)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

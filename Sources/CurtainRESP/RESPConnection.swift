@@ -1,0 +1,257 @@
+public import NIOCore
+public import NIOPosix
+import NIOSSL
+
+/// One connection to a RESP server.
+///
+/// Many commands may be in flight at once (pipelining): each `send` writes its command immediately and
+/// waits for its own reply, which the server returns in order. Commands submitted in the same event-loop
+/// tick leave in a single write.
+///
+/// Most code uses ``RESPClient``, which pools connections and reconnects; a bare connection is for
+/// session state (`MULTI`/`WATCH`, see ``RESPClient/withDedicatedConnection(_:)``) and for tests.
+public final class RESPConnection: Sendable {
+    /// The channel carrying this connection.
+    let channel: any Channel
+    private let handler: NIOLoopBound<RESPChannelHandler>
+    /// The configuration this connection was opened with.
+    public let configuration: RESPConfiguration
+
+    private init(channel: any Channel, handler: NIOLoopBound<RESPChannelHandler>, configuration: RESPConfiguration) {
+        self.channel = channel
+        self.handler = handler
+        self.configuration = configuration
+    }
+
+    /// The event loop this connection's I/O runs on.
+    public var eventLoop: any EventLoop { channel.eventLoop }
+
+    /// An executor that runs tasks on this connection's event loop, for tight request/reply loops without
+    /// thread hops (see ``EventLoopTaskExecutor``).
+    public var taskExecutor: EventLoopTaskExecutor { EventLoopTaskExecutor(eventLoop: channel.eventLoop) }
+
+    /// Whether the connection is open.
+    public var isActive: Bool { channel.isActive }
+
+    /// Completes when the connection has closed, for whatever reason.
+    public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
+
+    /// Opens a connection and performs the handshake (`HELLO`/`AUTH`, `SELECT`, `CLIENT SETNAME`).
+    ///
+    /// - Throws: ``RESPError/connectionClosed(_:)`` if the server cannot be reached, ``RESPError/server(_:)``
+    ///   if it refuses the handshake (wrong password, unknown database), ``RESPError/timeout(_:)`` if it all
+    ///   takes longer than ``RESPConfiguration/connectTimeout``.
+    public static func connect(
+        configuration: RESPConfiguration,
+        eventLoop: any EventLoop = MultiThreadedEventLoopGroup.singleton.next()
+    ) async throws -> RESPConnection {
+        try configuration.validate()
+        let peer = configuration.endpoint.description
+        let sslContext: NIOSSLContext?
+        if let tls = configuration.tls {
+            do {
+                sslContext = try NIOSSLContext(configuration: tls)
+            } catch {
+                throw RESPError.invalidConfiguration("TLS configuration for \(peer): \(error)")
+            }
+        } else {
+            sslContext = nil
+        }
+        var sniName = configuration.tlsServerName
+        if sniName == nil, case .tcp(let host, _) = configuration.endpoint, !host.isIPAddress {
+            sniName = host
+        }
+        let serverName = sniName
+        let limits = configuration.parserLimits
+        let bootstrap = ClientBootstrap(group: eventLoop)
+            .connectTimeout(configuration.connectTimeout)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let sslContext {
+                        let tlsHandler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
+                        try sync.addHandler(tlsHandler)
+                    }
+                    try sync.addHandler(RESPChannelHandler(limits: limits, peerDescription: peer))
+                }
+            }
+        let channel: any Channel
+        do {
+            switch configuration.endpoint {
+            case .tcp(let host, let port):
+                channel = try await bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .connect(host: host, port: port).get()
+            case .unix(let path):
+                channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
+            }
+        } catch let error as RESPError {
+            throw error
+        } catch {
+            throw RESPError.connectionClosed("cannot connect to \(peer): \(error)")
+        }
+        let handler: NIOLoopBound<RESPChannelHandler>
+        do {
+            handler = try await channel.eventLoop.submit {
+                NIOLoopBound(try channel.pipeline.syncOperations.handler(type: RESPChannelHandler.self), eventLoop: channel.eventLoop)
+            }.get()
+        } catch {
+            channel.close(promise: nil)
+            throw RESPError.connectionClosed("cannot set up the connection to \(peer): \(error)")
+        }
+        let connection = RESPConnection(channel: channel, handler: handler, configuration: configuration)
+        do {
+            try await connection.handshake()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+        return connection
+    }
+
+    /// Sends the commands that set up the session.
+    private func handshake() async throws {
+        var commands: [RESPCommand] = []
+        let c = configuration
+        if c.protocolVersion == 3 {
+            var args: [any RESPArgument] = ["3"]
+            if let password = c.password {
+                args += ["AUTH", c.username ?? "default", password]
+            }
+            if let name = c.clientName { args += ["SETNAME", name] }
+            commands.append(RESPCommand("HELLO", arguments: args))
+        } else {
+            if let password = c.password {
+                if let user = c.username {
+                    commands.append(RESPCommand("AUTH", user, password))
+                } else {
+                    commands.append(RESPCommand("AUTH", password))
+                }
+            }
+            if let name = c.clientName { commands.append(RESPCommand("CLIENT", "SETNAME", name)) }
+        }
+        if c.database != 0 { commands.append(RESPCommand("SELECT", c.database)) }
+        guard !commands.isEmpty else { return }
+        let replies = try await pipeline(commands, timeout: c.connectTimeout)
+        for (command, reply) in zip(commands, replies) {
+            if let message = reply.errorMessage {
+                let what = command.name == "HELLO" || command.name == "AUTH" ? "authentication" : command.name
+                throw RESPError.server("\(what) with \(c.endpoint) failed: \(message)")
+            }
+        }
+    }
+
+    /// Sends one command and returns its reply.
+    ///
+    /// - Parameters:
+    ///   - command: the command.
+    ///   - timeout: how long to wait for the reply; `nil` uses the configuration's ``RESPConfiguration/commandTimeout``
+    ///     (blocking commands get no client-side timeout unless one is given here).
+    /// - Throws: ``RESPError/server(_:)`` for an error reply, and the connection errors of ``RESPError``.
+    public func send(_ command: RESPCommand, timeout: TimeAmount? = nil) async throws -> RESPValue {
+        let effective = timeout ?? (command.isBlocking ? nil : configuration.commandTimeout)
+        if command.isBlocking {
+            return try await withTaskCancellationHandler {
+                try await submit(command, timeout: effective)
+            } onCancel: {
+                let handler = self.handler
+                self.channel.eventLoop.execute { handler.value.cancelBlocking() }
+            }
+        }
+        return try await submit(command, timeout: effective)
+    }
+
+    private func submit(_ command: RESPCommand, timeout: TimeAmount?) async throws -> RESPValue {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<RESPValue, any Error>) in
+            let eventLoop = channel.eventLoop
+            if eventLoop.inEventLoop {
+                handler.value.submit(command, waiter: .single(continuation), timeout: timeout)
+            } else {
+                let handler = self.handler
+                let box = UnsafeTransfer(continuation)
+                eventLoop.execute {
+                    handler.value.submit(command, waiter: .single(box.value), timeout: timeout)
+                }
+            }
+        }
+    }
+
+    /// Sends a command given as a name and arguments and returns its reply.
+    public func send(_ name: String, _ arguments: any RESPArgument...) async throws -> RESPValue {
+        try await send(RESPCommand(name, arguments: arguments))
+    }
+
+    /// Sends `commands` back to back in one write and returns their replies in order.
+    ///
+    /// Error replies are returned as values (``RESPValue/error(_:)``) so one failing command does not hide
+    /// the others' results; connection failures throw.
+    public func pipeline(_ commands: [RESPCommand], timeout: TimeAmount? = nil) async throws -> [RESPValue] {
+        if commands.isEmpty { return [] }
+        let effective = timeout ?? configuration.commandTimeout
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<[RESPValue], any Error>) in
+            let handler = self.handler
+            let box = UnsafeTransfer(continuation)
+            let work: @Sendable () -> Void = {
+                let collector = PipelineCollector(count: commands.count, continuation: box.value)
+                for (i, command) in commands.enumerated() {
+                    handler.value.submit(command, waiter: .pipelined(collector, i), timeout: effective)
+                }
+            }
+            if channel.eventLoop.inEventLoop { work() } else { channel.eventLoop.execute(work) }
+        }
+    }
+
+    /// Sends a (P)SUBSCRIBE-style command and waits for its `expected` confirmations.
+    func subscribeCommand(_ command: RESPCommand, expected: Int) async throws {
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            let handler = self.handler
+            let box = UnsafeTransfer(continuation)
+            channel.eventLoop.execute {
+                handler.value.submitSubscription(command, expectedConfirmations: expected, continuation: box.value)
+            }
+        }
+    }
+
+    /// Installs the callbacks for out-of-band messages and for the connection's end.
+    func setPushHandlers(
+        onPush: @escaping @Sendable (RESPValue) -> Void,
+        onClose: @escaping @Sendable (RESPError) -> Void
+    ) async throws {
+        let handler = self.handler
+        try await channel.eventLoop.submit {
+            handler.value.onPush = onPush
+            if let error = handler.value.closedError {
+                onClose(error)
+            } else {
+                handler.value.onClose = onClose
+            }
+        }.get()
+    }
+
+    /// Whether the connection holds session state (an open `MULTI`, a `WATCH`, subscriptions) that must not
+    /// leak to another user of a pool.
+    func hasSessionState() async -> Bool {
+        let handler = self.handler
+        return (try? await channel.eventLoop.submit { handler.value.hasSessionState }.get()) ?? true
+    }
+
+    /// Closes the connection; commands still waiting fail with ``RESPError/connectionClosed(_:)``.
+    public func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Moves a non-Sendable value (a continuation) to the event loop that alone will use it.
+struct UnsafeTransfer<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
+extension String {
+    /// Whether the string is a literal IPv4 or IPv6 address (which TLS SNI must not carry).
+    var isIPAddress: Bool {
+        if contains(":") { return true }
+        let parts = split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+    }
+}
