@@ -75,6 +75,7 @@ let package = Package(
             dependencies: [
                 "CurtainRESP",
                 "CurtainStore",
+                "CurtainTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

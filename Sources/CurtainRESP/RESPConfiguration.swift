@@ -132,7 +132,7 @@ struct RESPURL: Hashable {
         var query: [String: String] = [:]
         if let q = rest.firstIndex(of: "?") {
             for pair in rest[rest.index(after: q)...].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 let key = try percentDecode(kv[0], url: url)
                 let value = kv.count > 1 ? try percentDecode(kv[1], url: url) : ""
                 query[key] = value
@@ -206,6 +206,20 @@ struct RESPURL: Hashable {
 
     /// The URL with any password replaced by `***`, safe to log.
     static func redacted(_ url: String) -> String {
+        let withoutQueryPassword = redactedQuery(url)
+        return redactedUserinfo(withoutQueryPassword)
+    }
+
+    /// Replaces the value of a `password=` query parameter by `***`.
+    private static func redactedQuery(_ url: String) -> String {
+        guard let q = url.firstIndex(of: "?") else { return url }
+        let pairs = url[url.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false).map { pair in
+            pair.lowercased().hasPrefix("password=") ? "password=***" : String(pair)
+        }
+        return String(url[...q]) + pairs.joined(separator: "&")
+    }
+
+    private static func redactedUserinfo(_ url: String) -> String {
         guard let schemeEnd = url.firstRange(of: "://"), let at = url[schemeEnd.upperBound...].lastIndex(of: "@") else {
             return url
         }

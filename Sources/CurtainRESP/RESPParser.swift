@@ -57,6 +57,9 @@ public struct RESPParser: Sendable {
     public var limits: Limits
     /// Readable bytes needed before a new attempt can succeed (a hint that avoids re-scanning large frames).
     private var needed: Int = 0
+    /// Progress through an incomplete aggregate frame, so that a large reply arriving in many reads is scanned
+    /// once in total instead of once per read.
+    private var scan: FrameScan?
 
     /// Creates a parser.
     public init(limits: Limits = .default) {
@@ -73,13 +76,31 @@ public struct RESPParser: Sendable {
         let base = buffer
         let limits = self.limits
         var hint = 0
+        var scan = self.scan
         let outcome: Result<(RESPValue, Int)?, RESPProtocolError> = base.withUnsafeReadableBytes { bytes in
             var cursor = Cursor(bytes: bytes, base: base, limits: limits)
             do throws(RESPProtocolError) {
+                if var progress = scan {
+                    // Continue scanning the incomplete frame where the last attempt stopped.
+                    guard try cursor.scanFrame(&progress) else {
+                        scan = progress
+                        hint = cursor.needed
+                        return .success(nil)
+                    }
+                    scan = nil
+                    cursor.index = 0
+                }
                 if let value = try cursor.value(depth: 0) {
                     return .success((value, cursor.index))
                 }
+                // Incomplete: remember how far the frame is known to be well-formed, if it is an aggregate.
                 hint = cursor.needed
+                var progress = FrameScan()
+                cursor.index = 0
+                cursor.needed = 0
+                _ = try cursor.scanFrame(&progress)
+                scan = progress
+                hint = max(hint, cursor.needed)
                 return .success(nil)
             } catch {
                 return .failure(error)
@@ -87,14 +108,86 @@ public struct RESPParser: Sendable {
         }
         switch outcome {
         case .failure(let error):
+            self.scan = nil
             throw error
         case .success(.some(let (value, consumed))):
             buffer.moveReaderIndex(forwardBy: consumed)
             needed = 0
+            self.scan = nil
             return value
         case .success(nil):
             needed = hint
+            self.scan = scan
             return nil
+        }
+    }
+}
+
+/// How far an incomplete frame has been scanned: the offset of the next unscanned element (relative to the
+/// buffer's reader index) and, per open aggregate, how many elements it still expects.
+struct FrameScan: Sendable {
+    var offset = 0
+    var remaining: [Int] = []
+}
+
+extension Cursor {
+    /// Scans (without building values) from `scan.offset`; returns true when the frame is complete, false
+    /// (with `scan` updated to resume later) when more bytes are needed.
+    mutating func scanFrame(_ scan: inout FrameScan) throws(RESPProtocolError) -> Bool {
+        index = scan.offset
+        while true {
+            let itemStart = index
+            guard index < bytes.count else { return false }
+            let type = bytes[index]
+            index += 1
+            var opened = 0
+            switch type {
+            case UInt8(ascii: "*"), UInt8(ascii: "~"), UInt8(ascii: ">"), UInt8(ascii: "%"), UInt8(ascii: "|"):
+                if index < bytes.count, bytes[index] == UInt8(ascii: "?") {
+                    throw RESPProtocolError("streamed aggregates are not supported", offset: itemStart)
+                }
+                let isMap = type == UInt8(ascii: "%") || type == UInt8(ascii: "|")
+                let max = isMap ? limits.maxAggregateLength / 2 : limits.maxAggregateLength
+                guard let count = try lengthLine(max: max, what: isMap ? "map" : "aggregate") else {
+                    scan.offset = itemStart
+                    return false
+                }
+                if count == -1 {
+                    if isMap { throw RESPProtocolError("null is not valid for maps", offset: itemStart) }
+                    if type != UInt8(ascii: "*") {
+                        throw RESPProtocolError("null is only valid for arrays", offset: itemStart)
+                    }
+                }
+                if count > 0 { opened = isMap ? count * 2 : count }
+                // An attribute is followed by the value it annotates.
+                if type == UInt8(ascii: "|") { opened += 1 }
+            default:
+                // Scalars are parsed (and so validated) exactly as a whole-frame parse would.
+                index = itemStart
+                guard try value(depth: scan.remaining.count) != nil else {
+                    scan.offset = itemStart
+                    return false
+                }
+            }
+            if opened > 0 {
+                if scan.remaining.count >= limits.maxDepth {
+                    throw RESPProtocolError("aggregates nested deeper than \(limits.maxDepth)", offset: itemStart)
+                }
+                scan.remaining.append(opened)
+                scan.offset = index
+                continue
+            }
+            // One element finished: close every aggregate it completes.
+            while let last = scan.remaining.indices.last {
+                scan.remaining[last] -= 1
+                if scan.remaining[last] > 0 { break }
+                scan.remaining.removeLast()
+            }
+            if scan.remaining.isEmpty {
+                scan.offset = index
+                return true
+            }
+            scan.offset = index
         }
     }
 }
@@ -117,7 +210,8 @@ struct Cursor: ~Copyable {
     /// Finds the CRLF that ends the line starting at `index`; returns the index of CR, or nil if not yet there.
     mutating func lineEnd() throws(RESPProtocolError) -> Int? {
         let start = index
-        let limit = min(bytes.count, start + limits.maxLineLength + 2)
+        // The CR may sit at most maxLineLength bytes after the start.
+        let limit = min(bytes.count, start + limits.maxLineLength + 1)
         var i = start
         while i < limit {
             if bytes[i] == UInt8(ascii: "\r") {
@@ -132,7 +226,7 @@ struct Cursor: ~Copyable {
             }
             i += 1
         }
-        if limit - start >= limits.maxLineLength + 2 {
+        if limit - start >= limits.maxLineLength + 1 {
             throw RESPProtocolError("line longer than \(limits.maxLineLength) bytes", offset: start)
         }
         return nil
@@ -224,6 +318,9 @@ struct Cursor: ~Copyable {
             if type == UInt8(ascii: "-") { return .error(payload) }
             // Big number: digits with an optional sign.
             if end == start { throw RESPProtocolError("empty big number", offset: typeOffset) }
+            if end == start + 1, bytes[start] == UInt8(ascii: "-") || bytes[start] == UInt8(ascii: "+") {
+                throw RESPProtocolError("big number without digits", offset: typeOffset)
+            }
             for i in start..<end {
                 let c = bytes[i]
                 let ok = (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9"))
@@ -282,7 +379,8 @@ struct Cursor: ~Copyable {
             if type == UInt8(ascii: "%") { return .map(entries) }
             // An attribute annotates the value that follows it; Curtain has no use for attributes, so the
             // annotated value is returned on its own.
-            return try value(depth: depth)
+            // Chains of attributes count as nesting, so they cannot recurse without bound.
+            return try value(depth: depth + 1)
         case UInt8(ascii: "_"):
             guard let end = try lineEnd() else { return nil }
             if end != index { throw RESPProtocolError("null with a payload", offset: typeOffset) }

@@ -1,0 +1,89 @@
+import DequeModule
+
+/// The value stored under a key: one of the Redis data types this store implements.
+///
+/// Aggregates are reference types so that commands mutate them in place inside the keyspace dictionary
+/// without copying.
+enum StoreValue {
+    /// A string (also used for integers and floats, as in Redis).
+    case string(StoreBytes)
+    /// A list.
+    case list(ListValue)
+    /// A hash of fields to values.
+    case hash(HashValue)
+    /// A set of members.
+    case set(SetValue)
+
+    /// The name `TYPE` reports.
+    var typeName: StaticString {
+        switch self {
+        case .string: return "string"
+        case .list: return "list"
+        case .hash: return "hash"
+        case .set: return "set"
+        }
+    }
+
+    /// An approximation of the memory this value uses, for `INFO memory`.
+    var approximateSize: Int {
+        switch self {
+        case .string(let bytes):
+            return 32 + bytes.approximateHeapSize
+        case .list(let list):
+            var size = 64 + list.items.count * 32
+            for item in list.items { size += item.approximateHeapSize }
+            return size
+        case .hash(let hash):
+            var size = 64 + hash.fields.count * 80
+            for (field, value) in hash.fields { size += field.approximateHeapSize + value.approximateHeapSize }
+            return size
+        case .set(let set):
+            var size = 64 + set.members.count * 40
+            for member in set.members { size += member.approximateHeapSize }
+            return size
+        }
+    }
+}
+
+/// A list value.
+final class ListValue {
+    /// The elements, head first.
+    @exclusivity(unchecked) var items: Deque<StoreBytes>
+
+    init(_ items: Deque<StoreBytes> = []) {
+        self.items = items
+    }
+}
+
+/// A hash value.
+final class HashValue {
+    /// The fields and their values.
+    @exclusivity(unchecked) var fields: [StoreBytes: StoreBytes]
+
+    init(_ fields: [StoreBytes: StoreBytes] = [:]) {
+        self.fields = fields
+    }
+}
+
+/// A set value.
+final class SetValue {
+    /// The members.
+    @exclusivity(unchecked) var members: Set<StoreBytes>
+
+    init(_ members: Set<StoreBytes> = []) {
+        self.members = members
+    }
+}
+
+/// One keyspace entry: a value and its expiry.
+struct StoreEntry {
+    /// The value.
+    var value: StoreValue
+    /// When the key expires, in Unix milliseconds; `0` for never.
+    var expiresAt: Int64
+
+    init(_ value: StoreValue, expiresAt: Int64 = 0) {
+        self.value = value
+        self.expiresAt = expiresAt
+    }
+}

@@ -1,0 +1,233 @@
+public import CurtainRESP
+import CurtainStore
+public import Foundation
+import NIOCore
+import NIOPosix
+
+/// The two servers every store-facing test runs against: the embedded store and a real `redis-server`.
+public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// Curtain's embedded store, started in-process.
+    case embedded
+    /// A real `redis-server` child process (it must be installed; `Scripts/test.sh` installs it).
+    case redis
+
+    public var description: String { rawValue }
+}
+
+/// What went wrong while starting a test server.
+public struct TestStoreError: Error, CustomStringConvertible {
+    /// What happened.
+    public var description: String
+}
+
+/// A running test server, stopped by ``stop()`` (``withTestStore(_:requirePass:body:)`` does it for you).
+public final class TestStore: Sendable {
+    /// Which server this is.
+    public let kind: StoreKind
+    /// The TCP port it listens on.
+    public let port: Int
+    /// Its Unix socket path, when one was asked for.
+    public let unixSocketPath: String?
+    /// The password it requires, if any.
+    public let password: String?
+    private let embedded: StoreServer?
+    private let process: Process?
+    private let directory: String
+
+    init(
+        kind: StoreKind, port: Int, unixSocketPath: String?, password: String?, embedded: StoreServer?,
+        process: Process?, directory: String
+    ) {
+        self.kind = kind
+        self.port = port
+        self.unixSocketPath = unixSocketPath
+        self.password = password
+        self.embedded = embedded
+        self.process = process
+        self.directory = directory
+    }
+
+    /// `redis://[:password@]127.0.0.1:PORT`.
+    public var url: String {
+        if let password { return "redis://:\(password)@127.0.0.1:\(port)" }
+        return "redis://127.0.0.1:\(port)"
+    }
+
+    /// A configuration pointing at this server.
+    public func configuration(protocolVersion: Int = 2) -> RESPConfiguration {
+        var c = RESPConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))
+        c.password = password
+        c.protocolVersion = protocolVersion
+        return c
+    }
+
+    /// A new client for this server.
+    public func client(protocolVersion: Int = 2) throws -> RESPClient {
+        try RESPClient(configuration: configuration(protocolVersion: protocolVersion))
+    }
+
+    /// Stops the server and removes its files.
+    public func stop() async {
+        if let embedded { try? await embedded.shutdown() }
+        if let process {
+            // Kill redis-server itself (the watchdog then exits by itself), then make sure of the watchdog.
+            if let text = try? String(contentsOfFile: directory + "/redis.pid", encoding: .utf8),
+                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+            {
+                kill(pid, SIGKILL)
+            }
+            await terminate(process)
+        }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Starts a server of `kind` on a free loopback port.
+    public static func start(
+        _ kind: StoreKind, requirePass: String? = nil, unixSocket: Bool = false, port fixedPort: Int? = nil,
+        extraRedisArguments: [String] = []
+    ) async throws -> TestStore {
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("curtain-test-\(kind)-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let socketPath = unixSocket ? directory + "/store.sock" : nil
+        switch kind {
+        case .embedded:
+            let server = try await StoreServer.start(
+                configuration: StoreConfiguration(port: fixedPort ?? 0, unixSocketPath: socketPath, requirePass: requirePass))
+            guard let port = server.port else { throw TestStoreError(description: "embedded store bound no TCP port") }
+            return TestStore(
+                kind: kind, port: port, unixSocketPath: socketPath, password: requirePass, embedded: server,
+                process: nil, directory: directory)
+        case .redis:
+            let executable = try redisServerPath()
+            var lastError = ""
+            for _ in 0..<5 {
+                let port = try fixedPort ?? freePort()
+                var arguments = [
+                    "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                    "--dir", directory, "--daemonize", "no", "--loglevel", "warning",
+                ]
+                if let requirePass { arguments += ["--requirepass", requirePass] }
+                if let socketPath { arguments += ["--unixsocket", socketPath, "--unixsocketperm", "700"] }
+                arguments += extraRedisArguments
+                // A small shell watchdog runs redis-server and takes it down when this test process dies
+                // (even by SIGKILL), so no server outlives its tests. Signals are sent as SIGKILL: children
+                // spawned from Foundation's Process may inherit a mask that blocks SIGTERM.
+                let quoted = ([executable] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+                let parent = ProcessInfo.processInfo.processIdentifier
+                let script = """
+                    \(quoted.joined(separator: " ")) &
+                    child=$!
+                    echo $child > '\(directory)/redis.pid'
+                    while kill -0 \(parent) 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.2; done
+                    kill -9 $child 2>/dev/null
+                    wait $child
+                    """
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/bin/sh")
+                process.arguments = ["-c", script]
+                let log = directory + "/redis.log"
+                _ = FileManager.default.createFile(atPath: log, contents: nil)
+                let handle = FileHandle(forWritingAtPath: log)
+                process.standardOutput = handle
+                process.standardError = handle
+                try process.run()
+                let store = TestStore(
+                    kind: kind, port: port, unixSocketPath: socketPath, password: requirePass, embedded: nil,
+                    process: process, directory: directory)
+                if await store.waitUntilReady() { return store }
+                lastError = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                await terminate(process)
+            }
+            try? FileManager.default.removeItem(atPath: directory)
+            throw TestStoreError(description: "redis-server did not start: \(lastError)")
+        }
+    }
+
+    private func waitUntilReady() async -> Bool {
+        for _ in 0..<200 {
+            if let process, !process.isRunning { return false }
+            if let connection = try? await RESPConnection.connect(configuration: configuration()) {
+                let ok = (try? await connection.send("PING")) != nil
+                await connection.close()
+                if ok { return true }
+            }
+            try? await Task.sleep(for: .milliseconds(25))
+        }
+        return false
+    }
+
+    /// The path of `redis-server`; throws (it never skips) when it is missing.
+    public static func redisServerPath() throws -> String {
+        try executablePath("redis-server")
+    }
+
+    /// Finds `name` in `PATH` (and the usual system directories).
+    public static func executablePath(_ name: String) throws -> String {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for directory in path.split(separator: ":") + ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
+            let candidate = "\(directory)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        throw TestStoreError(
+            description: "\(name) is not installed; run Scripts/test.sh, which installs it (apt-get install redis-server)")
+    }
+
+    /// A TCP port on 127.0.0.1 that was free a moment ago.
+    public static func freePort() throws -> Int {
+        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: 0).wait()
+        defer { try? channel.close().wait() }
+        guard let port = channel.localAddress?.port else { throw TestStoreError(description: "no free port") }
+        return port
+    }
+}
+
+/// Kills `process` (SIGKILL: a child of Foundation's Process may have SIGTERM blocked) and waits for it to exit without blocking a thread of the cooperative pool
+/// (`Process.waitUntilExit` can stall there on Linux).
+public func terminate(_ process: Process) async {
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    await waitForExit(process)
+}
+
+/// Waits, polling, until `process` has exited.
+public func waitForExit(_ process: Process) async {
+    while process.isRunning {
+        try? await Task.sleep(for: .milliseconds(5))
+    }
+}
+
+/// Runs `body` against a fresh server of `kind`, stopping it afterwards whatever happens.
+public func withTestStore<T>(
+    _ kind: StoreKind, requirePass: String? = nil, unixSocket: Bool = false,
+    body: (TestStore) async throws -> T
+) async throws -> T {
+    let store = try await TestStore.start(kind, requirePass: requirePass, unixSocket: unixSocket)
+    do {
+        let result = try await body(store)
+        await store.stop()
+        return result
+    } catch {
+        await store.stop()
+        throw error
+    }
+}
+
+/// Runs `body` with a client connected to a fresh server of `kind`; closes both afterwards.
+public func withTestClient<T>(
+    _ kind: StoreKind, protocolVersion: Int = 2, requirePass: String? = nil,
+    body: (RESPClient, TestStore) async throws -> T
+) async throws -> T {
+    try await withTestStore(kind, requirePass: requirePass) { store in
+        let client = try store.client(protocolVersion: protocolVersion)
+        do {
+            let result = try await body(client, store)
+            await client.close()
+            return result
+        } catch {
+            await client.close()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,166 @@
+import CurtainRESP
+import CurtainTestSupport
+import Foundation
+import NIOCore
+import NIOSSL
+import Testing
+
+@Suite("Client: pipelining, concurrency, reconnection, timeouts, TLS")
+struct ClientBehaviourTests {
+    @Test(arguments: allStores)
+    func pipelineKeepsOrderAndReportsErrorsInPlace(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, _) async throws in
+            var commands: [RESPCommand] = []
+            for i in 0..<1000 { commands.append(RESPCommand("RPUSH", "p", i)) }
+            commands.append(RESPCommand("GET", "p"))  // WRONGTYPE, in the middle of the results
+            commands.append(RESPCommand("LLEN", "p"))
+            let replies = try await c.pipeline(commands)
+            #expect(replies.count == 1002)
+            #expect(replies[0] == .integer(1))
+            #expect(replies[999] == .integer(1000))
+            #expect(replies[1000].errorMessage?.hasPrefix("WRONGTYPE") == true)
+            #expect(replies[1001] == .integer(1000))
+        }
+    }
+
+    @Test(arguments: allStores)
+    func manyConcurrentCallersShareThePool(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, _) async throws in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for task in 0..<50 {
+                    group.addTask {
+                        for i in 0..<100 {
+                            let key = "t\(task)"
+                            let value = try await c.incr(key)
+                            #expect(value == i + 1)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let total = try await c.send(RESPCommand("MGET", arguments: (0..<50).map { "t\($0)" }))
+            #expect(total.array?.compactMap(\.int) == Array(repeating: 100, count: 50))
+        }
+    }
+
+    @Test(arguments: allStores)
+    func reconnectsAfterTheServerRestarts(kind: StoreKind) async throws {
+        let first = try await TestStore.start(kind)
+        let port = first.port
+        var config = first.configuration()
+        config.initialReconnectDelay = .milliseconds(10)
+        config.maximumReconnectDelay = .milliseconds(100)
+        let c = try RESPClient(configuration: config)
+        #expect(try await c.cmd("SET", "k", "v") == .ok)
+        await first.stop()
+        // While the server is away, commands fail with a connection error (never hang, never succeed).
+        do {
+            _ = try await c.cmd("GET", "k")
+            Issue.record("a command with the server down should fail")
+        } catch let error as RESPError {
+            if case .connectionClosed = error {} else { Issue.record("expected connectionClosed, got \(error)") }
+        }
+        let second = try await TestStore.start(kind, port: port)
+        var answered = false
+        for _ in 0..<100 where !answered {
+            if (try? await c.cmd("PING")) == .simple("PONG") { answered = true } else {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        #expect(answered)
+        #expect(try await c.cmd("GET", "k") == .bulkString(nil))  // a new, empty server
+        await c.close()
+        await second.stop()
+    }
+
+    @Test(arguments: allStores)
+    func timeoutsFailTheCallAndKeepTheClientUsable(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, _) async throws in
+            await #expect(throws: RESPError.timeout("BLPOP")) {
+                _ = try await c.send(RESPCommand("BLPOP", "none", 10), timeout: .milliseconds(100))
+            }
+            #expect(try await c.cmd("PING") == .simple("PONG"))
+            // The timed-out BLPOP's connection was closed, so it cannot swallow this element.
+            _ = try await c.cmd("RPUSH", "none", "x")
+            #expect(try await c.cmd("LLEN", "none") == .integer(1))
+        }
+    }
+
+    @Test(arguments: allStores)
+    func closedClientRefusesWork(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            let c = try store.client()
+            #expect(try await c.cmd("PING") == .simple("PONG"))
+            await c.close()
+            await #expect(throws: RESPError.clientClosed) { _ = try await c.cmd("PING") }
+        }
+    }
+
+    @Test func badConfigurationIsRejectedWithAClearError() throws {
+        #expect(throws: RESPError.invalidConfiguration("poolSize must be at least 1, not 0")) {
+            var config = RESPConfiguration(endpoint: .tcp(host: "127.0.0.1", port: 6379))
+            config.poolSize = 0
+            _ = try RESPClient(configuration: config)
+        }
+        #expect(throws: RESPError.self) { _ = try RESPClient(url: "http://localhost") }
+    }
+
+    @Test func unreachableServerFailsFast() async throws {
+        let port = try TestStore.freePort()
+        let c = try RESPClient(url: "redis://127.0.0.1:\(port)")
+        do {
+            _ = try await c.cmd("PING")
+            Issue.record("expected a connection error")
+        } catch let RESPError.connectionClosed(why) {
+            #expect(why.contains("127.0.0.1:\(port)"))
+        }
+        await c.close()
+    }
+
+    @Test func tlsWithCAVerification() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-tls-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try makeCertificates(in: dir)
+        let tlsPort = try TestStore.freePort()
+        let store = try await TestStore.start(
+            .redis,
+            extraRedisArguments: [
+                "--tls-port", String(tlsPort), "--tls-cert-file", "\(dir)/server.crt", "--tls-key-file",
+                "\(dir)/server.key", "--tls-ca-cert-file", "\(dir)/ca.crt", "--tls-auth-clients", "no",
+            ])
+        defer { Task { await store.stop() } }
+
+        // Trusting our CA: works, and the certificate's name (localhost) is checked.
+        var config = try RESPConfiguration(url: "rediss://localhost:\(tlsPort)")
+        config.tls?.trustRoots = .file("\(dir)/ca.crt")
+        let trusted = try RESPClient(configuration: config)
+        #expect(try await trusted.cmd("SET", "secure", "yes") == .ok)
+        #expect(try await trusted.cmd("GET", "secure") == .bulk("yes"))
+        await trusted.close()
+
+        // With the system CAs only (the default), the self-made CA is refused.
+        let untrusted = try RESPClient(url: "rediss://localhost:\(tlsPort)")
+        await #expect(throws: RESPError.self) { _ = try await untrusted.cmd("PING") }
+        await untrusted.close()
+        await store.stop()
+    }
+
+    private func makeCertificates(in dir: String) throws {
+        let script = """
+            set -e
+            cd '\(dir)'
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=curtain-test-ca 2>/dev/null
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
+            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf 2>/dev/null
+            chmod 644 server.key
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = ["-c", script]
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+    }
+}
