@@ -112,9 +112,14 @@ final class RESPChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
         trackSessionState(command.name)
         let deadline = timeout.map { NIODeadline.now() + $0 }
         pending.append(Pending(waiter: waiter, name: command.name, deadline: deadline, closesOnTimeout: command.isBlocking))
-        context.write(Self.wrapOutboundOut(command.encoded), promise: nil)
         if let deadline { armTimer(deadline) }
-        scheduleFlush(context)
+        if pending.count == 1 && !flushScheduled {
+            // Nothing else in flight (the request/reply case): send now rather than at the end of the tick.
+            context.writeAndFlush(Self.wrapOutboundOut(command.encoded), promise: nil)
+        } else {
+            context.write(Self.wrapOutboundOut(command.encoded), promise: nil)
+            scheduleFlush(context)
+        }
     }
 
     /// Queues a (P)SUBSCRIBE-style command whose replies are push confirmations, not ordinary replies.

@@ -25,16 +25,29 @@ struct RESPBench: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per figure instead of a table.")
     var json = false
 
+    @Option(help: "Measure only these parts (comma-separated): sequential, concurrent, pipelined, store.")
+    var only: String = "sequential,concurrent,pipelined,store"
+
+    func validate() throws {
+        let known: Set<Substring> = ["sequential", "concurrent", "pipelined", "store"]
+        for part in only.split(separator: ",") where !known.contains(part) {
+            throw ValidationError("--only: unknown part '\(part)'; use sequential, concurrent, pipelined or store")
+        }
+        guard requests >= 1000 else { throw ValidationError("--requests must be at least 1000") }
+    }
+
     func run() async throws {
         let redis = try RedisProcess.start()
         defer { redis.stop() }
         let store = try await StoreServer.start(configuration: StoreConfiguration(port: 0))
         var figures: [Figure] = []
 
+        let parts = Set(only.split(separator: ",").map(String.init))
         // 1. One connection, sequential GET.
         let seed = try RESPClient(url: redis.url)
         _ = try await seed.send("SET", "key:__rand_int__", "xxx")
         await seed.close()
+        if parts.contains("sequential") {
         let rbSequential = try best { try RedisBenchmark.run(port: redis.port, test: "get", clients: 1, requests: requests / 2) }
         let ourSequential = try await bestAsync {
             try await sequentialGets(url: redis.url, requests: requests / 2, onEventLoop: false)
@@ -48,26 +61,31 @@ struct RESPBench: AsyncParsableCommand {
         figures.append(Figure(
             name: "client 1 conn sequential GET (EL exec)", value: ourPinned, unit: "ops/s", baseline: rbSequential,
             baselineName: "redis-benchmark -c 1", target: 0.9))
+        }
 
         // 2. 50 concurrent callers.
+        if parts.contains("concurrent") {
         let rbConcurrent = try best { try RedisBenchmark.run(port: redis.port, test: "get", clients: 50, requests: requests) }
         let ourConcurrent = try await bestAsync { try await concurrentGets(url: redis.url, callers: 50, requests: requests) }
         figures.append(Figure(
             name: "client 50 concurrent GET", value: ourConcurrent, unit: "ops/s", baseline: rbConcurrent,
             baselineName: "redis-benchmark -c 50"))
+        }
 
         // 3. 32 pipelined on one connection.
+        if parts.contains("pipelined") {
         let rbPipelined = try best {
             try RedisBenchmark.run(port: redis.port, test: "get", clients: 1, requests: requests * 5, pipeline: 32)
         }
         let ourPipelined = try await bestAsync { try await pipelinedGets(url: redis.url, depth: 32, requests: requests * 5) }
         figures.append(Figure(
-            name: "client 1 conn 32 pipelined GET", value: ourPipelined, unit: "ops/s", baseline: rbPipelined,
+            name: "client 1 conn 32 pipelined GET (EL exec)", value: ourPipelined, unit: "ops/s", baseline: rbPipelined,
             baselineName: "redis-benchmark -c 1 -P 32", target: 0.5))
+        }
 
         // 4. The embedded store vs redis-server under redis-benchmark -c 50.
         guard let storePort = store.port else { throw ValidationError("the embedded store bound no TCP port") }
-        for test in ["set", "get", "incr", "lpush", "lpop"] {
+        for test in ["set", "get", "incr", "lpush", "lpop"] where parts.contains("store") {
             let onRedis = try best { try RedisBenchmark.run(port: redis.port, test: test, clients: 50, requests: requests) }
             let onStore = try best { try RedisBenchmark.run(port: storePort, test: test, clients: 50, requests: requests) }
             figures.append(Figure(
@@ -130,8 +148,11 @@ struct RESPBench: AsyncParsableCommand {
         let connection = try await RESPConnection.connect(configuration: RESPConfiguration(url: url))
         let batch = Array(repeating: RESPCommand("GET", "key:__rand_int__"), count: depth)
         let rounds = requests / depth
+        // Like the sequential figure's second variant, the caller runs on the connection's event loop.
         let elapsed = try await timed {
-            for _ in 0..<rounds { _ = try await connection.pipeline(batch) }
+            try await withTaskExecutorPreference(connection.taskExecutor) {
+                for _ in 0..<rounds { _ = try await connection.pipeline(batch) }
+            }
         }
         await connection.close()
         return Double(rounds * depth) / elapsed

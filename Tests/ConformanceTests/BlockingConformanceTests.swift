@@ -4,12 +4,13 @@ import Testing
 
 /// Waits until the server reports `count` clients blocked in a blocking command.
 func waitForBlockedClients(_ c: RESPClient, _ count: Int) async throws {
-    for _ in 0..<400 {
-        let info = try await c.cmd("INFO", "clients").string ?? ""
+    var info = ""
+    for _ in 0..<1000 {
+        info = try await c.cmd("INFO", "clients").string ?? ""
         if info.contains("blocked_clients:\(count)\r\n") { return }
         try await Task.sleep(for: .milliseconds(10))
     }
-    Issue.record("the server never reported \(count) blocked clients")
+    Issue.record("the server never reported \(count) blocked clients; last INFO clients: \(info)")
 }
 
 @Suite("Blocking pops")

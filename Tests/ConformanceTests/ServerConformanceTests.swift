@@ -76,6 +76,28 @@ struct ServerConformanceTests {
         }
     }
 
+    /// ACL users exist on Redis only (the embedded store has just `default`): AUTH user pass, from a URL,
+    /// over RESP2 and RESP3.
+    @Test func aclUserFromTheURL() async throws {
+        try await withTestStore(.redis) { (store) async throws in
+            let admin = try store.client()
+            #expect(try await admin.cmd("ACL", "SETUSER", "alice", "on", ">p@ss:word", "~app:*", "+@all") == .ok)
+            await admin.close()
+            for version in [2, 3] {
+                var config = try RESPConfiguration(url: "redis://alice:p%40ss%3Aword@127.0.0.1:\(store.port)/0")
+                config.protocolVersion = version
+                let alice = try RESPClient(configuration: config)
+                #expect(try await alice.cmd("SET", "app:k", "v") == .ok)
+                #expect(try await alice.cmd("ACL", "WHOAMI") == .bulk("alice"))
+                await expectServerError("NOPERM") { _ = try await alice.cmd("GET", "other") }
+                await alice.close()
+            }
+            let wrong = try RESPClient(url: "redis://alice:nope@127.0.0.1:\(store.port)")
+            await #expect(throws: RESPError.self) { _ = try await wrong.cmd("PING") }
+            await wrong.close()
+        }
+    }
+
     @Test(arguments: allStores)
     func clientNameInfoAndFlushall(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
