@@ -99,5 +99,6 @@ public struct RESPCommand: Sendable, CustomStringConvertible {
         "BLPOP", "BRPOP", "BLMOVE", "BRPOPLPUSH", "BLMPOP", "BZPOPMIN", "BZPOPMAX", "BZMPOP", "WAIT", "WAITAOF",
     ]
 
+    /// The command name (arguments are left out: they may hold secrets).
     public var description: String { name }
 }

@@ -27,6 +27,7 @@ public enum RESPError: Error, Sendable, Hashable {
 }
 
 extension RESPError: CustomStringConvertible {
+    /// A one-line explanation naming what failed.
     public var description: String {
         switch self {
         case .server(let message): return "server error: \(message)"

@@ -16,6 +16,7 @@ public struct RESPProtocolError: Error, Sendable, Hashable, CustomStringConverti
         self.offset = offset
     }
 
+    /// The reason with the byte offset, for logs.
     public var description: String { "RESP protocol error at byte \(offset): \(reason)" }
 }
 

@@ -52,6 +52,7 @@ public struct RESPMapEntry: Sendable, Hashable {
 }
 
 extension RESPValue: Hashable {
+    /// Structural equality; two NaN doubles compare equal so that decoded values round-trip.
     public static func == (lhs: RESPValue, rhs: RESPValue) -> Bool {
         switch (lhs, rhs) {
         case (.simpleString(let a), .simpleString(let b)): return a == b
@@ -72,6 +73,7 @@ extension RESPValue: Hashable {
         }
     }
 
+    /// Hashes the case and payload, consistently with `==`.
     public func hash(into hasher: inout Hasher) {
         switch self {
         case .simpleString(let v): hasher.combine(0); hasher.combine(v)

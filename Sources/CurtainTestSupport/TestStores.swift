@@ -11,6 +11,7 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
     /// A real `redis-server` child process (it must be installed; `Scripts/test.sh` installs it).
     case redis
 
+    /// `embedded` or `redis`, as shown in test names.
     public var description: String { rawValue }
 }
 

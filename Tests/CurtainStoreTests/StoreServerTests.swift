@@ -74,6 +74,18 @@ struct StoreServerTests {
         }
     }
 
+    @Test func protocolErrorRepliesNeverCarryRawLineBreaks() async throws {
+        try await withServer { _, port in
+            let bad = try RawClient(port: port)
+            try bad.send("*1\r\n\n")
+            let text = String(decoding: try bad.readUntilClosed(), as: UTF8.self)
+            #expect(text.hasPrefix("-ERR Protocol error: "))
+            #expect(text.hasSuffix("\r\n"))
+            // Exactly one line: the offending byte is quoted without breaking the RESP error line.
+            #expect(text.dropLast(2).allSatisfy { $0 != "\r" && $0 != "\n" && $0 != "\r\n" })
+        }
+    }
+
     @Test func randomGarbageNeverHurtsTheServer() async throws {
         try await withServer { _, port in
             let keeper = try RawClient(port: port)
