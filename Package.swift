@@ -10,6 +10,7 @@ let package = Package(
     name: "Curtain",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "Curtain", targets: ["Curtain"]),
         .library(name: "CurtainRESP", targets: ["CurtainRESP"]),
         .library(name: "CurtainStore", targets: ["CurtainStore"]),
         .executable(name: "curtain", targets: ["curtain"]),
@@ -42,6 +43,18 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // The public library: remote functions (and, as later issues land, workers, shared memory, actors,
+        // storage). Lean on purpose: the wire client and the embedded store, nothing heavier.
+        .target(
+            name: "Curtain",
+            dependencies: [
+                "CurtainRESP",
+                "CurtainStore",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
@@ -90,6 +103,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "CurtainTests",
+            dependencies: ["Curtain", "CurtainTestSupport", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -1,0 +1,145 @@
+/// Why a set of functions cannot form a registry.
+public struct RegistryError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong, naming the function.
+    public var description: String
+}
+
+/// How one task ended on the side that ran it, as it travels back to the caller.
+public struct RemoteFailure: Error, Codable, Sendable, Hashable {
+    /// What kind of failure it was.
+    public enum Kind: String, Codable, Sendable {
+        /// The function threw.
+        case thrown
+        /// The function's captures or its input could not be decoded on the worker.
+        case decoding
+        /// The function's output could not be encoded.
+        case encoding
+        /// The worker has no function of that name (another build, or a missing registration).
+        case unknownFunction
+        /// The envelope itself was malformed.
+        case badEnvelope
+    }
+
+    /// What kind of failure it was.
+    public var kind: Kind
+    /// The Swift type of the error, for example `MyModule.ValidationError`.
+    public var errorType: String
+    /// The error's description.
+    public var message: String
+
+    /// Creates a failure record.
+    public init(kind: Kind, errorType: String, message: String) {
+        self.kind = kind
+        self.errorType = errorType
+        self.message = message
+    }
+}
+
+/// The functions a process may run, looked up by their stable names.
+///
+/// Built once at start-up from an explicit list; a name that is not in it is refused (never resolved
+/// through the runtime's type lookup), so a worker only ever runs code that was compiled into it and
+/// registered on purpose.
+public struct FunctionRegistry: Sendable {
+    /// Runs one call from encoded captures and input to encoded output.
+    typealias Runner = @Sendable (_ function: [UInt8], _ input: [UInt8]) async -> Result<[UInt8], RemoteFailure>
+
+    private let runners: [String: Runner]
+
+    /// The registered names, sorted.
+    public var names: [String] { runners.keys.sorted() }
+
+    /// Builds a registry.
+    ///
+    /// - Throws: ``RegistryError`` for an invalid name or two functions sharing a name.
+    public init(_ functions: [any RemoteFunction.Type]) throws(RegistryError) {
+        var runners: [String: Runner] = [:]
+        for type in functions {
+            let name = type.name
+            try Self.validate(name: name, type: type)
+            if runners[name] != nil {
+                throw RegistryError(
+                    description: "two registered functions are named '\(name)'; override `static var name` on one of them")
+            }
+            runners[name] = Self.runner(for: type)
+        }
+        self.runners = runners
+    }
+
+    /// Whether a function of this name is registered.
+    public func contains(_ name: String) -> Bool { runners[name] != nil }
+
+    /// Runs the function `name` with encoded captures and input, returning the encoded output or why not.
+    func run(_ name: String, function: [UInt8], input: [UInt8]) async -> Result<[UInt8], RemoteFailure> {
+        guard let runner = runners[name] else {
+            return .failure(RemoteFailure(
+                kind: .unknownFunction, errorType: "Curtain.FunctionRegistry",
+                message: "no function named '\(Abbreviation.text(name, limit: 80))' is registered here (registered: \(names.joined(separator: ", ")))"))
+        }
+        return await runner(function, input)
+    }
+
+    private static func validate(name: String, type: any RemoteFunction.Type) throws(RegistryError) {
+        guard !name.isEmpty, name.utf8.count <= 200 else {
+            throw RegistryError(description: "\(type): a function name must have 1 to 200 characters, not \(name.utf8.count)")
+        }
+        let allowed = name.utf8.allSatisfy { c in
+            (c >= UInt8(ascii: "a") && c <= UInt8(ascii: "z")) || (c >= UInt8(ascii: "A") && c <= UInt8(ascii: "Z"))
+                || (c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9")) || c == UInt8(ascii: ".")
+                || c == UInt8(ascii: "_") || c == UInt8(ascii: "-")
+        }
+        guard allowed else {
+            throw RegistryError(
+                description: "\(type): function name '\(name)' may only use ASCII letters, digits, '.', '_' and '-'")
+        }
+    }
+
+    private static func runner<F: RemoteFunction>(for type: F.Type) -> Runner {
+        { functionBytes, inputBytes in
+            let function: F
+            let input: F.Input
+            do {
+                function = try PayloadCodec.decode(F.self, from: functionBytes)
+            } catch {
+                return .failure(RemoteFailure(
+                    kind: .decoding, errorType: String(reflecting: Swift.type(of: error)),
+                    message: "cannot decode the captures of \(F.name): \(error)"))
+            }
+            do {
+                input = try PayloadCodec.decode(F.Input.self, from: inputBytes)
+            } catch {
+                return .failure(RemoteFailure(
+                    kind: .decoding, errorType: String(reflecting: Swift.type(of: error)),
+                    message: "cannot decode the input of \(F.name) as \(F.Input.self): \(error)"))
+            }
+            let output: F.Output
+            do {
+                output = try await function(input)
+            } catch {
+                return .failure(RemoteFailure(
+                    kind: .thrown, errorType: String(reflecting: Swift.type(of: error)), message: String(describing: error)))
+            }
+            do {
+                return .success(try PayloadCodec.encode(output))
+            } catch {
+                return .failure(RemoteFailure(
+                    kind: .encoding, errorType: String(reflecting: Swift.type(of: error)),
+                    message: "cannot encode the output of \(F.name): \(error)"))
+            }
+        }
+    }
+}
+
+/// Shortens text for error messages.
+enum Abbreviation {
+    /// `text`, cut to `limit` characters with an ellipsis and the full length when longer.
+    static func text(_ text: String, limit: Int = 120) -> String {
+        guard text.count > limit else { return text }
+        return String(text.prefix(limit)) + "… (\(text.utf8.count) bytes)"
+    }
+
+    /// Encoded bytes as text for an error message (JSON payloads are readable as is).
+    static func bytes(_ bytes: [UInt8], limit: Int = 120) -> String {
+        text(String(decoding: bytes.prefix(limit * 4), as: UTF8.self), limit: limit)
+    }
+}

@@ -1,0 +1,19 @@
+/// The store keys of Curtain's task dispatch; the build id is part of every queue name, so a worker built
+/// from other code never sees another build's tasks.
+struct StoreKeys: Sendable {
+    /// The build id of this executable.
+    let buildID: String
+
+    /// The list of task envelopes waiting for a worker of this build.
+    var queue: String { "curtain:{\(buildID)}:queue" }
+
+    /// The list of envelopes a worker has taken and not yet finished (moved there atomically by LMOVE, so a
+    /// dead worker's tasks can be put back).
+    func inflight(worker: String) -> String { "curtain:{\(buildID)}:inflight:\(worker)" }
+
+    /// The list a job's results are pushed to.
+    static func results(job: String) -> String { "curtain:job:\(job):results" }
+
+    /// Present once a job is cancelled or over: workers skip its remaining tasks.
+    static func cancelled(job: String) -> String { "curtain:job:\(job):cancelled" }
+}

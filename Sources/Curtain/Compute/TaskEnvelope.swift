@@ -1,0 +1,138 @@
+public import NIOCore
+
+/// Why bytes could not be read as a ``TaskEnvelope``.
+public struct EnvelopeError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What was wrong, naming the field.
+    public var description: String
+}
+
+/// One task as it travels to a worker: which build, job and function it belongs to, its index in the job,
+/// the attempt number, the function's encoded captures and the encoded input.
+///
+/// The wire form is a small binary header plus length-prefixed fields (see ``encode(into:)``). Decoding
+/// checks every length against the bytes actually present and never traps: malformed bytes produce an
+/// ``EnvelopeError`` naming the field, so a worker can log and reject them and live on.
+public struct TaskEnvelope: Sendable, Hashable {
+    /// The build id of the executable that created the task; a worker of another build never runs it.
+    public var buildID: String
+    /// The job the task belongs to.
+    public var jobID: String
+    /// The task's position in its job (the input's index for `map`).
+    public var index: UInt64
+    /// 1 for the first run; incremented each time the task is handed out again after a crash.
+    public var attempt: UInt16
+    /// The registered name of the function to run.
+    public var function: String
+    /// The function value's encoded stored properties (its captures).
+    public var functionPayload: [UInt8]
+    /// The encoded input.
+    public var input: [UInt8]
+
+    /// Creates an envelope.
+    public init(
+        buildID: String, jobID: String, index: UInt64, attempt: UInt16 = 1, function: String,
+        functionPayload: [UInt8], input: [UInt8]
+    ) {
+        self.buildID = buildID
+        self.jobID = jobID
+        self.index = index
+        self.attempt = attempt
+        self.function = function
+        self.functionPayload = functionPayload
+        self.input = input
+    }
+
+    /// The four bytes every envelope starts with: `CTE` and the format version.
+    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "E"), 1]
+
+    /// Appends the wire form to `buffer`.
+    ///
+    /// Layout: magic (4) · buildID (u16 length + UTF-8) · jobID (u16 + UTF-8) · index (u64) · attempt (u16) ·
+    /// function (u16 + UTF-8) · captures (u32 + bytes) · input (u32 + bytes); integers big-endian.
+    public func encode(into buffer: inout ByteBuffer) throws(EnvelopeError) {
+        buffer.writeBytes(Self.magic)
+        try Self.writeShortString(buildID, field: "buildID", into: &buffer)
+        try Self.writeShortString(jobID, field: "jobID", into: &buffer)
+        buffer.writeInteger(index)
+        buffer.writeInteger(attempt)
+        try Self.writeShortString(function, field: "function", into: &buffer)
+        try Self.writeBlob(functionPayload, field: "function captures", into: &buffer)
+        try Self.writeBlob(input, field: "input", into: &buffer)
+    }
+
+    /// The wire form as a new buffer.
+    public func encoded() throws(EnvelopeError) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        buffer.reserveCapacity(32 + buildID.utf8.count + jobID.utf8.count + function.utf8.count + functionPayload.count + input.count)
+        try encode(into: &buffer)
+        return buffer
+    }
+
+    /// Reads an envelope from the whole of `buffer`'s readable bytes.
+    ///
+    /// - Parameter maximumPayload: the largest captures or input accepted, in bytes.
+    /// - Throws: ``EnvelopeError`` naming the first malformed field; trailing bytes are an error too.
+    public init(decoding buffer: ByteBuffer, maximumPayload: Int = 512 * 1024 * 1024) throws(EnvelopeError) {
+        var b = buffer
+        guard let magic = b.readBytes(length: 4) else {
+            throw EnvelopeError(description: "envelope too short (\(buffer.readableBytes) bytes) for its header")
+        }
+        guard magic == Self.magic else {
+            throw EnvelopeError(description: "not a Curtain task envelope (bad magic or unsupported version)")
+        }
+        let buildID = try Self.readShortString(&b, field: "buildID")
+        let jobID = try Self.readShortString(&b, field: "jobID")
+        guard let index = b.readInteger(as: UInt64.self) else { throw EnvelopeError(description: "envelope truncated in index") }
+        guard let attempt = b.readInteger(as: UInt16.self) else { throw EnvelopeError(description: "envelope truncated in attempt") }
+        let function = try Self.readShortString(&b, field: "function")
+        let captures = try Self.readBlob(&b, field: "function captures", maximum: maximumPayload)
+        let input = try Self.readBlob(&b, field: "input", maximum: maximumPayload)
+        guard b.readableBytes == 0 else {
+            throw EnvelopeError(description: "\(b.readableBytes) unexpected bytes after the envelope's input")
+        }
+        self.init(
+            buildID: buildID, jobID: jobID, index: index, attempt: attempt, function: function,
+            functionPayload: captures, input: input)
+    }
+
+    private static func writeShortString(_ s: String, field: String, into buffer: inout ByteBuffer) throws(EnvelopeError) {
+        let count = s.utf8.count
+        guard count <= Int(UInt16.max) else { throw EnvelopeError(description: "\(field) is \(count) bytes; at most 65535") }
+        buffer.writeInteger(UInt16(count))
+        buffer.writeString(s)
+    }
+
+    private static func writeBlob(_ bytes: [UInt8], field: String, into buffer: inout ByteBuffer) throws(EnvelopeError) {
+        guard bytes.count <= Int(UInt32.max) else {
+            throw EnvelopeError(description: "\(field) is \(bytes.count) bytes; at most 4 GiB")
+        }
+        buffer.writeInteger(UInt32(bytes.count))
+        buffer.writeBytes(bytes)
+    }
+
+    private static func readShortString(_ b: inout ByteBuffer, field: String) throws(EnvelopeError) -> String {
+        guard let length = b.readInteger(as: UInt16.self) else {
+            throw EnvelopeError(description: "envelope truncated in the length of \(field)")
+        }
+        guard let bytes = b.readBytes(length: Int(length)) else {
+            throw EnvelopeError(description: "\(field) declares \(length) bytes but \(b.readableBytes) remain")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw EnvelopeError(description: "\(field) is not valid UTF-8")
+        }
+        return text
+    }
+
+    private static func readBlob(_ b: inout ByteBuffer, field: String, maximum: Int) throws(EnvelopeError) -> [UInt8] {
+        guard let length = b.readInteger(as: UInt32.self) else {
+            throw EnvelopeError(description: "envelope truncated in the length of \(field)")
+        }
+        guard Int(length) <= maximum else {
+            throw EnvelopeError(description: "\(field) declares \(length) bytes, over the limit of \(maximum)")
+        }
+        guard let bytes = b.readBytes(length: Int(length)) else {
+            throw EnvelopeError(description: "\(field) declares \(length) bytes but \(b.readableBytes) remain")
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,93 @@
+public import NIOCore
+
+/// One task's outcome as it travels back to the job's caller.
+///
+/// Wire form: magic `CTR1` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · workerID (u16 + UTF-8) ·
+/// outcome (u8: 0 output, 1 failure) · payload (u32 + bytes: the encoded output, or the JSON of a
+/// ``RemoteFailure``). Decoding never traps; malformed bytes give an ``EnvelopeError``.
+public struct TaskResult: Sendable, Hashable {
+    /// The job the task belongs to.
+    public var jobID: String
+    /// The task's index in its job.
+    public var index: UInt64
+    /// Which attempt produced this result.
+    public var attempt: UInt16
+    /// The worker that ran the task.
+    public var workerID: String
+    /// The encoded output, or why there is none.
+    public var outcome: Result<[UInt8], RemoteFailure>
+
+    /// Creates a result.
+    public init(jobID: String, index: UInt64, attempt: UInt16, workerID: String, outcome: Result<[UInt8], RemoteFailure>) {
+        self.jobID = jobID
+        self.index = index
+        self.attempt = attempt
+        self.workerID = workerID
+        self.outcome = outcome
+    }
+
+    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 1]
+
+    /// The wire form.
+    public func encoded() throws -> ByteBuffer {
+        var b = ByteBuffer()
+        b.writeBytes(Self.magic)
+        try Self.writeShort(jobID, "jobID", &b)
+        b.writeInteger(index)
+        b.writeInteger(attempt)
+        try Self.writeShort(workerID, "workerID", &b)
+        let payload: [UInt8]
+        switch outcome {
+        case .success(let bytes):
+            b.writeInteger(UInt8(0))
+            payload = bytes
+        case .failure(let failure):
+            b.writeInteger(UInt8(1))
+            payload = try PayloadCodec.encode(failure)
+        }
+        guard payload.count <= Int(UInt32.max) else { throw EnvelopeError(description: "result payload over 4 GiB") }
+        b.writeInteger(UInt32(payload.count))
+        b.writeBytes(payload)
+        return b
+    }
+
+    /// Reads a result from all of `buffer`'s readable bytes.
+    public init(decoding buffer: ByteBuffer) throws(EnvelopeError) {
+        var b = buffer
+        guard b.readBytes(length: 4) == Self.magic else { throw EnvelopeError(description: "not a Curtain task result") }
+        let jobID = try Self.readShort(&b, "jobID")
+        guard let index = b.readInteger(as: UInt64.self), let attempt = b.readInteger(as: UInt16.self) else {
+            throw EnvelopeError(description: "result truncated in index or attempt")
+        }
+        let workerID = try Self.readShort(&b, "workerID")
+        guard let kind = b.readInteger(as: UInt8.self), let length = b.readInteger(as: UInt32.self),
+            let payload = b.readBytes(length: Int(length)), b.readableBytes == 0
+        else { throw EnvelopeError(description: "result truncated or followed by stray bytes") }
+        let outcome: Result<[UInt8], RemoteFailure>
+        switch kind {
+        case 0:
+            outcome = .success(payload)
+        case 1:
+            guard let failure = try? PayloadCodec.decode(RemoteFailure.self, from: payload) else {
+                throw EnvelopeError(description: "result carries an unreadable failure record")
+            }
+            outcome = .failure(failure)
+        default:
+            throw EnvelopeError(description: "result has unknown outcome kind \(kind)")
+        }
+        self.init(jobID: jobID, index: index, attempt: attempt, workerID: workerID, outcome: outcome)
+    }
+
+    private static func writeShort(_ s: String, _ field: String, _ b: inout ByteBuffer) throws(EnvelopeError) {
+        guard s.utf8.count <= Int(UInt16.max) else { throw EnvelopeError(description: "\(field) over 65535 bytes") }
+        b.writeInteger(UInt16(s.utf8.count))
+        b.writeString(s)
+    }
+
+    private static func readShort(_ b: inout ByteBuffer, _ field: String) throws(EnvelopeError) -> String {
+        guard let n = b.readInteger(as: UInt16.self), let bytes = b.readBytes(length: Int(n)),
+            let s = String(validating: bytes, as: UTF8.self)
+        else { throw EnvelopeError(description: "result truncated or not UTF-8 in \(field)") }
+        return s
+    }
+}
