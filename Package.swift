@@ -105,9 +105,25 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // Test fixtures: remote functions shared by the tests (driver side) and a worker executable.
+        .target(
+            name: "CurtainTestFunctions",
+            dependencies: ["Curtain"],
+            path: "Tests/Fixtures/CurtainTestFunctions",
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "curtain-test-worker",
+            dependencies: ["Curtain", "CurtainTestFunctions"],
+            path: "Tests/Fixtures/curtain-test-worker",
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "CurtainTests",
-            dependencies: ["Curtain", "CurtainTestSupport", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "Curtain", "CurtainTestSupport", "CurtainTestFunctions",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

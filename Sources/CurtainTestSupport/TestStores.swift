@@ -19,6 +19,9 @@ public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
 public struct TestStoreError: Error, CustomStringConvertible {
     /// What happened.
     public var description: String
+
+    /// Creates an error.
+    public init(description: String) { self.description = description }
 }
 
 /// A running test server, stopped by ``stop()`` (``withTestStore(_:requirePass:body:)`` does it for you).

@@ -1,0 +1,73 @@
+import Foundation
+
+/// Why a Curtain configuration is unusable.
+public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What is wrong, naming the setting and the value.
+    public var description: String
+}
+
+/// Where tasks run, chosen by configuration rather than by code.
+public struct CloudConfiguration: Sendable, Hashable {
+    /// The execution backend.
+    public enum Backend: Sendable, Hashable {
+        /// Tasks run in this process, through the same encode/decode path (debuggable under lldb).
+        case inprocess
+        /// ``CloudConfiguration/workers`` worker processes spawned from this executable, meeting the driver in
+        /// an embedded store it hosts on a Unix socket. Nothing to install. The default.
+        case processes
+        /// Driver and workers meet in an existing store (`redis://`, `rediss://`, `unix://`); workers are this
+        /// executable started anywhere with `CURTAIN_ROLE=worker CURTAIN_STORE=<url>`.
+        case store(url: String)
+    }
+
+    /// The backend.
+    public var backend: Backend
+    /// How many worker processes the `processes` backend starts (and how many tasks `inprocess` runs at once).
+    public var workers: Int
+    /// The executable the `processes` backend starts as workers; `nil` means this process's own executable.
+    /// Tests point it at a fixture.
+    public var workerExecutable: String?
+    /// Overrides the build id (normally derived from the executable) for driver and spawned workers alike.
+    public var buildID: String?
+
+    /// Creates a configuration; `workers` defaults to the number of active processor cores.
+    public init(
+        backend: Backend = .processes, workers: Int? = nil, workerExecutable: String? = nil, buildID: String? = nil
+    ) {
+        self.backend = backend
+        self.workers = workers ?? ProcessInfo.processInfo.activeProcessorCount
+        self.workerExecutable = workerExecutable
+        self.buildID = buildID
+    }
+
+    /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL) and
+    /// `CURTAIN_WORKERS` (a positive integer); unset variables keep the defaults.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
+    public static func fromEnvironment(_ environment: [String: String]? = nil) throws(ConfigurationError) -> CloudConfiguration {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        var configuration = CloudConfiguration()
+        if let value = environment["CURTAIN_BACKEND"], !value.isEmpty {
+            switch value.lowercased() {
+            case "inprocess", "in-process": configuration.backend = .inprocess
+            case "processes", "local": configuration.backend = .processes
+            default:
+                guard value.hasPrefix("redis://") || value.hasPrefix("rediss://") || value.hasPrefix("unix://") else {
+                    throw ConfigurationError(
+                        description: "CURTAIN_BACKEND='\(value)' is not inprocess, processes, or a redis://, rediss:// or unix:// URL")
+                }
+                configuration.backend = .store(url: value)
+            }
+        }
+        if let value = environment["CURTAIN_WORKERS"], !value.isEmpty {
+            guard let n = Int(value), n >= 1, n <= 4096 else {
+                throw ConfigurationError(description: "CURTAIN_WORKERS='\(value)' is not an integer from 1 to 4096")
+            }
+            configuration.workers = n
+        }
+        if let value = environment["CURTAIN_BUILD_ID"], !value.isEmpty {
+            configuration.buildID = value
+        }
+        return configuration
+    }
+}

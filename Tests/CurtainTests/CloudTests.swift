@@ -1,0 +1,79 @@
+@testable import Curtain
+import CurtainTestFunctions
+import CurtainTestSupport
+import Foundation
+import Testing
+
+/// The fixture worker executable, built next to the test bundle.
+func fixtureWorkerPath() throws -> String {
+    let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for directory in [bundle, bundle.deletingLastPathComponent()] {
+        let candidate = directory.appendingPathComponent("curtain-test-worker").path
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    throw TestStoreError(description: "curtain-test-worker is not built next to \(bundle.path); run swift build --build-tests")
+}
+
+@Suite("Cloud: the same code on every backend")
+struct CloudTests {
+    static func configurations() throws -> [CloudConfiguration] {
+        [
+            CloudConfiguration(backend: .inprocess, workers: 2),
+            CloudConfiguration(backend: .processes, workers: 2, workerExecutable: try fixtureWorkerPath(), buildID: "fixture"),
+        ]
+    }
+
+    @Test func sameResultsInProcessAndOnWorkerProcesses() async throws {
+        var results: [[Int]] = []
+        for configuration in try Self.configurations() {
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            results.append(try await cloud.map(CurtainTestFunctions.Square(offset: 2), over: 0..<300))
+            #expect(try await cloud.run(CurtainTestFunctions.Square(offset: 0), 9) == 81)
+            await cloud.shutdown()
+        }
+        #expect(results.count == 2)
+        #expect(results[0] == (0..<300).map { $0 * $0 + 2 })
+        #expect(results[0] == results[1])
+    }
+
+    @Test func tasksRunInOtherProcesses() async throws {
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: try Self.configurations()[1])
+        let pids = Set(try await cloud.map(WhereAmI(), over: 0..<200))
+        #expect(!pids.contains(ProcessInfo.processInfo.processIdentifier))
+        #expect(!pids.isEmpty && pids.count <= 2)
+        await cloud.shutdown()
+    }
+
+    @Test func thrownErrorsSurfaceWithTheirTaskOnEveryBackend() async throws {
+        for configuration in try Self.configurations() {
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            do {
+                _ = try await cloud.map(AlwaysThrows(), over: ["a"])
+                Issue.record("expected a RemoteTaskError on \(configuration.backend)")
+            } catch let error as RemoteTaskError {
+                #expect(error.function == "AlwaysThrows")
+                #expect(error.failure.message == "refused a")
+                #expect(error.failure.errorType.hasSuffix("AlwaysThrows.Refused"))
+            }
+            await cloud.shutdown()
+        }
+    }
+
+    @Test func workersExitWhenTheDriverGoes() async throws {
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: try Self.configurations()[1])
+        let pids = Set(try await cloud.map(WhereAmI(), over: 0..<50))
+        await cloud.shutdown()
+        for pid in pids {
+            #expect(kill(pid, 0) != 0, "worker \(pid) outlived its driver")
+        }
+    }
+
+    @Test func environmentConfigurationIsValidated() throws {
+        #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "inprocess"]).backend == .inprocess)
+        #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "redis://h:1"]).backend == .store(url: "redis://h:1"))
+        #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_WORKERS": "3"]).workers == 3)
+        #expect(try CloudConfiguration.fromEnvironment([:]).backend == .processes)
+        #expect(throws: ConfigurationError.self) { _ = try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "ray"]) }
+        #expect(throws: ConfigurationError.self) { _ = try CloudConfiguration.fromEnvironment(["CURTAIN_WORKERS": "0"]) }
+    }
+}
