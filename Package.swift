@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "CurtainStore", targets: ["CurtainStore"]),
         .executable(name: "curtain", targets: ["curtain"]),
         .executable(name: "curtain-bench", targets: ["curtain-bench"]),
+        .executable(name: "curtain-demo", targets: ["curtain-demo"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -66,6 +67,15 @@ let package = Package(
                 "CurtainStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Runnable examples that are also the experiments: pi (more to come).
+        .executableTarget(
+            name: "curtain-demo",
+            dependencies: [
+                "Curtain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
         ),

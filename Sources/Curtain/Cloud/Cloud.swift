@@ -76,7 +76,10 @@ public final class Cloud: Sendable {
                 .appendingPathComponent("curtain-\(ProcessInfo.processInfo.processIdentifier)-\(TaskDispatcher.newJobID().prefix(6))").path
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let socket = directory + "/store.sock"
-            let store = try await StoreServer.start(configuration: StoreConfiguration(host: nil, unixSocketPath: socket))
+            var storeLogger = Logger(label: "curtain.store")
+            storeLogger.logLevel = .warning
+            let store = try await StoreServer.start(
+                configuration: StoreConfiguration(host: nil, unixSocketPath: socket, logger: storeLogger))
             do {
                 let url = "unix://\(socket)"
                 let client = try RESPClient(url: url)

@@ -32,24 +32,38 @@ public struct WorkerLoop: Sendable {
     }
 
     /// Runs until the calling task is cancelled.
+    ///
+    /// The batch size adapts to task length: it starts at 1 and doubles (up to `batchSize`) while a batch
+    /// runs in under 2 ms, and drops back to 1 when a batch takes more than 20 ms, so short tasks share round
+    /// trips while long ones stay spread over all workers instead of piling up on the first one to ask.
     public func run() async throws {
+        let clock = ContinuousClock()
+        var batch = 1
         try await client.withDedicatedConnection { connection in
             while !Task.isCancelled {
-                _ = try await step(connection)
+                let start = clock.now
+                let taken = try await step(connection, batch: batch)
+                guard taken > 0 else { continue }
+                let elapsed = clock.now - start
+                if elapsed < .milliseconds(2) {
+                    batch = min(batch * 2, batchSize)
+                } else if elapsed > .milliseconds(20) {
+                    batch = 1
+                }
             }
         }
     }
 
-    /// Takes and runs at most one batch; returns how many envelopes it took (0 after a 1 s wait on an
+    /// Takes and runs at most `batch` tasks; returns how many envelopes it took (0 after a 1 s wait on an
     /// empty queue).
-    func step(_ connection: RESPConnection) async throws -> Int {
+    func step(_ connection: RESPConnection, batch: Int) async throws -> Int {
         let inflight = keys.inflight(worker: workerID)
         let first = try await connection.send(RESPCommand("BLMOVE", keys.queue, inflight, "LEFT", "RIGHT", 1))
         guard let firstBytes = first.buffer else { return 0 }
         var taken = [firstBytes]
-        if batchSize > 1 {
+        if batch > 1 {
             let more = try await connection.pipeline(
-                Array(repeating: RESPCommand("LMOVE", keys.queue, inflight, "LEFT", "RIGHT"), count: batchSize - 1))
+                Array(repeating: RESPCommand("LMOVE", keys.queue, inflight, "LEFT", "RIGHT"), count: batch - 1))
             taken += more.compactMap(\.buffer)
         }
         var envelopes: [(raw: ByteBuffer, envelope: TaskEnvelope?)] = []
