@@ -68,6 +68,45 @@ struct CloudTests {
         }
     }
 
+    @Test func aFunctionThatKillsItsWorkerOnceSucceedsOnRetry() async throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-crash-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: try Self.configurations()[1])
+        #expect(try await cloud.map(CrashOnce(marker: marker), over: [7]) == [7])
+        #expect(FileManager.default.fileExists(atPath: marker))  // it really crashed once
+        // The pool was refilled: work still runs on two workers.
+        #expect(try await cloud.map(CurtainTestFunctions.Square(offset: 0), over: 0..<20) == (0..<20).map { $0 * $0 })
+        await cloud.shutdown()
+    }
+
+    @Test func aFunctionThatAlwaysCrashesFailsWithTheCrashAfterTheRetries() async throws {
+        var configuration = try Self.configurations()[1]
+        configuration.crashRetries = 2
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        do {
+            _ = try await cloud.map(AlwaysCrashes(), over: [1])
+            Issue.record("a task that always crashes must fail")
+        } catch let error as RemoteTaskError {
+            #expect(error.failure.kind == .crashed)
+            #expect(error.failure.message.contains("signal 9"))
+            #expect(error.failure.message.contains("attempt 3 of 3"))
+            #expect(error.description.contains("AlwaysCrashes task #0"))
+        }
+        await cloud.shutdown()
+    }
+
+    @Test func killingAWorkerMidJobLosesNoTask() async throws {
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: try Self.configurations()[1])
+        let job = Task { try await cloud.map(SlowSquare(milliseconds: 5), over: 0..<400) }
+        try await Task.sleep(for: .milliseconds(300))
+        let victim = try #require(await cloud.workerProcessIDs.first)
+        kill(victim, SIGKILL)
+        let outputs = try await job.value
+        #expect(outputs == (0..<400).map { $0 * $0 })
+        #expect(!(await cloud.workerProcessIDs.contains(victim)))
+        await cloud.shutdown()
+    }
+
     @Test func environmentConfigurationIsValidated() throws {
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "inprocess"]).backend == .inprocess)
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "redis://h:1"]).backend == .store(url: "redis://h:1"))

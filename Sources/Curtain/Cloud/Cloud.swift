@@ -86,7 +86,9 @@ public final class Cloud: Sendable {
                 let workers = try WorkerProcesses(
                     count: configuration.workers,
                     executable: configuration.workerExecutable ?? BuildID.executablePath(),
-                    storeURL: url, buildID: buildID, logger: Logger(label: "curtain.cloud"))
+                    storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries,
+                    logger: Logger(label: "curtain.cloud"))
+                await workers.startMonitoring()
                 return Cloud(
                     configuration: configuration, buildID: buildID, registry: registry, client: client, store: store,
                     workers: workers, directory: directory)
@@ -155,6 +157,11 @@ public final class Cloud: Sendable {
             }
         }
         return outputs.map { $0! }
+    }
+
+    /// The process ids of the live local worker processes (empty for other backends).
+    public var workerProcessIDs: [Int32] {
+        get async { await workers?.processIDs ?? [] }
     }
 
     /// Stops the workers and the embedded store this cloud started, and closes its connections.

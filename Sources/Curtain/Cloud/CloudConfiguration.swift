@@ -29,6 +29,8 @@ public struct CloudConfiguration: Sendable, Hashable {
     public var workerExecutable: String?
     /// Overrides the build id (normally derived from the executable) for driver and spawned workers alike.
     public var buildID: String?
+    /// How many times a task whose worker process crashed is run again (thrown errors are not retried).
+    public var crashRetries: Int = 2
 
     /// Creates a configuration; `workers` defaults to the number of active processor cores.
     public init(

@@ -18,6 +18,8 @@ public struct RemoteFailure: Error, Codable, Sendable, Hashable {
         case unknownFunction
         /// The envelope itself was malformed.
         case badEnvelope
+        /// The worker process died while running the task (signal, `exit`, OOM kill), on every attempt.
+        case crashed
     }
 
     /// What kind of failure it was.

@@ -30,6 +30,7 @@ public struct RemoteTaskError: Error, Sendable, CustomStringConvertible {
         case .encoding: what = "produced an output that could not be encoded (\(failure.errorType))"
         case .unknownFunction: what = "was refused: unknown function"
         case .badEnvelope: what = "was refused: malformed envelope"
+        case .crashed: what = "crashed its worker on every attempt"
         }
         return "\(function) task #\(index) (input \(input)) \(what): \(failure.message)"
     }

@@ -1,6 +1,7 @@
-import Foundation
 import CurtainRESP
+import Foundation
 import Logging
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -11,54 +12,158 @@ import Darwin
 /// The worker processes of the `processes` backend: copies of an executable started with
 /// `CURTAIN_ROLE=worker`, each holding the read end of a pipe from the driver on its standard input.
 ///
-/// A worker exits as soon as that pipe closes, which happens however the driver ends (even `kill -9`), so
-/// workers never outlive their driver.
-final class WorkerProcesses: @unchecked Sendable {
-    // Mutated only in init and shutdown, which the owning Cloud serializes.
-    private var processes: [Process] = []
-    private var pipes: [Pipe] = []
+/// - A worker exits as soon as that pipe closes, which happens however the driver ends (even `kill -9`),
+///   so workers never outlive their driver.
+/// - A worker that dies on its own (signal, `exit`, OOM kill) is replaced, and the tasks in its in-flight
+///   list go back to the front of the queue with their attempt count raised; a task that has already
+///   crashed `1 + crashRetries` workers is answered with a ``RemoteFailure/Kind/crashed`` failure naming
+///   the signal or exit status instead.
+actor WorkerProcesses {
+    private struct Worker {
+        var id: String
+        var process: Process
+        var pipe: Pipe
+    }
+
+    private let executable: String
+    private let storeURL: String
+    private let buildID: String
+    private let keys: StoreKeys
+    private let client: RESPClient
+    private let crashRetries: Int
+    private let logger: Logger
+    private var workers: [Worker] = []
+    private var generation = 0
+    private var stopping = false
+    private var monitor: Task<Void, Never>?
+    /// Tasks put back on the queue after a crash, and tasks given up on: for statistics and tests.
+    private(set) var requeued = 0
+    private(set) var crashes = 0
 
     /// Starts `count` workers of `executable` connecting to `storeURL`.
-    init(count: Int, executable: String, storeURL: String, buildID: String, logger: Logger) throws {
-        let environment = ProcessInfo.processInfo.environment
-        for i in 0..<count {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = Array(CommandLine.arguments.dropFirst())
-            var env = environment
-            env["CURTAIN_ROLE"] = "worker"
-            env["CURTAIN_STORE"] = storeURL
-            env["CURTAIN_BUILD_ID"] = buildID
-            env["CURTAIN_PARENT_PIPE"] = "1"
-            env["CURTAIN_WORKER_ID"] = "\(ProcessInfo.processInfo.processIdentifier)-\(i)"
-            process.environment = env
-            let pipe = Pipe()
-            process.standardInput = pipe
-            do {
-                try process.run()
-            } catch {
-                throw ConfigurationError(description: "cannot start worker process \(executable): \(error)")
-            }
-            processes.append(process)
-            pipes.append(pipe)
+    init(
+        count: Int, executable: String, storeURL: String, buildID: String, client: RESPClient, crashRetries: Int,
+        logger: Logger
+    ) throws {
+        self.executable = executable
+        self.storeURL = storeURL
+        self.buildID = buildID
+        self.keys = StoreKeys(buildID: buildID)
+        self.client = client
+        self.crashRetries = max(0, crashRetries)
+        self.logger = logger
+        for _ in 0..<count {
+            let id = Self.workerID(generation: generation)
+            workers.append(try Self.spawn(id: id, executable: executable, storeURL: storeURL, buildID: buildID))
+            generation += 1
         }
-        logger.debug("started worker processes", metadata: ["count": "\(count)", "executable": "\(executable)"])
+    }
+
+    /// Begins watching for workers that die on their own.
+    func startMonitoring() {
+        monitor = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(20))
+                await self?.checkWorkers()
+            }
+        }
+    }
+
+    /// The process ids of the live workers.
+    var processIDs: [Int32] { workers.map(\.process.processIdentifier) }
+
+    private static func workerID(generation: Int) -> String {
+        "\(ProcessInfo.processInfo.processIdentifier)-\(generation)"
+    }
+
+    private static func spawn(id: String, executable: String, storeURL: String, buildID: String) throws -> Worker {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = Array(CommandLine.arguments.dropFirst())
+        var env = ProcessInfo.processInfo.environment
+        env["CURTAIN_ROLE"] = "worker"
+        env["CURTAIN_STORE"] = storeURL
+        env["CURTAIN_BUILD_ID"] = buildID
+        env["CURTAIN_PARENT_PIPE"] = "1"
+        env["CURTAIN_WORKER_ID"] = id
+        process.environment = env
+        let pipe = Pipe()
+        process.standardInput = pipe
+        do {
+            try process.run()
+        } catch {
+            throw ConfigurationError(description: "cannot start worker process \(executable): \(error)")
+        }
+        return Worker(id: id, process: process, pipe: pipe)
+    }
+
+    private func checkWorkers() async {
+        guard !stopping else { return }
+        for index in workers.indices where !workers[index].process.isRunning {
+            let dead = workers[index]
+            let how: String
+            switch dead.process.terminationReason {
+            case .uncaughtSignal: how = "was killed by signal \(dead.process.terminationStatus)"
+            case .exit: how = "exited with status \(dead.process.terminationStatus)"
+            @unknown default: how = "ended"
+            }
+            crashes += 1
+            logger.warning("worker died; recovering its tasks", metadata: ["worker": "\(dead.id)", "how": "\(how)"])
+            do {
+                try await recover(workerID: dead.id, how: how)
+            } catch {
+                logger.error("could not recover a dead worker's tasks", metadata: ["worker": "\(dead.id)", "error": "\(error)"])
+            }
+            guard !stopping else { return }
+            do {
+                workers[index] = try Self.spawn(
+                    id: Self.workerID(generation: generation), executable: executable, storeURL: storeURL, buildID: buildID)
+                generation += 1
+            } catch {
+                logger.error("could not replace a dead worker", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Puts the dead worker's in-flight tasks back on the queue (or answers them as crashed).
+    private func recover(workerID: String, how: String) async throws {
+        let inflight = keys.inflight(worker: workerID)
+        let taken = try await client.send(RESPCommand("LRANGE", inflight, 0, -1)).array ?? []
+        var commands: [RESPCommand] = []
+        for raw in taken.compactMap(\.buffer).reversed() {
+            guard var envelope = try? TaskEnvelope(decoding: raw) else { continue }
+            if Int(envelope.attempt) > crashRetries {
+                let result = TaskResult(
+                    jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, workerID: workerID,
+                    outcome: .failure(RemoteFailure(
+                        kind: .crashed, errorType: "Curtain.WorkerCrash",
+                        message: "the worker process \(how) (attempt \(envelope.attempt) of \(crashRetries + 1))")))
+                commands.append(RESPCommand("RPUSH", StoreKeys.results(job: envelope.jobID), try result.encoded()))
+            } else {
+                envelope.attempt += 1
+                commands.append(RESPCommand("LPUSH", keys.queue, try envelope.encoded()))
+                requeued += 1
+            }
+        }
+        commands.append(RESPCommand("DEL", inflight))
+        _ = try await client.pipeline(commands)
     }
 
     /// Closes the workers' pipes (they exit by themselves), then kills any still running after `grace`.
     func shutdown(grace: Duration = .seconds(2)) async {
-        for pipe in pipes { try? pipe.fileHandleForWriting.close() }
+        stopping = true
+        monitor?.cancel()
+        for worker in workers { try? worker.pipe.fileHandleForWriting.close() }
         let clock = ContinuousClock()
         let deadline = clock.now + grace
-        for process in processes {
-            while process.isRunning && clock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                while process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
+        for worker in workers {
+            while worker.process.isRunning && clock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
+            if worker.process.isRunning {
+                kill(worker.process.processIdentifier, SIGKILL)
+                while worker.process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
             }
         }
-        processes = []
-        pipes = []
+        workers = []
     }
 }
 

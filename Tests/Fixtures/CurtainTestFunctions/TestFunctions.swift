@@ -39,5 +39,48 @@ public struct WhereAmI: RemoteFunction {
     public func callAsFunction(_ input: Int) async throws -> Int32 { getpid() }
 }
 
+/// Exits its process the first time it runs for a given marker file, succeeds afterwards.
+public struct CrashOnce: RemoteFunction {
+    /// A file that records that the crash happened.
+    public var marker: String
+    /// Creates the function.
+    public init(marker: String) { self.marker = marker }
+    /// Exits with status 3 if the marker is absent (creating it), else returns `x`.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        if access(marker, F_OK) != 0 {
+            let fd = open(marker, O_CREAT | O_WRONLY, 0o644)
+            if fd >= 0 { close(fd) }
+            exit(3)
+        }
+        return x
+    }
+}
+
+/// Kills its own process with SIGKILL, every time.
+public struct AlwaysCrashes: RemoteFunction {
+    /// Creates the function.
+    public init() {}
+    /// Never returns.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        kill(getpid(), SIGKILL)
+        return x
+    }
+}
+
+/// Sleeps a little, then squares: slow enough for a test to kill a worker mid-job.
+public struct SlowSquare: RemoteFunction {
+    /// Milliseconds per call.
+    public var milliseconds: Int
+    /// Creates the function.
+    public init(milliseconds: Int) { self.milliseconds = milliseconds }
+    /// `x * x`, after a pause.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        return x * x
+    }
+}
+
 /// Every function the fixture worker registers.
-public let allTestFunctions: [any RemoteFunction.Type] = [Square.self, AlwaysThrows.self, WhereAmI.self]
+public let allTestFunctions: [any RemoteFunction.Type] = [
+    Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
+]
