@@ -83,6 +83,7 @@ let package = Package(
         .executableTarget(
             name: "curtain-bench",
             dependencies: [
+                "Curtain",
                 "CurtainRESP",
                 "CurtainStore",
                 .product(name: "NIOCore", package: "swift-nio"),
