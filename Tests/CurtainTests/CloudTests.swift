@@ -107,6 +107,26 @@ struct CloudTests {
         await cloud.shutdown()
     }
 
+    @Test func cancellingAMapStopsItsQueuedTasks() async throws {
+        let counter = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-count-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: counter) }
+        func calls() -> Int { (try? FileManager.default.attributesOfItem(atPath: counter)[.size] as? Int) ?? 0 }
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: try Self.configurations()[1])
+        let job = Task { try await cloud.map(CountedSleep(counter: counter, milliseconds: 20), over: 0..<300) }
+        try await Task.sleep(for: .milliseconds(300))
+        job.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await job.value }
+        try await Task.sleep(for: .milliseconds(300))
+        let afterCancel = calls()
+        try await Task.sleep(for: .milliseconds(500))
+        // Nothing more ran after the cancellation settled, and far fewer than 300 ran at all.
+        #expect(calls() == afterCancel)
+        #expect(afterCancel > 0 && afterCancel < 150)
+        // No late result of the cancelled job leaks into the next one.
+        #expect(try await cloud.map(CurtainTestFunctions.Square(offset: 1), over: 0..<50) == (0..<50).map { $0 * $0 + 1 })
+        await cloud.shutdown()
+    }
+
     @Test func environmentConfigurationIsValidated() throws {
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "inprocess"]).backend == .inprocess)
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "redis://h:1"]).backend == .store(url: "redis://h:1"))

@@ -123,14 +123,7 @@ public final class Cloud: Sendable {
         -> [F.Output] where Inputs.Element == F.Input
     {
         let captures = try PayloadCodec.encode(function)
-        var encoded: [[UInt8]] = []
-        for (index, input) in inputs.enumerated() {
-            do {
-                encoded.append(try PayloadCodec.encode(input))
-            } catch {
-                throw InputEncodingError(function: F.name, index: index, message: "\(error)")
-            }
-        }
+        let encoded = try PayloadCodec.encodeInputs(inputs, for: F.self)
         let registry = self.registry
         let width = max(1, configuration.workers)
         var outputs = [F.Output?](repeating: nil, count: encoded.count)

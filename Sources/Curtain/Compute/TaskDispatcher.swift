@@ -39,14 +39,7 @@ public struct TaskDispatcher: Sendable {
     where Inputs.Element == F.Input {
         let jobID = Self.newJobID()
         let captures = try PayloadCodec.encode(function)
-        var encodedInputs: [[UInt8]] = []
-        for (index, input) in inputs.enumerated() {
-            do {
-                encodedInputs.append(try PayloadCodec.encode(input))
-            } catch {
-                throw InputEncodingError(function: F.name, index: index, message: "\(error)")
-            }
-        }
+        let encodedInputs = try PayloadCodec.encodeInputs(inputs, for: F.self)
         if encodedInputs.isEmpty { return [] }
         let resultsKey = StoreKeys.results(job: jobID)
         do {

@@ -80,7 +80,32 @@ public struct SlowSquare: RemoteFunction {
     }
 }
 
+/// Appends one byte to a file per call (a side channel that counts calls across processes), then pauses.
+public struct CountedSleep: RemoteFunction {
+    /// The file that counts calls.
+    public var counter: String
+    /// Milliseconds per call.
+    public var milliseconds: Int
+    /// Creates the function.
+    public init(counter: String, milliseconds: Int) {
+        self.counter = counter
+        self.milliseconds = milliseconds
+    }
+    /// Records the call, sleeps, returns `x`.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        let fd = open(counter, O_CREAT | O_WRONLY | O_APPEND, 0o644)
+        if fd >= 0 {
+            var byte: UInt8 = 1
+            _ = write(fd, &byte, 1)
+            close(fd)
+        }
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        return x
+    }
+}
+
 /// Every function the fixture worker registers.
 public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
+    CountedSleep.self,
 ]
