@@ -127,6 +127,29 @@ struct CloudTests {
         await cloud.shutdown()
     }
 
+    @Test func taskGroupsYieldEveryOutputOnEveryBackend() async throws {
+        for configuration in try Self.configurations() {
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            let outputs = try await cloud.withTaskGroup(of: CurtainTestFunctions.Square.self) { group in
+                for x in 0..<100 { try await group.addTask(CurtainTestFunctions.Square(offset: x % 2), x) }
+                var seen: [Int] = []
+                for try await output in group { seen.append(output) }
+                return seen
+            }
+            #expect(outputs.sorted() == (0..<100).map { $0 * $0 + $0 % 2 }.sorted())
+            do {
+                _ = try await cloud.withTaskGroup(of: AlwaysThrows.self) { group in
+                    try await group.addTask(AlwaysThrows(), "g")
+                    for try await _ in group {}
+                }
+                Issue.record("a failing task must make the group throw on \(configuration.backend)")
+            } catch let error as RemoteTaskError {
+                #expect(error.failure.message == "refused g")
+            }
+            await cloud.shutdown()
+        }
+    }
+
     @Test func environmentConfigurationIsValidated() throws {
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "inprocess"]).backend == .inprocess)
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "redis://h:1"]).backend == .store(url: "redis://h:1"))

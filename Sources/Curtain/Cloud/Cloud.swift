@@ -118,6 +118,31 @@ public final class Cloud: Sendable {
         return try await mapInProcess(function, over: inputs)
     }
 
+    /// Runs `body` with a group to which remote tasks of one function type can be added one by one, their
+    /// outputs read in completion order (see ``RemoteTaskGroup``). The group's job ends when `body` returns
+    /// or throws: tasks that have not run by then never run.
+    public func withTaskGroup<F: RemoteFunction, Result>(
+        of function: F.Type, body: (RemoteTaskGroup<F>) async throws -> Result
+    ) async throws -> Result {
+        let group: RemoteTaskGroup<F>
+        if let client {
+            let connection = try await RESPConnection.connect(configuration: client.configuration)
+            group = RemoteTaskGroup(engine: .store(
+                client: client, keys: StoreKeys(buildID: buildID), jobID: TaskDispatcher.newJobID(), connection: connection))
+        } else {
+            let (stream, continuation) = AsyncStream<(Int, Swift.Result<[UInt8], RemoteFailure>)>.makeStream()
+            group = RemoteTaskGroup(engine: .local(registry: registry, stream: stream, continuation: continuation))
+        }
+        do {
+            let result = try await body(group)
+            await group.finish()
+            return result
+        } catch {
+            await group.finish()
+            throw error
+        }
+    }
+
     /// The in-process backend: the same encode → registry → decode path as a worker, without the store.
     private func mapInProcess<F: RemoteFunction, Inputs: Sequence>(_ function: F, over inputs: Inputs) async throws
         -> [F.Output] where Inputs.Element == F.Input
