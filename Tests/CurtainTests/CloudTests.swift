@@ -150,6 +150,48 @@ struct CloudTests {
         }
     }
 
+    /// Whether `pid` is gone (or a zombie waiting to be reaped).
+    static func isGone(_ pid: Int32) -> Bool {
+        if kill(pid, 0) != 0 { return true }
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        guard let close = stat.lastIndex(of: ")") else { return true }
+        return stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z")
+    }
+
+    @Test func workersDieWithADriverKilledBySIGKILL() async throws {
+        let driver = Process()
+        driver.executableURL = URL(fileURLWithPath: try fixtureWorkerPath())
+        var environment = ProcessInfo.processInfo.environment
+        environment["CURTAIN_FIXTURE_HOLD"] = "1"
+        environment["CURTAIN_WORKERS"] = "2"
+        environment["CURTAIN_BACKEND"] = "processes"
+        environment.removeValue(forKey: "CURTAIN_ROLE")
+        driver.environment = environment
+        let output = Pipe()
+        driver.standardOutput = output
+        try driver.run()
+        // Read the "workers:<pid>,<pid>" line.
+        var line = ""
+        while !line.contains("\n") {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += String(decoding: chunk, as: UTF8.self)
+        }
+        let pids = line.split(separator: ":").last.map {
+            $0.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ",").compactMap { Int32($0) }
+        } ?? []
+        #expect(!pids.isEmpty, "the fixture driver printed no worker pids: \(line)")
+        #expect(pids.allSatisfy { !Self.isGone($0) })
+        kill(driver.processIdentifier, SIGKILL)
+        await waitForExit(driver)
+        var alive = pids
+        for _ in 0..<500 where !alive.isEmpty {
+            alive.removeAll(where: Self.isGone)
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        #expect(alive.isEmpty, "workers \(alive) outlived their SIGKILLed driver")
+    }
+
     @Test func environmentConfigurationIsValidated() throws {
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "inprocess"]).backend == .inprocess)
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_BACKEND": "redis://h:1"]).backend == .store(url: "redis://h:1"))

@@ -1,8 +1,15 @@
 import Curtain
 import CurtainTestFunctions
+import Foundation
 
 // A worker executable for the tests: started with CURTAIN_ROLE=worker, Cloud.start never returns.
 let cloud = try await Cloud.start(functions: allTestFunctions)
-// Started by hand (driver role), it runs one task in-process and prints the result.
-print(try await cloud.run(Square(offset: 1), 6))
+// Started as a driver, it runs a few tasks on its workers and prints their process ids; with
+// CURTAIN_FIXTURE_HOLD=1 it then waits forever (a test kills it with SIGKILL).
+let pids = Set(try await cloud.map(WhereAmI(), over: 0..<20)).sorted()
+print("workers:" + pids.map(String.init).joined(separator: ","))
+fflush(nil)  // all streams: the test reads this line through a pipe
+if ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_HOLD"] == "1" {
+    while true { try await Task.sleep(for: .seconds(60)) }
+}
 await cloud.shutdown()
