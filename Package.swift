@@ -86,6 +86,7 @@ let package = Package(
                 "Curtain",
                 "CurtainRESP",
                 "CurtainStore",
+                "CurtainTestSupport",  // starts redis-server on a free port, finds Redis' tools
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

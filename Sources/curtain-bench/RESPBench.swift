@@ -1,9 +1,9 @@
 import ArgumentParser
 import CurtainRESP
 import CurtainStore
+import CurtainTestSupport
 import Foundation
 import NIOCore
-import NIOPosix
 
 /// `curtain-bench resp`: the wire layer against Redis' own tools.
 ///
@@ -37,8 +37,11 @@ struct RESPBench: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let redis = try RedisProcess.start()
-        defer { redis.stop() }
+        // The same harness the conformance tests use: redis-server on a free port, killed afterwards.
+        try await withTestStore(.redis) { redis in try await measure(redis: redis) }
+    }
+
+    private func measure(redis: TestStore) async throws {
         let store = try await StoreServer.start(configuration: StoreConfiguration(port: 0))
         var figures: [Figure] = []
 
@@ -168,37 +171,6 @@ func timed(_ body: () async throws -> Void) async rethrows -> Double {
     return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
 }
 
-/// A `redis-server` child process on a free loopback port.
-struct RedisProcess {
-    let process: Process
-    let port: Int
-    var url: String { "redis://127.0.0.1:\(port)" }
-
-    static func start() throws -> RedisProcess {
-        let port = try freePort()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try which("redis-server"))
-        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        for _ in 0..<200 {
-            if (try? RedisBenchmark.cli(port: port, ["PING"]))?.contains("PONG") == true {
-                return RedisProcess(process: process, port: port)
-            }
-            usleep(20_000)
-        }
-        RedisProcess(process: process, port: port).stop()
-        throw ValidationError("redis-server did not start on port \(port)")
-    }
-
-    /// Kills the server (SIGKILL: a child of Foundation's Process may have SIGTERM blocked) and reaps it.
-    func stop() {
-        kill(process.processIdentifier, SIGKILL)
-        while process.isRunning { usleep(5_000) }
-    }
-}
-
 /// Runs Redis' own tools.
 enum RedisBenchmark {
     /// Runs `redis-benchmark` for one test and returns its requests per second.
@@ -215,13 +187,9 @@ enum RedisBenchmark {
         throw ValidationError("could not read redis-benchmark's output: \(output)")
     }
 
-    static func cli(port: Int, _ args: [String]) throws -> String {
-        try tool("redis-cli", ["-p", String(port)] + args)
-    }
-
     static func tool(_ name: String, _ arguments: [String]) throws -> String {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try which(name))
+        process.executableURL = URL(fileURLWithPath: try TestStore.executablePath(name))
         process.arguments = arguments
         let pipe = Pipe()
         process.standardOutput = pipe
@@ -231,20 +199,4 @@ enum RedisBenchmark {
         process.waitUntilExit()
         return String(decoding: data, as: UTF8.self)
     }
-}
-
-func which(_ name: String) throws -> String {
-    for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") + ["/usr/bin", "/usr/local/bin"] {
-        let path = "\(dir)/\(name)"
-        if FileManager.default.isExecutableFile(atPath: path) { return path }
-    }
-    throw ValidationError("\(name) is not installed (apt-get install redis-server redis-tools)")
-}
-
-func freePort() throws -> Int {
-    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-        .bind(host: "127.0.0.1", port: 0).wait()
-    defer { try? channel.close().wait() }
-    guard let port = channel.localAddress?.port else { throw ValidationError("no free port") }
-    return port
 }

@@ -51,11 +51,11 @@ public struct TaskEnvelope: Sendable, Hashable {
     /// function (u16 + UTF-8) · captures (u32 + bytes) · input (u32 + bytes); integers big-endian.
     public func encode(into buffer: inout ByteBuffer) throws(EnvelopeError) {
         buffer.writeBytes(Self.magic)
-        try Self.writeShortString(buildID, field: "buildID", into: &buffer)
-        try Self.writeShortString(jobID, field: "jobID", into: &buffer)
+        try buffer.writeShortString(buildID, field: "buildID")
+        try buffer.writeShortString(jobID, field: "jobID")
         buffer.writeInteger(index)
         buffer.writeInteger(attempt)
-        try Self.writeShortString(function, field: "function", into: &buffer)
+        try buffer.writeShortString(function, field: "function")
         try Self.writeBlob(functionPayload, field: "function captures", into: &buffer)
         try Self.writeBlob(input, field: "input", into: &buffer)
     }
@@ -80,11 +80,11 @@ public struct TaskEnvelope: Sendable, Hashable {
         guard magic == Self.magic else {
             throw EnvelopeError(description: "not a Curtain task envelope (bad magic or unsupported version)")
         }
-        let buildID = try Self.readShortString(&b, field: "buildID")
-        let jobID = try Self.readShortString(&b, field: "jobID")
+        let buildID = try b.readShortString(field: "buildID")
+        let jobID = try b.readShortString(field: "jobID")
         guard let index = b.readInteger(as: UInt64.self) else { throw EnvelopeError(description: "envelope truncated in index") }
         guard let attempt = b.readInteger(as: UInt16.self) else { throw EnvelopeError(description: "envelope truncated in attempt") }
-        let function = try Self.readShortString(&b, field: "function")
+        let function = try b.readShortString(field: "function")
         let captures = try Self.readBlob(&b, field: "function captures", maximum: maximumPayload)
         let input = try Self.readBlob(&b, field: "input", maximum: maximumPayload)
         guard b.readableBytes == 0 else {
@@ -95,32 +95,12 @@ public struct TaskEnvelope: Sendable, Hashable {
             functionPayload: captures, input: input)
     }
 
-    private static func writeShortString(_ s: String, field: String, into buffer: inout ByteBuffer) throws(EnvelopeError) {
-        let count = s.utf8.count
-        guard count <= Int(UInt16.max) else { throw EnvelopeError(description: "\(field) is \(count) bytes; at most 65535") }
-        buffer.writeInteger(UInt16(count))
-        buffer.writeString(s)
-    }
-
     private static func writeBlob(_ bytes: [UInt8], field: String, into buffer: inout ByteBuffer) throws(EnvelopeError) {
         guard bytes.count <= Int(UInt32.max) else {
             throw EnvelopeError(description: "\(field) is \(bytes.count) bytes; at most 4 GiB")
         }
         buffer.writeInteger(UInt32(bytes.count))
         buffer.writeBytes(bytes)
-    }
-
-    private static func readShortString(_ b: inout ByteBuffer, field: String) throws(EnvelopeError) -> String {
-        guard let length = b.readInteger(as: UInt16.self) else {
-            throw EnvelopeError(description: "envelope truncated in the length of \(field)")
-        }
-        guard let bytes = b.readBytes(length: Int(length)) else {
-            throw EnvelopeError(description: "\(field) declares \(length) bytes but \(b.readableBytes) remain")
-        }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw EnvelopeError(description: "\(field) is not valid UTF-8")
-        }
-        return text
     }
 
     private static func readBlob(_ b: inout ByteBuffer, field: String, maximum: Int) throws(EnvelopeError) -> [UInt8] {
@@ -134,5 +114,29 @@ public struct TaskEnvelope: Sendable, Hashable {
             throw EnvelopeError(description: "\(field) declares \(length) bytes but \(b.readableBytes) remain")
         }
         return bytes
+    }
+}
+
+extension ByteBuffer {
+    /// Writes `s` as a u16 length and its UTF-8 bytes (the short-string field of envelopes and results).
+    mutating func writeShortString(_ s: String, field: String) throws(EnvelopeError) {
+        let count = s.utf8.count
+        guard count <= Int(UInt16.max) else { throw EnvelopeError(description: "\(field) is \(count) bytes; at most 65535") }
+        writeInteger(UInt16(count))
+        writeString(s)
+    }
+
+    /// Reads a short-string field written by ``writeShortString(_:field:)``, naming `field` in errors.
+    mutating func readShortString(field: String) throws(EnvelopeError) -> String {
+        guard let length = readInteger(as: UInt16.self) else {
+            throw EnvelopeError(description: "truncated in the length of \(field)")
+        }
+        guard let bytes = readBytes(length: Int(length)) else {
+            throw EnvelopeError(description: "\(field) declares \(length) bytes but \(readableBytes) remain")
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw EnvelopeError(description: "\(field) is not valid UTF-8")
+        }
+        return text
     }
 }

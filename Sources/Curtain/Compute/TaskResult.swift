@@ -32,10 +32,10 @@ public struct TaskResult: Sendable, Hashable {
     public func encoded() throws -> ByteBuffer {
         var b = ByteBuffer()
         b.writeBytes(Self.magic)
-        try Self.writeShort(jobID, "jobID", &b)
+        try b.writeShortString(jobID, field: "jobID")
         b.writeInteger(index)
         b.writeInteger(attempt)
-        try Self.writeShort(workerID, "workerID", &b)
+        try b.writeShortString(workerID, field: "workerID")
         let payload: [UInt8]
         switch outcome {
         case .success(let bytes):
@@ -55,11 +55,11 @@ public struct TaskResult: Sendable, Hashable {
     public init(decoding buffer: ByteBuffer) throws(EnvelopeError) {
         var b = buffer
         guard b.readBytes(length: 4) == Self.magic else { throw EnvelopeError(description: "not a Curtain task result") }
-        let jobID = try Self.readShort(&b, "jobID")
+        let jobID = try b.readShortString(field: "jobID")
         guard let index = b.readInteger(as: UInt64.self), let attempt = b.readInteger(as: UInt16.self) else {
             throw EnvelopeError(description: "result truncated in index or attempt")
         }
-        let workerID = try Self.readShort(&b, "workerID")
+        let workerID = try b.readShortString(field: "workerID")
         guard let kind = b.readInteger(as: UInt8.self), let length = b.readInteger(as: UInt32.self),
             let payload = b.readBytes(length: Int(length)), b.readableBytes == 0
         else { throw EnvelopeError(description: "result truncated or followed by stray bytes") }
@@ -76,18 +76,5 @@ public struct TaskResult: Sendable, Hashable {
             throw EnvelopeError(description: "result has unknown outcome kind \(kind)")
         }
         self.init(jobID: jobID, index: index, attempt: attempt, workerID: workerID, outcome: outcome)
-    }
-
-    private static func writeShort(_ s: String, _ field: String, _ b: inout ByteBuffer) throws(EnvelopeError) {
-        guard s.utf8.count <= Int(UInt16.max) else { throw EnvelopeError(description: "\(field) over 65535 bytes") }
-        b.writeInteger(UInt16(s.utf8.count))
-        b.writeString(s)
-    }
-
-    private static func readShort(_ b: inout ByteBuffer, _ field: String) throws(EnvelopeError) -> String {
-        guard let n = b.readInteger(as: UInt16.self), let bytes = b.readBytes(length: Int(n)),
-            let s = String(validating: bytes, as: UTF8.self)
-        else { throw EnvelopeError(description: "result truncated or not UTF-8 in \(field)") }
-        return s
     }
 }

@@ -81,14 +81,18 @@ public struct WorkerLoop: Sendable {
         let cancelled = Set(zip(jobs, flags).filter { $0.1.int == 1 }.map(\.0))
 
         var replies: [RESPCommand] = []
+        var resultKeys = Set<String>()
         for (raw, envelope) in envelopes {
             defer { replies.append(RESPCommand("LREM", inflight, 1, raw)) }
             guard let envelope, !cancelled.contains(envelope.jobID) else { continue }
-            var outcome = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input)
+            let outcome: Result<[UInt8], RemoteFailure>
             if envelope.buildID != keys.buildID {
+                // Checked before running: code from another build must never run here.
                 outcome = .failure(RemoteFailure(
                     kind: .badEnvelope, errorType: "Curtain.WorkerLoop",
                     message: "task of build \(envelope.buildID) reached a worker of build \(keys.buildID)"))
+            } else {
+                outcome = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input)
             }
             if case .failure(let failure) = outcome, failure.kind == .unknownFunction {
                 logger.warning("rejected a task for an unknown function", metadata: ["function": "\(envelope.function)"])
@@ -98,9 +102,10 @@ public struct WorkerLoop: Sendable {
                 outcome: outcome)
             let resultsKey = StoreKeys.results(job: envelope.jobID)
             replies.append(RESPCommand("RPUSH", resultsKey, try result.encoded()))
-            // A job whose driver vanished must not leave its results behind forever.
-            replies.append(RESPCommand("PEXPIRE", resultsKey, 24 * 3600 * 1000))
+            resultKeys.insert(resultsKey)
         }
+        // A job whose driver vanished must not leave its results behind forever: one expiry per job per batch.
+        for key in resultKeys { replies.append(RESPCommand("PEXPIRE", key, 24 * 3600 * 1000)) }
         let answers = try await connection.pipeline(replies)
         if let error = answers.first(where: { $0.errorMessage != nil })?.errorMessage {
             throw RESPError.server(error)
