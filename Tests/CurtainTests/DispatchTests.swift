@@ -110,9 +110,17 @@ struct DispatchTests {
             try await withWorkers(store, buildID: "other-build") { client in
                 let dispatcher = TaskDispatcher(client: client, buildID: "test-build")
                 let job = Task { try await dispatcher.map(Square(offset: 0), over: [1, 2, 3]) }
+                let queue = StoreKeys(buildID: "test-build").queue
+                // Wait (however loaded the machine) until the three tasks are queued, then give the other
+                // build's workers time to (wrongly) take them.
+                let clock = ContinuousClock()
+                let deadline = clock.now + .seconds(30)
+                while try await client.send("LLEN", queue) != .integer(3), clock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
                 try await Task.sleep(for: .milliseconds(300))
                 // The other build's workers left the tasks alone.
-                #expect(try await client.send("LLEN", StoreKeys(buildID: "test-build").queue) == .integer(3))
+                #expect(try await client.send("LLEN", queue) == .integer(3))
                 job.cancel()
                 await #expect(throws: CancellationError.self) { _ = try await job.value }
             }
