@@ -113,7 +113,8 @@ struct CloudTests {
         func calls() -> Int { (try? FileManager.default.attributesOfItem(atPath: counter)[.size] as? Int) ?? 0 }
         let cloud = try await Cloud.start(functions: allTestFunctions, configuration: try Self.configurations()[1])
         let job = Task { try await cloud.map(CountedSleep(counter: counter, milliseconds: 20), over: 0..<300) }
-        try await Task.sleep(for: .milliseconds(300))
+        // Cancel once tasks are running, however slowly this machine starts the workers.
+        for _ in 0..<3000 where calls() < 4 { try await Task.sleep(for: .milliseconds(10)) }
         job.cancel()
         await #expect(throws: CancellationError.self) { _ = try await job.value }
         try await Task.sleep(for: .milliseconds(300))
