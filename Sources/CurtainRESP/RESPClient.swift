@@ -105,6 +105,19 @@ public final class RESPClient: Sendable {
         return result
     }
 
+    /// Takes a connection of its own out of the client, for a caller that keeps it across calls (a job's
+    /// result reader, say). Give it back with ``returnDedicatedConnection(_:)``; prefer
+    /// ``withDedicatedConnection(_:)`` when the use fits in one closure.
+    public func leaseDedicatedConnection() async throws -> RESPConnection {
+        try await takeDedicated()
+    }
+
+    /// Gives back a connection from ``leaseDedicatedConnection()``: kept for reuse if it is healthy and has
+    /// no session state, closed otherwise.
+    public func returnDedicatedConnection(_ connection: RESPConnection) async {
+        await giveBack(connection)
+    }
+
     /// Opens a pub/sub subscription on a connection of its own.
     ///
     /// ```swift

@@ -114,6 +114,11 @@ public struct RESPConfiguration: Sendable {
 }
 
 /// The parts of a store URL.
+extension RESPConfiguration {
+    /// `url` with any password (in the user info or a query parameter) replaced by `***`, safe to log.
+    public static func redacted(url: String) -> String { RESPURL.redacted(url) }
+}
+
 struct RESPURL: Hashable {
     var endpoint: RESPEndpoint
     var tls: Bool

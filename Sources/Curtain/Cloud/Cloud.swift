@@ -9,6 +9,9 @@ import Logging
 /// let cloud = try await Cloud.start(functions: [CountHits.self])
 /// // ^ in a worker process this never returns: the same binary serves as worker
 /// let hits = try await cloud.map(CountHits(samples: 1_000_000), over: 0..<64)
+/// // options per job: timeout, retries of thrown errors, progress, summary
+/// let again = try await cloud.map(CountHits(samples: 1_000_000), over: 0..<64,
+///                                 options: JobOptions(timeout: .seconds(10), retries: 1, summary: true))
 /// await cloud.shutdown()
 /// ```
 ///
@@ -24,11 +27,13 @@ public final class Cloud: Sendable {
     private let store: StoreServer?
     private let workers: WorkerProcesses?
     private let directory: String?
+    private let coldStart: ColdStartClock
 
     private init(
         configuration: CloudConfiguration, buildID: String, registry: FunctionRegistry, client: RESPClient?,
-        store: StoreServer?, workers: WorkerProcesses?, directory: String?
+        store: StoreServer?, workers: WorkerProcesses?, directory: String?, coldStart: ColdStartClock
     ) {
+        self.coldStart = coldStart
         self.configuration = configuration
         self.buildID = buildID
         self.registry = registry
@@ -50,6 +55,7 @@ public final class Cloud: Sendable {
     public static func start(
         functions: [any RemoteFunction.Type], configuration: CloudConfiguration? = nil
     ) async throws -> Cloud {
+        let coldStart = ColdStartClock()
         let registry = try FunctionRegistry(functions)
         let environment = ProcessInfo.processInfo.environment
         if environment["CURTAIN_ROLE"] == "worker" {
@@ -64,13 +70,13 @@ public final class Cloud: Sendable {
         case .inprocess:
             return Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: nil, store: nil,
-                workers: nil, directory: nil)
+                workers: nil, directory: nil, coldStart: coldStart)
         case .store(let url):
             let client = try RESPClient(url: url)
             try await client.ping()
             return Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: client, store: nil,
-                workers: nil, directory: nil)
+                workers: nil, directory: nil, coldStart: coldStart)
         case .processes:
             let directory = FileManager.default.temporaryDirectory
                 .appendingPathComponent("curtain-\(ProcessInfo.processInfo.processIdentifier)-\(TaskDispatcher.newJobID().prefix(6))").path
@@ -91,7 +97,7 @@ public final class Cloud: Sendable {
                 await workers.startMonitoring()
                 return Cloud(
                     configuration: configuration, buildID: buildID, registry: registry, client: client, store: store,
-                    workers: workers, directory: directory)
+                    workers: workers, directory: directory, coldStart: coldStart)
             } catch {
                 try? await store.shutdown()
                 try? FileManager.default.removeItem(atPath: directory)
@@ -101,38 +107,51 @@ public final class Cloud: Sendable {
     }
 
     /// Runs `function` on one input remotely and returns its output.
-    public func run<F: RemoteFunction>(_ function: F, _ input: F.Input) async throws -> F.Output {
-        try await map(function, over: CollectionOfOne(input))[0]
+    ///
+    /// - Throws: as ``map(_:over:options:)``.
+    public func run<F: RemoteFunction>(_ function: F, _ input: F.Input, options: JobOptions = JobOptions()) async throws
+        -> F.Output
+    {
+        try await map(function, over: CollectionOfOne(input), options: options)[0]
     }
 
     /// Runs `function` on every input and returns the outputs in input order.
     ///
-    /// - Throws: ``InputEncodingError`` before anything runs if an input cannot be encoded;
-    ///   ``RemoteTaskError`` for the first task that fails; `CancellationError` if the calling task is
-    ///   cancelled (the job's queued tasks then never run).
-    public func map<F: RemoteFunction, Inputs: Sequence>(_ function: F, over inputs: Inputs) async throws -> [F.Output]
-    where Inputs.Element == F.Input {
-        if let client {
-            return try await TaskDispatcher(client: client, buildID: buildID).map(function, over: inputs)
+    /// Inputs are read and encoded only as the job's window (``JobOptions/window``) has room, so the
+    /// sequence can be long or lazy: a million inputs are never all in memory, encoded, at once.
+    ///
+    /// - Throws: ``InputEncodingError`` for an input that cannot be encoded (before anything runs if it is in
+    ///   the first window); ``RemoteTaskError`` for the first task that fails for good; `CancellationError` if
+    ///   the calling task is cancelled (the job's queued tasks then never run); ``ConfigurationError`` for
+    ///   invalid `options`.
+    public func map<F: RemoteFunction, Inputs: Sequence>(
+        _ function: F, over inputs: Inputs, options: JobOptions = JobOptions()
+    ) async throws -> [F.Output] where Inputs.Element == F.Input {
+        let registry = self.registry
+        let width = configuration.workers
+        return try await MapRunner.map(function, over: inputs, context: jobContext, options: options) { [client, buildID] jobID in
+            if let client { return try await StoreTransport(client: client, buildID: buildID, jobID: jobID) }
+            return LocalTransport(registry: registry, width: width)
         }
-        return try await mapInProcess(function, over: inputs)
     }
 
     /// Runs `body` with a group to which remote tasks of one function type can be added one by one, their
     /// outputs read in completion order (see ``RemoteTaskGroup``). The group's job ends when `body` returns
     /// or throws: tasks that have not run by then never run.
+    ///
+    /// - Throws: what `body` throws; ``ConfigurationError`` for invalid `options`.
     public func withTaskGroup<F: RemoteFunction, Result>(
-        of function: F.Type, body: (RemoteTaskGroup<F>) async throws -> Result
+        of function: F.Type, options: JobOptions = JobOptions(), body: (RemoteTaskGroup<F>) async throws -> Result
     ) async throws -> Result {
-        let group: RemoteTaskGroup<F>
+        let options = try options.validated()
+        let jobID = TaskDispatcher.newJobID()
+        let transport: any JobTransport
         if let client {
-            let connection = try await RESPConnection.connect(configuration: client.configuration)
-            group = RemoteTaskGroup(engine: .store(
-                client: client, keys: StoreKeys(buildID: buildID), jobID: TaskDispatcher.newJobID(), connection: connection))
+            transport = try await StoreTransport(client: client, buildID: buildID, jobID: jobID)
         } else {
-            let (stream, continuation) = AsyncStream<(Int, Swift.Result<[UInt8], RemoteFailure>)>.makeStream()
-            group = RemoteTaskGroup(engine: .local(registry: registry, stream: stream, continuation: continuation))
+            transport = LocalTransport(registry: registry, width: configuration.workers)
         }
+        let group = RemoteTaskGroup<F>(job: Job(jobID: jobID, transport: transport, context: jobContext, options: options))
         do {
             let result = try await body(group)
             await group.finish()
@@ -143,38 +162,18 @@ public final class Cloud: Sendable {
         }
     }
 
-    /// The in-process backend: the same encode → registry → decode path as a worker, without the store.
-    private func mapInProcess<F: RemoteFunction, Inputs: Sequence>(_ function: F, over inputs: Inputs) async throws
-        -> [F.Output] where Inputs.Element == F.Input
-    {
-        let captures = try PayloadCodec.encode(function)
-        let encoded = try PayloadCodec.encodeInputs(inputs, for: F.self)
-        let registry = self.registry
-        let width = max(1, configuration.workers)
-        var outputs = [F.Output?](repeating: nil, count: encoded.count)
-        try await withThrowingTaskGroup(of: (Int, Result<[UInt8], RemoteFailure>).self) { group in
-            var next = 0
-            func addNext() {
-                let index = next
-                let input = encoded[index]
-                group.addTask { (index, await registry.run(F.name, function: captures, input: input)) }
-                next += 1
-            }
-            while next < min(width, encoded.count) { addNext() }
-            while let (index, outcome) = try await group.next() {
-                switch outcome {
-                case .success(let bytes):
-                    outputs[index] = try PayloadCodec.decode(F.Output.self, from: bytes)
-                case .failure(let failure):
-                    group.cancelAll()
-                    throw RemoteTaskError(
-                        function: F.name, index: UInt64(index), input: Abbreviation.bytes(encoded[index]), failure: failure)
-                }
-                try Task.checkCancellation()
-                if next < encoded.count { addNext() }
-            }
+    /// What every job of this cloud shares.
+    private var jobContext: JobContext {
+        let backend: String
+        switch configuration.backend {
+        case .inprocess: backend = "inprocess"
+        case .processes: backend = "processes"
+        case .store(let url): backend = RESPConfiguration.redacted(url: url)
         }
-        return outputs.map { $0! }
+        return JobContext(
+            buildID: buildID, backend: backend, workers: configuration.workers,
+            printSummaries: configuration.printSummaries, progressAllowed: configuration.showProgress,
+            coldStart: coldStart, reportedWorkers: client == nil ? configuration.workers : nil)
     }
 
     /// The process ids of the live local worker processes (empty for other backends).

@@ -29,8 +29,14 @@ public struct CloudConfiguration: Sendable, Hashable {
     public var workerExecutable: String?
     /// Overrides the build id (normally derived from the executable) for driver and spawned workers alike.
     public var buildID: String?
-    /// How many times a task whose worker process crashed is run again (thrown errors are not retried).
+    /// How many times a task whose worker process crashed is run again (thrown errors are retried only when
+    /// a job asks, with ``JobOptions/retries``). A crash is charged to a task only when it was the one task
+    /// its worker held; batch mates of a crashing task are re-run without charge.
     public var crashRetries: Int = 2
+    /// Whether every job prints its one-line ``JobSummary`` on standard error (`CURTAIN_SUMMARY=1`).
+    public var printSummaries: Bool = false
+    /// Whether jobs may draw progress bars on a terminal (`CURTAIN_PROGRESS=0` turns them off).
+    public var showProgress: Bool = true
 
     /// Creates a configuration; `workers` defaults to the number of active processor cores.
     public init(
@@ -42,8 +48,9 @@ public struct CloudConfiguration: Sendable, Hashable {
         self.buildID = buildID
     }
 
-    /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL) and
-    /// `CURTAIN_WORKERS` (a positive integer); unset variables keep the defaults.
+    /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
+    /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS`
+    /// (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
     public static func fromEnvironment(_ environment: [String: String]? = nil) throws(ConfigurationError) -> CloudConfiguration {
@@ -70,6 +77,17 @@ public struct CloudConfiguration: Sendable, Hashable {
         if let value = environment["CURTAIN_BUILD_ID"], !value.isEmpty {
             configuration.buildID = value
         }
+        configuration.printSummaries = try flag("CURTAIN_SUMMARY", in: environment) ?? false
+        configuration.showProgress = try flag("CURTAIN_PROGRESS", in: environment) ?? true
         return configuration
+    }
+
+    private static func flag(_ name: String, in environment: [String: String]) throws(ConfigurationError) -> Bool? {
+        guard let value = environment[name], !value.isEmpty else { return nil }
+        switch value.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ConfigurationError(description: "\(name)='\(value)' is not 1/0, true/false, yes/no or on/off")
+        }
     }
 }

@@ -20,6 +20,8 @@ public struct RemoteFailure: Error, Codable, Sendable, Hashable {
         case badEnvelope
         /// The worker process died while running the task (signal, `exit`, OOM kill), on every attempt.
         case crashed
+        /// The function ran longer than its job's per-task timeout.
+        case timedOut
     }
 
     /// What kind of failure it was.

@@ -31,6 +31,7 @@ public struct RemoteTaskError: Error, Sendable, CustomStringConvertible {
         case .unknownFunction: what = "was refused: unknown function"
         case .badEnvelope: what = "was refused: malformed envelope"
         case .crashed: what = "crashed its worker on every attempt"
+        case .timedOut: what = "timed out"
         }
         return "\(function) task #\(index) (input \(input)) \(what): \(failure.message)"
     }

@@ -7,7 +7,7 @@ public struct EnvelopeError: Error, Sendable, Hashable, CustomStringConvertible 
 }
 
 /// One task as it travels to a worker: which build, job and function it belongs to, its index in the job,
-/// the attempt number, the function's encoded captures and the encoded input.
+/// its attempt and crash counts, its timeout, the function's encoded captures and the encoded input.
 ///
 /// The wire form is a small binary header plus length-prefixed fields (see ``encode(into:)``). Decoding
 /// checks every length against the bytes actually present and never traps: malformed bytes produce an
@@ -19,8 +19,16 @@ public struct TaskEnvelope: Sendable, Hashable {
     public var jobID: String
     /// The task's position in its job (the input's index for `map`).
     public var index: UInt64
-    /// 1 for the first run; incremented each time the task is handed out again after a crash.
+    /// 1 for the first run; incremented each time the task is handed out again (after a crash, or a thrown
+    /// error or timeout its job retries).
     public var attempt: UInt16
+    /// How many workers died while this task was the only one in their hands.
+    public var crashes: UInt16
+    /// Set when a worker died holding this task among others: it runs alone next time, so a second crash
+    /// is charged to the task that caused it and not to its batch mates.
+    public var suspect: Bool
+    /// The longest the function may run, in milliseconds; 0 for no limit.
+    public var timeoutMilliseconds: UInt32
     /// The registered name of the function to run.
     public var function: String
     /// The function value's encoded stored properties (its captures).
@@ -30,31 +38,39 @@ public struct TaskEnvelope: Sendable, Hashable {
 
     /// Creates an envelope.
     public init(
-        buildID: String, jobID: String, index: UInt64, attempt: UInt16 = 1, function: String,
+        buildID: String, jobID: String, index: UInt64, attempt: UInt16 = 1, crashes: UInt16 = 0,
+        suspect: Bool = false, timeoutMilliseconds: UInt32 = 0, function: String,
         functionPayload: [UInt8], input: [UInt8]
     ) {
         self.buildID = buildID
         self.jobID = jobID
         self.index = index
         self.attempt = attempt
+        self.crashes = crashes
+        self.suspect = suspect
+        self.timeoutMilliseconds = timeoutMilliseconds
         self.function = function
         self.functionPayload = functionPayload
         self.input = input
     }
 
     /// The four bytes every envelope starts with: `CTE` and the format version.
-    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "E"), 1]
+    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "E"), 2]
 
     /// Appends the wire form to `buffer`.
     ///
     /// Layout: magic (4) · buildID (u16 length + UTF-8) · jobID (u16 + UTF-8) · index (u64) · attempt (u16) ·
-    /// function (u16 + UTF-8) · captures (u32 + bytes) · input (u32 + bytes); integers big-endian.
+    /// crashes (u16) · flags (u8: bit 0 suspect) · timeout (u32 ms) · function (u16 + UTF-8) ·
+    /// captures (u32 + bytes) · input (u32 + bytes); integers big-endian.
     public func encode(into buffer: inout ByteBuffer) throws(EnvelopeError) {
         buffer.writeBytes(Self.magic)
         try buffer.writeShortString(buildID, field: "buildID")
         try buffer.writeShortString(jobID, field: "jobID")
         buffer.writeInteger(index)
         buffer.writeInteger(attempt)
+        buffer.writeInteger(crashes)
+        buffer.writeInteger(UInt8(suspect ? 1 : 0))
+        buffer.writeInteger(timeoutMilliseconds)
         try buffer.writeShortString(function, field: "function")
         try Self.writeBlob(functionPayload, field: "function captures", into: &buffer)
         try Self.writeBlob(input, field: "input", into: &buffer)
@@ -84,6 +100,10 @@ public struct TaskEnvelope: Sendable, Hashable {
         let jobID = try b.readShortString(field: "jobID")
         guard let index = b.readInteger(as: UInt64.self) else { throw EnvelopeError(description: "envelope truncated in index") }
         guard let attempt = b.readInteger(as: UInt16.self) else { throw EnvelopeError(description: "envelope truncated in attempt") }
+        guard let crashes = b.readInteger(as: UInt16.self) else { throw EnvelopeError(description: "envelope truncated in crashes") }
+        guard let flags = b.readInteger(as: UInt8.self) else { throw EnvelopeError(description: "envelope truncated in flags") }
+        guard flags & ~1 == 0 else { throw EnvelopeError(description: "envelope has unknown flags \(flags)") }
+        guard let timeout = b.readInteger(as: UInt32.self) else { throw EnvelopeError(description: "envelope truncated in timeout") }
         let function = try b.readShortString(field: "function")
         let captures = try Self.readBlob(&b, field: "function captures", maximum: maximumPayload)
         let input = try Self.readBlob(&b, field: "input", maximum: maximumPayload)
@@ -91,8 +111,8 @@ public struct TaskEnvelope: Sendable, Hashable {
             throw EnvelopeError(description: "\(b.readableBytes) unexpected bytes after the envelope's input")
         }
         self.init(
-            buildID: buildID, jobID: jobID, index: index, attempt: attempt, function: function,
-            functionPayload: captures, input: input)
+            buildID: buildID, jobID: jobID, index: index, attempt: attempt, crashes: crashes, suspect: flags & 1 != 0,
+            timeoutMilliseconds: timeout, function: function, functionPayload: captures, input: input)
     }
 
     private static func writeBlob(_ bytes: [UInt8], field: String, into buffer: inout ByteBuffer) throws(EnvelopeError) {

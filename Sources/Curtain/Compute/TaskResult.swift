@@ -2,8 +2,8 @@ public import NIOCore
 
 /// One task's outcome as it travels back to the job's caller.
 ///
-/// Wire form: magic `CTR1` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · workerID (u16 + UTF-8) ·
-/// outcome (u8: 0 output, 1 failure) · payload (u32 + bytes: the encoded output, or the JSON of a
+/// Wire form: magic `CTR2` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · workerID (u16 + UTF-8) ·
+/// duration (u64 µs) · outcome (u8: 0 output, 1 failure) · payload (u32 + bytes: the encoded output, or the JSON of a
 /// ``RemoteFailure``). Decoding never traps; malformed bytes give an ``EnvelopeError``.
 public struct TaskResult: Sendable, Hashable {
     /// The job the task belongs to.
@@ -14,19 +14,25 @@ public struct TaskResult: Sendable, Hashable {
     public var attempt: UInt16
     /// The worker that ran the task.
     public var workerID: String
+    /// How long the function ran, in microseconds (0 when it never ran).
+    public var durationMicroseconds: UInt64
     /// The encoded output, or why there is none.
     public var outcome: Result<[UInt8], RemoteFailure>
 
     /// Creates a result.
-    public init(jobID: String, index: UInt64, attempt: UInt16, workerID: String, outcome: Result<[UInt8], RemoteFailure>) {
+    public init(
+        jobID: String, index: UInt64, attempt: UInt16, workerID: String, durationMicroseconds: UInt64 = 0,
+        outcome: Result<[UInt8], RemoteFailure>
+    ) {
         self.jobID = jobID
         self.index = index
         self.attempt = attempt
         self.workerID = workerID
+        self.durationMicroseconds = durationMicroseconds
         self.outcome = outcome
     }
 
-    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 1]
+    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 2]
 
     /// The wire form.
     public func encoded() throws -> ByteBuffer {
@@ -36,6 +42,7 @@ public struct TaskResult: Sendable, Hashable {
         b.writeInteger(index)
         b.writeInteger(attempt)
         try b.writeShortString(workerID, field: "workerID")
+        b.writeInteger(durationMicroseconds)
         let payload: [UInt8]
         switch outcome {
         case .success(let bytes):
@@ -60,6 +67,7 @@ public struct TaskResult: Sendable, Hashable {
             throw EnvelopeError(description: "result truncated in index or attempt")
         }
         let workerID = try b.readShortString(field: "workerID")
+        guard let duration = b.readInteger(as: UInt64.self) else { throw EnvelopeError(description: "result truncated in duration") }
         guard let kind = b.readInteger(as: UInt8.self), let length = b.readInteger(as: UInt32.self),
             let payload = b.readBytes(length: Int(length)), b.readableBytes == 0
         else { throw EnvelopeError(description: "result truncated or followed by stray bytes") }
@@ -75,6 +83,8 @@ public struct TaskResult: Sendable, Hashable {
         default:
             throw EnvelopeError(description: "result has unknown outcome kind \(kind)")
         }
-        self.init(jobID: jobID, index: index, attempt: attempt, workerID: workerID, outcome: outcome)
+        self.init(
+            jobID: jobID, index: index, attempt: attempt, workerID: workerID, durationMicroseconds: duration,
+            outcome: outcome)
     }
 }

@@ -16,13 +16,16 @@ public struct WorkerLoop: Sendable {
     /// This worker's id, unique among live workers.
     public let workerID: String
     let batchSize: Int
+    /// How long a timed-out function has to react to cancellation before the worker gives up on it.
+    let stuckGrace: Duration
     let logger: Logger
 
     /// Creates a worker loop for executables of `buildID`.
     public init(
         client: RESPClient, registry: FunctionRegistry, buildID: String, workerID: String, batchSize: Int = 64,
-        logger: Logger = Logger(label: "curtain.worker")
+        stuckGrace: Duration = .milliseconds(500), logger: Logger = Logger(label: "curtain.worker")
     ) {
+        self.stuckGrace = stuckGrace
         self.client = client
         self.registry = registry
         self.keys = StoreKeys(buildID: buildID)
@@ -32,6 +35,8 @@ public struct WorkerLoop: Sendable {
     }
 
     /// Runs until the calling task is cancelled.
+    ///
+    /// - Throws: ``WorkerStuckError`` when a timed-out function will not stop; store errors.
     ///
     /// The batch size adapts to task length: it starts at 1 and doubles (up to `batchSize`) while a batch
     /// runs in under 2 ms, and drops back to 1 when a batch takes more than 20 ms, so short tasks share round
@@ -56,6 +61,10 @@ public struct WorkerLoop: Sendable {
 
     /// Takes and runs at most `batch` tasks; returns how many envelopes it took (0 after a 1 s wait on an
     /// empty queue).
+    ///
+    /// - Throws: ``WorkerStuckError`` after a timed-out function ignored cancellation for `stuckGrace`: the
+    ///   batch's answered tasks are acknowledged and its unrun ones put back on the queue first, so the
+    ///   process can be replaced without losing or charging anything.
     func step(_ connection: RESPConnection, batch: Int) async throws -> Int {
         let inflight = keys.inflight(worker: workerID)
         let first = try await connection.send(RESPCommand("BLMOVE", keys.queue, inflight, "LEFT", "RIGHT", 1))
@@ -75,6 +84,17 @@ public struct WorkerLoop: Sendable {
                 envelopes.append((raw, nil))
             }
         }
+        // A suspect (its last worker died holding it among others) runs alone: the rest go back first.
+        if envelopes.count > 1, let suspect = envelopes.firstIndex(where: { $0.envelope?.suspect == true }) {
+            let others = envelopes.indices.filter { $0 != suspect }.map { envelopes[$0].raw }
+            var commands = [RESPCommand("MULTI")]
+            commands += others.map { RESPCommand("LREM", inflight, 1, $0) }
+            commands.append(RESPCommand("LPUSH", arguments: [keys.queue as any RESPArgument] + others.reversed().map { $0 as any RESPArgument }))
+            commands.append(RESPCommand("EXEC"))
+            let replies = try await connection.pipeline(commands)
+            if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
+            envelopes = [envelopes[suspect]]
+        }
         // Skip the tasks of jobs that were cancelled or are over.
         let jobs = Array(Set(envelopes.compactMap { $0.envelope?.jobID }))
         let flags = try await connection.pipeline(jobs.map { RESPCommand("EXISTS", StoreKeys.cancelled(job: $0)) })
@@ -82,24 +102,29 @@ public struct WorkerLoop: Sendable {
 
         var replies: [RESPCommand] = []
         var resultKeys = Set<String>()
+        var stuck: String?
         for (raw, envelope) in envelopes {
+            if stuck != nil { break }
             defer { replies.append(RESPCommand("LREM", inflight, 1, raw)) }
             guard let envelope, !cancelled.contains(envelope.jobID) else { continue }
             let outcome: Result<[UInt8], RemoteFailure>
+            var duration: UInt64 = 0
             if envelope.buildID != keys.buildID {
                 // Checked before running: code from another build must never run here.
                 outcome = .failure(RemoteFailure(
                     kind: .badEnvelope, errorType: "Curtain.WorkerLoop",
                     message: "task of build \(envelope.buildID) reached a worker of build \(keys.buildID)"))
             } else {
-                outcome = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input)
+                let ran = await Self.run(envelope, registry: registry, stuckGrace: stuckGrace)
+                (outcome, duration) = (ran.outcome, ran.microseconds)
+                if ran.stuck { stuck = envelope.function }
             }
             if case .failure(let failure) = outcome, failure.kind == .unknownFunction {
                 logger.warning("rejected a task for an unknown function", metadata: ["function": "\(envelope.function)"])
             }
             let result = TaskResult(
                 jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, workerID: workerID,
-                outcome: outcome)
+                durationMicroseconds: duration, outcome: outcome)
             let resultsKey = StoreKeys.results(job: envelope.jobID)
             replies.append(RESPCommand("RPUSH", resultsKey, try result.encoded()))
             resultKeys.insert(resultsKey)
@@ -110,6 +135,49 @@ public struct WorkerLoop: Sendable {
         if let error = answers.first(where: { $0.errorMessage != nil })?.errorMessage {
             throw RESPError.server(error)
         }
+        if let stuck {
+            // Hand back what this batch did not run (tail first, each to the queue's head: order is kept).
+            while try await connection.send(RESPCommand("LMOVE", inflight, keys.queue, "RIGHT", "LEFT")).buffer != nil {}
+            throw WorkerStuckError(function: stuck)
+        }
         return taken.count
     }
+
+    /// Runs one task, within its timeout if it has one.
+    static func run(
+        _ envelope: TaskEnvelope, registry: FunctionRegistry, stuckGrace: Duration
+    ) async -> (outcome: Result<[UInt8], RemoteFailure>, microseconds: UInt64, stuck: Bool) {
+        let clock = ContinuousClock()
+        let start = clock.now
+        guard envelope.timeoutMilliseconds > 0 else {
+            let outcome = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input)
+            return (outcome, (clock.now - start).microseconds, false)
+        }
+        let limit = Duration.milliseconds(Int64(envelope.timeoutMilliseconds))
+        let (function, captures, input) = (envelope.function, envelope.functionPayload, envelope.input)
+        switch await Deadline.run(within: limit, { await registry.run(function, function: captures, input: input) }) {
+        case .finished(let outcome):
+            return (outcome, (clock.now - start).microseconds, false)
+        case .timedOut(let task):
+            let failure = RemoteFailure(
+                kind: .timedOut, errorType: "Curtain.TaskTimeout",
+                message: "ran longer than its timeout of \(Format.duration(limit))")
+            let microseconds = (clock.now - start).microseconds
+            let stuck = !(await Deadline.ends(task, within: stuckGrace))
+            return (.failure(failure), microseconds, stuck)
+        }
+    }
+}
+
+/// A worker loop stopped because a timed-out function ignored cancellation and still holds a thread.
+///
+/// The worker's other tasks were acknowledged or handed back first; a worker process exits with
+/// ``exitStatus`` so its supervisor replaces it.
+public struct WorkerStuckError: Error, Sendable, CustomStringConvertible {
+    /// The function that would not stop.
+    public var function: String
+    /// The exit status of a worker process replaced for this reason.
+    public static let exitStatus: Int32 = 75
+    /// One line naming the function.
+    public var description: String { "a timed-out \(function) task ignored cancellation; this worker must be replaced" }
 }

@@ -15,9 +15,11 @@ import Darwin
 /// - A worker exits as soon as that pipe closes, which happens however the driver ends (even `kill -9`),
 ///   so workers never outlive their driver.
 /// - A worker that dies on its own (signal, `exit`, OOM kill) is replaced, and the tasks in its in-flight
-///   list go back to the front of the queue with their attempt count raised; a task that has already
-///   crashed `1 + crashRetries` workers is answered with a ``RemoteFailure/Kind/crashed`` failure naming
-///   the signal or exit status instead.
+///   list go back to the front of the queue (see ``recover(workerID:how:)`` for how a crash is charged);
+///   a task that has crashed `1 + crashRetries` workers on its own is answered with a
+///   ``RemoteFailure/Kind/crashed`` failure naming the signal or exit status instead.
+/// - A worker that exits with ``WorkerStuckError/exitStatus`` handed back its tasks itself (a timed-out
+///   function would not stop) and is simply replaced.
 actor WorkerProcesses {
     private struct Worker {
         var id: String
@@ -107,8 +109,13 @@ actor WorkerProcesses {
             case .exit: how = "exited with status \(dead.process.terminationStatus)"
             @unknown default: how = "ended"
             }
-            crashes += 1
-            logger.warning("worker died; recovering its tasks", metadata: ["worker": "\(dead.id)", "how": "\(how)"])
+            if dead.process.terminationReason == .exit && dead.process.terminationStatus == WorkerStuckError.exitStatus {
+                logger.warning(
+                    "replacing a worker: a timed-out task ignored cancellation", metadata: ["worker": "\(dead.id)"])
+            } else {
+                crashes += 1
+                logger.warning("worker died; recovering its tasks", metadata: ["worker": "\(dead.id)", "how": "\(how)"])
+            }
             do {
                 try await recover(workerID: dead.id, how: how)
             } catch {
@@ -125,22 +132,32 @@ actor WorkerProcesses {
         }
     }
 
-    /// Puts the dead worker's in-flight tasks back on the queue (or answers them as crashed).
+    /// Puts the dead worker's in-flight tasks back at the front of the queue, or answers them as crashed.
+    ///
+    /// Only a task that was alone in the worker's hands is charged the crash: when it held several (a
+    /// batch), none is known to be guilty, so all go back uncharged and marked suspect, and each then runs
+    /// alone, where a second crash names its culprit.
     private func recover(workerID: String, how: String) async throws {
         let inflight = keys.inflight(worker: workerID)
-        let taken = try await client.send(RESPCommand("LRANGE", inflight, 0, -1)).array ?? []
+        let taken = (try await client.send(RESPCommand("LRANGE", inflight, 0, -1)).array ?? []).compactMap(\.buffer)
+        let alone = taken.count == 1
         var commands: [RESPCommand] = []
-        for raw in taken.compactMap(\.buffer).reversed() {
+        for raw in taken.reversed() {
             guard var envelope = try? TaskEnvelope(decoding: raw) else { continue }
-            if Int(envelope.attempt) > crashRetries {
+            if alone && Int(envelope.crashes) >= crashRetries {
                 let result = TaskResult(
                     jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, workerID: workerID,
                     outcome: .failure(RemoteFailure(
                         kind: .crashed, errorType: "Curtain.WorkerCrash",
-                        message: "the worker process \(how) (attempt \(envelope.attempt) of \(crashRetries + 1))")))
+                        message: "the worker process \(how) (attempt \(Int(envelope.crashes) + 1) of \(crashRetries + 1))")))
                 commands.append(RESPCommand("RPUSH", StoreKeys.results(job: envelope.jobID), try result.encoded()))
             } else {
-                envelope.attempt += 1
+                envelope.attempt &+= 1
+                if alone {
+                    envelope.crashes += 1
+                } else {
+                    envelope.suspect = true
+                }
                 commands.append(RESPCommand("LPUSH", keys.queue, try envelope.encoded()))
                 requeued += 1
             }
@@ -186,6 +203,9 @@ enum WorkerRole {
             let loop = WorkerLoop(client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger)
             try await loop.run()
             exit(0)
+        } catch let error as WorkerStuckError {
+            logger.warning("exiting to be replaced", metadata: ["reason": "\(error)"])
+            exit(WorkerStuckError.exitStatus)
         } catch {
             logger.critical("worker stopped", metadata: ["error": "\(error)"])
             exit(1)

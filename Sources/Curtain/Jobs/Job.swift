@@ -1,0 +1,253 @@
+import CurtainRESP
+import Synchronization
+
+/// What a job needs to know about the cloud it runs on, beyond its transport.
+struct JobContext: Sendable {
+    /// The build id written into envelopes.
+    var buildID: String
+    /// The backend's name for summaries.
+    var backend: String
+    /// How many workers the backend has, for sizing the map window; `nil` if unknown.
+    var workers: Int?
+    /// Whether summaries are printed for every job (`CURTAIN_SUMMARY=1`).
+    var printSummaries = false
+    /// Whether progress bars may be drawn at all (`CURTAIN_PROGRESS=0` turns them off).
+    var progressAllowed = true
+    /// The cloud's cold-start clock, if the job runs on a cloud.
+    var coldStart: ColdStartClock?
+    /// Overrides the summary's worker count (the in-process backend's width).
+    var reportedWorkers: Int?
+}
+
+/// From `Cloud.start` to the first result the cloud receives.
+final class ColdStartClock: Sendable {
+    private let clock = ContinuousClock()
+    private let start: ContinuousClock.Instant
+    private let first = Mutex<Duration?>(nil)
+
+    init() { start = clock.now }
+
+    /// Records the first result's arrival (later calls change nothing).
+    func noteResult() {
+        let now = clock.now
+        first.withLock { if $0 == nil { $0 = now - start } }
+    }
+
+    /// The cold start, once a result has arrived.
+    var value: Duration? { first.withLock { $0 } }
+}
+
+/// One job's bookkeeping, whatever its shape (`map`, `run`, task group): the tasks it is waiting for, their
+/// retries, the statistics for its summary and its progress bar. Used by one task at a time.
+struct Job<F: RemoteFunction> {
+    private struct Pending {
+        var captures: [UInt8]
+        var input: [UInt8]
+        /// The attempt last submitted: failures of earlier attempts are stale.
+        var attempt: UInt16
+        var retriesUsed: Int
+    }
+
+    let jobID: String
+    let transport: any JobTransport
+    let context: JobContext
+    let options: JobOptions
+    private var pending: [UInt64: Pending] = [:]
+    private(set) var statistics: JobStatistics
+    let progress: ProgressBar?
+    private let clock = ContinuousClock()
+    private let start: ContinuousClock.Instant
+    private var finished = false
+
+    /// Prepares a job (`options` already validated).
+    init(jobID: String, transport: any JobTransport, context: JobContext, options: JobOptions) {
+        self.jobID = jobID
+        self.transport = transport
+        self.context = context
+        self.options = options
+        statistics = JobStatistics(keepDurations: options.summary || options.onSummary != nil || context.printSummaries)
+        progress = ProgressBar.make(function: F.name, display: options.progress, enabled: context.progressAllowed)
+        start = clock.now
+        progress?.begin()
+    }
+
+    /// The tasks submitted and not yet answered.
+    var outstanding: Int { pending.count }
+
+    /// Encodes a function value's captures.
+    static func encode(function: F) throws -> [UInt8] {
+        do {
+            return try PayloadCodec.encode(function)
+        } catch {
+            throw InputEncodingError(function: F.name, index: -1, message: "the function value cannot be encoded: \(error)")
+        }
+    }
+
+    /// Encodes one input, naming its index if it cannot be.
+    static func encode(_ input: F.Input, index: Int) throws -> [UInt8] {
+        do {
+            return try PayloadCodec.encode(input)
+        } catch {
+            throw InputEncodingError(function: F.name, index: index, message: "\(error)")
+        }
+    }
+
+    /// Sends already-encoded inputs as tasks `index → input`, all with the same function captures.
+    mutating func submit(_ tasks: [(index: UInt64, input: [UInt8])], captures: [UInt8]) async throws {
+        guard !tasks.isEmpty else { return }
+        var envelopes: [TaskEnvelope] = []
+        envelopes.reserveCapacity(tasks.count)
+        for task in tasks {
+            pending[task.index] = Pending(captures: captures, input: task.input, attempt: 1, retriesUsed: 0)
+            envelopes.append(envelope(index: task.index, captures: captures, input: task.input, attempt: 1))
+        }
+        progress?.total.add(tasks.count, ordering: .relaxed)
+        try await transport.submit(envelopes)
+    }
+
+    private func envelope(index: UInt64, captures: [UInt8], input: [UInt8], attempt: UInt16) -> TaskEnvelope {
+        TaskEnvelope(
+            buildID: context.buildID, jobID: jobID, index: index, attempt: attempt,
+            timeoutMilliseconds: options.timeoutMilliseconds, function: F.name, functionPayload: captures, input: input)
+    }
+
+    /// Waits for results; returns the outputs of tasks that succeeded, in arrival order.
+    ///
+    /// Results of other jobs, duplicates (a task re-run after a crash answers twice: the first answer wins)
+    /// and failures of superseded attempts are dropped. A thrown error or timeout is retried while the task
+    /// has retries left.
+    ///
+    /// - Throws: ``RemoteTaskError`` for a task that failed for good; `CancellationError`.
+    mutating func receive() async throws -> [(index: UInt64, output: F.Output)] {
+        let results = try await transport.receive()
+        try Task.checkCancellation()
+        if !results.isEmpty { context.coldStart?.noteResult() }
+        var outputs: [(index: UInt64, output: F.Output)] = []
+        var again: [TaskEnvelope] = []
+        for result in results {
+            guard result.jobID == jobID, var task = pending[result.index], result.attempt >= task.attempt else { continue }
+            switch result.outcome {
+            case .success(let bytes):
+                pending[result.index] = nil
+                statistics.completed += 1
+                statistics.record(result)
+                progress?.done.add(1, ordering: .relaxed)
+                outputs.append((result.index, try PayloadCodec.decode(F.Output.self, from: bytes)))
+            case .failure(let failure):
+                progress?.failures.add(1, ordering: .relaxed)
+                let retriable = failure.kind == .thrown || failure.kind == .timedOut
+                if retriable && task.retriesUsed < options.retries {
+                    statistics.failedAttempts += 1
+                    task.retriesUsed += 1
+                    task.attempt = result.attempt + 1
+                    pending[result.index] = task
+                    again.append(envelope(index: result.index, captures: task.captures, input: task.input, attempt: task.attempt))
+                } else {
+                    pending[result.index] = nil
+                    statistics.failed += 1
+                    statistics.record(result)
+                    throw RemoteTaskError(
+                        function: F.name, index: result.index, input: Abbreviation.bytes(task.input), failure: failure)
+                }
+            }
+        }
+        if !again.isEmpty { try await transport.submit(again) }
+        return outputs
+    }
+
+    /// Ends the job (queued tasks never run), stops the progress bar and reports the summary.
+    mutating func finish() async {
+        guard !finished else { return }
+        finished = true
+        await transport.finish()
+        await progress?.end()
+        let wantSummary = options.summary || context.printSummaries
+        guard wantSummary || options.onSummary != nil else { return }
+        let summary = JobSummary(
+            function: F.name, backend: context.backend, tasks: statistics.completed, failed: statistics.failed,
+            workers: context.reportedWorkers ?? statistics.workers.count, wallTime: clock.now - start,
+            coldStart: context.coldStart?.value, p50: statistics.quantile(0.5), p99: statistics.quantile(0.99),
+            retries: statistics.retries)
+        options.onSummary?(summary)
+        if wantSummary { StandardError.write(summary.description + "\n") }
+    }
+}
+
+/// `map` over any transport: streams inputs through a window, returns outputs in input order.
+enum MapRunner {
+    static func map<F: RemoteFunction, Inputs: Sequence>(
+        _ function: F, over inputs: Inputs, context: JobContext, options: JobOptions,
+        transport makeTransport: (_ jobID: String) async throws -> any JobTransport
+    ) async throws -> [F.Output] where Inputs.Element == F.Input {
+        let options = try options.validated()
+        let window = options.window ?? max(4096, 256 * (context.workers ?? 1))
+        var iterator = inputs.makeIterator()
+        var read = 0
+        var exhausted = false
+        /// Reads and encodes inputs until `room` tasks are ready or the inputs run out.
+        func readInputs(room: Int) throws -> [(index: UInt64, input: [UInt8])] {
+            var batch: [(index: UInt64, input: [UInt8])] = []
+            while batch.count < room, !exhausted {
+                guard let input = iterator.next() else {
+                    exhausted = true
+                    break
+                }
+                batch.append((UInt64(read), try Job<F>.encode(input, index: read)))
+                read += 1
+            }
+            return batch
+        }
+        // The first window is encoded before anything is dispatched: a bad input among them stops the job
+        // before any task runs.
+        let captures = try Job<F>.encode(function: function)
+        let first = try readInputs(room: window)
+        if first.isEmpty { return [] }
+        let jobID = TaskDispatcher.newJobID()
+        var job = Job<F>(jobID: jobID, transport: try await makeTransport(jobID), context: context, options: options)
+        var outputs = [F.Output?](repeating: nil, count: first.count)
+        var done = 0
+        do {
+            try await job.submit(first, captures: captures)
+            if exhausted { job.progress?.totalIsFinal.store(true, ordering: .relaxed) }
+            while done < read || !exhausted {
+                for (index, output) in try await job.receive() {
+                    outputs[Int(index)] = output
+                    done += 1
+                }
+                // Top the window up in chunks, so each refill is one pipelined push.
+                let room = window - job.outstanding
+                if !exhausted && (room >= window / 4 || job.outstanding == 0) {
+                    let more = try readInputs(room: room)
+                    outputs.append(contentsOf: repeatElement(nil, count: more.count))
+                    try await job.submit(more, captures: captures)
+                    if exhausted { job.progress?.totalIsFinal.store(true, ordering: .relaxed) }
+                }
+            }
+            await job.finish()
+        } catch {
+            await job.finish()
+            if Task.isCancelled { throw CancellationError() }
+            throw error
+        }
+        return outputs.map { $0! }
+    }
+}
+
+/// Unbuffered writes to standard error (summaries), never interleaved mid-line with other writers of ours.
+enum StandardError {
+    private static let lock = Mutex(())
+
+    static func write(_ text: String) {
+        lock.withLock { _ in
+            let bytes = Array(text.utf8)
+            bytes.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < raw.count {
+                    let n = systemWrite(2, raw.baseAddress! + offset, raw.count - offset)
+                    if n <= 0 { break }
+                    offset += n
+                }
+            }
+        }
+    }
+}
