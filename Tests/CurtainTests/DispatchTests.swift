@@ -9,7 +9,7 @@ func withWorkers<T>(
     _ store: TestStore, workers: Int = 2, buildID: String = "test-build",
     _ body: (RESPClient) async throws -> T
 ) async throws -> T {
-    let registry = try FunctionRegistry([Square.self, Fails.self])
+    let registry = try FunctionRegistry([Square.self, Fails.self, Renamed.self])
     let client = try store.client()
     let loops = (0..<workers).map { i in
         Task {

@@ -111,48 +111,60 @@ struct Job<F: RemoteFunction> {
             timeoutMilliseconds: options.timeoutMilliseconds, function: F.name, functionPayload: captures, input: input)
     }
 
-    /// Waits for results; returns the outputs of tasks that succeeded, in arrival order.
+    /// Waits for results; returns the tasks that ended, in arrival order: with their output, or with the
+    /// ``RemoteTaskError`` of a task that failed for good.
     ///
     /// Results of other jobs, duplicates (a task re-run after a crash answers twice: the first answer wins)
     /// and failures of superseded attempts are dropped. A thrown error or timeout is retried while the task
-    /// has retries left.
+    /// has retries left. Every result received is accounted for, even when several tasks end at once.
     ///
-    /// - Throws: ``RemoteTaskError`` for a task that failed for good; `CancellationError`.
-    mutating func receive() async throws -> [(index: UInt64, output: F.Output)] {
+    /// - Throws: `CancellationError`; store errors.
+    mutating func receive() async throws -> [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] {
         let results = try await transport.receive()
         try Task.checkCancellation()
         if !results.isEmpty { context.coldStart?.noteResult() }
-        var outputs: [(index: UInt64, output: F.Output)] = []
+        var ended: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
         var again: [TaskEnvelope] = []
         for result in results {
             guard result.jobID == jobID, var task = pending[result.index], result.attempt >= task.attempt else { continue }
+            var failure: RemoteFailure
             switch result.outcome {
             case .success(let bytes):
+                do {
+                    let output = try PayloadCodec.decode(F.Output.self, from: bytes)
+                    pending[result.index] = nil
+                    statistics.completed += 1
+                    statistics.record(result)
+                    progress?.done.add(1, ordering: .relaxed)
+                    ended.append((result.index, .success(output)))
+                    continue
+                } catch {
+                    failure = RemoteFailure(
+                        kind: .decoding, errorType: "\(type(of: error))",
+                        message: "the caller could not decode the output as \(F.Output.self): \(error)")
+                }
+            case .failure(let remote):
+                failure = remote
+            }
+            progress?.failures.add(1, ordering: .relaxed)
+            let retriable = failure.kind == .thrown || failure.kind == .timedOut
+            if retriable && task.retriesUsed < options.retries {
+                statistics.failedAttempts += 1
+                task.retriesUsed += 1
+                task.attempt = result.attempt + 1
+                pending[result.index] = task
+                again.append(envelope(index: result.index, captures: task.captures, input: task.input, attempt: task.attempt))
+            } else {
                 pending[result.index] = nil
-                statistics.completed += 1
+                statistics.failed += 1
                 statistics.record(result)
                 progress?.done.add(1, ordering: .relaxed)
-                outputs.append((result.index, try PayloadCodec.decode(F.Output.self, from: bytes)))
-            case .failure(let failure):
-                progress?.failures.add(1, ordering: .relaxed)
-                let retriable = failure.kind == .thrown || failure.kind == .timedOut
-                if retriable && task.retriesUsed < options.retries {
-                    statistics.failedAttempts += 1
-                    task.retriesUsed += 1
-                    task.attempt = result.attempt + 1
-                    pending[result.index] = task
-                    again.append(envelope(index: result.index, captures: task.captures, input: task.input, attempt: task.attempt))
-                } else {
-                    pending[result.index] = nil
-                    statistics.failed += 1
-                    statistics.record(result)
-                    throw RemoteTaskError(
-                        function: F.name, index: result.index, input: Abbreviation.bytes(task.input), failure: failure)
-                }
+                ended.append((result.index, .failure(RemoteTaskError(
+                    function: F.name, index: result.index, input: Abbreviation.bytes(task.input), failure: failure))))
             }
         }
         if !again.isEmpty { try await transport.submit(again) }
-        return outputs
+        return ended
     }
 
     /// Ends the job (queued tasks never run), stops the progress bar and reports the summary.
@@ -210,8 +222,8 @@ enum MapRunner {
             try await job.submit(first, captures: captures)
             if exhausted { job.progress?.totalIsFinal.store(true, ordering: .relaxed) }
             while done < read || !exhausted {
-                for (index, output) in try await job.receive() {
-                    outputs[Int(index)] = output
+                for (index, outcome) in try await job.receive() {
+                    outputs[Int(index)] = try outcome.get()
                     done += 1
                 }
                 // Top the window up in chunks, so each refill is one pipelined push.

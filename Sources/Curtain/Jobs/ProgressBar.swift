@@ -100,9 +100,9 @@ final class ProgressBar: Sendable {
         var tail = [String]()
         if totalIsFinal && total > 0 {
             let percent = min(100, done * 100 / total)
-            tail.append("\(Format.count(Double(done)))/\(Format.count(Double(total))) \(percent)%")
+            tail.append("\(done)/\(total) \(percent)%")
         } else {
-            tail.append("\(Format.count(Double(done))) done")
+            tail.append("\(done) done")
         }
         tail.append("\(Format.count(rate))/s")
         if totalIsFinal && total > done && rate > 0 {

@@ -19,7 +19,8 @@ public final class RemoteTaskGroup<F: RemoteFunction>: AsyncSequence {
 
     private var job: Job<F>
     private var added: UInt64 = 0
-    private var ready: [F.Output] = []
+    /// Ended tasks not yet handed out, latest first.
+    private var ready: [Result<F.Output, RemoteTaskError>] = []
 
     init(job: Job<F>) {
         self.job = job
@@ -36,12 +37,15 @@ public final class RemoteTaskGroup<F: RemoteFunction>: AsyncSequence {
     }
 
     /// The next output to complete, or `nil` once every added task has answered.
+    ///
+    /// - Throws: the ``RemoteTaskError`` of a task that failed for good (iteration may go on after it:
+    ///   the other tasks still answer); `CancellationError`.
     public func next() async throws -> F.Output? {
         while ready.isEmpty {
             guard job.outstanding > 0 else { return nil }
-            ready = try await job.receive().map(\.output).reversed()
+            ready = try await job.receive().map(\.outcome).reversed()
         }
-        return ready.popLast()
+        return try ready.removeLast().get()
     }
 
     /// Ends the group's job: queued tasks are skipped, late results dropped, the summary reported.

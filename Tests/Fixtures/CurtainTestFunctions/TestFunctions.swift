@@ -104,8 +104,59 @@ public struct CountedSleep: RemoteFunction {
     }
 }
 
+/// Throws the first time it runs for a given marker file, succeeds afterwards (for retries of thrown errors).
+public struct FailsOnce: RemoteFunction {
+    /// The error of the first run.
+    public struct FirstTime: Error, CustomStringConvertible {
+        /// `not yet`.
+        public var description: String { "not yet" }
+    }
+    /// A file that records that the failure happened.
+    public var marker: String
+    /// Creates the function.
+    public init(marker: String) { self.marker = marker }
+    /// Throws ``FirstTime`` if the marker is absent (creating it), else returns `x`.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        if access(marker, F_OK) != 0 {
+            let fd = open(marker, O_CREAT | O_WRONLY, 0o644)
+            if fd >= 0 { close(fd) }
+            throw FirstTime()
+        }
+        return x
+    }
+}
+
+/// Busy-waits without ever checking for cancellation: a function a timeout cannot stop cooperatively.
+public struct Spin: RemoteFunction {
+    /// How long to spin, in milliseconds.
+    public var milliseconds: Int
+    /// Creates the function.
+    public init(milliseconds: Int) { self.milliseconds = milliseconds }
+    /// Spins, then returns `x`.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        let clock = ContinuousClock()
+        let end = clock.now + .milliseconds(milliseconds)
+        while clock.now < end {}
+        return x
+    }
+}
+
+/// Exits its process whenever the input is `bad`; returns other inputs unchanged (to show a crash is
+/// charged to its own task and not to the tasks batched with it).
+public struct CrashOn: RemoteFunction {
+    /// The input that crashes.
+    public var bad: Int
+    /// Creates the function.
+    public init(bad: Int) { self.bad = bad }
+    /// `x`, or an exit with status 4.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        if x == bad { exit(4) }
+        return x
+    }
+}
+
 /// Every function the fixture worker registers.
 public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
-    CountedSleep.self,
+    CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self,
 ]
