@@ -56,8 +56,15 @@ let package = Package(
                 "CurtainRESP",
                 "CurtainStore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSwift
+        ),
+        // Remote functions shared by the demo and the benchmarks (Monte Carlo π, the no-op task).
+        .target(
+            name: "CurtainExamples",
+            dependencies: ["Curtain"],
             swiftSettings: strictSwift
         ),
         // The operator CLI.
@@ -75,6 +82,7 @@ let package = Package(
             name: "curtain-demo",
             dependencies: [
                 "Curtain",
+                "CurtainExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift
@@ -84,6 +92,7 @@ let package = Package(
             name: "curtain-bench",
             dependencies: [
                 "Curtain",
+                "CurtainExamples",
                 "CurtainRESP",
                 "CurtainStore",
                 "CurtainTestSupport",  // starts redis-server on a free port, finds Redis' tools

@@ -7,7 +7,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curtain-bench",
         abstract: "Curtain's benchmarks; each prints figures and their ratio to a baseline measured in the same run.",
-        subcommands: [RESPBench.self, TasksBench.self, ColdstartBench.self]
+        subcommands: [RESPBench.self, TasksBench.self, ColdstartBench.self, PiBench.self, MemoryBench.self]
     )
 }
 
@@ -38,7 +38,7 @@ struct Figure {
         let r = ratio.map { String(rounded($0, digits: 2)) } ?? "-"
         let t = target.map { "≥ \($0)" } ?? ""
         let met = (target != nil && ratio != nil) ? (ratio! >= target! ? "met" : "NOT met") : ""
-        return pad(name, 38) + pad(v + " " + unit, 20) + pad(b, 14) + pad(r, 8) + pad(t, 8) + met
+        return pad(name, 46) + pad(v + " " + unit, 20) + pad(b, 14) + pad(r, 8) + pad(t, 8) + met
     }
 }
 
@@ -61,6 +61,6 @@ func printTable(_ figures: [Figure], json: Bool) {
         for f in figures { print(f.json) }
         return
     }
-    print(pad("figure", 38) + pad("value", 20) + pad("baseline", 14) + pad("ratio", 8) + pad("target", 8))
+    print(pad("figure", 46) + pad("value", 20) + pad("baseline", 14) + pad("ratio", 8) + pad("target", 8))
     for f in figures { print(f.row) }
 }

@@ -1,10 +1,7 @@
 import ArgumentParser
 import Curtain
-
-/// A task that does nothing: measures Curtain's own per-task cost.
-struct Noop: RemoteFunction {
-    func callAsFunction(_ input: Int) async throws -> Int { input }
-}
+import Foundation
+import CurtainExamples
 
 /// `curtain-bench tasks`: no-op task throughput on local worker processes.
 struct TasksBench: AsyncParsableCommand {
@@ -62,5 +59,120 @@ struct ColdstartBench: AsyncParsableCommand {
         samples.sort()
         let median = samples[samples.count / 2]
         printTable([Figure(name: "cold start to first result, \(workers) workers", value: median, unit: "ms", target: nil)], json: json)
+    }
+}
+
+/// `curtain-bench pi`: Monte Carlo π through Curtain against the same work in a local `TaskGroup`.
+struct PiBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pi", abstract: "Monte Carlo π: local TaskGroup time / Curtain time (target ≥ 0.95).")
+
+    @Option(help: "Number of tasks.")
+    var tasks: Int = 64
+
+    @Option(help: "Samples per task.")
+    var samples: Int = 10_000_000
+
+    @Option(help: "Worker processes.")
+    var workers: Int = 2
+
+    @Option(help: "Repetitions; the median ratio is reported.")
+    var repeats: Int = 3
+
+    @Flag(help: "Print one JSON object per figure instead of a table.")
+    var json = false
+
+    func run() async throws {
+        // In a worker process this never returns. Workers are started once, as a user's program would.
+        let cloud = try await Cloud.start(
+            functions: [CountHits.self], configuration: CloudConfiguration(backend: .processes, workers: workers))
+        let samples = self.samples
+        let seeds = 0..<UInt64(tasks)
+        var pairs: [(local: Double, curtain: Double)] = []
+        for _ in 0..<max(1, repeats) {
+            var localHits = 0
+            let local = await timed {
+                localHits = await withTaskGroup(of: Int.self) { group in
+                    for seed in seeds { group.addTask { CountHits.count(samples: samples, seed: seed) } }
+                    return await group.reduce(0, +)
+                }
+            }
+            var hits = 0
+            let curtain = try await timed { hits = try await cloud.map(CountHits(samples: samples), over: seeds).reduce(0, +) }
+            guard hits == localHits else { throw ValidationError("Curtain counted \(hits) hits, the local run \(localHits)") }
+            pairs.append((local, curtain))
+        }
+        await cloud.shutdown()
+        let median = pairs.sorted { $0.local / $0.curtain < $1.local / $1.curtain }[pairs.count / 2]
+        printTable([
+            Figure(
+                name: "pi \(tasks)×\(samples / 1_000_000)M, \(workers) workers", value: 1 / median.curtain, unit: "runs/s",
+                baseline: 1 / median.local, baselineName: "local TaskGroup", target: 0.95)
+        ], json: json)
+    }
+}
+
+/// `curtain-bench memory`: the driver's peak memory for a map over a million small inputs, and an idle
+/// worker's resident memory.
+struct MemoryBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "memory",
+        abstract: "Driver peak RSS for a map over 1,000,000 inputs (target ≤ 300 MB); idle worker RSS (≤ 20 MB).")
+
+    @Option(help: "Number of inputs.")
+    var inputs: Int = 1_000_000
+
+    @Option(help: "Worker processes.")
+    var workers: Int = 2
+
+    @Flag(help: "Print one JSON object per figure instead of a table.")
+    var json = false
+
+    @Option(help: "The worker executable; by default curtain-demo next to this one (a user's program, which does not link the benchmark harness).")
+    var workerExecutable: String?
+
+    func run() async throws {
+        var configuration = CloudConfiguration(backend: .processes, workers: workers)
+        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        configuration.workerExecutable = workerExecutable ?? here.appendingPathComponent("curtain-demo").path
+        configuration.workerArguments = ["pi"]  // its path to Cloud.start, which registers Noop too
+        guard FileManager.default.isExecutableFile(atPath: configuration.workerExecutable!) else {
+            throw ValidationError("no worker executable at \(configuration.workerExecutable!); build curtain-demo first")
+        }
+        let cloud = try await Cloud.start(functions: [Noop.self], configuration: configuration)
+        // Idle workers: started, warmed by one task, then left waiting.
+        _ = try await cloud.run(Noop(), 0)
+        try await Task.sleep(for: .seconds(1))
+        let idle = await cloud.workerProcessIDs.compactMap(Self.residentMegabytes).max() ?? 0
+        let before = Self.peakMegabytes()
+        let outputs = try await cloud.map(Noop(), over: 0..<inputs)
+        guard outputs.count == inputs, outputs.last == inputs - 1 else { throw ValidationError("wrong outputs") }
+        let peak = Self.peakMegabytes()
+        await cloud.shutdown()
+        printTable([
+            Figure(name: "driver peak RSS, map over \(inputs) (≤ 300)", value: peak, unit: "MB", target: nil),
+            Figure(name: "driver peak RSS before the map", value: before, unit: "MB", target: nil),
+            Figure(name: "idle worker RSS, largest (≤ 20)", value: idle, unit: "MB", target: nil),
+        ], json: json)
+    }
+
+    /// This process's peak resident set (`VmHWM`), in MB.
+    static func peakMegabytes() -> Double {
+        statusField("VmHWM", pid: nil) ?? 0
+    }
+
+    /// A process's resident set (`VmRSS`), in MB.
+    static func residentMegabytes(_ pid: Int32) -> Double? {
+        statusField("VmRSS", pid: pid)
+    }
+
+    static func statusField(_ field: String, pid: Int32?) -> Double? {
+        let path = pid.map { "/proc/\($0)/status" } ?? "/proc/self/status"
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
+            let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first
+            return kilobytes.map { $0 / 1024 }
+        }
+        return nil
     }
 }

@@ -1,31 +1,6 @@
 import ArgumentParser
 import Curtain
-import Foundation
-
-/// Monte Carlo samples in the unit square: how many fall inside the quarter circle.
-///
-/// A remote function: `samples` is its capture, the seed its input. The generator is a 64-bit LCG whose
-/// high 53 bits make each coordinate, so the same seed gives the same count on every backend.
-struct CountHits: RemoteFunction {
-    var samples: Int
-
-    func callAsFunction(_ seed: UInt64) async throws -> Int {
-        CountHits.count(samples: samples, seed: seed)
-    }
-
-    static func count(samples: Int, seed: UInt64) -> Int {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1
-        var hits = 0
-        for _ in 0..<samples {
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            let x = Double(state >> 11) * 0x1p-53
-            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
-            let y = Double(state >> 11) * 0x1p-53
-            if x * x + y * y <= 1 { hits += 1 }
-        }
-        return hits
-    }
-}
+import CurtainExamples
 
 /// `curtain-demo pi`: π by Monte Carlo, locally with a TaskGroup and through Curtain, with the time ratio.
 struct PiDemo: AsyncParsableCommand {
@@ -50,7 +25,7 @@ struct PiDemo: AsyncParsableCommand {
 
     func run() async throws {
         // In a worker process this call never returns.
-        let cloud = try await Cloud.start(functions: [CountHits.self])
+        let cloud = try await Cloud.start(functions: [CountHits.self, Noop.self])
         let samples = self.samples
         let clock = ContinuousClock()
 

@@ -1,6 +1,10 @@
 import CurtainRESP
 import CurtainStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Logging
 
 /// The entry point: starts the configured backend and runs remote functions on it.
@@ -92,6 +96,7 @@ public final class Cloud: Sendable {
                 let workers = try WorkerProcesses(
                     count: configuration.workers,
                     executable: configuration.workerExecutable ?? BuildID.executablePath(),
+                    arguments: configuration.workerArguments ?? Array(CommandLine.arguments.dropFirst()),
                     storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries,
                     logger: Logger(label: "curtain.cloud"))
                 await workers.startMonitoring()

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// Why a Curtain configuration is unusable.
 public struct ConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -27,6 +31,9 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// The executable the `processes` backend starts as workers; `nil` means this process's own executable.
     /// Tests point it at a fixture.
     public var workerExecutable: String?
+    /// The arguments the `processes` backend starts workers with; `nil` means this process's own (so the
+    /// worker takes the same path through the program to its `Cloud.start`).
+    public var workerArguments: [String]?
     /// Overrides the build id (normally derived from the executable) for driver and spawned workers alike.
     public var buildID: String?
     /// How many times a task whose worker process crashed is run again (thrown errors are retried only when

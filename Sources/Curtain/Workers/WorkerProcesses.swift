@@ -1,7 +1,13 @@
 import CurtainRESP
-import Foundation
+import Dispatch
 import Logging
 import NIOCore
+
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -23,11 +29,11 @@ import Darwin
 actor WorkerProcesses {
     private struct Worker {
         var id: String
-        var process: Process
-        var pipe: Pipe
+        var process: ChildProcess
     }
 
     private let executable: String
+    private let arguments: [String]
     private let storeURL: String
     private let buildID: String
     private let keys: StoreKeys
@@ -44,21 +50,25 @@ actor WorkerProcesses {
 
     /// Starts `count` workers of `executable` connecting to `storeURL`.
     init(
-        count: Int, executable: String, storeURL: String, buildID: String, client: RESPClient, crashRetries: Int,
-        logger: Logger
+        count: Int, executable: String, arguments: [String], storeURL: String, buildID: String, client: RESPClient,
+        crashRetries: Int, logger: Logger
     ) throws {
         self.executable = executable
+        self.arguments = arguments
         self.storeURL = storeURL
         self.buildID = buildID
         self.keys = StoreKeys(buildID: buildID)
         self.client = client
         self.crashRetries = max(0, crashRetries)
         self.logger = logger
-        for _ in 0..<count {
-            let id = Self.workerID(generation: generation)
-            workers.append(try Self.spawn(id: id, executable: executable, storeURL: storeURL, buildID: buildID))
-            generation += 1
+        var started: [Worker] = []
+        for generation in 0..<count {
+            started.append(try Self.spawn(
+                id: Self.workerID(generation: generation), executable: executable, arguments: arguments,
+                storeURL: storeURL, buildID: buildID))
         }
+        self.workers = started
+        self.generation = count
     }
 
     /// Begins watching for workers that die on their own.
@@ -78,38 +88,32 @@ actor WorkerProcesses {
         "\(ProcessInfo.processInfo.processIdentifier)-\(generation)"
     }
 
-    private static func spawn(id: String, executable: String, storeURL: String, buildID: String) throws -> Worker {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = Array(CommandLine.arguments.dropFirst())
-        var env = ProcessInfo.processInfo.environment
-        env["CURTAIN_ROLE"] = "worker"
-        env["CURTAIN_STORE"] = storeURL
-        env["CURTAIN_BUILD_ID"] = buildID
-        env["CURTAIN_PARENT_PIPE"] = "1"
-        env["CURTAIN_WORKER_ID"] = id
-        process.environment = env
-        let pipe = Pipe()
-        process.standardInput = pipe
+    private func spawn(id: String) throws -> Worker {
+        try Self.spawn(id: id, executable: executable, arguments: arguments, storeURL: storeURL, buildID: buildID)
+    }
+
+    private static func spawn(
+        id: String, executable: String, arguments: [String], storeURL: String, buildID: String
+    ) throws -> Worker {
+        var environment = ProcessInfo.processInfo.environment
+        environment["CURTAIN_ROLE"] = "worker"
+        environment["CURTAIN_STORE"] = storeURL
+        environment["CURTAIN_BUILD_ID"] = buildID
+        environment["CURTAIN_PARENT_PIPE"] = "1"
+        environment["CURTAIN_WORKER_ID"] = id
         do {
-            try process.run()
+            return Worker(id: id, process: try ChildProcess(executable: executable, arguments: arguments, environment: environment))
         } catch {
-            throw ConfigurationError(description: "cannot start worker process \(executable): \(error)")
+            throw ConfigurationError(description: "cannot start worker process: \(error)")
         }
-        return Worker(id: id, process: process, pipe: pipe)
     }
 
     private func checkWorkers() async {
         guard !stopping else { return }
         for index in workers.indices where !workers[index].process.isRunning {
             let dead = workers[index]
-            let how: String
-            switch dead.process.terminationReason {
-            case .uncaughtSignal: how = "was killed by signal \(dead.process.terminationStatus)"
-            case .exit: how = "exited with status \(dead.process.terminationStatus)"
-            @unknown default: how = "ended"
-            }
-            if dead.process.terminationReason == .exit && dead.process.terminationStatus == WorkerStuckError.exitStatus {
+            let how = dead.process.termination?.description ?? "ended"
+            if dead.process.termination == .exited(WorkerStuckError.exitStatus) {
                 logger.warning(
                     "replacing a worker: a timed-out task ignored cancellation", metadata: ["worker": "\(dead.id)"])
             } else {
@@ -123,8 +127,7 @@ actor WorkerProcesses {
             }
             guard !stopping else { return }
             do {
-                workers[index] = try Self.spawn(
-                    id: Self.workerID(generation: generation), executable: executable, storeURL: storeURL, buildID: buildID)
+                workers[index] = try spawn(id: Self.workerID(generation: generation))
                 generation += 1
             } catch {
                 logger.error("could not replace a dead worker", metadata: ["error": "\(error)"])
@@ -170,13 +173,13 @@ actor WorkerProcesses {
     func shutdown(grace: Duration = .seconds(2)) async {
         stopping = true
         monitor?.cancel()
-        for worker in workers { try? worker.pipe.fileHandleForWriting.close() }
+        for worker in workers { worker.process.closeInput() }
         let clock = ContinuousClock()
         let deadline = clock.now + grace
         for worker in workers {
             while worker.process.isRunning && clock.now < deadline { try? await Task.sleep(for: .milliseconds(5)) }
             if worker.process.isRunning {
-                kill(worker.process.processIdentifier, SIGKILL)
+                worker.process.send(SIGKILL)
                 while worker.process.isRunning { try? await Task.sleep(for: .milliseconds(5)) }
             }
         }
@@ -214,7 +217,8 @@ enum WorkerRole {
 
     /// Exits the process when standard input reaches end of file (the driver closed its end or died).
     private static func watchParentPipe() {
-        let thread = Thread {
+        // A blocking read on a Dispatch thread, never on the cooperative pool.
+        DispatchQueue(label: "curtain.parent-pipe").async {
             var byte: UInt8 = 0
             while true {
                 let n = read(0, &byte, 1)
@@ -222,6 +226,5 @@ enum WorkerRole {
                 if n < 0 && errno != EINTR { exit(0) }
             }
         }
-        thread.start()
     }
 }

@@ -1,0 +1,110 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Why a child process could not be started.
+struct SpawnError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// A child process started with `posix_spawn`, its standard input the read end of a pipe whose write end
+/// only this driver holds (close-on-exec, so no other child inherits it). Closing that end, or the driver
+/// dying in any way, gives the child end-of-file on standard input: its cue to exit.
+///
+/// Built on `posix_spawn` rather than Foundation's `Process` (which keeps libFoundation and ICU resident in
+/// every worker and leaves children with signals blocked) or swift-subprocess (whose run-until-exit API does
+/// not fit a supervisor that polls and replaces long-lived children).
+final class ChildProcess {
+    /// How a child ended.
+    enum Termination: Equatable, CustomStringConvertible {
+        case exited(Int32)
+        case signalled(Int32)
+
+        var description: String {
+            switch self {
+            case .exited(let status): "exited with status \(status)"
+            case .signalled(let signal): "was killed by signal \(signal)"
+            }
+        }
+    }
+
+    let processIdentifier: pid_t
+    private var stdinWriter: Int32
+    private(set) var termination: Termination?
+
+    /// Starts `executable` with `arguments` (not including argv[0]) and exactly `environment`.
+    init(executable: String, arguments: [String], environment: [String: String]) throws {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            throw SpawnError(description: "cannot create a pipe for \(executable): \(String(cString: strerror(errno)))")
+        }
+        let (reader, writer) = (fds[0], fds[1])
+        _ = fcntl(reader, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(writer, F_SETFD, FD_CLOEXEC)
+        defer { close(reader) }
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, reader, 0)  // dup2 clears close-on-exec on fd 0
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)  // nothing blocked in the child
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)  // every handler back to its default
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid = pid_t()
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        guard status == 0 else {
+            close(writer)
+            throw SpawnError(description: "cannot start \(executable): \(String(cString: strerror(status)))")
+        }
+        processIdentifier = pid
+        stdinWriter = writer
+    }
+
+    /// Whether the child still runs; reaps it (recording its ``termination``) once it has ended.
+    var isRunning: Bool {
+        if termination != nil { return false }
+        var status: Int32 = 0
+        let result = waitpid(processIdentifier, &status, WNOHANG)
+        if result == 0 { return true }
+        if result == processIdentifier {
+            let signal = status & 0x7f
+            termination = signal == 0 ? .exited((status >> 8) & 0xff) : .signalled(signal)
+        } else {
+            termination = .exited(-1)  // not our child any more (reaped elsewhere)
+        }
+        closeInput()
+        return false
+    }
+
+    /// Closes the child's standard input (it exits on end-of-file).
+    func closeInput() {
+        if stdinWriter >= 0 {
+            close(stdinWriter)
+            stdinWriter = -1
+        }
+    }
+
+    /// Sends `signal` to the child if it has not been reaped.
+    func send(_ signal: Int32) {
+        if termination == nil { kill(processIdentifier, signal) }
+    }
+
+    deinit { closeInput() }
+}
