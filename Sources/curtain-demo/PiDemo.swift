@@ -18,6 +18,9 @@ struct PiDemo: AsyncParsableCommand {
     @Flag(help: "Print one JSON line instead of text.")
     var json = false
 
+    @Flag(help: "Print Curtain's one-line job summary (tasks, workers, cold start, p50/p99 task time, retries) on stderr.")
+    var summary = false
+
     func validate() throws {
         guard tasks >= 1 else { throw ValidationError("--tasks must be at least 1") }
         guard samples >= 1 else { throw ValidationError("--samples must be at least 1") }
@@ -38,7 +41,8 @@ struct PiDemo: AsyncParsableCommand {
         let local = seconds(clock.now - start)
 
         start = clock.now
-        let counts = try await cloud.map(CountHits(samples: samples), over: 0..<UInt64(tasks))
+        let counts = try await cloud.map(
+            CountHits(samples: samples), over: 0..<UInt64(tasks), options: JobOptions(summary: summary))
         let remote = seconds(clock.now - start)
         await cloud.shutdown()
 

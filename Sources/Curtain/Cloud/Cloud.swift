@@ -97,7 +97,7 @@ public final class Cloud: Sendable {
                     count: configuration.workers,
                     executable: configuration.workerExecutable ?? BuildID.executablePath(),
                     arguments: configuration.workerArguments ?? Array(CommandLine.arguments.dropFirst()),
-                    storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries,
+                    storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries, coldStart: coldStart,
                     logger: Logger(label: "curtain.cloud"))
                 await workers.startMonitoring()
                 return Cloud(
@@ -178,7 +178,7 @@ public final class Cloud: Sendable {
         return JobContext(
             buildID: buildID, backend: backend, workers: configuration.workers,
             printSummaries: configuration.printSummaries, progressAllowed: configuration.showProgress,
-            coldStart: coldStart, reportedWorkers: client == nil ? configuration.workers : nil)
+            coldStart: workers == nil ? nil : coldStart, reportedWorkers: client == nil ? configuration.workers : nil)
     }
 
     /// The process ids of the live local worker processes (empty for other backends).

@@ -11,6 +11,10 @@ struct StoreKeys: Sendable {
     /// dead worker's tasks can be put back).
     func inflight(worker: String) -> String { "curtain:{\(buildID)}:inflight:\(worker)" }
 
+    /// Where each worker of this build announces, once, that it is connected and about to take tasks (the
+    /// `processes` backend's supervisor times cold starts by it; the entries expire after a minute).
+    var ready: String { "curtain:{\(buildID)}:ready" }
+
     /// The list a job's results are pushed to.
     static func results(job: String) -> String { "curtain:job:\(job):results" }
 

@@ -45,6 +45,9 @@ public struct WorkerLoop: Sendable {
         let clock = ContinuousClock()
         var batch = 1
         try await client.withDedicatedConnection { connection in
+            _ = try await connection.pipeline([
+                RESPCommand("RPUSH", keys.ready, workerID), RESPCommand("PEXPIRE", keys.ready, 60_000),
+            ])
             while !Task.isCancelled {
                 let start = clock.now
                 let taken = try await step(connection, batch: batch)

@@ -13,13 +13,13 @@ struct JobContext: Sendable {
     var printSummaries = false
     /// Whether progress bars may be drawn at all (`CURTAIN_PROGRESS=0` turns them off).
     var progressAllowed = true
-    /// The cloud's cold-start clock, if the job runs on a cloud.
+    /// The cloud's cold-start clock, if it has one (the `processes` backend).
     var coldStart: ColdStartClock?
     /// Overrides the summary's worker count (the in-process backend's width).
     var reportedWorkers: Int?
 }
 
-/// From `Cloud.start` to the first result the cloud receives.
+/// A cloud's cold start: from `Cloud.start` until its first worker is connected and ready for tasks.
 final class ColdStartClock: Sendable {
     private let clock = ContinuousClock()
     private let start: ContinuousClock.Instant
@@ -27,13 +27,13 @@ final class ColdStartClock: Sendable {
 
     init() { start = clock.now }
 
-    /// Records the first result's arrival (later calls change nothing).
-    func noteResult() {
+    /// Records that a worker is ready (only the first call counts).
+    func noteReady() {
         let now = clock.now
         first.withLock { if $0 == nil { $0 = now - start } }
     }
 
-    /// The cold start, once a result has arrived.
+    /// The cold start, once a worker has been seen ready.
     var value: Duration? { first.withLock { $0 } }
 }
 
@@ -122,7 +122,6 @@ struct Job<F: RemoteFunction> {
     mutating func receive() async throws -> [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] {
         let results = try await transport.receive()
         try Task.checkCancellation()
-        if !results.isEmpty { context.coldStart?.noteResult() }
         var ended: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
         var again: [TaskEnvelope] = []
         for result in results {

@@ -17,7 +17,8 @@ public struct JobSummary: Sendable, CustomStringConvertible {
     public var workers: Int
     /// From the job's start to its end.
     public var wallTime: Duration
-    /// From `Cloud.start` to the first result the cloud ever received (its workers' cold start), if known.
+    /// From `Cloud.start` until the first worker process was connected and ready for tasks; `nil` where the
+    /// cloud does not start its workers (in-process, or a shared store).
     public var coldStart: Duration?
     /// The median time a task's function ran, measured where it ran.
     public var p50: Duration

@@ -44,6 +44,8 @@ actor WorkerProcesses {
     private var generation = 0
     private var stopping = false
     private var monitor: Task<Void, Never>?
+    private var readiness: Task<Void, Never>?
+    private let coldStart: ColdStartClock
     /// Tasks put back on the queue after a crash, and tasks given up on: for statistics and tests.
     private(set) var requeued = 0
     private(set) var crashes = 0
@@ -51,8 +53,9 @@ actor WorkerProcesses {
     /// Starts `count` workers of `executable` connecting to `storeURL`.
     init(
         count: Int, executable: String, arguments: [String], storeURL: String, buildID: String, client: RESPClient,
-        crashRetries: Int, logger: Logger
+        crashRetries: Int, coldStart: ColdStartClock, logger: Logger
     ) throws {
+        self.coldStart = coldStart
         self.executable = executable
         self.arguments = arguments
         self.storeURL = storeURL
@@ -71,8 +74,19 @@ actor WorkerProcesses {
         self.generation = count
     }
 
-    /// Begins watching for workers that die on their own.
+    /// Begins watching for workers that die on their own, and for the first worker to be ready.
     func startMonitoring() {
+        readiness = Task { [client, keys, coldStart] in
+            guard let connection = try? await client.leaseDedicatedConnection() else { return }
+            while !Task.isCancelled {
+                guard let reply = try? await connection.send(RESPCommand("BLPOP", keys.ready, 1)) else { break }
+                if reply.array != nil {
+                    coldStart.noteReady()
+                    break
+                }
+            }
+            await connection.close()
+        }
         monitor = Task { [weak self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: .milliseconds(20))
@@ -173,6 +187,7 @@ actor WorkerProcesses {
     func shutdown(grace: Duration = .seconds(2)) async {
         stopping = true
         monitor?.cancel()
+        readiness?.cancel()
         for worker in workers { worker.process.closeInput() }
         let clock = ContinuousClock()
         let deadline = clock.now + grace
