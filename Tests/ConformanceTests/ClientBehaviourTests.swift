@@ -80,7 +80,14 @@ struct ClientBehaviourTests {
                 _ = try await c.send(RESPCommand("BLPOP", "none", 10), timeout: .milliseconds(100))
             }
             #expect(try await c.cmd("PING") == .simple("PONG"))
-            // The timed-out BLPOP's connection was closed, so it cannot swallow this element.
+            // The timed-out BLPOP's connection was closed, so it cannot swallow this element. The server
+            // learns of the close asynchronously: wait until it no longer counts a blocked client (it would
+            // for 10 s if the connection had been left open).
+            for _ in 0..<500 {
+                let info = try await c.cmd("INFO", "clients").string ?? ""
+                if info.contains("blocked_clients:0") { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
             _ = try await c.cmd("RPUSH", "none", "x")
             #expect(try await c.cmd("LLEN", "none") == .integer(1))
         }

@@ -31,17 +31,7 @@ final class ProgressBar: Sendable {
     /// A progress bar for `function` if `display` and the environment allow one, else `nil`.
     static func make(function: String, display: ProgressDisplay, enabled: Bool) -> ProgressBar? {
         guard display == .automatic, enabled, isatty(2) == 1 else { return nil }
-        return ProgressBar(function: function, output: { text in
-            let bytes = Array(text.utf8)
-            bytes.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < raw.count {
-                    let n = systemWrite(2, raw.baseAddress! + offset, raw.count - offset)
-                    if n <= 0 { break }
-                    offset += n
-                }
-            }
-        }, columns: Self.terminalColumns)
+        return ProgressBar(function: function, output: StandardError.write, columns: Self.terminalColumns)
     }
 
     init(

@@ -6,6 +6,14 @@ import Glibc
 import Darwin
 #endif
 
+/// Whether `marker` was absent (creating it): true once per marker file, across processes.
+func firstTime(_ marker: String) -> Bool {
+    guard access(marker, F_OK) != 0 else { return false }
+    let fd = open(marker, O_CREAT | O_WRONLY, 0o644)
+    if fd >= 0 { close(fd) }
+    return true
+}
+
 /// `x² + offset`: the plainest remote function, with one capture.
 public struct Square: RemoteFunction {
     /// Added to every square (a capture).
@@ -47,11 +55,7 @@ public struct CrashOnce: RemoteFunction {
     public init(marker: String) { self.marker = marker }
     /// Exits with status 3 if the marker is absent (creating it), else returns `x`.
     public func callAsFunction(_ x: Int) async throws -> Int {
-        if access(marker, F_OK) != 0 {
-            let fd = open(marker, O_CREAT | O_WRONLY, 0o644)
-            if fd >= 0 { close(fd) }
-            exit(3)
-        }
+        if firstTime(marker) { exit(3) }
         return x
     }
 }
@@ -117,11 +121,7 @@ public struct FailsOnce: RemoteFunction {
     public init(marker: String) { self.marker = marker }
     /// Throws ``FirstTime`` if the marker is absent (creating it), else returns `x`.
     public func callAsFunction(_ x: Int) async throws -> Int {
-        if access(marker, F_OK) != 0 {
-            let fd = open(marker, O_CREAT | O_WRONLY, 0o644)
-            if fd >= 0 { close(fd) }
-            throw FirstTime()
-        }
+        if firstTime(marker) { throw FirstTime() }
         return x
     }
 }
