@@ -101,7 +101,6 @@ struct Job<F: RemoteFunction> {
             pending[task.index] = Pending(captures: captures, input: task.input, attempt: 1, retriesUsed: 0)
             envelopes.append(envelope(index: task.index, captures: captures, input: task.input, attempt: 1))
         }
-        progress?.total.add(tasks.count, ordering: .relaxed)
         try await transport.submit(envelopes)
     }
 
@@ -217,9 +216,16 @@ enum MapRunner {
         var job = Job<F>(jobID: jobID, transport: try await makeTransport(jobID), context: context, options: options)
         var outputs = [F.Output?](repeating: nil, count: first.count)
         var done = 0
+        // The bar's total: exact for collections and ranges (their underestimated count is their count),
+        // otherwise what has been read until the inputs run out.
+        let expected = inputs.underestimatedCount
+        func showTotal() {
+            job.progress?.total.store(max(expected, read), ordering: .relaxed)
+            job.progress?.totalIsFinal.store(exhausted || expected > 0, ordering: .relaxed)
+        }
         do {
             try await job.submit(first, captures: captures)
-            if exhausted { job.progress?.totalIsFinal.store(true, ordering: .relaxed) }
+            showTotal()
             while done < read || !exhausted {
                 for (index, outcome) in try await job.receive() {
                     outputs[Int(index)] = try outcome.get()
@@ -231,7 +237,7 @@ enum MapRunner {
                     let more = try readInputs(room: room)
                     outputs.append(contentsOf: repeatElement(nil, count: more.count))
                     try await job.submit(more, captures: captures)
-                    if exhausted { job.progress?.totalIsFinal.store(true, ordering: .relaxed) }
+                    showTotal()
                 }
             }
             await job.finish()

@@ -34,6 +34,7 @@ public final class RemoteTaskGroup<F: RemoteFunction>: AsyncSequence {
         let encoded = try Job<F>.encode(input, index: Int(added))
         try await job.submit([(added, encoded)], captures: captures)
         added += 1
+        job.progress?.total.store(Int(added), ordering: .relaxed)
     }
 
     /// The next output to complete, or `nil` once every added task has answered.
