@@ -86,6 +86,7 @@ struct PiBench: AsyncParsableCommand {
         // In a worker process this never returns. Workers are started once, as a user's program would.
         let cloud = try await Cloud.start(
             functions: [CountHits.self], configuration: CloudConfiguration(backend: .processes, workers: workers))
+        try await cloud.waitForWorkers()
         let samples = self.samples
         let seeds = 0..<UInt64(tasks)
         var pairs: [(local: Double, curtain: Double)] = []

@@ -38,6 +38,8 @@ struct CloudTests {
 
     @Test func tasksRunInOtherProcesses() async throws {
         let cloud = try await Cloud.start(functions: allTestFunctions, configuration: try Self.configurations()[1])
+        try await cloud.waitForWorkers()
+        #expect(await cloud.workerProcessIDs.count == 2)
         let pids = Set(try await cloud.map(WhereAmI(), over: 0..<200))
         #expect(!pids.contains(ProcessInfo.processInfo.processIdentifier))
         #expect(!pids.isEmpty && pids.count <= 2)
@@ -191,6 +193,22 @@ struct CloudTests {
             try await Task.sleep(for: .milliseconds(10))
         }
         #expect(alive.isEmpty, "workers \(alive) outlived their SIGKILLed driver")
+    }
+
+    @Test func aProgramThatCannotServeAsWorkerIsNotRespawnedInATightLoop() async throws {
+        var configuration = CloudConfiguration(backend: .processes, workers: 2, workerExecutable: "/bin/true", buildID: "fixture")
+        configuration.workerArguments = []
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        do {
+            try await cloud.waitForWorkers(timeout: .seconds(1))
+            Issue.record("/bin/true never becomes a worker")
+        } catch let error as ConfigurationError {
+            #expect(error.description.contains("0 of 2 workers were ready"))
+        }
+        // Respawned with a growing delay: a tight 20 ms loop would have started about a hundred.
+        let spawned = try #require(await cloud.supervisor?.spawned)
+        #expect(spawned > 2 && spawned <= 20)
+        await cloud.shutdown()
     }
 
     @Test func environmentConfigurationIsValidated() throws {

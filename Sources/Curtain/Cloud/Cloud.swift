@@ -181,6 +181,28 @@ public final class Cloud: Sendable {
             coldStart: workers == nil ? nil : coldStart, reportedWorkers: client == nil ? configuration.workers : nil)
     }
 
+    /// Waits until every worker process this cloud started is connected and ready for tasks, so that what
+    /// follows is not slowed by worker start-up (benchmarks, latency-sensitive first jobs). Returns at once
+    /// for backends whose workers this cloud does not start (`inprocess`, a shared store).
+    ///
+    /// - Throws: ``ConfigurationError`` if the workers are not ready within `timeout` (they failed to start
+    ///   or cannot reach the store); `CancellationError`.
+    public func waitForWorkers(timeout: Duration = .seconds(30)) async throws {
+        guard workers != nil else { return }
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while coldStart.readyWorkers < configuration.workers {
+            guard clock.now < deadline else {
+                throw ConfigurationError(
+                    description: "\(coldStart.readyWorkers) of \(configuration.workers) workers were ready after \(Format.duration(timeout))")
+            }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// The supervisor of the `processes` backend (for tests).
+    var supervisor: WorkerProcesses? { workers }
+
     /// The process ids of the live local worker processes (empty for other backends).
     public var workerProcessIDs: [Int32] {
         get async { await workers?.processIDs ?? [] }

@@ -19,22 +19,29 @@ struct JobContext: Sendable {
     var reportedWorkers: Int?
 }
 
-/// A cloud's cold start: from `Cloud.start` until its first worker is connected and ready for tasks.
+/// A cloud's cold start: from `Cloud.start` until its first worker is connected and ready for tasks; and
+/// how many workers have announced themselves ready since.
 final class ColdStartClock: Sendable {
     private let clock = ContinuousClock()
     private let start: ContinuousClock.Instant
-    private let first = Mutex<Duration?>(nil)
+    private let state = Mutex<(first: Duration?, ready: Int)>((nil, 0))
 
     init() { start = clock.now }
 
-    /// Records that a worker is ready (only the first call counts).
+    /// Records that a worker is ready (the first call sets the cold start).
     func noteReady() {
         let now = clock.now
-        first.withLock { if $0 == nil { $0 = now - start } }
+        state.withLock { state in
+            if state.first == nil { state.first = now - start }
+            state.ready += 1
+        }
     }
 
     /// The cold start, once a worker has been seen ready.
-    var value: Duration? { first.withLock { $0 } }
+    var value: Duration? { state.withLock { $0.first } }
+
+    /// How many workers have announced themselves ready.
+    var readyWorkers: Int { state.withLock { $0.ready } }
 }
 
 /// One job's bookkeeping, whatever its shape (`map`, `run`, task group): the tasks it is waiting for, their

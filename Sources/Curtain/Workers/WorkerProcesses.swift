@@ -30,6 +30,9 @@ actor WorkerProcesses {
     private struct Worker {
         var id: String
         var process: ChildProcess
+        var spawnedAt = ContinuousClock.now
+        /// Set once a dead worker's tasks are recovered: when its replacement may start.
+        var replaceAt: ContinuousClock.Instant?
     }
 
     private let executable: String
@@ -43,6 +46,10 @@ actor WorkerProcesses {
     private var workers: [Worker] = []
     private var generation = 0
     private var stopping = false
+    /// How long to wait before replacing a worker that died young; doubles while workers keep dying within
+    /// a second of starting (a program that cannot start as a worker must not be respawned in a tight loop).
+    private var respawnDelay: Duration = .zero
+    private(set) var spawned = 0
     private var monitor: Task<Void, Never>?
     private var readiness: Task<Void, Never>?
     private let coldStart: ColdStartClock
@@ -72,18 +79,17 @@ actor WorkerProcesses {
         }
         self.workers = started
         self.generation = count
+        self.spawned = count
     }
 
     /// Begins watching for workers that die on their own, and for the first worker to be ready.
     func startMonitoring() {
+        let expected = workers.count
         readiness = Task { [client, keys, coldStart] in
             guard let connection = try? await client.leaseDedicatedConnection() else { return }
-            while !Task.isCancelled {
+            while !Task.isCancelled && coldStart.readyWorkers < expected {
                 guard let reply = try? await connection.send(RESPCommand("BLPOP", keys.ready, 1)) else { break }
-                if reply.array != nil {
-                    coldStart.noteReady()
-                    break
-                }
+                if reply.array != nil { coldStart.noteReady() }
             }
             await connection.close()
         }
@@ -124,25 +130,36 @@ actor WorkerProcesses {
 
     private func checkWorkers() async {
         guard !stopping else { return }
+        let now = ContinuousClock.now
         for index in workers.indices where !workers[index].process.isRunning {
             let dead = workers[index]
-            let how = dead.process.termination?.description ?? "ended"
-            if dead.process.termination == .exited(WorkerStuckError.exitStatus) {
-                logger.warning(
-                    "replacing a worker: a timed-out task ignored cancellation", metadata: ["worker": "\(dead.id)"])
-            } else {
-                crashes += 1
-                logger.warning("worker died; recovering its tasks", metadata: ["worker": "\(dead.id)", "how": "\(how)"])
-            }
-            do {
-                try await recover(workerID: dead.id, how: how)
-            } catch {
-                logger.error("could not recover a dead worker's tasks", metadata: ["worker": "\(dead.id)", "error": "\(error)"])
+            if dead.replaceAt == nil {
+                let how = dead.process.termination?.description ?? "ended"
+                if dead.process.termination == .exited(WorkerStuckError.exitStatus) {
+                    logger.warning(
+                        "replacing a worker: a timed-out task ignored cancellation", metadata: ["worker": "\(dead.id)"])
+                } else {
+                    crashes += 1
+                    logger.warning("worker died; recovering its tasks", metadata: ["worker": "\(dead.id)", "how": "\(how)"])
+                }
+                do {
+                    try await recover(workerID: dead.id, how: how)
+                } catch {
+                    logger.error("could not recover a dead worker's tasks", metadata: ["worker": "\(dead.id)", "error": "\(error)"])
+                }
+                if now - dead.spawnedAt < .seconds(1) {
+                    respawnDelay = min(max(respawnDelay * 2, .milliseconds(20)), .seconds(5))
+                } else {
+                    respawnDelay = .zero
+                }
+                workers[index].replaceAt = now + respawnDelay
             }
             guard !stopping else { return }
+            guard let replaceAt = workers[index].replaceAt, now >= replaceAt else { continue }
             do {
                 workers[index] = try spawn(id: Self.workerID(generation: generation))
                 generation += 1
+                spawned += 1
             } catch {
                 logger.error("could not replace a dead worker", metadata: ["error": "\(error)"])
             }
