@@ -1,5 +1,6 @@
 public import CurtainRESP
 import CurtainStore
+import Dispatch
 public import Foundation
 import NIOCore
 import NIOPosix
@@ -185,6 +186,15 @@ public final class TestStore: Sendable {
         defer { try? channel.close().wait() }
         guard let port = channel.localAddress?.port else { throw TestStoreError(description: "no free port") }
         return port
+    }
+}
+
+/// Runs blocking work (reading a child's output to the end, waiting for a tool) on a Dispatch thread, so
+/// that it never holds a thread of the cooperative pool, which has only two here: tests that blocked it
+/// stalled every other test's tasks, supervisors and timers included.
+public func runBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
     }
 }
 

@@ -128,7 +128,7 @@ struct ClientBehaviourTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-tls-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try makeCertificates(in: dir)
+        try await runBlocking { [self] in try makeCertificates(in: dir) }
         let tlsPort = try TestStore.freePort()
         let store = try await TestStore.start(
             .redis,
@@ -167,7 +167,9 @@ struct ClientBehaviourTests {
         process.executableURL = URL(fileURLWithPath: "/bin/bash")
         process.arguments = ["-c", script]
         try process.run()
-        process.waitUntilExit()
-        #expect(process.terminationStatus == 0)
+        process.waitUntilExit()  // on a Dispatch thread (runBlocking)
+        guard process.terminationStatus == 0 else {
+            throw TestStoreError(description: "openssl could not make test certificates (status \(process.terminationStatus))")
+        }
     }
 }

@@ -5,8 +5,13 @@ import Testing
 
 /// Runs a command-line tool and returns its exit status and standard output.
 func runTool(_ name: String, _ arguments: [String], input: String? = nil) async throws -> (status: Int32, output: String) {
+    let path = try TestStore.executablePath(name)
+    return try await runBlocking { try runToolBlocking(path, arguments, input: input) }
+}
+
+private func runToolBlocking(_ path: String, _ arguments: [String], input: String?) throws -> (status: Int32, output: String) {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: try TestStore.executablePath(name))
+    process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     let out = Pipe()
     process.standardOutput = out
@@ -22,7 +27,7 @@ func runTool(_ name: String, _ arguments: [String], input: String? = nil) async 
         try process.run()
     }
     let data = out.fileHandleForReading.readDataToEndOfFile()
-    await waitForExit(process)
+    process.waitUntilExit()  // on a Dispatch thread (runBlocking), where blocking is harmless
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 

@@ -253,8 +253,13 @@ struct ProgressBarTests {
         #expect((ProgressBar.make(function: "f", display: .automatic, enabled: true) != nil) == (isatty(2) == 1))
     }
 
-    /// Runs the fixture driver's one-second job with stderr on a pseudo-terminal (via `script`) or a pipe.
-    static func runFixtureJob(onTerminal: Bool) throws -> String {
+    /// Runs the fixture driver's one-second job with stderr on a pseudo-terminal (via `script`) or a pipe,
+    /// waiting on a Dispatch thread so the cooperative pool (two threads here) stays free for other tests.
+    static func runFixtureJob(onTerminal: Bool) async throws -> String {
+        try await runBlocking { try runFixtureJobBlocking(onTerminal: onTerminal) }
+    }
+
+    static func runFixtureJobBlocking(onTerminal: Bool) throws -> String {
         let worker = try fixtureWorkerPath()
         let process = Process()
         var environment = ProcessInfo.processInfo.environment
@@ -276,16 +281,16 @@ struct ProgressBarTests {
         process.standardInput = FileHandle.nullDevice
         try process.run()
         let data = output.fileHandleForReading.readDataToEndOfFile()
-        while process.isRunning { usleep(10_000) }
+        process.waitUntilExit()
         return String(decoding: data, as: UTF8.self)
     }
 
-    @Test func aTerminalGetsTheBarAndAPipeDoesNot() throws {
-        let terminal = try Self.runFixtureJob(onTerminal: true)
+    @Test func aTerminalGetsTheBarAndAPipeDoesNot() async throws {
+        let terminal = try await Self.runFixtureJob(onTerminal: true)
         #expect(terminal.contains("sum:2646700"))
         #expect(terminal.contains("\u{1B}[2K"), "no progress bar on a terminal: \(terminal.prefix(300))")
         #expect(terminal.contains("200/200 100%"))
-        let piped = try Self.runFixtureJob(onTerminal: false)
+        let piped = try await Self.runFixtureJob(onTerminal: false)
         #expect(piped.contains("sum:2646700"))
         #expect(!piped.contains("\u{1B}["))
     }

@@ -48,7 +48,7 @@ actor WorkerProcesses {
     private var stopping = false
     /// How long to wait before replacing a worker that died young; doubles while workers keep dying within
     /// a second of starting (a program that cannot start as a worker must not be respawned in a tight loop).
-    private var respawnDelay: Duration = .zero
+    private(set) var respawnDelay: Duration = .zero
     private(set) var spawned = 0
     private var monitor: Task<Void, Never>?
     private var readiness: Task<Void, Never>?
