@@ -105,6 +105,12 @@ public final class RESPClient: Sendable {
         return result
     }
 
+    /// An executor on one of the client's event loops, for small periodic work (lease renewals, heartbeats)
+    /// that must keep its schedule even while the cooperative thread pool is busy with user code.
+    public func backgroundExecutor() -> EventLoopTaskExecutor {
+        EventLoopTaskExecutor(eventLoop: group.next())
+    }
+
     /// Takes a connection of its own out of the client, for a caller that keeps it across calls (a job's
     /// result reader, say). Give it back with ``returnDedicatedConnection(_:)``; prefer
     /// ``withDedicatedConnection(_:)`` when the use fits in one closure.

@@ -27,24 +27,33 @@ public final class Cloud: Sendable {
     /// The build id shared by this driver and its workers.
     public let buildID: String
     private let registry: FunctionRegistry
+    /// The store client jobs dispatch through; `nil` for the in-process backend.
     private let client: RESPClient?
+    /// The store client shared objects use (the embedded store even for the in-process backend).
+    private let memoryClient: RESPClient
     private let store: StoreServer?
     private let workers: WorkerProcesses?
     private let directory: String?
     private let coldStart: ColdStartClock
+    /// Shared objects of this cloud: counters, values, dictionaries, locks (see ``SharedMemory``).
+    public let memory: SharedMemory
 
     private init(
         configuration: CloudConfiguration, buildID: String, registry: FunctionRegistry, client: RESPClient?,
-        store: StoreServer?, workers: WorkerProcesses?, directory: String?, coldStart: ColdStartClock
+        memoryClient: RESPClient, store: StoreServer?, workers: WorkerProcesses?, directory: String?,
+        coldStart: ColdStartClock
     ) {
         self.coldStart = coldStart
         self.configuration = configuration
         self.buildID = buildID
         self.registry = registry
         self.client = client
+        self.memoryClient = memoryClient
         self.store = store
         self.workers = workers
         self.directory = directory
+        self.memory = SharedMemory(namespace: "curtain:mem:\(TaskDispatcher.newJobID())")
+        MemoryBinding.bind(memoryClient, namespace: memory.namespace)
     }
 
     /// Starts Curtain with the functions this program may run remotely.
@@ -70,44 +79,51 @@ public final class Cloud: Sendable {
             throw ConfigurationError(description: "workers must be at least 1, not \(configuration.workers)")
         }
         let buildID = configuration.buildID ?? BuildID.current()
-        switch configuration.backend {
-        case .inprocess:
-            return Cloud(
-                configuration: configuration, buildID: buildID, registry: registry, client: nil, store: nil,
-                workers: nil, directory: nil, coldStart: coldStart)
-        case .store(let url):
+        if case .store(let url) = configuration.backend {
             let client = try RESPClient(url: url)
             try await client.ping()
             return Cloud(
-                configuration: configuration, buildID: buildID, registry: registry, client: client, store: nil,
-                workers: nil, directory: nil, coldStart: coldStart)
-        case .processes:
-            let directory = FileManager.default.temporaryDirectory
-                .appendingPathComponent("curtain-\(ProcessInfo.processInfo.processIdentifier)-\(TaskDispatcher.newJobID().prefix(6))").path
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let socket = directory + "/store.sock"
-            var storeLogger = Logger(label: "curtain.store")
-            storeLogger.logLevel = .warning
-            let store = try await StoreServer.start(
+                configuration: configuration, buildID: buildID, registry: registry, client: client,
+                memoryClient: client, store: nil, workers: nil, directory: nil, coldStart: coldStart)
+        }
+        // In-process and local processes alike host the embedded store on a Unix socket: workers meet the
+        // driver there, and shared objects live there.
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("curtain-\(ProcessInfo.processInfo.processIdentifier)-\(TaskDispatcher.newJobID().prefix(6))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let socket = directory + "/store.sock"
+        var storeLogger = Logger(label: "curtain.store")
+        storeLogger.logLevel = .warning
+        let store: StoreServer
+        do {
+            store = try await StoreServer.start(
                 configuration: StoreConfiguration(host: nil, unixSocketPath: socket, logger: storeLogger))
-            do {
-                let url = "unix://\(socket)"
-                let client = try RESPClient(url: url)
-                let workers = try WorkerProcesses(
-                    count: configuration.workers,
-                    executable: configuration.workerExecutable ?? BuildID.executablePath(),
-                    arguments: configuration.workerArguments ?? Array(CommandLine.arguments.dropFirst()),
-                    storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries, coldStart: coldStart,
-                    logger: Logger(label: "curtain.cloud"))
-                await workers.startMonitoring()
+        } catch {
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
+        }
+        do {
+            let url = "unix://\(socket)"
+            let client = try RESPClient(url: url)
+            guard configuration.backend == .processes else {
                 return Cloud(
-                    configuration: configuration, buildID: buildID, registry: registry, client: client, store: store,
-                    workers: workers, directory: directory, coldStart: coldStart)
-            } catch {
-                try? await store.shutdown()
-                try? FileManager.default.removeItem(atPath: directory)
-                throw error
+                    configuration: configuration, buildID: buildID, registry: registry, client: nil,
+                    memoryClient: client, store: store, workers: nil, directory: directory, coldStart: coldStart)
             }
+            let workers = try WorkerProcesses(
+                count: configuration.workers,
+                executable: configuration.workerExecutable ?? BuildID.executablePath(),
+                arguments: configuration.workerArguments ?? Array(CommandLine.arguments.dropFirst()),
+                storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries,
+                coldStart: coldStart, logger: Logger(label: "curtain.cloud"))
+            await workers.startMonitoring()
+            return Cloud(
+                configuration: configuration, buildID: buildID, registry: registry, client: client,
+                memoryClient: client, store: store, workers: workers, directory: directory, coldStart: coldStart)
+        } catch {
+            try? await store.shutdown()
+            try? FileManager.default.removeItem(atPath: directory)
+            throw error
         }
     }
 
@@ -208,10 +224,13 @@ public final class Cloud: Sendable {
         get async { await workers?.processIDs ?? [] }
     }
 
-    /// Stops the workers and the embedded store this cloud started, and closes its connections.
+    /// Stops the workers and the embedded store this cloud started, removes its shared objects (except
+    /// persistent ones), and closes its connections.
     public func shutdown() async {
         await workers?.shutdown()
-        await client?.close()
+        await memory.removeAll(using: memoryClient)
+        MemoryBinding.unbind(memoryClient)
+        await memoryClient.close()
         try? await store?.shutdown()
         if let directory { try? FileManager.default.removeItem(atPath: directory) }
     }

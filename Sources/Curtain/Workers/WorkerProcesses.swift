@@ -235,6 +235,7 @@ enum WorkerRole {
         if environment["CURTAIN_PARENT_PIPE"] == "1" { watchParentPipe() }
         do {
             let client = try RESPClient(url: url)
+            MemoryBinding.bind(client)  // shared-object handles inside remote functions use this connection
             let loop = WorkerLoop(client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger)
             try await loop.run()
             exit(0)

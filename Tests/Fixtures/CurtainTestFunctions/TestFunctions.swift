@@ -155,8 +155,73 @@ public struct CrashOn: RemoteFunction {
     }
 }
 
+/// Increments shared objects `times` times each: a counter, a dictionary entry, a value (optimistic
+/// updates), and a plain value under a lock (read, then write: only mutual exclusion keeps it exact).
+public struct Bump: RemoteFunction {
+    /// Incremented with `add`.
+    public var counter: SharedCounter
+    /// Entry "hits" incremented with `update`.
+    public var dictionary: SharedDictionary<String, Int>
+    /// Incremented with `update`.
+    public var value: SharedValue<Int>
+    /// Incremented by load + store while holding `lock`.
+    public var guarded: SharedValue<Int>
+    /// Guards `guarded`.
+    public var lock: SharedLock
+    /// Creates the function.
+    public init(
+        counter: SharedCounter, dictionary: SharedDictionary<String, Int>, value: SharedValue<Int>,
+        guarded: SharedValue<Int>, lock: SharedLock
+    ) {
+        self.counter = counter
+        self.dictionary = dictionary
+        self.value = value
+        self.guarded = guarded
+        self.lock = lock
+    }
+    /// Does `times` rounds; returns `times`.
+    public func callAsFunction(_ times: Int) async throws -> Int {
+        for _ in 0..<times {
+            try await counter.add(1)
+            try await dictionary.update("hits") { $0 = ($0 ?? 0) + 1 }
+            try await value.update { $0 = ($0 ?? 0) + 1 }
+            try await lock.withLock(timeout: .seconds(30)) { _ in
+                let seen = try await guarded.load() ?? 0
+                try await guarded.store(seen + 1)
+            }
+        }
+        return times
+    }
+}
+
+/// Takes a lock, writes "<pid> <fence>" to a file, then holds the lock until its process is killed.
+public struct HoldLock: RemoteFunction {
+    /// The lock to hold.
+    public var lock: SharedLock
+    /// Where to write the process id and fencing token once the lock is held.
+    public var report: String
+    /// Creates the function.
+    public init(lock: SharedLock, report: String) {
+        self.lock = lock
+        self.report = report
+    }
+    /// Never returns normally (sleeps a minute holding the lock).
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        let lease = try await lock.acquire(timeout: .seconds(30))
+        let text = "\(getpid()) \(lease.fence)"
+        let fd = open(report + ".tmp", O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+        if fd >= 0 {
+            _ = text.withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+            rename(report + ".tmp", report)
+        }
+        try await Task.sleep(for: .seconds(60))
+        return x
+    }
+}
+
 /// Every function the fixture worker registers.
 public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
-    CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self,
+    CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self,
 ]

@@ -1,0 +1,170 @@
+import CurtainRESP
+import NIOCore
+import Synchronization
+
+/// Why a shared object could not be used.
+public struct SharedMemoryError: Error, Sendable, CustomStringConvertible {
+    /// What went wrong, naming the object.
+    public var description: String
+}
+
+/// Where shared objects live: the store of the cloud this process belongs to, as a driver or a worker.
+///
+/// ```swift
+/// let seen = try await cloud.memory.counter("seen")            // a Codable handle…
+/// let weights = try await cloud.memory.value("weights", of: [Double].self)
+/// try await cloud.map(CountWords(seen: seen), over: files)      // …used inside remote functions
+/// ```
+///
+/// Handles are small `Codable` values naming their object; inside a remote function they reach the store
+/// the worker process is connected to. Objects live under the cloud's namespace and are removed when the
+/// driver's ``Cloud/shutdown()`` runs, unless created with `persistent: true`.
+public struct SharedMemory: Sendable {
+    /// The key prefix of this cloud's objects.
+    let namespace: String
+
+    /// Shared memory under `namespace` (the cloud's id).
+    init(namespace: String) {
+        self.namespace = namespace
+    }
+
+    private func key(_ kind: String, _ name: String, persistent: Bool) throws -> String {
+        guard !name.isEmpty, name.utf8.count <= 512, !name.contains(where: \.isNewline) else {
+            throw SharedMemoryError(description: "shared object name '\(name.prefix(40))' must be 1–512 bytes without line breaks")
+        }
+        return "\(persistent ? "curtain:mem:persistent" : namespace):\(kind):\(name)"
+    }
+
+    /// Deletes every non-persistent object of this namespace (at the cloud's shutdown).
+    func removeAll(using client: RESPClient) async {
+        var cursor = "0"
+        repeat {
+            guard let reply = try? await client.send(RESPCommand("SCAN", cursor, "MATCH", namespace + ":*", "COUNT", 1000)),
+                let parts = reply.array, parts.count == 2, let next = parts[0].string
+            else { return }
+            let keys = (parts[1].array ?? []).compactMap(\.string)
+            if !keys.isEmpty { _ = try? await client.send(RESPCommand("DEL", arguments: keys)) }
+            cursor = next
+        } while cursor != "0"
+    }
+
+    /// An integer counter, `0` until first changed.
+    public func counter(_ name: String, persistent: Bool = false) throws -> SharedCounter {
+        SharedCounter(key: try key("counter", name, persistent: persistent), scope: namespace)
+    }
+
+    /// A value of type `T`, absent until first stored.
+    public func value<T: Codable & Sendable>(_ name: String, of type: T.Type, persistent: Bool = false) throws -> SharedValue<T> {
+        SharedValue(key: try key("value", name, persistent: persistent), scope: namespace)
+    }
+
+    /// A dictionary from `Key` to `Value`.
+    public func dictionary<Key: Codable & Hashable & Sendable, Value: Codable & Sendable>(
+        _ name: String, of: [Key: Value].Type, persistent: Bool = false
+    ) throws -> SharedDictionary<Key, Value> {
+        SharedDictionary(key: try key("dictionary", name, persistent: persistent), scope: namespace)
+    }
+
+    /// A lock whose holder keeps it by renewing a lease of `lease`; if the holder dies, the lock is free
+    /// again at most `lease` later.
+    public func lock(_ name: String, lease: Duration = .seconds(10), persistent: Bool = false) throws -> SharedLock {
+        guard lease >= .milliseconds(100) else {
+            throw SharedMemoryError(description: "lock '\(name)': the lease must be at least 100 ms, not \(lease)")
+        }
+        return SharedLock(
+            key: try key("lock", name, persistent: persistent), scope: namespace, leaseMilliseconds: Int(lease.wholeMilliseconds))
+    }
+}
+
+/// The store connections of this process, for shared-object handles: `Cloud.start` binds its client to its
+/// namespace in a driver (several clouds may coexist, in tests for one), and the worker loop binds its
+/// client as the fallback in a worker process, where it is the only one.
+enum MemoryBinding {
+    private struct Bindings {
+        var byNamespace: [String: RESPClient] = [:]
+        var fallback: RESPClient?
+    }
+
+    private static let bindings = Mutex(Bindings())
+
+    /// Binds `client` to `namespace` (if given) and makes it the fallback for other keys.
+    static func bind(_ client: RESPClient, namespace: String? = nil) {
+        bindings.withLock { bindings in
+            if let namespace { bindings.byNamespace[namespace] = client }
+            bindings.fallback = client
+        }
+    }
+
+    /// Forgets every binding of `client`.
+    static func unbind(_ client: RESPClient) {
+        bindings.withLock { bindings in
+            bindings.byNamespace = bindings.byNamespace.filter { $0.value !== client }
+            if bindings.fallback === client { bindings.fallback = bindings.byNamespace.values.first }
+        }
+    }
+
+    /// The client for an object of the cloud `scope` (the namespace of the cloud that created the handle):
+    /// that cloud's, else the fallback (a worker's only client), else an error saying that shared memory is
+    /// used outside a cloud.
+    static func client(for key: String, scope: String) throws -> RESPClient {
+        let found = bindings.withLock { bindings -> RESPClient? in
+            bindings.byNamespace[scope] ?? bindings.fallback
+        }
+        guard let found else {
+            throw SharedMemoryError(
+                description: "shared object \(key) used outside a Curtain process: call Cloud.start first (a worker does so itself)")
+        }
+        return found
+    }
+}
+
+extension RESPClient {
+    /// Runs an optimistic transaction on `key`: `WATCH`es it, lets `plan` read what it needs on the same
+    /// connection and return the commands to run atomically (or `nil` to do nothing), and retries from the
+    /// start if another client changed the key before `EXEC`.
+    func watching<T: Sendable>(
+        _ key: String, _ plan: (RESPConnection) async throws -> (commands: [RESPCommand], result: T)?
+    ) async throws -> T? {
+        try await withDedicatedConnection { connection in
+            while true {
+                try Task.checkCancellation()
+                _ = try await connection.send(RESPCommand("WATCH", key))
+                guard let (commands, result) = try await plan(connection) else {
+                    _ = try await connection.send(RESPCommand("UNWATCH"))
+                    return nil
+                }
+                let replies = try await connection.pipeline([RESPCommand("MULTI")] + commands + [RESPCommand("EXEC")])
+                if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+                    throw RESPError.server(error)
+                }
+                if replies.last?.isNull == false { return result }
+                // EXEC answered null: the key changed under us; try again.
+            }
+        }
+    }
+}
+
+/// The stored form of typed values: a tag naming the Swift type, then its JSON, so reading a value as
+/// another type fails clearly instead of decoding garbage.
+enum TypedPayload {
+    static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        let name = String(reflecting: T.self)
+        return Array(name.utf8) + [0] + (try PayloadCodec.encode(value))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], object: String) throws -> T {
+        guard let zero = bytes.firstIndex(of: 0) else {
+            throw SharedMemoryError(description: "\(object) holds data Curtain did not write (no type tag)")
+        }
+        let stored = String(decoding: bytes[..<zero], as: UTF8.self)
+        let wanted = String(reflecting: T.self)
+        guard stored == wanted else {
+            throw SharedMemoryError(description: "\(object) holds a \(stored), not a \(wanted)")
+        }
+        do {
+            return try PayloadCodec.decode(T.self, from: Array(bytes[(zero + 1)...]))
+        } catch {
+            throw SharedMemoryError(description: "\(object) does not decode as \(wanted): \(error)")
+        }
+    }
+}

@@ -1,0 +1,193 @@
+@testable import Curtain
+import CurtainRESP
+import CurtainTestFunctions
+import CurtainTestSupport
+import Foundation
+import Testing
+
+/// A cloud on `store` (no workers of its own), for shared objects on either kind of server.
+func withStoreCloud(_ store: TestStore, _ body: (Cloud) async throws -> Void) async throws {
+    let cloud = try await Cloud.start(
+        functions: allTestFunctions, configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "fixture"))
+    do {
+        try await body(cloud)
+    } catch {
+        await cloud.shutdown()
+        throw error
+    }
+    await cloud.shutdown()
+}
+
+/// Starts `count` fixture worker processes on `url` by hand, as a cluster's workers would be.
+func startFixtureWorkers(_ count: Int, url: String) throws -> [Process] {
+    try (0..<count).map { i in
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try fixtureWorkerPath())
+        var environment = ProcessInfo.processInfo.environment
+        environment["CURTAIN_ROLE"] = "worker"
+        environment["CURTAIN_STORE"] = url
+        environment["CURTAIN_BUILD_ID"] = "fixture"
+        environment["CURTAIN_WORKER_ID"] = "manual-\(i)"
+        environment["CURTAIN_PARENT_PIPE"] = "1"
+        process.environment = environment
+        process.standardInput = Pipe()  // closed when the test's Process objects go: the worker exits
+        try process.run()
+        return process
+    }
+}
+
+@Suite("Shared memory: counters, values, dictionaries, locks")
+struct MemoryTests {
+    @Test(arguments: StoreKind.allCases)
+    func countersValuesAndDictionariesBehaveLikeLocalOnes(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let counter = try cloud.memory.counter("c")
+                #expect(try await counter.load() == 0)
+                #expect(try await counter.add(5) == 5)
+                #expect(try await counter.add(-2) == 3)
+                try await counter.store(10)
+                #expect(try await counter.compareExchange(expected: 3, desired: 7) == (false, 10))
+                #expect(try await counter.compareExchange(expected: 10, desired: 7) == (true, 10))
+                #expect(try await counter.load() == 7)
+
+                let value = try cloud.memory.value("v", of: [String].self)
+                #expect(try await value.load() == nil)
+                try await value.store(["a"])
+                let count = try await value.update { list -> Int in
+                    list!.append("b")
+                    return list!.count
+                }
+                #expect(count == 2)
+                #expect(try await value.load() == ["a", "b"])
+
+                let dictionary = try cloud.memory.dictionary("d", of: [Int: String].self)
+                try await dictionary.set("one", forKey: 1)
+                try await dictionary.set("two", forKey: 2)
+                #expect(try await dictionary.value(forKey: 1) == "one")
+                #expect(try await dictionary.count() == 2)
+                try await dictionary.update(2) { $0 = $0! + "!" }
+                #expect(try await dictionary.all() == [1: "one", 2: "two!"])
+                #expect(try await dictionary.removeValue(forKey: 1))
+                #expect(try await !dictionary.removeValue(forKey: 1))
+                try await dictionary.update(2) { $0 = nil }
+                #expect(try await dictionary.count() == 0)
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func wrongUseIsAClearErrorAndChangesNothing(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let asInt = try cloud.memory.value("x", of: Int.self)
+                try await asInt.store(41)
+                let asText = try cloud.memory.value("x", of: String.self)
+                do {
+                    _ = try await asText.load()
+                    Issue.record("an Int read as a String must fail")
+                } catch let error as SharedMemoryError {
+                    #expect(error.description.contains("holds a Swift.Int, not a Swift.String"))
+                }
+                await #expect(throws: SharedMemoryError.self) { try await asText.update { $0 = "overwritten" } }
+                #expect(try await asInt.load() == 41)
+
+                // Bytes Curtain did not write: refused, left as they are.
+                let raw = try store.client()
+                _ = try await raw.send("SET", asInt.key, "not ours")
+                await #expect(throws: SharedMemoryError.self) { _ = try await asInt.load() }
+                #expect(try await raw.send("GET", asInt.key) == .bulkString(.init(string: "not ours")))
+                await raw.close()
+
+                #expect(throws: SharedMemoryError.self) { _ = try cloud.memory.counter("") }
+                #expect(throws: SharedMemoryError.self) { _ = try cloud.memory.lock("l", lease: .milliseconds(5)) }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aLockExcludesAndFencesItsHolders(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                // Leases are generous here: the whole suite shares two cores and the embedded stores' event loops.
+                let lock = try cloud.memory.lock("l", lease: .seconds(3))
+                let first = try #require(try await lock.tryAcquire())
+                #expect(try await lock.tryAcquire() == nil)
+                await #expect(throws: SharedMemoryError.self) { _ = try await lock.acquire(timeout: .milliseconds(50)) }
+                // Renewal keeps it past its lease.
+                try await Task.sleep(for: .seconds(4))
+                #expect(first.isHeld)
+                #expect(try await lock.tryAcquire() == nil)
+                try await first.release()
+                let second = try #require(try await lock.tryAcquire())
+                #expect(second.fence > first.fence)
+                try await second.release()
+                #expect(try await lock.withLock { $0.fence } > second.fence)
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func noUpdateIsLostUnderContentionFromWorkerProcesses(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let workers = try startFixtureWorkers(2, url: store.url)
+                defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
+                let bump = Bump(
+                    counter: try cloud.memory.counter("hits"),
+                    dictionary: try cloud.memory.dictionary("table", of: [String: Int].self),
+                    value: try cloud.memory.value("total", of: Int.self),
+                    guarded: try cloud.memory.value("guarded", of: Int.self),
+                    lock: try cloud.memory.lock("guard", lease: .seconds(5)))
+                let pids = Set(try await cloud.map(WhereAmI(), over: 0..<50))
+                #expect(pids.count >= 1 && !pids.contains(getpid()))
+                #expect(try await cloud.map(bump, over: [50, 50, 50, 50]) == [50, 50, 50, 50])
+                #expect(try await bump.counter.load() == 200)
+                #expect(try await bump.dictionary.value(forKey: "hits") == 200)
+                #expect(try await bump.value.load() == 200)
+                #expect(try await bump.guarded.load() == 200)
+                for worker in workers { await terminate(worker) }
+            }
+        }
+    }
+
+    @Test func aLockWhoseHolderIsKilledIsFreeAfterItsLease() async throws {
+        var configuration = try CloudTests.configurations()[1]
+        configuration.crashRetries = 0  // the holder's task must not run again and re-take the lock
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        let report = temporaryPath("curtain-lock-holder")
+        defer { try? FileManager.default.removeItem(atPath: report) }
+        let lock = try cloud.memory.lock("held", lease: .seconds(2))
+        let job = Task { try await cloud.run(HoldLock(lock: lock, report: report), 1) }
+        for _ in 0..<3000 where !FileManager.default.fileExists(atPath: report) { try await Task.sleep(for: .milliseconds(10)) }
+        let fields = try String(contentsOfFile: report, encoding: .utf8).split(separator: " ")
+        let holder = try #require(Int32(fields[0]))
+        let holderFence = try #require(Int(fields[1]))
+        #expect(try await lock.tryAcquire() == nil)  // held by the worker
+        kill(holder, SIGKILL)
+        let lease = try await lock.acquire(timeout: .seconds(20))
+        #expect(lease.fence > holderFence)
+        try await lease.release()
+        await #expect(throws: RemoteTaskError.self) { _ = try await job.value }
+        await cloud.shutdown()
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func objectsAreRemovedAtShutdownUnlessPersistent(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            var keys: [String] = []
+            try await withStoreCloud(store) { cloud in
+                let temporary = try cloud.memory.counter("temporary")
+                let kept = try cloud.memory.counter("kept", persistent: true)
+                try await temporary.add(1)
+                try await kept.add(1)
+                keys = [temporary.key, kept.key]
+            }
+            let raw = try store.client()
+            #expect(try await raw.send("EXISTS", keys[0]) == .integer(0))
+            #expect(try await raw.send("EXISTS", keys[1]) == .integer(1))
+            _ = try await raw.send("DEL", keys[1])
+            await raw.close()
+        }
+    }
+}
