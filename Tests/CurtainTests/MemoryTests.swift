@@ -173,6 +173,65 @@ struct MemoryTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func arraysReadWritePullAndPushAcrossChunks(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let count = 200_000  // four chunks of 64 Ki elements
+                let array = try await cloud.memory.array("a", of: Double.self, count: count)
+                #expect(try await array.elements(in: 0..<3) == [0, 0, 0])
+                // A range across a chunk boundary.
+                let values = (0..<20).map { Double($0) + 0.5 }
+                try await array.write(values, at: 65_530)
+                #expect(try await array.elements(in: 65_530..<65_550) == values)
+                try await array.set(-1, at: count - 1)
+                #expect(try await array.element(at: count - 1) == -1)
+
+                var local = try await array.pull()
+                #expect(local.count == count)
+                #expect(local[65_531] == 1.5 && local[count - 1] == -1 && local[7] == 0)
+                #expect(!local.hasChanges)
+                local[10] = 10
+                local[150_000] = 15
+                local[150_002] = 17
+                #expect(local.hasChanges)
+                try await array.push(&local)
+                #expect(!local.hasChanges)
+                #expect(try await array.elements(in: 150_000..<150_003) == [15, 0, 17])
+                #expect(try await array.elements(in: 9..<12) == [0, 10, 0])
+                #expect(try await array.elements(in: 65_530..<65_550) == values)  // untouched by the push
+
+                // Wrong use: a clear error, nothing changed.
+                await #expect(throws: SharedMemoryError.self) { _ = try await array.elements(in: (count - 1)..<(count + 1)) }
+                await #expect(throws: SharedMemoryError.self) { try await array.write([1, 2], at: count - 1) }
+                #expect(try await array.element(at: count - 1) == -1)
+                do {
+                    _ = try await cloud.memory.array("a", of: Float.self, count: count)
+                    Issue.record("a Double array opened as Float must fail")
+                } catch let error as SharedMemoryError {
+                    #expect(error.description.contains("holds 200000 Double, not 200000 Float"))
+                }
+                await #expect(throws: SharedMemoryError.self) { _ = try await cloud.memory.array("a", of: Double.self, count: 5) }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func workersPushingDisjointSlicesLoseNothing(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let workers = try startFixtureWorkers(2, url: store.url)
+                defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
+                let array = try await cloud.memory.array("slices", of: Double.self, count: 140_000)
+                let starts = Array(stride(from: 0, to: 140_000, by: 1000))
+                #expect(try await cloud.map(FillSlice(array: array), over: starts).reduce(0, +) == 140_000)
+                let local = try await array.pull()
+                #expect(local.elements == (0..<140_000).map(Double.init))
+                for worker in workers { await terminate(worker) }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func objectsAreRemovedAtShutdownUnlessPersistent(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
             var keys: [String] = []

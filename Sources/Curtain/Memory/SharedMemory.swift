@@ -65,6 +65,15 @@ public struct SharedMemory: Sendable {
         SharedDictionary(key: try key("dictionary", name, persistent: persistent), scope: namespace)
     }
 
+    /// A fixed-size array of `count` numbers, created (all zero) if absent.
+    ///
+    /// - Throws: ``SharedMemoryError`` if an array of that name exists with another element type or count.
+    public func array<Element: SharedArrayElement>(
+        _ name: String, of: Element.Type, count: Int, persistent: Bool = false
+    ) async throws -> SharedArray<Element> {
+        try await SharedArray<Element>.open(key: try key("array", name, persistent: persistent), scope: namespace, count: count)
+    }
+
     /// A lock whose holder keeps it by renewing a lease of `lease`; if the holder dies, the lock is free
     /// again at most `lease` later.
     public func lock(_ name: String, lease: Duration = .seconds(10), persistent: Bool = false) throws -> SharedLock {

@@ -220,8 +220,23 @@ public struct HoldLock: RemoteFunction {
     }
 }
 
+/// Pulls a shared array, writes `1000` elements starting at its input (element `i` = `i`), pushes them back.
+public struct FillSlice: RemoteFunction {
+    /// The array to fill.
+    public var array: SharedArray<Double>
+    /// Creates the function.
+    public init(array: SharedArray<Double>) { self.array = array }
+    /// Returns how many elements it changed.
+    public func callAsFunction(_ start: Int) async throws -> Int {
+        var local = try await array.pull()
+        for i in start..<(start + 1000) { local[i] = Double(i) }
+        try await array.push(&local)
+        return 1000
+    }
+}
+
 /// Every function the fixture worker registers.
 public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
-    CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self,
+    CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self, FillSlice.self,
 ]

@@ -1,0 +1,258 @@
+import CurtainRESP
+import NIOCore
+
+/// A number type a ``SharedArray`` can hold: stored as its raw little-endian bytes.
+public protocol SharedArrayElement: BitwiseCopyable, Codable, Sendable, Equatable {
+    /// The stored type's name, checked when a handle is made for an existing array.
+    static var sharedTypeName: String { get }
+    /// Zero, for elements never written.
+    static var zero: Self { get }
+}
+
+extension Double: SharedArrayElement {
+    /// `Double`.
+    public static var sharedTypeName: String { "Double" }
+}
+
+extension Float: SharedArrayElement {
+    /// `Float`.
+    public static var sharedTypeName: String { "Float" }
+}
+
+extension Int: SharedArrayElement {
+    /// `Int64` (Swift's `Int` on 64-bit platforms).
+    public static var sharedTypeName: String { "Int64" }
+}
+
+extension Int32: SharedArrayElement {
+    /// `Int32`.
+    public static var sharedTypeName: String { "Int32" }
+}
+
+extension UInt8: SharedArrayElement {
+    /// `UInt8`.
+    public static var sharedTypeName: String { "UInt8" }
+}
+
+/// A fixed-size array of numbers in the store, split into chunks (64 Ki elements each) so that arrays of
+/// tens of millions of elements work: element and range reads and writes go to the chunks concerned, a
+/// whole-array ``pull()`` fetches every chunk in one pipeline, and ``push(_:)`` writes back only the dirty
+/// ranges of a ``LocalArray``.
+///
+/// ```swift
+/// let weights = try await cloud.memory.array("weights", of: Double.self, count: 10_000_000)
+/// var local = try await weights.pull()          // a worker-local copy: memory-speed reads and writes
+/// local[42] += 0.5
+/// try await weights.push(&local)                 // only what changed goes back
+/// ```
+///
+/// Elements never written read as zero. Writes of overlapping ranges by several processes are not merged:
+/// the last write of each element wins (the consistency of HOGWILD!-style training).
+public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hashable {
+    /// The store key of the array's description; chunk `n` is at `key:n`.
+    public let key: String
+    let scope: String
+    /// The number of elements.
+    public let count: Int
+    /// Elements per chunk.
+    let chunkElements: Int
+
+    static var elementSize: Int { MemoryLayout<Element>.stride }
+    var object: String { "array \(key)" }
+
+    func chunkKey(_ chunk: Int) -> String { "\(key):\(chunk)" }
+    var chunkCount: Int { (count + chunkElements - 1) / chunkElements }
+
+    /// Makes a handle, creating the array if it does not exist, or checking that the existing one has this
+    /// element type and count.
+    static func open(key: String, scope: String, count: Int) async throws -> SharedArray {
+        guard count >= 0, count <= 1 << 40 else {
+            throw SharedMemoryError(description: "array \(key): count \(count) is out of range")
+        }
+        let array = SharedArray(key: key, scope: scope, count: count, chunkElements: 65_536)
+        let description = "curtain-array 1 \(Element.sharedTypeName) \(count) \(array.chunkElements)"
+        let client = try MemoryBinding.client(for: key, scope: scope)
+        let replies = try await client.pipeline([
+            RESPCommand("SET", key, description, "NX"), RESPCommand("GET", key),
+        ])
+        guard let stored = replies[1].string else {
+            throw SharedMemoryError(description: "array \(key): its description is not readable")
+        }
+        guard stored == description else {
+            let parts = stored.split(separator: " ")
+            let what = parts.count == 5 ? "\(parts[3]) \(parts[2])" : "something else"
+            throw SharedMemoryError(description: "array \(key) holds \(what), not \(count) \(Element.sharedTypeName)")
+        }
+        return array
+    }
+
+    private func client() throws -> RESPClient { try MemoryBinding.client(for: key, scope: scope) }
+
+    private func check(_ range: Range<Int>) throws {
+        guard range.lowerBound >= 0, range.upperBound <= count else {
+            throw SharedMemoryError(description: "\(object): range \(range) is out of bounds 0..<\(count)")
+        }
+    }
+
+    /// The element at `index`.
+    public func element(at index: Int) async throws -> Element {
+        try await elements(in: index..<(index + 1))[0]
+    }
+
+    /// Replaces the element at `index`.
+    public func set(_ value: Element, at index: Int) async throws {
+        try await write([value], at: index)
+    }
+
+    /// The elements in `range`.
+    ///
+    /// - Throws: ``SharedMemoryError`` if `range` is out of bounds.
+    public func elements(in range: Range<Int>) async throws -> [Element] {
+        try check(range)
+        if range.isEmpty { return [] }
+        var commands: [RESPCommand] = []
+        var spans: [Range<Int>] = []
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let chunk = start / chunkElements
+            let end = min(range.upperBound, (chunk + 1) * chunkElements)
+            let offset = (start - chunk * chunkElements) * Self.elementSize
+            commands.append(RESPCommand("GETRANGE", chunkKey(chunk), offset, offset + (end - start) * Self.elementSize - 1))
+            spans.append(start..<end)
+            start = end
+        }
+        let replies = try await client().pipeline(commands)
+        var result = [Element](repeating: .zero, count: range.count)
+        result.withUnsafeMutableBytes { out in
+            for (reply, span) in zip(replies, spans) {
+                guard let buffer = reply.buffer else { continue }
+                let at = (span.lowerBound - range.lowerBound) * Self.elementSize
+                buffer.withUnsafeReadableBytes { bytes in
+                    let n = min(bytes.count, span.count * Self.elementSize)
+                    out.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: n)
+                }
+            }
+        }
+        return result
+    }
+
+    /// Writes `values` starting at `start`.
+    ///
+    /// - Throws: ``SharedMemoryError`` if the values would run past the end (nothing is written).
+    public func write(_ values: [Element], at start: Int) async throws {
+        try check(start..<(start + values.count))
+        let commands = values.withUnsafeBytes { bytes in
+            setRanges(bytes, covering: start..<(start + values.count))
+        }
+        try await run(commands)
+    }
+
+    /// The `SETRANGE`s that write `bytes` (the elements of `range`) into their chunks.
+    private func setRanges(_ bytes: UnsafeRawBufferPointer, covering range: Range<Int>) -> [RESPCommand] {
+        var commands: [RESPCommand] = []
+        var index = range.lowerBound
+        while index < range.upperBound {
+            let chunk = index / chunkElements
+            let end = min(range.upperBound, (chunk + 1) * chunkElements)
+            let from = (index - range.lowerBound) * Self.elementSize
+            let slice = UnsafeRawBufferPointer(rebasing: bytes[from..<(from + (end - index) * Self.elementSize)])
+            commands.append(RESPCommand(
+                "SETRANGE", chunkKey(chunk), (index - chunk * chunkElements) * Self.elementSize, ByteBuffer(bytes: slice)))
+            index = end
+        }
+        return commands
+    }
+
+    private func run(_ commands: [RESPCommand]) async throws {
+        guard !commands.isEmpty else { return }
+        let replies = try await client().pipeline(commands)
+        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+            throw SharedMemoryError(description: "\(object): \(error)")
+        }
+    }
+
+    /// Fetches the whole array into a local copy (one pipelined `GET` per chunk).
+    public func pull() async throws -> LocalArray<Element> {
+        var local = LocalArray<Element>(count: count, chunkElements: chunkElements)
+        try await refresh(&local)
+        return local
+    }
+
+    /// Overwrites `local` with the array's current contents and forgets its unpushed changes.
+    public func refresh(_ local: inout LocalArray<Element>) async throws {
+        guard local.elements.count == count else {
+            throw SharedMemoryError(description: "\(object): a local copy of \(local.elements.count) elements cannot track \(count)")
+        }
+        let replies = try await client().pipeline((0..<chunkCount).map { RESPCommand("GET", chunkKey($0)) })
+        local.elements.withUnsafeMutableBytes { out in
+            for (chunk, reply) in replies.enumerated() {
+                let at = chunk * chunkElements * Self.elementSize
+                let room = min(chunkElements, count - chunk * chunkElements) * Self.elementSize
+                let target = UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + room)])
+                guard let buffer = reply.buffer else {
+                    target.initializeMemory(as: UInt8.self, repeating: 0)
+                    continue
+                }
+                buffer.withUnsafeReadableBytes { bytes in
+                    let n = min(bytes.count, room)
+                    target.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: n)
+                    if n < room { UnsafeMutableRawBufferPointer(rebasing: target[n...]).initializeMemory(as: UInt8.self, repeating: 0) }
+                }
+            }
+        }
+        local.dirty.removeAll()
+    }
+
+    /// Writes back the ranges of `local` changed since it was pulled (or last pushed), one `SETRANGE` per
+    /// changed span of each chunk, in one pipeline; then marks `local` clean.
+    public func push(_ local: inout LocalArray<Element>) async throws {
+        guard local.elements.count == count else {
+            throw SharedMemoryError(description: "\(object): a local copy of \(local.elements.count) elements cannot update \(count)")
+        }
+        let spans = local.dirty.sorted { $0.key < $1.key }.map(\.value)
+        let commands = local.elements.withUnsafeBytes { bytes in
+            spans.flatMap { span -> [RESPCommand] in
+                let from = span.lowerBound * Self.elementSize
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[from..<(span.upperBound * Self.elementSize)])
+                return setRanges(slice, covering: span)
+            }
+        }
+        try await run(commands)
+        local.dirty.removeAll()
+    }
+}
+
+/// A worker-local copy of a ``SharedArray``: reads and writes at memory speed, with the changed span of
+/// each chunk remembered for ``SharedArray/push(_:)``.
+public struct LocalArray<Element: SharedArrayElement>: Sendable {
+    /// The elements.
+    public internal(set) var elements: [Element]
+    let chunkElements: Int
+    /// Per chunk, the span of indices written since the last pull or push.
+    var dirty: [Int: Range<Int>] = [:]
+
+    init(count: Int, chunkElements: Int) {
+        elements = [Element](repeating: .zero, count: count)
+        self.chunkElements = chunkElements
+    }
+
+    /// The number of elements.
+    public var count: Int { elements.count }
+
+    /// Reads or writes one element (a write marks it for the next push).
+    public subscript(index: Int) -> Element {
+        get { elements[index] }
+        set {
+            elements[index] = newValue
+            let chunk = index / chunkElements
+            if let span = dirty[chunk] {
+                if !span.contains(index) { dirty[chunk] = min(span.lowerBound, index)..<max(span.upperBound, index + 1) }
+            } else {
+                dirty[chunk] = index..<(index + 1)
+            }
+        }
+    }
+
+    /// Whether anything changed since the last pull or push.
+    public var hasChanges: Bool { !dirty.isEmpty }
+}
