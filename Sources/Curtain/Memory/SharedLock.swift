@@ -22,36 +22,48 @@ public struct SharedLock: Codable, Sendable, Hashable {
     public let leaseMilliseconds: Int
 
     var fenceKey: String { key + ":fence" }
+    /// A list a releaser pushes one token to (trimmed to one), on which waiters block: the next waiter wakes
+    /// as soon as the lock is free instead of polling.
+    var wakeKey: String { key + ":wake" }
     var object: String { "lock \(key)" }
 
-    /// Takes the lock if it is free.
+    /// Takes the lock if it is free (one round trip).
     ///
     /// - Returns: the lease, or `nil` if another holder has the lock.
     public func tryAcquire() async throws -> LockLease? {
         let client = try MemoryBinding.client(for: key, scope: scope)
         let token = TaskDispatcher.newJobID() + TaskDispatcher.newJobID()
-        let set = try await client.send(RESPCommand("SET", key, token, "NX", "PX", leaseMilliseconds))
-        guard set.string == "OK" else { return nil }
-        let fence = try await client.send(RESPCommand("INCR", fenceKey)).int ?? 0
+        // The fence is counted on every attempt, so it stays strictly increasing across holders.
+        let replies = try await client.pipeline([
+            RESPCommand("SET", key, token, "NX", "PX", leaseMilliseconds), RESPCommand("INCR", fenceKey),
+        ])
+        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+            throw SharedMemoryError(description: "\(object): \(error)")
+        }
+        guard replies[0].string == "OK", let fence = replies[1].int else { return nil }
         return LockLease(lock: self, token: token, fence: fence, client: client)
     }
 
-    /// Takes the lock, waiting for it.
+    /// Takes the lock, waiting for it: a waiter blocks until a holder releases it (or, if the holder died,
+    /// until its lease runs out, noticed within 50 ms).
     ///
-    /// - Parameter timeout: the longest to wait; `nil` waits until the lock is free (at most one lease after
-    ///   its holder died).
+    /// - Parameter timeout: the longest to wait; `nil` waits until the lock is free.
     /// - Throws: ``SharedMemoryError`` if `timeout` passes first; `CancellationError`.
     public func acquire(timeout: Duration? = nil) async throws -> LockLease {
         let clock = ContinuousClock()
         let deadline = timeout.map { clock.now + $0 }
-        var pause = Duration.microseconds(200)
+        let client = try MemoryBinding.client(for: key, scope: scope)
         while true {
             if let lease = try await tryAcquire() { return lease }
-            if let deadline, clock.now >= deadline {
-                throw SharedMemoryError(description: "\(object): not acquired within \(Format.duration(timeout!))")
+            var wait = 0.05
+            if let deadline {
+                let left = deadline - clock.now
+                guard left > .zero else {
+                    throw SharedMemoryError(description: "\(object): not acquired within \(Format.duration(timeout!))")
+                }
+                wait = min(wait, max(0.001, Double(left.components.attoseconds) / 1e18 + Double(left.components.seconds)))
             }
-            try await Task.sleep(for: pause)
-            pause = min(pause * 2, .milliseconds(20))
+            _ = try await client.blpop([wakeKey], timeout: wait)
         }
     }
 
@@ -124,31 +136,46 @@ public final class LockLease: Sendable {
     /// Extends the lease if the lock is still ours: true if it did, false if the lock is someone else's (or
     /// nobody's), `nil` if the store could not be asked.
     private func renew() async -> Bool? {
-        let (key, token, lease) = (lock.key, token, lock.leaseMilliseconds)
         do {
-            let renewed = try await client.watching(key) { connection -> (commands: [RESPCommand], result: Bool)? in
-                guard try await connection.send(RESPCommand("GET", key)).string == token else { return nil }
-                return ([RESPCommand("PEXPIRE", key, lease)], true)
-            }
-            return renewed == true
+            return try await ifStillOurs([RESPCommand("PEXPIRE", lock.key, lock.leaseMilliseconds)])
         } catch {
             return nil
         }
     }
 
-    /// Releases the lock.
+    /// Runs `commands` atomically if the lock still holds our token (two round trips: `WATCH` + `GET`, then
+    /// `MULTI` … `EXEC`); false if it does not.
+    private func ifStillOurs(_ commands: [RESPCommand]) async throws -> Bool {
+        let (key, token) = (lock.key, token)
+        return try await client.withDedicatedConnection { connection in
+            while true {
+                let read = try await connection.pipeline([RESPCommand("WATCH", key), RESPCommand("GET", key)])
+                guard read[1].string == token else {
+                    _ = try await connection.send(RESPCommand("UNWATCH"))
+                    return false
+                }
+                let replies = try await connection.pipeline([RESPCommand("MULTI")] + commands + [RESPCommand("EXEC")])
+                if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+                    throw RESPError.server(error)
+                }
+                if replies.last?.isNull == false { return true }
+            }
+        }
+    }
+
+    /// Releases the lock and wakes one waiter.
     ///
     /// - Throws: ``SharedMemoryError`` if the lease had already expired (another process may have held the
     ///   lock since; the fencing token tells them apart).
     public func release() async throws {
         guard !released.exchange(true, ordering: .relaxed) else { return }
         renewal.withLock { $0?.cancel() }
-        let (key, token) = (lock.key, token)
-        let deleted = try await client.watching(key) { connection -> (commands: [RESPCommand], result: Bool)? in
-            guard try await connection.send(RESPCommand("GET", key)).string == token else { return nil }
-            return ([RESPCommand("DEL", key)], true)
-        }
-        guard deleted == true else {
+        let wake = lock.wakeKey
+        let deleted = try await ifStillOurs([
+            RESPCommand("DEL", lock.key), RESPCommand("RPUSH", wake, 1), RESPCommand("LTRIM", wake, -1, -1),
+            RESPCommand("PEXPIRE", wake, lock.leaseMilliseconds),
+        ])
+        guard deleted else {
             throw SharedMemoryError(description: "\(lock.object): the lease (fence \(fence)) expired before it was released")
         }
     }

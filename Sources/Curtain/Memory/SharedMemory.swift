@@ -74,6 +74,24 @@ public struct SharedMemory: Sendable {
         try await SharedArray<Element>.open(key: try key("array", name, persistent: persistent), scope: namespace, count: count)
     }
 
+    /// A reusable barrier for `parties` participants.
+    public func barrier(_ name: String, parties: Int, persistent: Bool = false) throws -> SharedBarrier {
+        guard parties >= 1 else { throw SharedMemoryError(description: "barrier '\(name)': parties must be at least 1, not \(parties)") }
+        return SharedBarrier(key: try key("barrier", name, persistent: persistent), scope: namespace, parties: parties)
+    }
+
+    /// A counting semaphore with `permits` permits (created once; later handles must agree on the number).
+    public func semaphore(_ name: String, permits: Int, persistent: Bool = false) async throws -> SharedSemaphore {
+        try await SharedSemaphore.open(key: try key("semaphore", name, persistent: persistent), scope: namespace, permits: permits)
+    }
+
+    /// A FIFO queue of `Element`s; with a `capacity`, senders wait for room.
+    public func queue<Element: Codable & Sendable>(
+        _ name: String, of: Element.Type, capacity: Int? = nil, persistent: Bool = false
+    ) async throws -> SharedQueue<Element> {
+        try await SharedQueue<Element>.open(key: try key("queue", name, persistent: persistent), scope: namespace, capacity: capacity)
+    }
+
     /// A lock whose holder keeps it by renewing a lease of `lease`; if the holder dies, the lock is free
     /// again at most `lease` later.
     public func lock(_ name: String, lease: Duration = .seconds(10), persistent: Bool = false) throws -> SharedLock {

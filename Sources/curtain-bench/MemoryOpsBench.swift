@@ -1,0 +1,123 @@
+import ArgumentParser
+import Curtain
+import CurtainTestSupport
+import Foundation
+
+/// `n` locked increments of a shared value: take the lock, read, write the value plus one, release.
+struct LockedIncrements: RemoteFunction {
+    var lock: SharedLock
+    var value: SharedValue<Int>
+
+    func callAsFunction(_ n: Int) async throws -> Int {
+        for _ in 0..<n {
+            try await lock.withLock(timeout: .seconds(60)) { _ in
+                let seen = try await value.load() ?? 0
+                try await value.store(seen + 1)
+            }
+        }
+        return n
+    }
+}
+
+/// `curtain-bench memory-ops`: shared-memory operations on the embedded store and on redis-server.
+struct MemoryOpsBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "memory-ops",
+        abstract: "Shared memory: atomic adds vs redis-benchmark INCR, locked increments by 2 workers, pull/push of 10M Doubles.")
+
+    @Option(help: "Atomic adds from one client.")
+    var adds: Int = 20_000
+
+    @Option(help: "Locked increments per worker.")
+    var increments: Int = 2_000
+
+    @Option(help: "Elements of the pulled and pushed array.")
+    var elements: Int = 10_000_000
+
+    @Option(help: "Stores to measure: embedded, redis or both.")
+    var stores: String = "embedded,redis"
+
+    @Flag(help: "Print one JSON object per figure instead of a table.")
+    var json = false
+
+    func run() async throws {
+        // A worker started below by hand re-enters here and never returns from Cloud.start.
+        if ProcessInfo.processInfo.environment["CURTAIN_ROLE"] == "worker" {
+            _ = try await Cloud.start(functions: [LockedIncrements.self])
+        }
+        var figures: [Figure] = []
+        for kind in stores.split(separator: ",").compactMap({ StoreKind(rawValue: String($0)) }) {
+            let store = try await TestStore.start(kind)
+            do {
+                figures += try await measure(on: store)
+            } catch {
+                await store.stop()
+                throw error
+            }
+            await store.stop()
+        }
+        printTable(figures, json: json)
+    }
+
+    private func measure(on store: TestStore) async throws -> [Figure] {
+        let cloud = try await Cloud.start(
+            functions: [LockedIncrements.self],
+            configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "memory-ops-\(getpid())"))
+        let workers = try startWorkers(2, url: store.url, buildID: cloud.buildID)
+        defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
+        let label = store.kind.rawValue
+        var figures: [Figure] = []
+
+        // Atomic adds, one client, one at a time, against redis-benchmark's INCR with one connection.
+        let counter = try cloud.memory.counter("adds")
+        let addSeconds = try await timed { for _ in 0..<adds { try await counter.add(1) } }
+        let incr = try RedisBenchmark.run(port: store.port, test: "incr", clients: 1, requests: adds)
+        figures.append(Figure(
+            name: "atomic add, 1 client (\(label))", value: Double(adds) / addSeconds, unit: "ops/s", baseline: incr,
+            baselineName: "redis-benchmark -c 1 INCR", target: 0.9))
+
+        // Locked increments from two worker processes.
+        let job = LockedIncrements(
+            lock: try cloud.memory.lock("counter-lock", lease: .seconds(10)), value: try cloud.memory.value("locked", of: Int.self))
+        _ = try await cloud.map(job, over: [1, 1])  // both workers connected and warm
+        try await job.value.store(0)
+        let lockedSeconds = try await timed { _ = try await cloud.map(job, over: [increments, increments]) }
+        guard try await job.value.load() == 2 * increments else { throw ValidationError("locked increments lost updates") }
+        figures.append(Figure(
+            name: "locked increments, 2 workers (\(label))", value: Double(2 * increments) / lockedSeconds, unit: "ops/s",
+            target: nil))
+
+        // Pull and push of a large array of Doubles.
+        let array = try await cloud.memory.array("big", of: Double.self, count: elements)
+        var local = try await array.pull()
+        for i in stride(from: 0, to: elements, by: 1) { local[i] = Double(i) }
+        let megabytes = Double(elements * 8) / 1_000_000
+        let pushSeconds = try await timed { try await array.push(&local) }
+        let pullSeconds = try await timed { local = try await array.pull() }
+        guard local[elements - 1] == Double(elements - 1) else { throw ValidationError("pull returned wrong data") }
+        figures.append(Figure(name: "push \(elements / 1_000_000)M Doubles (\(label))", value: megabytes / pushSeconds, unit: "MB/s", target: nil))
+        figures.append(Figure(name: "pull \(elements / 1_000_000)M Doubles (\(label))", value: megabytes / pullSeconds, unit: "MB/s", target: nil))
+        for worker in workers { await terminate(worker) }
+        await cloud.shutdown()
+        return figures
+    }
+
+    /// Starts copies of this executable as workers of `url`, as a cluster's workers would be started.
+    private func startWorkers(_ count: Int, url: String, buildID: String) throws -> [Process] {
+        try (0..<count).map { i in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+            process.arguments = Array(CommandLine.arguments.dropFirst())
+            var environment = ProcessInfo.processInfo.environment
+            environment["CURTAIN_ROLE"] = "worker"
+            environment["CURTAIN_STORE"] = url
+            environment["CURTAIN_BUILD_ID"] = buildID
+            environment["CURTAIN_WORKER_ID"] = "bench-\(i)"
+            environment["CURTAIN_PARENT_PIPE"] = "1"
+            process.environment = environment
+            process.standardInput = Pipe()
+            try process.run()
+            return process
+        }
+    }
+}
