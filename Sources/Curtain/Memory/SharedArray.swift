@@ -183,9 +183,22 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
         guard local.elements.count == count else {
             throw SharedMemoryError(description: "\(object): a local copy of \(local.elements.count) elements cannot track \(count)")
         }
-        let replies = try await client().pipeline((0..<chunkCount).map { RESPCommand("GET", chunkKey($0)) })
-        local.elements.withUnsafeMutableBytes { out in
-            for (chunk, reply) in replies.enumerated() {
+        // Rounds of four chunks (2 MB), each copied out and freed before the next arrives: the allocator then
+        // reuses the same memory for every round instead of mapping (and the kernel zeroing) fresh pages
+        // for the whole array's worth of replies at once.
+        let client = try client()
+        for first in stride(from: 0, to: chunkCount, by: 4) {
+            let round = first..<Swift.min(first + 4, chunkCount)
+            let replies = try await client.pipeline(round.map { RESPCommand("GET", chunkKey($0)) })
+            copy(replies, startingAt: first, into: &local)
+        }
+        local.markClean()
+    }
+
+    private func copy(_ replies: [RESPValue], startingAt firstChunk: Int, into local: inout LocalArray<Element>) {
+        local.storage.withUnsafeMutableBytes { out in
+            for (offset, reply) in replies.enumerated() {
+                let chunk = firstChunk + offset
                 let at = chunk * chunkElements * Self.elementSize
                 let room = min(chunkElements, count - chunk * chunkElements) * Self.elementSize
                 let target = UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + room)])
@@ -200,7 +213,6 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
                 }
             }
         }
-        local.dirty.removeAll()
     }
 
     /// Writes back the ranges of `local` changed since it was pulled (or last pushed), one `SETRANGE` per
@@ -209,50 +221,74 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
         guard local.elements.count == count else {
             throw SharedMemoryError(description: "\(object): a local copy of \(local.elements.count) elements cannot update \(count)")
         }
-        let spans = local.dirty.sorted { $0.key < $1.key }.map(\.value)
-        let commands = local.elements.withUnsafeBytes { bytes in
-            spans.flatMap { span -> [RESPCommand] in
-                let from = span.lowerBound * Self.elementSize
-                let slice = UnsafeRawBufferPointer(rebasing: bytes[from..<(span.upperBound * Self.elementSize)])
-                return setRanges(slice, covering: span)
+        // In rounds of a few chunks' spans, for the same reason as `refresh`: each round's copies are freed
+        // before the next is made.
+        let spans = local.dirtySpans
+        for first in stride(from: 0, to: spans.count, by: 8) {
+            let round = spans[first..<Swift.min(first + 8, spans.count)]
+            let commands = local.storage.withUnsafeBytes { bytes in
+                round.flatMap { span -> [RESPCommand] in
+                    let from = span.lowerBound * Self.elementSize
+                    let slice = UnsafeRawBufferPointer(rebasing: bytes[from..<(span.upperBound * Self.elementSize)])
+                    return setRanges(slice, covering: span)
+                }
             }
+            try await run(commands)
         }
-        try await run(commands)
-        local.dirty.removeAll()
+        local.markClean()
     }
 }
 
 /// A worker-local copy of a ``SharedArray``: reads and writes at memory speed, with the changed span of
 /// each chunk remembered for ``SharedArray/push(_:)``.
+///
+/// The subscript is inlinable, so loops over a local copy compile to plain array accesses plus two
+/// comparisons per write in the caller's module.
 public struct LocalArray<Element: SharedArrayElement>: Sendable {
+    @usableFromInline var storage: [Element]
     /// The elements.
-    public internal(set) var elements: [Element]
-    let chunkElements: Int
-    /// Per chunk, the span of indices written since the last pull or push.
-    var dirty: [Int: Range<Int>] = [:]
+    public var elements: [Element] { storage }
+    @usableFromInline let chunkShift: Int
+    /// Per chunk, the lowest and one past the highest index written since the last pull or push
+    /// (`Int.max` / `Int.min` when clean).
+    @usableFromInline var dirtyLow: [Int]
+    @usableFromInline var dirtyHigh: [Int]
 
     init(count: Int, chunkElements: Int) {
-        elements = [Element](repeating: .zero, count: count)
-        self.chunkElements = chunkElements
+        precondition(chunkElements > 0 && chunkElements & (chunkElements - 1) == 0, "chunks are a power of two")
+        storage = [Element](repeating: .zero, count: count)
+        chunkShift = chunkElements.trailingZeroBitCount
+        let chunks = (count + chunkElements - 1) / chunkElements
+        dirtyLow = [Int](repeating: .max, count: chunks)
+        dirtyHigh = [Int](repeating: .min, count: chunks)
     }
 
     /// The number of elements.
-    public var count: Int { elements.count }
+    @inlinable public var count: Int { storage.count }
 
     /// Reads or writes one element (a write marks it for the next push).
-    public subscript(index: Int) -> Element {
-        get { elements[index] }
+    @inlinable public subscript(index: Int) -> Element {
+        get { storage[index] }
         set {
-            elements[index] = newValue
-            let chunk = index / chunkElements
-            if let span = dirty[chunk] {
-                if !span.contains(index) { dirty[chunk] = min(span.lowerBound, index)..<max(span.upperBound, index + 1) }
-            } else {
-                dirty[chunk] = index..<(index + 1)
-            }
+            storage[index] = newValue
+            let chunk = index &>> chunkShift
+            if index < dirtyLow[chunk] { dirtyLow[chunk] = index }
+            if index >= dirtyHigh[chunk] { dirtyHigh[chunk] = index &+ 1 }
         }
     }
 
     /// Whether anything changed since the last pull or push.
-    public var hasChanges: Bool { !dirty.isEmpty }
+    public var hasChanges: Bool { dirtyLow.contains { $0 != .max } }
+
+    /// The changed span of each chunk, in order.
+    var dirtySpans: [Range<Int>] {
+        zip(dirtyLow, dirtyHigh).compactMap { low, high in low == .max ? nil : low..<high }
+    }
+
+    mutating func markClean() {
+        for i in dirtyLow.indices {
+            dirtyLow[i] = .max
+            dirtyHigh[i] = .min
+        }
+    }
 }
