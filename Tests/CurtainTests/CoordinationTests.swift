@@ -2,7 +2,7 @@
 import CurtainTestSupport
 import Testing
 
-@Suite("Shared memory: barriers, semaphores, queues")
+@Suite("Shared memory: barriers, events, semaphores, queues")
 struct CoordinationTests {
     @Test(arguments: StoreKind.allCases)
     func aBarrierReleasesEveryRoundAndReportsAMissingParty(kind: StoreKind) async throws {
@@ -32,6 +32,26 @@ struct CoordinationTests {
                 #expect(errors.count == 2)
                 #expect(errors.allSatisfy { $0.contains("round 2 incomplete") && $0.contains("2 of 3 parties arrived") })
                 #expect(throws: SharedMemoryError.self) { _ = try cloud.memory.barrier("zero", parties: 0) }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func anEventWakesEveryWaiter(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let event = try cloud.memory.event("ready")
+                #expect(try await !event.isSet())
+                await #expect(throws: SharedMemoryError.self) { try await event.wait(timeout: .milliseconds(100)) }
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<3 { group.addTask { try await event.wait(timeout: .seconds(30)) } }
+                    try await event.set()
+                    try await group.waitForAll()
+                }
+                try await event.wait(timeout: .milliseconds(100))  // already set: returns at once
+                try await event.clear()
+                #expect(try await !event.isSet())
+                await #expect(throws: SharedMemoryError.self) { try await event.wait(timeout: .milliseconds(100)) }
             }
         }
     }

@@ -220,3 +220,59 @@ public struct SharedQueue<Element: Codable & Sendable>: Codable, Sendable, Hasha
         }
     }
 }
+
+/// A flag that processes can wait for, like a manual-reset event: ``wait(timeout:)`` returns once
+/// ``set()`` has been called (at once if it already was), until ``clear()``.
+///
+/// `set` leaves one token on a wake list; each waiter that wakes passes it on, so every waiter wakes
+/// promptly; a waiter also rechecks the flag every 50 ms.
+public struct SharedEvent: Codable, Sendable, Hashable {
+    /// The store key of the flag.
+    public let key: String
+    let scope: String
+
+    var object: String { "event \(key)" }
+    var wakeKey: String { key + ":wake" }
+
+    private func client() throws -> RESPClient { try MemoryBinding.client(for: key, scope: scope) }
+
+    private var wakeOthers: [RESPCommand] {
+        [RESPCommand("RPUSH", wakeKey, "1"), RESPCommand("LTRIM", wakeKey, -1, -1), RESPCommand("PEXPIRE", wakeKey, 60_000)]
+    }
+
+    /// Sets the flag and wakes every waiter.
+    public func set() async throws {
+        _ = try await client().pipeline([RESPCommand("SET", key, "1")] + wakeOthers)
+    }
+
+    /// Clears the flag: later waits block until the next ``set()``.
+    public func clear() async throws {
+        _ = try await client().pipeline([RESPCommand("DEL", key), RESPCommand("DEL", wakeKey)])
+    }
+
+    /// Whether the flag is set.
+    public func isSet() async throws -> Bool {
+        try await client().send(RESPCommand("EXISTS", key)).int == 1
+    }
+
+    /// Waits until the flag is set.
+    ///
+    /// - Throws: ``SharedMemoryError`` if it is not set within `timeout`.
+    public func wait(timeout: Duration = .seconds(60)) async throws {
+        let client = try client()
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while true {
+            if try await client.send(RESPCommand("EXISTS", key)).int == 1 {
+                _ = try await client.pipeline(wakeOthers)  // pass the wake-up on
+                return
+            }
+            let left = deadline - clock.now
+            guard left > .zero else {
+                throw SharedMemoryError(description: "\(object): not set within \(Format.duration(timeout))")
+            }
+            let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+            _ = try await client.blpop([wakeKey], timeout: Swift.max(0.001, Swift.min(0.05, seconds)))
+        }
+    }
+}

@@ -80,6 +80,11 @@ public struct SharedMemory: Sendable {
         return SharedBarrier(key: try key("barrier", name, persistent: persistent), scope: namespace, parties: parties)
     }
 
+    /// An event (a flag processes can wait for), initially clear.
+    public func event(_ name: String, persistent: Bool = false) throws -> SharedEvent {
+        SharedEvent(key: try key("event", name, persistent: persistent), scope: namespace)
+    }
+
     /// A counting semaphore with `permits` permits (created once; later handles must agree on the number).
     public func semaphore(_ name: String, permits: Int, persistent: Bool = false) async throws -> SharedSemaphore {
         try await SharedSemaphore.open(key: try key("semaphore", name, persistent: persistent), scope: namespace, permits: permits)
