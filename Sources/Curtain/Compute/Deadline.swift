@@ -95,6 +95,11 @@ extension Duration {
         return UInt32(max(0, min(ms, Double(UInt32.max))))
     }
 
+    /// The duration in seconds, as a `Double` (for rates and for blocking-command timeouts).
+    var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
     /// Microseconds, for task durations.
     var microseconds: UInt64 {
         let (seconds, attoseconds) = components

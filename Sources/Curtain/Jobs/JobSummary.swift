@@ -30,7 +30,7 @@ public struct JobSummary: Sendable, CustomStringConvertible {
     /// One line: tasks, workers, wall time and rate, cold start, p50/p99 task time, retries.
     public var description: String {
         var parts = ["curtain: \(function)"]
-        let seconds = Double(wallTime.components.seconds) + Double(wallTime.components.attoseconds) / 1e18
+        let seconds = wallTime.inSeconds
         let rate = seconds > 0 ? Double(tasks) / seconds : 0
         var line = "\(tasks) task\(tasks == 1 ? "" : "s")"
         if failed > 0 { line += " (+\(failed) failed)" }

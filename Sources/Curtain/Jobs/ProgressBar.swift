@@ -85,7 +85,7 @@ final class ProgressBar: Sendable {
     static func line(
         function: String, done: Int, total: Int, totalIsFinal: Bool, failures: Int, elapsed: Duration, columns: Int
     ) -> String {
-        let seconds = max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        let seconds = max(0.001, elapsed.inSeconds)
         let rate = Double(done) / seconds
         var tail = [String]()
         if totalIsFinal && total > 0 {

@@ -32,7 +32,7 @@ public struct SharedBarrier: Codable, Sendable, Hashable {
             ])
             return
         }
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout.inSeconds
         if try await client.blpop([go], timeout: max(0.001, seconds)) == nil {
             let arrived = try await client.send(RESPCommand("GET", key + ":arrivals")).string.flatMap { Int($0) } ?? arrival
             throw SharedMemoryError(
@@ -74,7 +74,7 @@ public struct SharedSemaphore: Codable, Sendable, Hashable {
     ///
     /// - Throws: ``SharedMemoryError`` if no permit came in time.
     public func acquire(timeout: Duration = .seconds(60)) async throws {
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout.inSeconds
         let client = try MemoryBinding.client(for: key, scope: scope)
         guard try await client.blpop([permitsKey], timeout: max(0.001, seconds)) != nil else {
             throw SharedMemoryError(description: "\(object): no permit within \(Format.duration(timeout))")
@@ -142,7 +142,7 @@ public struct SharedQueue<Element: Codable & Sendable>: Codable, Sendable, Hasha
     private func client() throws -> RESPClient { try MemoryBinding.client(for: key, scope: scope) }
 
     private static func seconds(_ d: Duration) -> Double {
-        Swift.max(0.001, Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18)
+        Swift.max(0.001, d.inSeconds)
     }
 
     /// Appends `value`, waiting up to `timeout` for room in a bounded queue.
@@ -271,7 +271,7 @@ public struct SharedEvent: Codable, Sendable, Hashable {
             guard left > .zero else {
                 throw SharedMemoryError(description: "\(object): not set within \(Format.duration(timeout))")
             }
-            let seconds = Double(left.components.seconds) + Double(left.components.attoseconds) / 1e18
+            let seconds = left.inSeconds
             _ = try await client.blpop([wakeKey], timeout: Swift.max(0.001, Swift.min(0.05, seconds)))
         }
     }
