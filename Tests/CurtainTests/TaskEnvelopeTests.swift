@@ -12,6 +12,27 @@ struct TaskEnvelopeTests {
     @Test func roundTrips() throws {
         let decoded = try TaskEnvelope(decoding: try sample.encoded())
         #expect(decoded == sample)
+        var marked = sample
+        marked.crashes = 2
+        marked.suspect = true
+        marked.timeoutMilliseconds = 1500
+        #expect(try TaskEnvelope(decoding: try marked.encoded()) == marked)
+    }
+
+    @Test func resultsRoundTripAndRejectTruncation() throws {
+        let results = [
+            TaskResult(jobID: "j", index: 3, attempt: 2, crashes: 1, workerID: "w1", durationMicroseconds: 1234, outcome: .success([1, 2])),
+            TaskResult(
+                jobID: "j", index: 4, attempt: 1, workerID: "w2",
+                outcome: .failure(RemoteFailure(kind: .timedOut, errorType: "Curtain.TaskTimeout", message: "slow"))),
+        ]
+        for result in results {
+            let bytes = Array(try result.encoded().readableBytesView)
+            #expect(try TaskResult(decoding: ByteBuffer(bytes: bytes)) == result)
+            for length in 0..<bytes.count {
+                #expect(throws: EnvelopeError.self) { _ = try TaskResult(decoding: ByteBuffer(bytes: bytes[..<length])) }
+            }
+        }
     }
 
     @Test func everyTruncationIsAnErrorNotACrash() throws {

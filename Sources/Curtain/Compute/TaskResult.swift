@@ -2,7 +2,8 @@ public import NIOCore
 
 /// One task's outcome as it travels back to the job's caller.
 ///
-/// Wire form: magic `CTR2` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · workerID (u16 + UTF-8) ·
+/// Wire form: magic `CTR3` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · crashes (u16) ·
+/// workerID (u16 + UTF-8) ·
 /// duration (u64 µs) · outcome (u8: 0 output, 1 failure) · payload (u32 + bytes: the encoded output, or the JSON of a
 /// ``RemoteFailure``). Decoding never traps; malformed bytes give an ``EnvelopeError``.
 public struct TaskResult: Sendable, Hashable {
@@ -12,6 +13,8 @@ public struct TaskResult: Sendable, Hashable {
     public var index: UInt64
     /// Which attempt produced this result.
     public var attempt: UInt16
+    /// How many crashes the task had been charged when this attempt ran (so a retry keeps the count).
+    public var crashes: UInt16
     /// The worker that ran the task.
     public var workerID: String
     /// How long the function ran, in microseconds (0 when it never ran).
@@ -21,18 +24,19 @@ public struct TaskResult: Sendable, Hashable {
 
     /// Creates a result.
     public init(
-        jobID: String, index: UInt64, attempt: UInt16, workerID: String, durationMicroseconds: UInt64 = 0,
-        outcome: Result<[UInt8], RemoteFailure>
+        jobID: String, index: UInt64, attempt: UInt16, crashes: UInt16 = 0, workerID: String,
+        durationMicroseconds: UInt64 = 0, outcome: Result<[UInt8], RemoteFailure>
     ) {
         self.jobID = jobID
         self.index = index
         self.attempt = attempt
+        self.crashes = crashes
         self.workerID = workerID
         self.durationMicroseconds = durationMicroseconds
         self.outcome = outcome
     }
 
-    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 2]
+    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 3]
 
     /// The wire form.
     public func encoded() throws -> ByteBuffer {
@@ -41,6 +45,7 @@ public struct TaskResult: Sendable, Hashable {
         try b.writeShortString(jobID, field: "jobID")
         b.writeInteger(index)
         b.writeInteger(attempt)
+        b.writeInteger(crashes)
         try b.writeShortString(workerID, field: "workerID")
         b.writeInteger(durationMicroseconds)
         let payload: [UInt8]
@@ -63,8 +68,10 @@ public struct TaskResult: Sendable, Hashable {
         var b = buffer
         guard b.readBytes(length: 4) == Self.magic else { throw EnvelopeError(description: "not a Curtain task result") }
         let jobID = try b.readShortString(field: "jobID")
-        guard let index = b.readInteger(as: UInt64.self), let attempt = b.readInteger(as: UInt16.self) else {
-            throw EnvelopeError(description: "result truncated in index or attempt")
+        guard let index = b.readInteger(as: UInt64.self), let attempt = b.readInteger(as: UInt16.self),
+            let crashes = b.readInteger(as: UInt16.self)
+        else {
+            throw EnvelopeError(description: "result truncated in index, attempt or crashes")
         }
         let workerID = try b.readShortString(field: "workerID")
         guard let duration = b.readInteger(as: UInt64.self) else { throw EnvelopeError(description: "result truncated in duration") }
@@ -84,7 +91,7 @@ public struct TaskResult: Sendable, Hashable {
             throw EnvelopeError(description: "result has unknown outcome kind \(kind)")
         }
         self.init(
-            jobID: jobID, index: index, attempt: attempt, workerID: workerID, durationMicroseconds: duration,
-            outcome: outcome)
+            jobID: jobID, index: index, attempt: attempt, crashes: crashes, workerID: workerID,
+            durationMicroseconds: duration, outcome: outcome)
     }
 }

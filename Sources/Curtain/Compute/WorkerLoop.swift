@@ -126,8 +126,8 @@ public struct WorkerLoop: Sendable {
                 logger.warning("rejected a task for an unknown function", metadata: ["function": "\(envelope.function)"])
             }
             let result = TaskResult(
-                jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, workerID: workerID,
-                durationMicroseconds: duration, outcome: outcome)
+                jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
+                workerID: workerID, durationMicroseconds: duration, outcome: outcome)
             let resultsKey = StoreKeys.results(job: envelope.jobID)
             replies.append(RESPCommand("RPUSH", resultsKey, try result.encoded()))
             resultKeys.insert(resultsKey)

@@ -52,6 +52,8 @@ struct Job<F: RemoteFunction> {
         var input: [UInt8]
         /// The attempt last submitted: failures of earlier attempts are stale.
         var attempt: UInt16
+        /// Crashes charged so far (carried back by results, so a retry keeps the crash budget spent).
+        var crashes: UInt16 = 0
         var retriesUsed: Int
     }
 
@@ -111,9 +113,11 @@ struct Job<F: RemoteFunction> {
         try await transport.submit(envelopes)
     }
 
-    private func envelope(index: UInt64, captures: [UInt8], input: [UInt8], attempt: UInt16) -> TaskEnvelope {
+    private func envelope(
+        index: UInt64, captures: [UInt8], input: [UInt8], attempt: UInt16, crashes: UInt16 = 0
+    ) -> TaskEnvelope {
         TaskEnvelope(
-            buildID: context.buildID, jobID: jobID, index: index, attempt: attempt,
+            buildID: context.buildID, jobID: jobID, index: index, attempt: attempt, crashes: crashes,
             timeoutMilliseconds: options.timeoutMilliseconds, function: F.name, functionPayload: captures, input: input)
     }
 
@@ -157,8 +161,11 @@ struct Job<F: RemoteFunction> {
                 statistics.failedAttempts += 1
                 task.retriesUsed += 1
                 task.attempt = result.attempt + 1
+                task.crashes = result.crashes
                 pending[result.index] = task
-                again.append(envelope(index: result.index, captures: task.captures, input: task.input, attempt: task.attempt))
+                again.append(envelope(
+                    index: result.index, captures: task.captures, input: task.input, attempt: task.attempt,
+                    crashes: task.crashes))
             } else {
                 pending[result.index] = nil
                 statistics.failed += 1

@@ -122,7 +122,8 @@ final class LocalTransport: JobTransport {
         }) {
             let ran = await WorkerLoop.run(envelope, registry: registry, stuckGrace: .zero)
             continuation.yield(TaskResult(
-                jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, workerID: "inprocess",
+                jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
+                workerID: "inprocess",
                 durationMicroseconds: ran.microseconds, outcome: ran.outcome))
         }
     }

@@ -180,7 +180,8 @@ actor WorkerProcesses {
             guard var envelope = try? TaskEnvelope(decoding: raw) else { continue }
             if alone && Int(envelope.crashes) >= crashRetries {
                 let result = TaskResult(
-                    jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, workerID: workerID,
+                    jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt,
+                    crashes: envelope.crashes &+ 1, workerID: workerID,
                     outcome: .failure(RemoteFailure(
                         kind: .crashed, errorType: "Curtain.WorkerCrash",
                         message: "the worker process \(how) (attempt \(Int(envelope.crashes) + 1) of \(crashRetries + 1))")))
