@@ -216,6 +216,51 @@ struct MemoryTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func replicasExchangeExplicitlyOrInTheBackground(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let array = try await cloud.memory.array("r", of: Double.self, count: 100_000)
+                // Explicit: nothing moves until asked.
+                let explicit = try await array.replica()
+                explicit[1] = 1
+                try await explicit.sync()  // a no-op in explicit mode
+                #expect(try await array.element(at: 1) == 0)
+                try await explicit.push()
+                #expect(try await array.element(at: 1) == 1)
+                explicit[2] = 2
+                try await explicit.pull()  // drops the unpushed change
+                #expect(explicit[2] == 0 && explicit[1] == 1)
+
+                // Asynchronous: a push every 10 updates, in the background; finish() flushes the rest.
+                let a = try await array.replica(.asynchronous(updates: 10, interval: .seconds(3600)))
+                for i in 0..<25 {
+                    a[70_000 + i] = Double(i)
+                    try await a.sync()
+                }
+                try await a.finish()
+                #expect(try await array.elements(in: 70_000..<70_025) == (0..<25).map(Double.init))
+
+                // Another replica sees those values merged in, and keeps its own unpushed change.
+                let b = try await array.replica(.asynchronous(updates: 1, interval: .seconds(3600)))
+                try await array.set(42, at: 7)
+                for _ in 0..<3000 where b[7] != 42 {
+                    b[5] = 99  // a change of its own: also what triggers each exchange
+                    try await b.sync()
+                    try await Task.sleep(for: .milliseconds(1))
+                }
+                #expect(b[7] == 42)
+                #expect(b[5] == 99)
+                try await b.finish()
+                #expect(try await array.element(at: 5) == 99)
+
+                await #expect(throws: SharedMemoryError.self) {
+                    _ = try await array.replica(.asynchronous(updates: 0, interval: .seconds(1)))
+                }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func workersPushingDisjointSlicesLoseNothing(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
             try await withStoreCloud(store) { cloud in

@@ -225,17 +225,25 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
         // before the next is made.
         let spans = local.dirtySpans
         for first in stride(from: 0, to: spans.count, by: 8) {
-            let round = spans[first..<Swift.min(first + 8, spans.count)]
-            let commands = local.storage.withUnsafeBytes { bytes in
-                round.flatMap { span -> [RESPCommand] in
-                    let from = span.lowerBound * Self.elementSize
-                    let slice = UnsafeRawBufferPointer(rebasing: bytes[from..<(span.upperBound * Self.elementSize)])
-                    return setRanges(slice, covering: span)
-                }
-            }
-            try await run(commands)
+            try await run(commands(writing: spans[first..<Swift.min(first + 8, spans.count)], of: local))
         }
         local.markClean()
+    }
+
+    /// The `SETRANGE`s that store `spans` of `local` (their bytes copied now).
+    func commands(writing spans: ArraySlice<Range<Int>>, of local: LocalArray<Element>) -> [RESPCommand] {
+        local.storage.withUnsafeBytes { bytes in
+            spans.flatMap { span -> [RESPCommand] in
+                let from = span.lowerBound * Self.elementSize
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[from..<(span.upperBound * Self.elementSize)])
+                return setRanges(slice, covering: span)
+            }
+        }
+    }
+
+    /// Sends prepared `SETRANGE` rounds in order.
+    func send(_ rounds: [[RESPCommand]]) async throws {
+        for commands in rounds { try await run(commands) }
     }
 }
 
