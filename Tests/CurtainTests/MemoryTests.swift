@@ -253,6 +253,20 @@ struct MemoryTests {
                 try await b.finish()
                 #expect(try await array.element(at: 5) == 99)
 
+                // Concurrent replicas' deltas add up: nobody's increments are lost.
+                let r1 = try await array.replica(.asynchronous(updates: 3, interval: .seconds(3600)))
+                let r2 = try await array.replica(.asynchronous(updates: 5, interval: .seconds(3600)))
+                let before = try await array.element(at: 3)
+                for _ in 0..<100 {
+                    r1[3] += 1
+                    try await r1.sync()
+                    r2[3] += 1
+                    try await r2.sync()
+                }
+                try await r1.finish()
+                try await r2.finish()
+                #expect(try await array.element(at: 3) == before + 200)
+
                 await #expect(throws: SharedMemoryError.self) {
                     _ = try await array.replica(.asynchronous(updates: 0, interval: .seconds(1)))
                 }

@@ -3,31 +3,32 @@ import Synchronization
 
 /// When an ``ArrayReplica`` exchanges data with its shared array.
 public enum ReplicaConsistency: Sendable, Hashable {
-    /// Read-your-writes: nothing moves until ``ArrayReplica/push()`` or ``ArrayReplica/pull()`` is called.
+    /// Read-your-writes: nothing moves until ``ArrayReplica/push()`` (which writes the changed elements'
+    /// values) or ``ArrayReplica/pull()`` (which replaces the local copy) is called.
     case explicit
-    /// HOGWILD!-style: ``ArrayReplica/sync()`` (called as often as convenient, say once per update) starts
-    /// a background push of the changed elements once `updates` writes have accumulated or `interval` has
-    /// passed since the last push, and merges a background pull of everyone else's values at the same
-    /// cadence. Pushes send values, not increments: when several replicas change the same element, the
-    /// last push wins.
+    /// HOGWILD!-style: ``ArrayReplica/sync()`` (called as often as convenient) starts a background exchange
+    /// once `updates` writes have accumulated or `interval` has passed since the last one. An exchange adds
+    /// this replica's *deltas* (local value minus the value last received) to the stored chunks it changed,
+    /// atomically per chunk, so concurrent replicas' changes add up instead of overwriting one another, and
+    /// brings back the stored values, merged at a later `sync()` under every write made meanwhile.
     case asynchronous(updates: Int, interval: Duration)
 }
 
-/// A worker's local copy of a ``SharedArray`` with a chosen consistency: reads and writes at memory speed
-/// (the subscript is a ``LocalArray``'s), exchanges with the store explicitly or in the background.
+/// A worker's local copy of a ``SharedArray`` with a chosen consistency: reads and writes at memory speed,
+/// exchanges with the store explicitly or in the background.
 ///
 /// ```swift
-/// let replica = try await weights.replica(.asynchronous(updates: 1_000, interval: .milliseconds(50)))
-/// for sample in shard {
-///     for (j, x) in sample.features { replica[j] -= rate * gradient * x }
+/// let replica = try await weights.replica(.asynchronous(updates: 100_000, interval: .milliseconds(100)))
+/// for batch in shard {
+///     replica.withLocal { w in for (j, x) in batch.features { w[j] -= rate * gradient * x } }
 ///     try await replica.sync()              // cheap unless it is time to exchange
 /// }
-/// try await replica.finish()                // waits for the last push
+/// try await replica.finish()                // the last deltas reach the store
 /// ```
 ///
-/// Guarantees: a replica always reads its own writes; its writes reach the store in order (a push starts
-/// only after the previous one finished); a background pull never overwrites an element the replica
-/// changed since its last push. Use a replica from one task at a time.
+/// Guarantees: a replica always reads its own writes; in asynchronous mode one exchange runs at a time,
+/// every write is sent exactly once as part of a delta, and none is lost to another replica's exchange.
+/// Use a replica from one task at a time.
 public final class ArrayReplica<Element: SharedArrayElement> {
     /// The shared array.
     public let array: SharedArray<Element>
@@ -35,110 +36,151 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     public let consistency: ReplicaConsistency
     /// The local copy.
     public private(set) var local: LocalArray<Element>
-    private var updatesSincePush = 0
+    /// The stored values as last received (what deltas are measured from).
+    private var base: [Element]
+    /// `local.writes` at the last exchange.
+    private var writesAtExchange = 0
     private var lastExchange = ContinuousClock.now
-    private var pushing: Task<Void, any Error>?
-    private var pulling: Task<Void, Never>?
-    private let pulled = PulledBox<Element>()
+    private var exchange: Task<Void, Never>?
+    private let exchanged = ExchangeBox<Element>()
 
     init(array: SharedArray<Element>, consistency: ReplicaConsistency, local: LocalArray<Element>) {
         self.array = array
         self.consistency = consistency
         self.local = local
+        self.base = local.storage
     }
 
-    /// Reads or writes one element locally (a write counts towards the next asynchronous push).
+    /// Reads or writes one element locally (a write counts towards the next exchange).
     public subscript(index: Int) -> Element {
         get { local[index] }
-        set {
-            local[index] = newValue
-            updatesSincePush += 1
-        }
+        set { local[index] = newValue }
+    }
+
+    /// Runs `body` on the local copy itself: for hot loops, whose `LocalArray` subscripts then compile to
+    /// plain array accesses in the caller's module. Writes made there count towards the next exchange.
+    public func withLocal<R>(_ body: (inout LocalArray<Element>) throws -> R) rethrows -> R {
+        try body(&local)
     }
 
     /// The number of elements.
     public var count: Int { local.count }
 
-    /// Sends the changed elements now and waits for them to be stored.
+    /// Sends the changes now and waits until they are stored: in explicit mode the changed elements'
+    /// values, in asynchronous mode the deltas (then merges the stored values, as an exchange does).
     public func push() async throws {
-        try await pushing?.value
-        pushing = nil
-        try await array.push(&local)
-        updatesSincePush = 0
-        lastExchange = .now
+        if case .explicit = consistency {
+            try await array.push(&local)
+            writesAtExchange = local.writes
+            return
+        }
+        try await settle()
+        startExchange()
+        try await settle()
     }
 
-    /// Replaces the local copy with the store's values, dropping unpushed changes.
+    /// Replaces the local copy with the store's values, dropping changes not yet sent.
     public func pull() async throws {
-        try await pushing?.value
-        pushing = nil
+        try await settle()
         try await array.refresh(&local)
+        base = local.storage
     }
 
-    /// In asynchronous mode: if enough updates or time have accumulated, starts a background push of the
-    /// changed elements (their values copied now) and a background pull; merges a pull that has finished.
-    /// Returns at once otherwise (and in explicit mode). Waits only when the previous push is still running
-    /// at the next exchange.
+    /// In asynchronous mode: merges a finished exchange, and starts the next one if enough writes or time
+    /// have accumulated and none is running. Returns at once otherwise (and in explicit mode).
     public func sync() async throws {
         guard case .asynchronous(let updates, let interval) = consistency else { return }
-        if pulling != nil, let fresh = pulled.take() {
-            pulling = nil
-            local.merge(try fresh.get())  // keeps every element changed here since the last push
+        if exchange != nil, let done = exchanged.take() {
+            exchange = nil
+            try merge(done)
         }
-        guard updatesSincePush >= updates || ContinuousClock.now - lastExchange >= interval else { return }
-        try await pushing?.value  // pushes stay in order
-        let array = self.array
-        let spans = local.dirtySpans
-        let rounds = stride(from: 0, to: spans.count, by: 8).map {
-            array.commands(writing: spans[$0..<Swift.min($0 + 8, spans.count)], of: local)
+        guard exchange == nil, local.writes &- writesAtExchange >= updates || ContinuousClock.now - lastExchange >= interval else {
+            return
         }
+        startExchange()
+    }
+
+    /// Waits for the running exchange, sends what is left, and merges the result.
+    public func finish() async throws {
+        try await push()
+    }
+
+    /// Waits for the running exchange (if any) and merges it.
+    private func settle() async throws {
+        guard let running = exchange else { return }
+        await running.value
+        exchange = nil
+        if let done = exchanged.take() { try merge(done) }
+    }
+
+    private func startExchange() {
+        let chunkElements = array.chunkElements
+        var deltas: [Int: Range<Int>] = [:]
+        for span in local.dirtySpans { deltas[span.lowerBound / chunkElements] = span }
+        let snapshot = local.storage  // copy on write: the exchange reads this version
+        let base = self.base
         local.markClean()
-        updatesSincePush = 0
+        writesAtExchange = local.writes
         lastExchange = .now
-        let push = Task { try await array.send(rounds) }
-        pushing = push
-        if pulling == nil {
-            let pulled = self.pulled
-            pulling = Task {
-                _ = try? await push.value  // our own changes first
-                let result: Result<LocalArray<Element>, any Error>
-                do {
-                    result = .success(try await array.pull())
-                } catch {
-                    result = .failure(error)
+        let (array, box) = (self.array, exchanged)
+        exchange = Task {
+            do {
+                var fresh: [Element] = []
+                fresh.reserveCapacity(snapshot.count)
+                for chunk in 0..<array.chunkCount {
+                    if let span = deltas[chunk] {
+                        fresh += try await array.addDelta(chunk: chunk, span: span, local: snapshot[...], base: base[...])
+                    } else {
+                        fresh += try await array.chunkValues(chunk)
+                    }
                 }
-                pulled.put(result)
+                box.put(.success(Exchanged(fresh: fresh, snapshot: snapshot)))
+            } catch {
+                box.put(.failure(error))
             }
         }
     }
 
-    /// Waits for background work and pushes what is left.
-    public func finish() async throws {
-        try await pushing?.value
-        pushing = nil
-        await pulling?.value
-        pulling = nil
-        _ = pulled.take()
-        try await push()
+    /// The local copy becomes the stored values plus every write made since the exchange started.
+    private func merge(_ result: Result<Exchanged<Element>, any Error>) throws {
+        let done = try result.get()
+        let chunkElements = array.chunkElements
+        let changed = local.dirtyLow.map { $0 != .max }  // chunks written since the exchange started
+        local.storage.withUnsafeMutableBufferPointer { out in
+            for chunk in 0..<array.chunkCount {
+                let start = chunk * chunkElements
+                let end = Swift.min(start + chunkElements, out.count)
+                if !changed[chunk] {
+                    for i in start..<end { out[i] = done.fresh[i] }
+                } else {
+                    for i in start..<end {
+                        out[i] = Element.adding(out[i], minus: done.snapshot[i], to: done.fresh[i])
+                    }
+                }
+            }
+        }
+        base = done.fresh
     }
 }
 
-extension LocalArray {
-    /// Takes `fresh`'s values for every element this copy has not changed since its last push.
-    mutating func merge(_ fresh: LocalArray<Element>) {
-        guard fresh.count == count else { return }
-        let chunkElements = 1 << chunkShift
-        for chunk in dirtyLow.indices {
-            let start = chunk * chunkElements
-            let end = Swift.min(start + chunkElements, count)
-            let low = dirtyLow[chunk]
-            if low == .max {
-                storage.replaceSubrange(start..<end, with: fresh.storage[start..<end])
-            } else {
-                let high = dirtyHigh[chunk]
-                storage.replaceSubrange(start..<low, with: fresh.storage[start..<low])
-                storage.replaceSubrange(high..<end, with: fresh.storage[high..<end])
-            }
+/// What an exchange brings back: the stored values after its deltas, and the local values it sent.
+struct Exchanged<Element: SharedArrayElement>: Sendable {
+    var fresh: [Element]
+    var snapshot: [Element]
+}
+
+/// Where a background exchange leaves its result for the replica's owner to merge.
+final class ExchangeBox<Element: SharedArrayElement>: Sendable {
+    private let result = Mutex<Result<Exchanged<Element>, any Error>?>(nil)
+
+    func put(_ value: Result<Exchanged<Element>, any Error>) {
+        result.withLock { $0 = value }
+    }
+
+    func take() -> Result<Exchanged<Element>, any Error>? {
+        result.withLock { value in
+            defer { value = nil }
+            return value
         }
     }
 }
@@ -153,18 +195,3 @@ extension SharedArray {
     }
 }
 
-/// Where a background pull leaves its result for the replica's owner to merge.
-final class PulledBox<Element: SharedArrayElement>: Sendable {
-    private let result = Mutex<Result<LocalArray<Element>, any Error>?>(nil)
-
-    func put(_ value: Result<LocalArray<Element>, any Error>) {
-        result.withLock { $0 = value }
-    }
-
-    func take() -> Result<LocalArray<Element>, any Error>? {
-        result.withLock { value in
-            defer { value = nil }
-            return value
-        }
-    }
-}

@@ -7,6 +7,23 @@ public protocol SharedArrayElement: BitwiseCopyable, Codable, Sendable, Equatabl
     static var sharedTypeName: String { get }
     /// Zero, for elements never written.
     static var zero: Self { get }
+    /// `current` plus the change from `base` to `local` (wrapping for integers): how a replica's delta is
+    /// added to a value others may have changed meanwhile.
+    static func adding(_ local: Self, minus base: Self, to current: Self) -> Self
+}
+
+extension SharedArrayElement where Self: BinaryFloatingPoint {
+    /// `current + (local - base)`.
+    @inlinable public static func adding(_ local: Self, minus base: Self, to current: Self) -> Self {
+        current + (local - base)
+    }
+}
+
+extension SharedArrayElement where Self: FixedWidthInteger {
+    /// `current &+ (local &- base)`.
+    @inlinable public static func adding(_ local: Self, minus base: Self, to current: Self) -> Self {
+        current &+ (local &- base)
+    }
 }
 
 extension Double: SharedArrayElement {
@@ -171,6 +188,45 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
         }
     }
 
+    /// Adds `local − base` over `span` (indices of chunk `chunk`) to the stored chunk atomically (an
+    /// optimistic `WATCH` / `GET` / `MULTI SET EXEC`, retried on conflict) and returns the chunk's new values.
+    func addDelta(chunk: Int, span: Range<Int>, local: ArraySlice<Element>, base: ArraySlice<Element>) async throws -> [Element] {
+        let key = chunkKey(chunk)
+        let start = chunk * chunkElements
+        let length = Swift.min(chunkElements, count - start)
+        let result = try await client().watching(key) { connection -> (commands: [RESPCommand], result: [Element])? in
+            var values = [Element](repeating: .zero, count: length)
+            if let buffer = try await connection.send(RESPCommand("GET", key)).buffer {
+                values.withUnsafeMutableBytes { out in
+                    buffer.withUnsafeReadableBytes { bytes in
+                        out.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: Swift.min(bytes.count, out.count))
+                    }
+                }
+            }
+            for i in span {
+                values[i - start] = Element.adding(local[i], minus: base[i], to: values[i - start])
+            }
+            let bytes = values.withUnsafeBytes { ByteBuffer(bytes: $0) }
+            return ([RESPCommand("SET", key, bytes)], values)
+        }
+        return result!
+    }
+
+    /// The current values of chunk `chunk`.
+    func chunkValues(_ chunk: Int) async throws -> [Element] {
+        let start = chunk * chunkElements
+        let length = Swift.min(chunkElements, count - start)
+        var values = [Element](repeating: .zero, count: length)
+        if let buffer = try await client().send(RESPCommand("GET", chunkKey(chunk))).buffer {
+            values.withUnsafeMutableBytes { out in
+                buffer.withUnsafeReadableBytes { bytes in
+                    out.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: Swift.min(bytes.count, out.count))
+                }
+            }
+        }
+        return values
+    }
+
     /// Fetches the whole array into a local copy (one pipelined `GET` per chunk).
     public func pull() async throws -> LocalArray<Element> {
         var local = LocalArray<Element>(count: count, chunkElements: chunkElements)
@@ -261,6 +317,8 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
     /// (`Int.max` / `Int.min` when clean).
     @usableFromInline var dirtyLow: [Int]
     @usableFromInline var dirtyHigh: [Int]
+    /// Writes through the subscript since this copy was made (never reset: replicas count from it).
+    @usableFromInline var writes = 0
 
     init(count: Int, chunkElements: Int) {
         precondition(chunkElements > 0 && chunkElements & (chunkElements - 1) == 0, "chunks are a power of two")
@@ -279,6 +337,7 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
         get { storage[index] }
         set {
             storage[index] = newValue
+            writes &+= 1
             let chunk = index &>> chunkShift
             if index < dirtyLow[chunk] { dirtyLow[chunk] = index }
             if index >= dirtyHigh[chunk] { dirtyHigh[chunk] = index &+ 1 }

@@ -1,0 +1,115 @@
+import ArgumentParser
+import Curtain
+import CurtainExamples
+
+/// Weights shared by local threads without locks, as HOGWILD! does: races between threads are the method.
+struct RacyWeights: @unchecked Sendable {
+    let buffer: UnsafeMutableBufferPointer<Double>
+}
+
+/// `curtain-demo sgd`: HOGWILD! SGD on a sparse regression, locally, on naive remote memory, and two-tier.
+struct SGDDemo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sgd",
+        abstract: "HOGWILD! SGD three ways: local threads, Curtain with every weight access remote, Curtain two-tier.")
+
+    @Option(help: "Samples in the synthetic dataset.")
+    var samples: Int = 500_000
+
+    @Option(help: "Weights.")
+    var dimensions: Int = 1_000_000
+
+    @Option(help: "Features per sample.")
+    var nonzeros: Int = 20
+
+    @Option(help: "Passes over the data.")
+    var epochs: Int = 10
+
+    @Option(help: "Learning rate.")
+    var rate: Double = 0.05
+
+    @Option(help: "Samples for the naive remote-memory run (one pass; its time is also scaled to the full run).")
+    var naiveSamples: Int = 2_000
+
+    @Option(help: "Two-tier: writes between background pushes.")
+    var pushEvery: Int = 20_000
+
+    @Option(help: "Two-tier: milliseconds between background pushes at most.")
+    var intervalMs: Int = 50
+
+    @Option(help: "The dataset's seed.")
+    var seed: UInt64 = 7
+
+    @Flag(help: "Print one JSON line instead of text.")
+    var json = false
+
+    func validate() throws {
+        guard samples >= 2, dimensions >= 1, nonzeros >= 1, epochs >= 1, naiveSamples >= 2, pushEvery >= 1, intervalMs >= 1 else {
+            throw ValidationError("every count must be positive (samples and naive samples at least 2)")
+        }
+    }
+
+    func run() async throws {
+        // In a worker process this call never returns.
+        let cloud = try await Cloud.start(functions: [CountHits.self, Noop.self, TwoTierSGD.self, NaiveRemoteSGD.self])
+        try await cloud.waitForWorkers()
+        let problem = SparseRegression(dimensions: dimensions, nonzeros: nonzeros, samples: samples, seed: seed)
+        let parts = max(1, cloud.configuration.workers)
+        func shards(_ n: Int) -> [[Int]] {
+            (0..<parts).map { p in [n * p / parts, n * (p + 1) / parts] }
+        }
+        let clock = ContinuousClock()
+
+        // (a) Local threads sharing a plain array.
+        let buffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: dimensions)
+        buffer.initialize(repeating: 0)
+        defer { buffer.deallocate() }
+        let shared = RacyWeights(buffer: buffer)
+        let (epochs, rate) = (self.epochs, self.rate)
+        var start = clock.now
+        await withTaskGroup(of: Void.self) { group in
+            for shard in shards(samples) {
+                group.addTask {
+                    let w = shared.buffer
+                    for _ in 0..<epochs {
+                        for i in shard[0]..<shard[1] {
+                            problem.step(i, rate: rate, read: { w[$0] }, write: { w[$0] = $1 })
+                        }
+                    }
+                }
+            }
+        }
+        let localSeconds = seconds(clock.now - start)
+        let localLoss = problem.loss(Array(buffer))
+
+        // (b) Naive remote memory: every weight access is a store round trip (a smaller run, one pass).
+        let naiveWeights = try await cloud.memory.array("naive", of: Double.self, count: dimensions)
+        start = clock.now
+        _ = try await cloud.map(NaiveRemoteSGD(problem: problem, weights: naiveWeights, rate: rate), over: shards(naiveSamples))
+        let naiveSeconds = seconds(clock.now - start)
+        let naiveScaled = naiveSeconds * Double(samples * epochs) / Double(naiveSamples)
+        let naiveLoss = problem.loss(try await naiveWeights.pull().elements)
+
+        // (c) Two-tier: each worker trains on a local replica, exchanging in the background.
+        let weights = try await cloud.memory.array("weights", of: Double.self, count: dimensions)
+        let job = TwoTierSGD(
+            problem: problem, weights: weights, epochs: epochs, rate: rate, pushEvery: pushEvery,
+            intervalMilliseconds: intervalMs)
+        start = clock.now
+        _ = try await cloud.map(job, over: shards(samples))
+        let twoTierSeconds = seconds(clock.now - start)
+        let twoTierLoss = problem.loss(try await weights.pull().elements)
+        await cloud.shutdown()
+
+        let backend = PiDemo.describe(cloud.configuration)
+        if json {
+            print(
+                "{\"samples\":\(samples),\"epochs\":\(epochs),\"backend\":\"\(backend)\",\"local_s\":\(round4(localSeconds)),\"local_loss\":\(localLoss),\"naive_samples\":\(naiveSamples),\"naive_s\":\(round4(naiveSeconds)),\"naive_scaled_s\":\(round4(naiveScaled)),\"naive_loss\":\(naiveLoss),\"two_tier_s\":\(round4(twoTierSeconds)),\"two_tier_loss\":\(twoTierLoss),\"ratio_naive\":\(round4(localSeconds / naiveScaled)),\"ratio_two_tier\":\(round4(localSeconds / twoTierSeconds)),\"loss_gap\":\(round4(twoTierLoss / localLoss - 1))}")
+        } else {
+            print("HOGWILD! SGD, \(samples) samples × \(epochs) epochs, \(dimensions) weights, \(nonzeros) features per sample, \(backend)")
+            print("local threads:      \(round4(localSeconds)) s   loss \(localLoss)")
+            print("naive remote:       \(round4(naiveSeconds)) s for \(naiveSamples) samples × 1 epoch (≈ \(round4(naiveScaled)) s for the full run)   loss \(naiveLoss)   ratio local/naive ≈ \(round4(localSeconds / naiveScaled))")
+            print("Curtain two-tier:   \(round4(twoTierSeconds)) s   loss \(twoTierLoss)   ratio local/two-tier \(round4(localSeconds / twoTierSeconds))   loss vs local \(round4(100 * (twoTierLoss / localLoss - 1)))%")
+        }
+    }
+}
