@@ -309,3 +309,39 @@ struct MemoryTests {
         }
     }
 }
+
+@Suite("Shared memory: nothing lingers")
+struct MemoryJanitorTests {
+    @Test(arguments: StoreKind.allCases)
+    func objectsOfADriverThatDiedAreRemovedByTheNextCloud(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            let raw = try store.client()
+            // A driver that died without shutting down: its objects are there, its liveness key is not.
+            let dead = "curtain:mem:00000000deadbeef"
+            _ = try await raw.pipeline([
+                RESPCommand("SET", "\(dead):counter:c", 5), RESPCommand("SET", "\(dead):array:a:0", "bytes"),
+                RESPCommand("SET", "curtain:mem:persistent:counter:kept", 1),
+            ])
+            // A live neighbour (another driver still running): its liveness key is fresh.
+            let live = "curtain:mem:00000000a11ce000"
+            _ = try await raw.pipeline([
+                RESPCommand("SET", "\(live):alive", 1, "PX", 60_000), RESPCommand("SET", "\(live):counter:c", 9),
+            ])
+            try await withStoreCloud(store) { cloud in
+                // This cloud's own objects, and a live neighbour's, survive the sweep.
+                let mine = try cloud.memory.counter("mine")
+                try await mine.add(1)
+                for _ in 0..<3000 where try await raw.send("EXISTS", "\(dead):counter:c") != .integer(0) {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                #expect(try await raw.send("EXISTS", "\(dead):counter:c", "\(dead):array:a:0") == .integer(0))
+                #expect(try await raw.send("EXISTS", "curtain:mem:persistent:counter:kept") == .integer(1))
+                #expect(try await raw.send("EXISTS", "\(live):counter:c") == .integer(1))
+                #expect(try await mine.load() == 1)
+                #expect(try await raw.send("EXISTS", "\(cloud.memory.namespace):alive") == .integer(1))
+            }
+            _ = try await raw.send("DEL", "curtain:mem:persistent:counter:kept", "\(live):alive", "\(live):counter:c")
+            await raw.close()
+        }
+    }
+}

@@ -37,6 +37,8 @@ public final class Cloud: Sendable {
     private let coldStart: ColdStartClock
     /// Shared objects of this cloud: counters, values, dictionaries, locks (see ``SharedMemory``).
     public let memory: SharedMemory
+    /// Keeps this cloud's objects alive while it runs, and removes those of clouds that died.
+    let janitor: MemoryJanitor
 
     private init(
         configuration: CloudConfiguration, buildID: String, registry: FunctionRegistry, client: RESPClient?,
@@ -53,6 +55,7 @@ public final class Cloud: Sendable {
         self.workers = workers
         self.directory = directory
         self.memory = SharedMemory(namespace: "curtain:mem:\(TaskDispatcher.newJobID())")
+        self.janitor = MemoryJanitor(namespace: memory.namespace, client: memoryClient)
         MemoryBinding.bind(memoryClient, namespace: memory.namespace)
     }
 
@@ -82,9 +85,13 @@ public final class Cloud: Sendable {
         if case .store(let url) = configuration.backend {
             let client = try RESPClient(url: url)
             try await client.ping()
-            return Cloud(
+            let cloud = Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: client,
                 memoryClient: client, store: nil, workers: nil, directory: nil, coldStart: coldStart)
+            // A shared store outlives this driver: keep its objects alive while it runs, and clear out those
+            // of drivers that died without shutting down. (An embedded store dies with its driver.)
+            await cloud.janitor.start()
+            return cloud
         }
         // In-process and local processes alike host the embedded store on a Unix socket: workers meet the
         // driver there, and shared objects live there.
@@ -228,6 +235,7 @@ public final class Cloud: Sendable {
     /// persistent ones), and closes its connections.
     public func shutdown() async {
         await workers?.shutdown()
+        await janitor.stop()
         await memory.removeAll(using: memoryClient)
         MemoryBinding.unbind(memoryClient)
         await memoryClient.close()
