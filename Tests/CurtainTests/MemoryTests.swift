@@ -291,6 +291,46 @@ struct MemoryTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func scopedObjectsAreRemovedWhenTheirScopeEnds(kind: StoreKind) async throws {
+        struct Boom: Error {}
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let raw = try store.client()
+                let outer = try cloud.memory.counter("outer")
+                try await outer.add(1)
+                var keys: [String] = []
+                let seen = try await cloud.memory.scoped { memory in
+                    let counter = try memory.counter("seen")
+                    let array = try await memory.array("a", of: Double.self, count: 10)
+                    let kept = try memory.counter("kept-\(UUID().uuidString)", persistent: true)
+                    try await counter.add(3)
+                    try await array.set(1, at: 2)
+                    try await kept.add(1)
+                    keys = [counter.key, array.key, array.chunkKey(0), kept.key]
+                    return try await counter.load()
+                }
+                #expect(seen == 3)
+                #expect(try await raw.send("EXISTS", keys[0], keys[1], keys[2]) == .integer(0))
+                #expect(try await raw.send("EXISTS", keys[3]) == .integer(1))
+                #expect(try await outer.load() == 1)  // the cloud's own objects are untouched
+                // A scope that throws is cleaned up too.
+                var thrownKey = ""
+                await #expect(throws: Boom.self) {
+                    try await cloud.memory.scoped { memory -> Int in
+                        let counter = try memory.counter("doomed")
+                        try await counter.add(1)
+                        thrownKey = counter.key
+                        throw Boom()
+                    }
+                }
+                #expect(try await raw.send("EXISTS", thrownKey) == .integer(0))
+                _ = try await raw.send("DEL", keys[3])
+                await raw.close()
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func objectsAreRemovedAtShutdownUnlessPersistent(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
             var keys: [String] = []

@@ -22,10 +22,13 @@ public struct SharedMemoryError: Error, Sendable, CustomStringConvertible {
 public struct SharedMemory: Sendable {
     /// The key prefix of this cloud's objects.
     let namespace: String
+    /// The namespace of the cloud these objects belong to: which store connection their handles use.
+    let scope: String
 
-    /// Shared memory under `namespace` (the cloud's id).
-    init(namespace: String) {
+    /// Shared memory under `namespace` (the cloud's id), or a sub-namespace of the cloud `scope`.
+    init(namespace: String, scope: String? = nil) {
         self.namespace = namespace
+        self.scope = scope ?? namespace
     }
 
     private func key(_ kind: String, _ name: String, persistent: Bool) throws -> String {
@@ -33,6 +36,29 @@ public struct SharedMemory: Sendable {
             throw SharedMemoryError(description: "shared object name '\(name.prefix(40))' must be 1–512 bytes without line breaks")
         }
         return "\(persistent ? "curtain:mem:persistent" : namespace):\(kind):\(name)"
+    }
+
+    /// Runs `body` with shared memory of its own: the objects it makes there are deleted when `body` ends
+    /// (returns or throws), except those made `persistent`. For objects that belong to one job:
+    ///
+    /// ```swift
+    /// let total = try await cloud.memory.scoped { memory in
+    ///     let seen = try memory.counter("seen")
+    ///     _ = try await cloud.map(CountWords(seen: seen), over: files)
+    ///     return try await seen.load()
+    /// }                                               // "seen" is gone here
+    /// ```
+    public func scoped<R: Sendable>(_ body: (SharedMemory) async throws -> R) async throws -> R {
+        let client = try MemoryBinding.client(for: namespace, scope: scope)
+        let inner = SharedMemory(namespace: "\(namespace):job-\(TaskDispatcher.newJobID())", scope: scope)
+        do {
+            let result = try await body(inner)
+            await inner.removeAll(using: client)
+            return result
+        } catch {
+            await inner.removeAll(using: client)
+            throw error
+        }
     }
 
     /// Deletes every non-persistent object of this namespace (at the cloud's shutdown).
@@ -50,19 +76,19 @@ public struct SharedMemory: Sendable {
 
     /// An integer counter, `0` until first changed.
     public func counter(_ name: String, persistent: Bool = false) throws -> SharedCounter {
-        SharedCounter(key: try key("counter", name, persistent: persistent), scope: namespace)
+        SharedCounter(key: try key("counter", name, persistent: persistent), scope: scope)
     }
 
     /// A value of type `T`, absent until first stored.
     public func value<T: Codable & Sendable>(_ name: String, of type: T.Type, persistent: Bool = false) throws -> SharedValue<T> {
-        SharedValue(key: try key("value", name, persistent: persistent), scope: namespace)
+        SharedValue(key: try key("value", name, persistent: persistent), scope: scope)
     }
 
     /// A dictionary from `Key` to `Value`.
     public func dictionary<Key: Codable & Hashable & Sendable, Value: Codable & Sendable>(
         _ name: String, of: [Key: Value].Type, persistent: Bool = false
     ) throws -> SharedDictionary<Key, Value> {
-        SharedDictionary(key: try key("dictionary", name, persistent: persistent), scope: namespace)
+        SharedDictionary(key: try key("dictionary", name, persistent: persistent), scope: scope)
     }
 
     /// A fixed-size array of `count` numbers, created (all zero) if absent.
@@ -71,30 +97,30 @@ public struct SharedMemory: Sendable {
     public func array<Element: SharedArrayElement>(
         _ name: String, of: Element.Type, count: Int, persistent: Bool = false
     ) async throws -> SharedArray<Element> {
-        try await SharedArray<Element>.open(key: try key("array", name, persistent: persistent), scope: namespace, count: count)
+        try await SharedArray<Element>.open(key: try key("array", name, persistent: persistent), scope: scope, count: count)
     }
 
     /// A reusable barrier for `parties` participants.
     public func barrier(_ name: String, parties: Int, persistent: Bool = false) throws -> SharedBarrier {
         guard parties >= 1 else { throw SharedMemoryError(description: "barrier '\(name)': parties must be at least 1, not \(parties)") }
-        return SharedBarrier(key: try key("barrier", name, persistent: persistent), scope: namespace, parties: parties)
+        return SharedBarrier(key: try key("barrier", name, persistent: persistent), scope: scope, parties: parties)
     }
 
     /// An event (a flag processes can wait for), initially clear.
     public func event(_ name: String, persistent: Bool = false) throws -> SharedEvent {
-        SharedEvent(key: try key("event", name, persistent: persistent), scope: namespace)
+        SharedEvent(key: try key("event", name, persistent: persistent), scope: scope)
     }
 
     /// A counting semaphore with `permits` permits (created once; later handles must agree on the number).
     public func semaphore(_ name: String, permits: Int, persistent: Bool = false) async throws -> SharedSemaphore {
-        try await SharedSemaphore.open(key: try key("semaphore", name, persistent: persistent), scope: namespace, permits: permits)
+        try await SharedSemaphore.open(key: try key("semaphore", name, persistent: persistent), scope: scope, permits: permits)
     }
 
     /// A FIFO queue of `Element`s; with a `capacity`, senders wait for room.
     public func queue<Element: Codable & Sendable>(
         _ name: String, of: Element.Type, capacity: Int? = nil, persistent: Bool = false
     ) async throws -> SharedQueue<Element> {
-        try await SharedQueue<Element>.open(key: try key("queue", name, persistent: persistent), scope: namespace, capacity: capacity)
+        try await SharedQueue<Element>.open(key: try key("queue", name, persistent: persistent), scope: scope, capacity: capacity)
     }
 
     /// A lock whose holder keeps it by renewing a lease of `lease`; if the holder dies, the lock is free
@@ -104,7 +130,7 @@ public struct SharedMemory: Sendable {
             throw SharedMemoryError(description: "lock '\(name)': the lease must be at least 100 ms, not \(lease)")
         }
         return SharedLock(
-            key: try key("lock", name, persistent: persistent), scope: namespace, leaseMilliseconds: Int(lease.wholeMilliseconds))
+            key: try key("lock", name, persistent: persistent), scope: scope, leaseMilliseconds: Int(lease.wholeMilliseconds))
     }
 }
 
