@@ -113,7 +113,21 @@ struct ClientBehaviourTests {
     }
 
     @Test func unreachableServerFailsFast() async throws {
-        let port = try TestStore.freePort()
+        // A port held bound but never listening: connections are refused, and no test running alongside
+        // can start a server on it (a port merely found free once was, and answered this PING).
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(holder, $0, length) == 0 && getsockname(holder, $0, &length) == 0
+            }
+        }
+        try #require(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))
         let c = try RESPClient(url: "redis://127.0.0.1:\(port)")
         do {
             _ = try await c.cmd("PING")
