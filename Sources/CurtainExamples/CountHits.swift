@@ -16,6 +16,15 @@ public struct CountHits: RemoteFunction {
         CountHits.count(samples: samples, seed: seed)
     }
 
+    /// The local baseline: the total hits of every seed, counted in a plain Swift `TaskGroup` in this
+    /// process.
+    public static func localHits(samples: Int, seeds: Range<UInt64>) async -> Int {
+        await withTaskGroup(of: Int.self) { group in
+            for seed in seeds { group.addTask { count(samples: samples, seed: seed) } }
+            return await group.reduce(0, +)
+        }
+    }
+
     /// The same count, as a plain function (the local baseline calls it directly).
     public static func count(samples: Int, seed: UInt64) -> Int {
         var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 1

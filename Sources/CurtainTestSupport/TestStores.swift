@@ -189,6 +189,29 @@ public final class TestStore: Sendable {
     }
 }
 
+/// Starts `count` copies of `executable` as Curtain workers of the store at `url`, the way a cluster's
+/// workers are started by hand (`CURTAIN_ROLE=worker`). Each holds a pipe on its standard input and exits
+/// when that closes, so none outlives its starter.
+public func startWorkerProcesses(
+    _ count: Int, executable: String, arguments: [String] = [], url: String, buildID: String, idPrefix: String
+) throws -> [Process] {
+    try (0..<count).map { i in
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["CURTAIN_ROLE"] = "worker"
+        environment["CURTAIN_STORE"] = url
+        environment["CURTAIN_BUILD_ID"] = buildID
+        environment["CURTAIN_WORKER_ID"] = "\(idPrefix)-\(i)"
+        environment["CURTAIN_PARENT_PIPE"] = "1"
+        process.environment = environment
+        process.standardInput = Pipe()
+        try process.run()
+        return process
+    }
+}
+
 /// Runs blocking work (reading a child's output to the end, waiting for a tool) on a Dispatch thread, so
 /// that it never holds a thread of the cooperative pool, which has only two here: tests that blocked it
 /// stalled every other test's tasks, supervisors and timers included.

@@ -63,7 +63,10 @@ struct MemoryOpsBench: AsyncParsableCommand {
         let cloud = try await Cloud.start(
             functions: [LockedIncrements.self],
             configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "memory-ops-\(getpid())"))
-        let workers = try startWorkers(2, url: store.url, buildID: cloud.buildID)
+        // Copies of this executable, started by hand as a cluster's workers would be.
+        let workers = try startWorkerProcesses(
+            2, executable: "/proc/self/exe", arguments: Array(CommandLine.arguments.dropFirst()), url: store.url,
+            buildID: cloud.buildID, idPrefix: "bench")
         defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
         let label = store.kind.rawValue
         var figures: [Figure] = []
@@ -100,24 +103,5 @@ struct MemoryOpsBench: AsyncParsableCommand {
         for worker in workers { await terminate(worker) }
         await cloud.shutdown()
         return figures
-    }
-
-    /// Starts copies of this executable as workers of `url`, as a cluster's workers would be started.
-    private func startWorkers(_ count: Int, url: String, buildID: String) throws -> [Process] {
-        try (0..<count).map { i in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-            process.arguments = Array(CommandLine.arguments.dropFirst())
-            var environment = ProcessInfo.processInfo.environment
-            environment["CURTAIN_ROLE"] = "worker"
-            environment["CURTAIN_STORE"] = url
-            environment["CURTAIN_BUILD_ID"] = buildID
-            environment["CURTAIN_WORKER_ID"] = "bench-\(i)"
-            environment["CURTAIN_PARENT_PIPE"] = "1"
-            process.environment = environment
-            process.standardInput = Pipe()
-            try process.run()
-            return process
-        }
     }
 }

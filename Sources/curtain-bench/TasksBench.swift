@@ -93,10 +93,7 @@ struct PiBench: AsyncParsableCommand {
         for _ in 0..<max(1, repeats) {
             var localHits = 0
             let local = await timed {
-                localHits = await withTaskGroup(of: Int.self) { group in
-                    for seed in seeds { group.addTask { CountHits.count(samples: samples, seed: seed) } }
-                    return await group.reduce(0, +)
-                }
+                localHits = await CountHits.localHits(samples: samples, seeds: seeds)
             }
             var hits = 0
             let curtain = try await timed { hits = try await cloud.map(CountHits(samples: samples), over: seeds).reduce(0, +) }

@@ -36,10 +36,7 @@ struct PiDemo: AsyncParsableCommand {
 
         // The local baseline: the same counts in a TaskGroup, in this process.
         var start = clock.now
-        let localHits = await withTaskGroup(of: Int.self) { group in
-            for seed in 0..<UInt64(tasks) { group.addTask { CountHits.count(samples: samples, seed: seed) } }
-            return await group.reduce(0, +)
-        }
+        let localHits = await CountHits.localHits(samples: samples, seeds: 0..<UInt64(tasks))
         let local = seconds(clock.now - start)
 
         start = clock.now

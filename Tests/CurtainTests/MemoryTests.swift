@@ -20,20 +20,7 @@ func withStoreCloud(_ store: TestStore, _ body: (Cloud) async throws -> Void) as
 
 /// Starts `count` fixture worker processes on `url` by hand, as a cluster's workers would be.
 func startFixtureWorkers(_ count: Int, url: String) throws -> [Process] {
-    try (0..<count).map { i in
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try fixtureWorkerPath())
-        var environment = ProcessInfo.processInfo.environment
-        environment["CURTAIN_ROLE"] = "worker"
-        environment["CURTAIN_STORE"] = url
-        environment["CURTAIN_BUILD_ID"] = "fixture"
-        environment["CURTAIN_WORKER_ID"] = "manual-\(i)"
-        environment["CURTAIN_PARENT_PIPE"] = "1"
-        process.environment = environment
-        process.standardInput = Pipe()  // closed when the test's Process objects go: the worker exits
-        try process.run()
-        return process
-    }
+    try startWorkerProcesses(count, executable: try fixtureWorkerPath(), url: url, buildID: "fixture", idPrefix: "manual")
 }
 
 @Suite("Shared memory: counters, values, dictionaries, locks")

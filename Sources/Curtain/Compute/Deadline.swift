@@ -100,6 +100,9 @@ extension Duration {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 
+    /// Seconds for a blocking command's timeout: never 0, which would mean "forever".
+    var blockingTimeout: Double { max(0.001, inSeconds) }
+
     /// Microseconds, for task durations.
     var microseconds: UInt64 {
         let (seconds, attoseconds) = components

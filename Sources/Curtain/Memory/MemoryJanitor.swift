@@ -49,14 +49,10 @@ final class MemoryJanitor: Sendable {
 
     /// Deletes the keys of every non-persistent namespace without a liveness key (one pass of `SCAN`).
     static func sweep(client: RESPClient, except own: String) async {
-        var cursor = "0"
         var verdicts: [String: Bool] = [:]  // namespace → alive
-        repeat {
-            guard let reply = try? await client.send(RESPCommand("SCAN", cursor, "MATCH", "curtain:mem:*", "COUNT", 1000)),
-                let parts = reply.array, parts.count == 2, let next = parts[0].string
-            else { return }
+        await client.scanKeys(matching: "curtain:mem:*") { keys in
             var doomed: [String] = []
-            for key in (parts[1].array ?? []).compactMap(\.string) {
+            for key in keys {
                 let fields = key.split(separator: ":", maxSplits: 3, omittingEmptySubsequences: false)
                 guard fields.count >= 3, fields[2] != "persistent" else { continue }
                 let namespace = fields[0...2].joined(separator: ":")
@@ -68,7 +64,6 @@ final class MemoryJanitor: Sendable {
                 if verdicts[namespace] == false { doomed.append(key) }
             }
             if !doomed.isEmpty { _ = try? await client.send(RESPCommand("DEL", arguments: doomed)) }
-            cursor = next
-        } while cursor != "0"
+        }
     }
 }

@@ -144,10 +144,8 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
             for (reply, span) in zip(replies, spans) {
                 guard let buffer = reply.buffer else { continue }
                 let at = (span.lowerBound - range.lowerBound) * Self.elementSize
-                buffer.withUnsafeReadableBytes { bytes in
-                    let n = min(bytes.count, span.count * Self.elementSize)
-                    out.baseAddress!.advanced(by: at).copyMemory(from: bytes.baseAddress!, byteCount: n)
-                }
+                let target = UnsafeMutableRawBufferPointer(rebasing: out[at..<(at + span.count * Self.elementSize)])
+                buffer.withUnsafeReadableBytes { _ = Self.copy($0, into: target) }
             }
         }
         return result
@@ -193,16 +191,8 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
     func addDelta(chunk: Int, span: Range<Int>, local: ArraySlice<Element>, base: ArraySlice<Element>) async throws -> [Element] {
         let key = chunkKey(chunk)
         let start = chunk * chunkElements
-        let length = Swift.min(chunkElements, count - start)
         let result = try await client().watching(key) { connection -> (commands: [RESPCommand], result: [Element])? in
-            var values = [Element](repeating: .zero, count: length)
-            if let buffer = try await connection.send(RESPCommand("GET", key)).buffer {
-                values.withUnsafeMutableBytes { out in
-                    buffer.withUnsafeReadableBytes { bytes in
-                        out.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: Swift.min(bytes.count, out.count))
-                    }
-                }
-            }
+            var values = elements(ofChunk: chunk, from: try await connection.send(RESPCommand("GET", key)))
             for i in span {
                 values[i - start] = Element.adding(local[i], minus: base[i], to: values[i - start])
             }
@@ -214,17 +204,26 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
 
     /// The current values of chunk `chunk`.
     func chunkValues(_ chunk: Int) async throws -> [Element] {
-        let start = chunk * chunkElements
-        let length = Swift.min(chunkElements, count - start)
-        var values = [Element](repeating: .zero, count: length)
-        if let buffer = try await client().send(RESPCommand("GET", chunkKey(chunk))).buffer {
+        elements(ofChunk: chunk, from: try await client().send(RESPCommand("GET", chunkKey(chunk))))
+    }
+
+    /// Chunk `chunk`'s elements from the reply to its `GET` (zeros where the stored bytes stop short).
+    private func elements(ofChunk chunk: Int, from reply: RESPValue) -> [Element] {
+        var values = [Element](repeating: .zero, count: Swift.min(chunkElements, count - chunk * chunkElements))
+        if let buffer = reply.buffer {
             values.withUnsafeMutableBytes { out in
-                buffer.withUnsafeReadableBytes { bytes in
-                    out.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: Swift.min(bytes.count, out.count))
-                }
+                buffer.withUnsafeReadableBytes { _ = Self.copy($0, into: out) }
             }
         }
         return values
+    }
+
+    /// Copies as much of `bytes` as fits at the start of `out`; returns how many bytes it copied.
+    @discardableResult
+    static func copy(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Int {
+        let n = Swift.min(bytes.count, out.count)
+        if n > 0 { out.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: n) }
+        return n
     }
 
     /// Fetches the whole array into a local copy (one pipelined `GET` per chunk).
@@ -263,8 +262,7 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
                     continue
                 }
                 buffer.withUnsafeReadableBytes { bytes in
-                    let n = min(bytes.count, room)
-                    target.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: n)
+                    let n = Self.copy(bytes, into: target)
                     if n < room { UnsafeMutableRawBufferPointer(rebasing: target[n...]).initializeMemory(as: UInt8.self, repeating: 0) }
                 }
             }

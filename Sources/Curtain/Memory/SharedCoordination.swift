@@ -32,8 +32,7 @@ public struct SharedBarrier: Codable, Sendable, Hashable {
             ])
             return
         }
-        let seconds = timeout.inSeconds
-        if try await client.blpop([go], timeout: max(0.001, seconds)) == nil {
+        if try await client.blpop([go], timeout: timeout.blockingTimeout) == nil {
             let arrived = try await client.send(RESPCommand("GET", key + ":arrivals")).string.flatMap { Int($0) } ?? arrival
             throw SharedMemoryError(
                 description: "\(object): round \(round) incomplete after \(Format.duration(timeout)): \(min(parties, arrived - round * parties)) of \(parties) parties arrived")
@@ -74,9 +73,8 @@ public struct SharedSemaphore: Codable, Sendable, Hashable {
     ///
     /// - Throws: ``SharedMemoryError`` if no permit came in time.
     public func acquire(timeout: Duration = .seconds(60)) async throws {
-        let seconds = timeout.inSeconds
         let client = try MemoryBinding.client(for: key, scope: scope)
-        guard try await client.blpop([permitsKey], timeout: max(0.001, seconds)) != nil else {
+        guard try await client.blpop([permitsKey], timeout: timeout.blockingTimeout) != nil else {
             throw SharedMemoryError(description: "\(object): no permit within \(Format.duration(timeout))")
         }
     }
@@ -141,10 +139,6 @@ public struct SharedQueue<Element: Codable & Sendable>: Codable, Sendable, Hasha
 
     private func client() throws -> RESPClient { try MemoryBinding.client(for: key, scope: scope) }
 
-    private static func seconds(_ d: Duration) -> Double {
-        Swift.max(0.001, d.inSeconds)
-    }
-
     /// Appends `value`, waiting up to `timeout` for room in a bounded queue.
     ///
     /// - Throws: ``SharedMemoryError`` if the queue stayed full, or is closed (nothing is added).
@@ -155,7 +149,7 @@ public struct SharedQueue<Element: Codable & Sendable>: Codable, Sendable, Hasha
             throw SharedMemoryError(description: "\(object) is closed")
         }
         if capacity != nil {
-            guard try await client.blpop([slotsKey], timeout: Self.seconds(timeout)) != nil else {
+            guard try await client.blpop([slotsKey], timeout: timeout.blockingTimeout) != nil else {
                 throw SharedMemoryError(description: "\(object) stayed full for \(Format.duration(timeout))")
             }
         }
@@ -174,7 +168,7 @@ public struct SharedQueue<Element: Codable & Sendable>: Codable, Sendable, Hasha
 
     func take(timeout: Duration) async throws -> Taken {
         let client = try client()
-        guard let (_, buffer) = try await client.blpop([key], timeout: Self.seconds(timeout)) else { return .nothing }
+        guard let (_, buffer) = try await client.blpop([key], timeout: timeout.blockingTimeout) else { return .nothing }
         if buffer == Self.closedMarker {
             _ = try await client.send(RESPCommand("LPUSH", key, Self.closedMarker))  // for the other receivers
             return .closed
@@ -271,8 +265,7 @@ public struct SharedEvent: Codable, Sendable, Hashable {
             guard left > .zero else {
                 throw SharedMemoryError(description: "\(object): not set within \(Format.duration(timeout))")
             }
-            let seconds = left.inSeconds
-            _ = try await client.blpop([wakeKey], timeout: Swift.max(0.001, Swift.min(0.05, seconds)))
+            _ = try await client.blpop([wakeKey], timeout: Swift.min(0.05, left.blockingTimeout))
         }
     }
 }

@@ -61,7 +61,7 @@ public struct SharedLock: Codable, Sendable, Hashable {
                 guard left > .zero else {
                     throw SharedMemoryError(description: "\(object): not acquired within \(Format.duration(timeout!))")
                 }
-                wait = min(wait, max(0.001, left.inSeconds))
+                wait = min(wait, left.blockingTimeout)
             }
             _ = try await client.blpop([wakeKey], timeout: wait)
         }

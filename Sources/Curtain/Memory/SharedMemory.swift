@@ -63,15 +63,9 @@ public struct SharedMemory: Sendable {
 
     /// Deletes every non-persistent object of this namespace (at the cloud's shutdown).
     func removeAll(using client: RESPClient) async {
-        var cursor = "0"
-        repeat {
-            guard let reply = try? await client.send(RESPCommand("SCAN", cursor, "MATCH", namespace + ":*", "COUNT", 1000)),
-                let parts = reply.array, parts.count == 2, let next = parts[0].string
-            else { return }
-            let keys = (parts[1].array ?? []).compactMap(\.string)
-            if !keys.isEmpty { _ = try? await client.send(RESPCommand("DEL", arguments: keys)) }
-            cursor = next
-        } while cursor != "0"
+        await client.scanKeys(matching: namespace + ":*") { keys in
+            _ = try? await client.send(RESPCommand("DEL", arguments: keys))
+        }
     }
 
     /// An integer counter, `0` until first changed.
@@ -199,6 +193,22 @@ extension RESPClient {
                 // EXEC answered null: the key changed under us; try again.
             }
         }
+    }
+}
+
+extension RESPClient {
+    /// Visits the keys matching `pattern` in batches, with one pass of `SCAN` (stopping quietly if the
+    /// store stops answering: callers are clean-ups that may run again).
+    func scanKeys(matching pattern: String, _ body: ([String]) async -> Void) async {
+        var cursor = "0"
+        repeat {
+            guard let reply = try? await send(RESPCommand("SCAN", cursor, "MATCH", pattern, "COUNT", 1000)),
+                let parts = reply.array, parts.count == 2, let next = parts[0].string
+            else { return }
+            let keys = (parts[1].array ?? []).compactMap(\.string)
+            if !keys.isEmpty { await body(keys) }
+            cursor = next
+        } while cursor != "0"
     }
 }
 
