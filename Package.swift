@@ -162,6 +162,7 @@ let package = Package(
             dependencies: [
                 "CurtainRESP", "CurtainStore", "CurtainTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
             swiftSettings: strictSwift

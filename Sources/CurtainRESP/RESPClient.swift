@@ -106,9 +106,33 @@ public final class RESPClient: Sendable {
     }
 
     /// An executor on one of the client's event loops, for small periodic work (lease renewals, heartbeats)
-    /// that must keep its schedule even while the cooperative thread pool is busy with user code.
+    /// that must keep its schedule even while the cooperative thread pool is busy with user code. It avoids
+    /// the loop the caller runs on, if any, so a caller's long critical section cannot delay it.
     public func backgroundExecutor() -> EventLoopTaskExecutor {
-        EventLoopTaskExecutor(eventLoop: group.next())
+        var loop = group.next()
+        if loop.inEventLoop { loop = group.next() }
+        return EventLoopTaskExecutor(eventLoop: loop)
+    }
+
+    /// Runs `body` on the event loop of one of the client's pooled connections (or on the one it already
+    /// runs on). Commands that `body` sends through this client then use connections of that loop, so each
+    /// round trip skips the two thread hops between Swift's cooperative pool and the I/O thread, which
+    /// roughly halves the latency of a small command:
+    ///
+    /// ```swift
+    /// try await client.withAffinity {
+    ///     for _ in 0..<1_000 { _ = try await client.send("INCR", "hits") }
+    /// }
+    /// ```
+    ///
+    /// `body` shares its thread with that loop's I/O: keep CPU-heavy or blocking work out of it.
+    public func withAffinity<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        if slots.contains(where: { $0.eventLoop.inEventLoop }) { return try await body() }
+        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        let slot = slots[Int(UInt(bitPattern: index) % UInt(slots.count))]
+        return try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: slot.eventLoop)) {
+            try await body()
+        }
     }
 
     /// Takes a connection of its own out of the client, for a caller that keeps it across calls (a job's
@@ -158,21 +182,35 @@ public final class RESPClient: Sendable {
     // MARK: Pool internals
 
     private func pooledConnection() async throws -> RESPConnection {
+        // A caller on one of the pool's loops (see withAffinity) uses that loop's connection: no thread hop.
+        for slot in slots where slot.eventLoop.inEventLoop {
+            return try await slot.connection()
+        }
         let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
         let slot = slots[Int(UInt(bitPattern: index) % UInt(slots.count))]
         return try await slot.connection()
     }
 
+    /// The pool's event loop the caller runs on, if any.
+    private var affinityLoop: (any EventLoop)? {
+        slots.first(where: { $0.eventLoop.inEventLoop })?.eventLoop
+    }
+
     private func takeDedicated() async throws -> RESPConnection {
+        let affinityLoop = self.affinityLoop
         let reused = try dedicated.withLock { state throws(RESPError) -> RESPConnection? in
             if state.closed { throw .clientClosed }
-            while let c = state.idle.popLast() {
-                if c.isActive { return c }
+            state.idle.removeAll { !$0.isActive }
+            // A caller on one of the pool's loops (see withAffinity) gets a connection of that loop, a new
+            // one if need be; any other caller the most recently used.
+            if let loop = affinityLoop {
+                return state.idle.lastIndex(where: { $0.eventLoop === loop }).map { state.idle.remove(at: $0) }
             }
-            return nil
+            return state.idle.popLast()
         }
         if let reused { return reused }
-        return try await RESPConnection.connect(configuration: configuration, eventLoop: group.next())
+        let loop = affinityLoop ?? group.next()
+        return try await RESPConnection.connect(configuration: configuration, eventLoop: loop)
     }
 
     private func giveBack(_ connection: RESPConnection) async {
@@ -200,7 +238,8 @@ final class PoolSlot: Sendable {
 
     private let state: Mutex<State>
     private let configuration: RESPConfiguration
-    private let eventLoop: any EventLoop
+    /// The loop the slot's connection runs on.
+    let eventLoop: any EventLoop
 
     init(configuration: RESPConfiguration, eventLoop: any EventLoop) {
         self.configuration = configuration

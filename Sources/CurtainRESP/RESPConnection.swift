@@ -232,6 +232,7 @@ public final class RESPConnection: Sendable {
     /// leak to another user of a pool.
     func hasSessionState() async -> Bool {
         let handler = self.handler
+        if channel.eventLoop.inEventLoop { return handler.value.hasSessionState }
         return (try? await channel.eventLoop.submit { handler.value.hasSessionState }.get()) ?? true
     }
 

@@ -18,7 +18,10 @@ struct Figure {
     var unit: String
     var baseline: Double?
     var baselineName: String?
+    /// The least ratio to the baseline that meets the target.
     var target: Double?
+    /// The least value that meets the target, for figures without a baseline.
+    var minimum: Double? = nil
 
     var ratio: Double? { baseline.map { $0 > 0 ? value / $0 : 0 } }
 
@@ -29,6 +32,7 @@ struct Figure {
         if let ratio { parts.append("\"ratio\":\(rounded(ratio, digits: 3))") }
         if let target { parts.append("\"target\":\(target)") }
         if let target, let ratio { parts.append("\"met\":\(ratio >= target)") }
+        if let minimum { parts.append("\"minimum\":\(minimum),\"met\":\(value >= minimum)") }
         return "{" + parts.joined(separator: ",") + "}"
     }
 
@@ -36,9 +40,13 @@ struct Figure {
         let v = format(value)
         let b = baseline.map(format) ?? "-"
         let r = ratio.map { String(rounded($0, digits: 2)) } ?? "-"
-        let t = target.map { "≥ \($0)" } ?? ""
-        let met = (target != nil && ratio != nil) ? (ratio! >= target! ? "met" : "NOT met") : ""
-        return pad(name, 46) + pad(v + " " + unit, 20) + pad(b, 14) + pad(r, 8) + pad(t, 8) + met
+        var t = target.map { "≥ \($0)" } ?? ""
+        var met = (target != nil && ratio != nil) ? (ratio! >= target! ? "met" : "NOT met") : ""
+        if let minimum {
+            t = "≥ " + format(minimum)
+            met = value >= minimum ? "met" : "NOT met"
+        }
+        return pad(name, 56) + pad(v + " " + unit, 16) + pad(b, 10) + pad(r, 7) + pad(t, 9) + met
     }
 }
 
@@ -61,6 +69,6 @@ func printTable(_ figures: [Figure], json: Bool) {
         for f in figures { print(f.json) }
         return
     }
-    print(pad("figure", 46) + pad("value", 20) + pad("baseline", 14) + pad("ratio", 8) + pad("target", 8))
+    print(pad("figure", 56) + pad("value", 16) + pad("baseline", 10) + pad("ratio", 7) + pad("target", 9))
     for f in figures { print(f.row) }
 }

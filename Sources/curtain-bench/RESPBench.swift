@@ -174,10 +174,13 @@ func timed(_ body: () async throws -> Void) async rethrows -> Double {
 /// Runs Redis' own tools.
 enum RedisBenchmark {
     /// Runs `redis-benchmark` for one test and returns its requests per second.
-    static func run(port: Int, test: String, clients: Int, requests: Int, pipeline: Int = 1) throws -> Double {
+    static func run(
+        port: Int, socket: String? = nil, test: String, clients: Int, requests: Int, pipeline: Int = 1
+    ) throws -> Double {
+        let server = socket.map { ["-s", $0] } ?? ["-p", String(port)]
         let output = try tool(
             "redis-benchmark",
-            ["-p", String(port), "-t", test, "-c", String(clients), "-n", String(requests), "-P", String(pipeline), "-q"])
+            server + ["-t", test, "-c", String(clients), "-n", String(requests), "-P", String(pipeline), "-q"])
         // The last line looks like "GET: 41322.31 requests per second, p50=0.023 msec".
         for line in output.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).reversed() {
             guard let colon = line.firstIndex(of: ":") else { continue }

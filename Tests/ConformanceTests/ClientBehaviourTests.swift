@@ -2,6 +2,7 @@ import CurtainRESP
 import CurtainTestSupport
 import Foundation
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Testing
 
@@ -20,6 +21,28 @@ struct ClientBehaviourTests {
             #expect(replies[999] == .integer(1000))
             #expect(replies[1000].errorMessage?.hasPrefix("WRONGTYPE") == true)
             #expect(replies[1001] == .integer(1000))
+        }
+    }
+
+    @Test(arguments: allStores)
+    func withAffinityRunsOnTheEventLoopOfTheConnectionsItUses(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, _) async throws in
+            let (onLoop, dedicatedOnLoop, replies) = try await c.withAffinity { () async throws -> (Bool, Bool, [RESPValue]) in
+                var replies: [RESPValue] = []
+                for _ in 0..<3 { replies.append(try await c.send("INCR", "affine")) }
+                let dedicatedOnLoop = try await c.withDedicatedConnection { connection in
+                    _ = try await connection.send("PING")
+                    return connection.eventLoop.inEventLoop
+                }
+                // Nested affinity keeps the loop it runs on.
+                let nested = try await c.withAffinity { MultiThreadedEventLoopGroup.currentEventLoop != nil }
+                return (MultiThreadedEventLoopGroup.currentEventLoop != nil && nested, dedicatedOnLoop, replies)
+            }
+            #expect(onLoop)
+            #expect(dedicatedOnLoop)
+            #expect(replies == [.integer(1), .integer(2), .integer(3)])
+            // Outside, the caller is back on the cooperative pool.
+            #expect(MultiThreadedEventLoopGroup.currentEventLoop == nil)
         }
     }
 

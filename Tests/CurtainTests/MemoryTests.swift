@@ -115,6 +115,66 @@ struct MemoryTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func aWaiterGetsTheLockHandedOverAndOneThatGaveUpLeavesTheQueue(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let lock = try cloud.memory.lock("handover", lease: .seconds(5))
+                let holder = try #require(try await lock.tryAcquire())
+                // A waiter that gives up leaves the queue: the next release frees the lock.
+                await #expect(throws: SharedMemoryError.self) { _ = try await lock.acquire(timeout: .milliseconds(120)) }
+                let raw = try RESPClient(url: store.url)
+                #expect(try await raw.send("EXISTS", lock.key + ":queue", lock.key + ":waiters") == .integer(0))
+                // A waiter that keeps waiting gets the lock from the release, with the next fence.
+                let waiter = Task { try await lock.acquire(timeout: .seconds(30)) }
+                let clock = ContinuousClock()
+                let deadline = clock.now + .seconds(20)
+                while try await raw.send("LLEN", lock.key + ":queue") != .integer(1), clock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+                try await holder.release()
+                let next = try await waiter.value
+                #expect(next.fence > holder.fence)
+                #expect(next.isHeld)
+                #expect(try await raw.send("GET", lock.key) == .bulkString(.init(string: next.token)))
+                try await next.release()
+                #expect(try await raw.send("EXISTS", lock.key) == .integer(0))
+                await raw.close()
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aMutexGuardsItsValueAndStoresNothingOnFailure(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let mutex = try await cloud.memory.mutex("m", initialValue: [1, 2], lease: .seconds(5))
+                #expect(try await mutex.withLock { $0.append(3); return $0.count } == 3)
+                #expect(try await mutex.load() == [1, 2, 3])
+                // An existing mutex keeps its value.
+                #expect(try await cloud.memory.mutex("m", initialValue: [9], lease: .seconds(5)).load() == [1, 2, 3])
+                // A body that throws stores nothing, and the lock is free again.
+                struct Refused: Error {}
+                await #expect(throws: Refused.self) { try await mutex.withLock { $0 = []; throw Refused() } }
+                #expect(try await mutex.load() == [1, 2, 3])
+                #expect(try await mutex.lock.tryAcquire()?.release() != nil)
+                // The same name read as another type: a clear error, the stored value unchanged.
+                await #expect(throws: SharedMemoryError.self) {
+                    _ = try await cloud.memory.mutex("m", initialValue: "text", lease: .seconds(5))
+                }
+                let asText = SharedMutex<String>(lock: mutex.lock)
+                await #expect(throws: SharedMemoryError.self) { try await asText.withLock { $0 = "x" } }
+                #expect(try await mutex.load() == [1, 2, 3])
+                // A removed value is an error, not a silent fresh start.
+                let raw = try RESPClient(url: store.url)
+                _ = try await raw.send("DEL", mutex.valueKey)
+                await #expect(throws: SharedMemoryError.self) { try await mutex.withLock { $0.append(4) } }
+                #expect(try await raw.send("EXISTS", mutex.valueKey, mutex.lock.key) == .integer(0))
+                await raw.close()
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func noUpdateIsLostUnderContentionFromWorkerProcesses(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
             try await withStoreCloud(store) { cloud in
@@ -125,7 +185,8 @@ struct MemoryTests {
                     dictionary: try cloud.memory.dictionary("table", of: [String: Int].self),
                     value: try cloud.memory.value("total", of: Int.self),
                     guarded: try cloud.memory.value("guarded", of: Int.self),
-                    lock: try cloud.memory.lock("guard", lease: .seconds(5)))
+                    lock: try cloud.memory.lock("guard", lease: .seconds(5)),
+                    mutex: try await cloud.memory.mutex("tally", initialValue: 0, lease: .seconds(5)))
                 let pids = Set(try await cloud.map(WhereAmI(), over: 0..<50))
                 #expect(pids.count >= 1 && !pids.contains(getpid()))
                 #expect(try await cloud.map(bump, over: [50, 50, 50, 50]) == [50, 50, 50, 50])
@@ -133,6 +194,7 @@ struct MemoryTests {
                 #expect(try await bump.dictionary.value(forKey: "hits") == 200)
                 #expect(try await bump.value.load() == 200)
                 #expect(try await bump.guarded.load() == 200)
+                #expect(try await bump.mutex.load() == 200)
                 for worker in workers { await terminate(worker) }
             }
         }

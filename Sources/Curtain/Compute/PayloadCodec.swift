@@ -11,6 +11,16 @@ import Foundation
 /// chosen (a compact binary form replaces it on the hot path if JSON proves to be the bottleneck).
 enum PayloadCodec {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
+        // Integers and booleans directly: the same bytes JSONEncoder writes, without its setup cost (which
+        // dominates for a small value on a lock's or a task's critical path).
+        switch value {
+        case let integer as Int: return Array(String(integer).utf8)
+        case let integer as Int64: return Array(String(integer).utf8)
+        case let integer as UInt64: return Array(String(integer).utf8)
+        case let integer as Int32: return Array(String(integer).utf8)
+        case let flag as Bool: return Array((flag ? "true" : "false").utf8)
+        default: break
+        }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return Array(try encoder.encode(value))
@@ -33,6 +43,24 @@ enum PayloadCodec {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
-        try JSONDecoder().decode(T.self, from: Data(bytes))
+        if T.self == Int.self || T.self == Int64.self || T.self == UInt64.self || T.self == Int32.self || T.self == Bool.self,
+            let value = decodeScalar(T.self, from: bytes)
+        {
+            return value
+        }
+        return try JSONDecoder().decode(T.self, from: Data(bytes))
+    }
+
+    /// Plain JSON integers and booleans; `nil` for anything else (which JSONDecoder then judges).
+    private static func decodeScalar<T>(_ type: T.Type, from bytes: [UInt8]) -> T? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        switch T.self {
+        case is Int.Type: return Int(text) as? T
+        case is Int64.Type: return Int64(text) as? T
+        case is UInt64.Type: return UInt64(text) as? T
+        case is Int32.Type: return Int32(text) as? T
+        case is Bool.Type: return (text == "true" ? true : text == "false" ? false : nil) as? T
+        default: return nil
+        }
     }
 }

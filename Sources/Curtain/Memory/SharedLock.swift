@@ -1,4 +1,5 @@
 import CurtainRESP
+import NIOCore
 import Synchronization
 
 /// A lock shared by every process of a cloud, held through a lease: the holder renews it every third of
@@ -21,68 +22,142 @@ public struct SharedLock: Codable, Sendable, Hashable {
     /// The lease, in milliseconds.
     public let leaseMilliseconds: Int
 
-    var fenceKey: String { key + ":fence" }
-    /// A list a releaser pushes one token to (trimmed to one), on which waiters block: the next waiter wakes
-    /// as soon as the lock is free instead of polling.
-    var wakeKey: String { key + ":wake" }
     var object: String { "lock \(key)" }
+
+    /// How long a waiter blocks for its grant before asking again (which also notices a dead holder's
+    /// expired lease, and keeps the waiter's place in the queue).
+    static let pollSeconds = 0.05
+    /// How long a waiter that stopped asking keeps its place: after that it is presumed dead and skipped.
+    static let waiterWindowMilliseconds = 1_000
+
+    /// The list a grant for `token` is pushed to.
+    func grantKey(_ token: String) -> String { key + ":grant:" + token }
 
     /// Takes the lock if it is free (one round trip).
     ///
     /// - Returns: the lease, or `nil` if another holder has the lock.
     public func tryAcquire() async throws -> LockLease? {
-        let client = try MemoryBinding.client(for: key, scope: scope)
-        let token = TaskDispatcher.newJobID() + TaskDispatcher.newJobID()
-        // The fence is counted on every attempt, so it stays strictly increasing across holders.
-        let replies = try await client.pipeline([
-            RESPCommand("SET", key, token, "NX", "PX", leaseMilliseconds), RESPCommand("INCR", fenceKey),
-        ])
-        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
-            throw SharedMemoryError(description: "\(object): \(error)")
-        }
-        guard replies[0].string == "OK", let fence = replies[1].int else { return nil }
-        return LockLease(lock: self, token: token, fence: fence, client: client)
+        try await tryAcquire(guarding: nil)?.lease
     }
 
-    /// Takes the lock, waiting for it: a waiter blocks until a holder releases it (or, if the holder died,
-    /// until its lease runs out, noticed within 50 ms).
+    /// Takes the lock, waiting for it in a first-come, first-served queue: a releaser hands the lock straight
+    /// to the oldest waiter (if the holder died, the lock is free once its lease runs out, noticed within
+    /// 50 ms). A waiter that dies while queued is skipped after one second.
     ///
     /// - Parameter timeout: the longest to wait; `nil` waits until the lock is free.
     /// - Throws: ``SharedMemoryError`` if `timeout` passes first; `CancellationError`.
     public func acquire(timeout: Duration? = nil) async throws -> LockLease {
-        let clock = ContinuousClock()
-        let deadline = timeout.map { clock.now + $0 }
-        let client = try MemoryBinding.client(for: key, scope: scope)
-        while true {
-            if let lease = try await tryAcquire() { return lease }
-            var wait = 0.05
-            if let deadline {
-                let left = deadline - clock.now
-                guard left > .zero else {
-                    throw SharedMemoryError(description: "\(object): not acquired within \(Format.duration(timeout!))")
-                }
-                wait = min(wait, left.blockingTimeout)
-            }
-            _ = try await client.blpop([wakeKey], timeout: wait)
-        }
+        try await acquire(guarding: nil, timeout: timeout).lease
     }
 
     /// Runs `body` holding the lock, and releases it however `body` ends.
     ///
     /// - Throws: what `body` throws; ``SharedMemoryError`` if the lock could not be taken within `timeout`,
     ///   or if the lease was lost while `body` ran (another holder may have had the lock meanwhile).
+    ///
+    /// The whole critical section (taking the lock, `body`, releasing it) runs on the I/O thread of this
+    /// process's store connection, so its round trips skip the hops between threads (see
+    /// ``SharedMemory/withAffinity(_:)``): keep CPU-heavy work out of `body`, as out of any critical section.
     public func withLock<R: Sendable>(timeout: Duration? = nil, _ body: (LockLease) async throws -> R) async throws -> R {
-        let lease = try await acquire(timeout: timeout)
-        let result: R
-        do {
-            result = try await body(lease)
-        } catch {
-            try? await lease.release()
-            throw error
+        try await MemoryBinding.client(for: key, scope: scope).withAffinity {
+            let lease = try await acquire(timeout: timeout)
+            let result: R
+            do {
+                result = try await body(lease)
+            } catch {
+                try? await lease.release()
+                throw error
+            }
+            try await lease.release()
+            return result
         }
-        try await lease.release()
-        return result
     }
+
+    // MARK: The protocol (see StoreFunctions)
+
+    private func lockCommand(token: String, valueKey: String?, window: Int) -> RESPCommand {
+        StoreFunctions.call(
+            StoreFunctions.lock, keys: [key] + (valueKey.map { [$0] } ?? []),
+            arguments: [token, leaseMilliseconds, window])
+    }
+
+    /// Takes the lock if free, with the bytes of the value at `valueKey` (`nil` if absent) when given.
+    func tryAcquire(guarding valueKey: String?) async throws -> (lease: LockLease, value: [UInt8]?)? {
+        let client = try MemoryBinding.client(for: key, scope: scope)
+        let token = Self.newToken()
+        for attempt in 0..<2 {
+            let replies = try await client.pipeline([
+                lockCommand(token: token, valueKey: valueKey, window: 0), RESPCommand("LPOP", grantKey(token)),
+            ])
+            if attempt == 0, StoreFunctions.isMissing(replies[0]) {
+                try await StoreFunctions.load(using: client)
+                continue
+            }
+            try check(replies)
+            guard let grant = replies[1].buffer else { return nil }
+            return try lease(from: grant, token: token, valueKey: valueKey, client: client)
+        }
+        return nil
+    }
+
+    /// Queues for the lock and waits for its grant.
+    func acquire(guarding valueKey: String?, timeout: Duration?) async throws -> (lease: LockLease, value: [UInt8]?) {
+        let clock = ContinuousClock()
+        let deadline = timeout.map { clock.now + $0 }
+        let client = try MemoryBinding.client(for: key, scope: scope)
+        let token = Self.newToken()
+        let box = grantKey(token)
+        let command = lockCommand(token: token, valueKey: valueKey, window: Self.waiterWindowMilliseconds)
+        let grant: ByteBuffer? = try await client.withDedicatedConnection { connection in
+            var loaded = false
+            while true {
+                var wait = Self.pollSeconds
+                if let deadline {
+                    let left = deadline - clock.now
+                    guard left > .zero else { return nil }
+                    wait = min(wait, left.blockingTimeout)
+                }
+                if Task.isCancelled { return nil }
+                let replies = try await connection.pipeline([command, RESPCommand("BLPOP", box, wait)])
+                if !loaded, StoreFunctions.isMissing(replies[0]) {
+                    try await StoreFunctions.load(using: client)
+                    loaded = true
+                    continue
+                }
+                try check(replies)
+                if let grant = replies[1].array?.last?.buffer { return grant }
+            }
+        }
+        guard let grant else {
+            // Leave the queue; a grant that arrived meanwhile is passed on to the next waiter.
+            _ = try? await client.send(StoreFunctions.call(
+                StoreFunctions.unlock, keys: [key] + (valueKey.map { [$0] } ?? []), arguments: [token, leaseMilliseconds]))
+            try Task.checkCancellation()
+            throw SharedMemoryError(description: "\(object): not acquired within \(Format.duration(timeout ?? .zero))")
+        }
+        return try lease(from: grant, token: token, valueKey: valueKey, client: client)
+    }
+
+    private func check(_ replies: [RESPValue]) throws {
+        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+            throw SharedMemoryError(description: "\(object): \(error)")
+        }
+    }
+
+    /// Reads a grant, `"<fence>"` or `"<fence>:<value bytes>"`.
+    private func lease(
+        from grant: ByteBuffer, token: String, valueKey: String?, client: RESPClient
+    ) throws -> (lease: LockLease, value: [UInt8]?) {
+        let bytes = Array(grant.readableBytesView)
+        let colon = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
+        guard let fence = Int(String(decoding: bytes[..<colon], as: UTF8.self)) else {
+            throw SharedMemoryError(description: "\(object): unreadable grant '\(String(decoding: bytes.prefix(40), as: UTF8.self))'")
+        }
+        let value = colon < bytes.endIndex ? Array(bytes[(colon + 1)...]) : nil
+        return (LockLease(lock: self, token: token, fence: fence, valueKey: valueKey, client: client), value)
+    }
+
+    private static func newToken() -> String { TaskDispatcher.newJobID() + TaskDispatcher.newJobID() }
 }
 
 /// One holding of a ``SharedLock``: renews the lease in the background until released.
@@ -92,42 +167,19 @@ public final class LockLease: Sendable {
     /// The fencing token of this acquisition: larger than that of every earlier holder of the lock.
     public let fence: Int
     let token: String
-    private let client: RESPClient
-    private let renewal = Mutex<Task<Void, Never>?>(nil)
-    private let lost = Atomic<Bool>(false)
+    /// The value handed over with the lock (a ``SharedMutex``'s), written back by the release.
+    let valueKey: String?
+    let client: RESPClient
+    let lost = Atomic<Bool>(false)
     private let released = Atomic<Bool>(false)
 
-    init(lock: SharedLock, token: String, fence: Int, client: RESPClient) {
+    init(lock: SharedLock, token: String, fence: Int, valueKey: String?, client: RESPClient) {
         self.lock = lock
         self.token = token
         self.fence = fence
+        self.valueKey = valueKey
         self.client = client
-        let every = Duration.milliseconds(max(30, lock.leaseMilliseconds / 3))
-        // On an event loop, not the cooperative pool: a holder whose own code keeps the pool busy must not
-        // lose its lease for want of a thread to renew it.
-        let leaseLength = Duration.milliseconds(lock.leaseMilliseconds)
-        let task = Task(executorPreference: client.backgroundExecutor()) { [weak self] in
-            let clock = ContinuousClock()
-            var renewedAt = clock.now
-            while !Task.isCancelled {
-                try? await Task.sleep(for: every)
-                guard !Task.isCancelled, let self else { return }
-                switch await self.renew() {
-                case true?:
-                    renewedAt = clock.now
-                case false?:
-                    self.lost.store(true, ordering: .relaxed)  // someone else holds it now
-                    return
-                case nil:
-                    // The store did not answer: keep trying until the lease has surely run out.
-                    if clock.now - renewedAt > leaseLength {
-                        self.lost.store(true, ordering: .relaxed)
-                        return
-                    }
-                }
-            }
-        }
-        renewal.withLock { $0 = task }
+        LeaseRenewer.shared.register(self)
     }
 
     /// Whether the lease is still ours (as far as the last renewal knows).
@@ -135,50 +187,129 @@ public final class LockLease: Sendable {
 
     /// Extends the lease if the lock is still ours: true if it did, false if the lock is someone else's (or
     /// nobody's), `nil` if the store could not be asked.
-    private func renew() async -> Bool? {
-        do {
-            return try await ifStillOurs([RESPCommand("PEXPIRE", lock.key, lock.leaseMilliseconds)])
-        } catch {
-            return nil
-        }
+    func renew() async -> Bool? {
+        let command = StoreFunctions.call(StoreFunctions.renew, keys: [lock.key], arguments: [token, lock.leaseMilliseconds])
+        return try? await StoreFunctions.send(command, using: client).int == 1
     }
 
-    /// Runs `commands` atomically if the lock still holds our token (two round trips: `WATCH` + `GET`, then
-    /// `MULTI` … `EXEC`); false if it does not.
-    private func ifStillOurs(_ commands: [RESPCommand]) async throws -> Bool {
-        let (key, token) = (lock.key, token)
-        return try await client.withDedicatedConnection { connection in
-            while true {
-                let read = try await connection.pipeline([RESPCommand("WATCH", key), RESPCommand("GET", key)])
-                guard read[1].string == token else {
-                    _ = try await connection.send(RESPCommand("UNWATCH"))
-                    return false
-                }
-                let replies = try await connection.pipeline([RESPCommand("MULTI")] + commands + [RESPCommand("EXEC")])
-                if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
-                    throw RESPError.server(error)
-                }
-                if replies.last?.isNull == false { return true }
-            }
-        }
-    }
-
-    /// Releases the lock and wakes one waiter.
+    /// Releases the lock, handing it to the oldest waiter if there is one.
     ///
     /// - Throws: ``SharedMemoryError`` if the lease had already expired (another process may have held the
     ///   lock since; the fencing token tells them apart).
     public func release() async throws {
+        try await release(storing: nil)
+    }
+
+    /// Releases the lock, first storing `value` at the guarded value key if given (only while the lease
+    /// holds: a holder that lost it stores nothing).
+    func release(storing value: [UInt8]?) async throws {
         guard !released.exchange(true, ordering: .relaxed) else { return }
-        renewal.withLock { $0?.cancel() }
-        let wake = lock.wakeKey
-        let deleted = try await ifStillOurs([
-            RESPCommand("DEL", lock.key), RESPCommand("RPUSH", wake, 1), RESPCommand("LTRIM", wake, -1, -1),
-            RESPCommand("PEXPIRE", wake, lock.leaseMilliseconds),
-        ])
-        guard deleted else {
-            throw SharedMemoryError(description: "\(lock.object): the lease (fence \(fence)) expired before it was released")
+        LeaseRenewer.shared.unregister(self)
+        var arguments: [any RESPArgument] = [token, lock.leaseMilliseconds]
+        if let value { arguments.append(ByteBuffer(bytes: value)) }
+        let command = StoreFunctions.call(
+            StoreFunctions.unlock, keys: [lock.key] + (valueKey.map { [$0] } ?? []), arguments: arguments)
+        let reply = try await StoreFunctions.send(command, using: client)
+        guard reply.int == 1 else {
+            let lost = value == nil ? "" : "; the new value was not stored"
+            throw SharedMemoryError(
+                description: "\(lock.object): the lease (fence \(fence)) expired before it was released\(lost)")
         }
     }
 
-    deinit { renewal.withLock { $0?.cancel() } }
+    deinit { LeaseRenewer.shared.unregister(self) }
+}
+
+/// Renews the leases this process holds: one ticker on an event loop (not the cooperative pool, so a
+/// holder whose own code keeps the pool busy does not lose its lease for want of a thread), which renews each
+/// lease a third of the way through it. Holding a lock briefly therefore costs no timer at all.
+final class LeaseRenewer: Sendable {
+    static let shared = LeaseRenewer()
+
+    private struct Held {
+        weak var lease: LockLease?
+        /// When to renew next.
+        var due: ContinuousClock.Instant
+        /// The last time the store confirmed the lease.
+        var confirmed: ContinuousClock.Instant
+    }
+
+    private struct State {
+        var held: [ObjectIdentifier: Held] = [:]
+        var ticking = false
+    }
+
+    private let state = Mutex(State())
+    private static let tick = Duration.milliseconds(25)
+    /// How long the ticker outlives the last lease before it stops.
+    private static let linger = Duration.seconds(2)
+
+    private static func period(_ lease: LockLease) -> Duration {
+        .milliseconds(max(30, lease.lock.leaseMilliseconds / 3))
+    }
+
+    func register(_ lease: LockLease) {
+        let now = ContinuousClock.now
+        let start = state.withLock { state -> Bool in
+            state.held[ObjectIdentifier(lease)] = Held(lease: lease, due: now + Self.period(lease), confirmed: now)
+            defer { state.ticking = true }
+            return !state.ticking
+        }
+        if start {
+            Task(executorPreference: lease.client.backgroundExecutor()) { await self.run() }
+        }
+    }
+
+    func unregister(_ lease: LockLease) {
+        _ = state.withLock { $0.held.removeValue(forKey: ObjectIdentifier(lease)) }
+    }
+
+    private func run() async {
+        let clock = ContinuousClock()
+        var idleSince = clock.now
+        while true {
+            try? await Task.sleep(for: Self.tick)
+            let now = clock.now
+            let due = state.withLock { state -> [(ObjectIdentifier, LockLease, ContinuousClock.Instant)]? in
+                state.held = state.held.filter { $0.value.lease != nil }
+                if state.held.isEmpty {
+                    if now - idleSince > Self.linger {
+                        state.ticking = false
+                        return nil
+                    }
+                } else {
+                    idleSince = now
+                }
+                return state.held.compactMap { id, held in
+                    guard held.due <= now, let lease = held.lease else { return nil }
+                    return (id, lease, held.confirmed)
+                }
+            }
+            guard let due else { return }
+            for (id, lease, confirmed) in due {
+                let renewed = await lease.renew()
+                let now = clock.now
+                let keep: Bool
+                switch renewed {
+                case true?:
+                    keep = true
+                case false?:
+                    keep = false  // someone else holds it now
+                case nil:
+                    // The store did not answer: keep trying until the lease has surely run out.
+                    keep = now - confirmed <= .milliseconds(lease.lock.leaseMilliseconds)
+                }
+                if !keep { lease.lost.store(true, ordering: .relaxed) }
+                state.withLock { state in
+                    guard state.held[id] != nil else { return }  // released meanwhile
+                    if keep {
+                        state.held[id]!.due = now + Self.period(lease)
+                        if renewed == true { state.held[id]!.confirmed = now }
+                    } else {
+                        state.held[id] = nil
+                    }
+                }
+            }
+        }
+    }
 }

@@ -61,6 +61,20 @@ public struct SharedMemory: Sendable {
         }
     }
 
+    /// Runs `body` on the I/O thread of this cloud's store connection, so that each shared-memory operation
+    /// in it skips the two hops between Swift's cooperative thread pool and that thread, about halving the
+    /// latency of a small operation such as `counter.add(1)`. For loops of small operations; keep CPU-heavy
+    /// or blocking work out of `body`, which shares the thread with the connection's I/O.
+    ///
+    /// ```swift
+    /// try await cloud.memory.withAffinity {
+    ///     for _ in 0..<10_000 { try await hits.add(1) }
+    /// }
+    /// ```
+    public func withAffinity<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+        try await MemoryBinding.client(for: namespace, scope: scope).withAffinity(body)
+    }
+
     /// Deletes every non-persistent object of this namespace (at the cloud's shutdown).
     func removeAll(using client: RESPClient) async {
         await client.scanKeys(matching: namespace + ":*") { keys in
@@ -120,11 +134,27 @@ public struct SharedMemory: Sendable {
     /// A lock whose holder keeps it by renewing a lease of `lease`; if the holder dies, the lock is free
     /// again at most `lease` later.
     public func lock(_ name: String, lease: Duration = .seconds(10), persistent: Bool = false) throws -> SharedLock {
+        try lock(kind: "lock", name, lease: lease, persistent: persistent)
+    }
+
+    /// A value guarded by a lock whose lease is `lease` (see ``SharedMutex``), holding `initialValue`
+    /// unless a mutex of that name exists already.
+    ///
+    /// - Throws: ``SharedMemoryError`` if an existing mutex of that name holds another type.
+    public func mutex<Value: Codable & Sendable>(
+        _ name: String, initialValue: Value, lease: Duration = .seconds(10), persistent: Bool = false
+    ) async throws -> SharedMutex<Value> {
+        let mutex = SharedMutex<Value>(lock: try lock(kind: "mutex", name, lease: lease, persistent: persistent))
+        try await mutex.create(initialValue: initialValue)
+        return mutex
+    }
+
+    private func lock(kind: String, _ name: String, lease: Duration, persistent: Bool) throws -> SharedLock {
         guard lease >= .milliseconds(100) else {
-            throw SharedMemoryError(description: "lock '\(name)': the lease must be at least 100 ms, not \(lease)")
+            throw SharedMemoryError(description: "\(kind) '\(name)': the lease must be at least 100 ms, not \(lease)")
         }
         return SharedLock(
-            key: try key("lock", name, persistent: persistent), scope: scope, leaseMilliseconds: Int(lease.wholeMilliseconds))
+            key: try key(kind, name, persistent: persistent), scope: scope, leaseMilliseconds: Int(lease.wholeMilliseconds))
     }
 }
 

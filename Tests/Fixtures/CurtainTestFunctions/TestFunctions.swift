@@ -168,16 +168,19 @@ public struct Bump: RemoteFunction {
     public var guarded: SharedValue<Int>
     /// Guards `guarded`.
     public var lock: SharedLock
+    /// Incremented inside `withLock`.
+    public var mutex: SharedMutex<Int>
     /// Creates the function.
     public init(
         counter: SharedCounter, dictionary: SharedDictionary<String, Int>, value: SharedValue<Int>,
-        guarded: SharedValue<Int>, lock: SharedLock
+        guarded: SharedValue<Int>, lock: SharedLock, mutex: SharedMutex<Int>
     ) {
         self.counter = counter
         self.dictionary = dictionary
         self.value = value
         self.guarded = guarded
         self.lock = lock
+        self.mutex = mutex
     }
     /// Does `times` rounds; returns `times`.
     public func callAsFunction(_ times: Int) async throws -> Int {
@@ -185,6 +188,7 @@ public struct Bump: RemoteFunction {
             try await counter.add(1)
             try await dictionary.update("hits") { $0 = ($0 ?? 0) + 1 }
             try await value.update { $0 = ($0 ?? 0) + 1 }
+            try await mutex.withLock(timeout: .seconds(30)) { $0 += 1 }
             try await lock.withLock(timeout: .seconds(30)) { _ in
                 let seen = try await guarded.load() ?? 0
                 try await guarded.store(seen + 1)

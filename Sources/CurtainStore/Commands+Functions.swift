@@ -1,0 +1,250 @@
+import NIOCore
+
+/// `FCALL` and `FUNCTION LOAD` for Curtain's own function library, `curtain_v1`.
+///
+/// On `redis-server` the library is Lua, loaded once with `FUNCTION LOAD` (its source is in the `Curtain`
+/// module, `StoreFunctions`); the embedded store runs no Lua and has the same functions built in, written
+/// here against the keyspace with the same keys, types and replies, so one conformance suite checks both.
+/// They make a lock a queue with hand-over: a release passes the lock (and a guarded value) straight to the
+/// next live waiter, who is blocked in `BLPOP` on its own grant list, so a contended hand-over costs one
+/// round trip instead of a wake-up followed by a retry.
+///
+/// Keys derived from a lock key `L`: `L` (the holder's token, with the lease as its expiry), `L:fence` (the
+/// fencing counter), `L:queue` (waiting tokens, oldest first), `L:waiters` (a hash: token → the Unix
+/// millisecond after which a waiter that stopped polling is presumed dead) and `L:grant:<token>` (a list
+/// receiving `"<fence>"`, or `"<fence>:<value>"` when the lock guards a value key).
+extension Commands {
+    static let functionCommands: [CommandSpec] = [
+        CommandSpec("fcall", arity: -3, .write, fcall),
+        CommandSpec("function", arity: -2, .write, function),
+    ]
+
+    /// The library's name, as `FUNCTION LOAD` reports it.
+    static let functionLibrary = "curtain_v1"
+
+    private static func function(_ context: inout CommandContext) throws(CommandError) {
+        if context.args.matches(1, "load") {
+            // FUNCTION LOAD [REPLACE] code: accept Curtain's own library (built in), refuse any other.
+            let code = context.args.string(context.args.count - 1)
+            guard context.args.count <= 4, code.hasPrefix("#!lua name=\(functionLibrary)") else {
+                throw .message("ERR the embedded store runs no Lua: only the built-in library '\(functionLibrary)' exists")
+            }
+            context.out.writeBulk(functionLibrary)
+        } else if context.args.matches(1, "flush") {
+            context.out.writeOK()  // the built-in library cannot be removed
+        } else {
+            throw .message("ERR unknown subcommand '\(context.args.string(1))'. The embedded store supports FUNCTION LOAD and FLUSH")
+        }
+    }
+
+    private static func fcall(_ context: inout CommandContext) throws(CommandError) {
+        guard let keyCount = context.args.int64(2), keyCount >= 0 else {
+            throw .message("ERR Bad number of keys provided")
+        }
+        guard Int(keyCount) <= context.args.count - 3 else {
+            throw .message("ERR Number of keys can't be greater than number of args")
+        }
+        let keys = (0..<Int(keyCount)).map { context.args.bytes(3 + $0) }
+        let args = (3 + Int(keyCount)..<context.args.count).map { context.args.bytes($0) }
+        let name = context.args.string(1)
+        let result: Int
+        switch name {
+        case "curtain_lock_v1":
+            try requireShape(name, keys: keys, args: args, keyRange: 1...2, argCount: 3)
+            result = try lockFunction(context.db, keys: keys, args: args)
+        case "curtain_unlock_v1":
+            try requireShape(name, keys: keys, args: args, keyRange: 1...2, argCount: keys.count == 2 ? 2...3 : 2...2)
+            result = try unlockFunction(context.db, keys: keys, args: args)
+        case "curtain_renew_v1":
+            try requireShape(name, keys: keys, args: args, keyRange: 1...1, argCount: 2)
+            result = try renewFunction(context.db, keys: keys, args: args)
+        default:
+            throw .message("ERR Function not found")
+        }
+        context.out.writeIntegerReply(result)
+    }
+
+    private static func requireShape(
+        _ name: String, keys: [StoreBytes], args: [StoreBytes], keyRange: ClosedRange<Int>, argCount: Int
+    ) throws(CommandError) {
+        try requireShape(name, keys: keys, args: args, keyRange: keyRange, argCount: argCount...argCount)
+    }
+
+    private static func requireShape(
+        _ name: String, keys: [StoreBytes], args: [StoreBytes], keyRange: ClosedRange<Int>, argCount: ClosedRange<Int>
+    ) throws(CommandError) {
+        guard keyRange.contains(keys.count), argCount.contains(args.count) else {
+            throw .message("ERR \(name): wrong number of keys or arguments")
+        }
+    }
+
+    // MARK: The functions
+
+    /// `curtain_lock_v1` KEYS: lock [value]; ARGV: token, lease ms, waiter window ms (0: do not queue).
+    /// A free lock is granted at once (1); a held one queues the caller, or refreshes its place (0).
+    private static func lockFunction(_ db: Database, keys: [StoreBytes], args: [StoreBytes]) throws(CommandError) -> Int {
+        let (lock, token) = (keys[0], args[0])
+        let lease = try positive(args[1])
+        guard let window = args[2].withUnsafeBytes({ Number.parseInt64($0) }), window >= 0 else {
+            throw .message("ERR value is not a non-negative integer")
+        }
+        let queue = derived(lock, ":queue")
+        let waiters = derived(lock, ":waiters")
+        try checkTypes(db, lock: lock, valueKey: keys.count > 1 ? keys[1] : nil)
+        guard let holder = try string(db, lock) else {
+            _ = try removeFromQueue(db, queue: queue, waiters: waiters, token: token)
+            try grant(db, lock: lock, to: token, lease: lease, valueKey: keys.count > 1 ? keys[1] : nil)
+            return 1
+        }
+        if holder == token { return 1 }  // handed over already: the grant waits in its list
+        if window == 0 { return 0 }  // a try: do not queue
+        let now = db.store.now
+        let table = try hash(db, waiters, create: true)!
+        let isNew = table.fields.updateValue(StoreBytes(decimal: now + window), forKey: token) == nil
+        db.touch(waiters)
+        if isNew { Commands.pushElement(token, onto: queue, toLeft: false, in: db) }
+        for key in [queue, waiters] where (db.peek(key)?.expiresAt ?? 0) < now + window {
+            db.setExpiry(key, at: now + window)  // extended, never shortened
+        }
+        return 0
+    }
+
+    /// `curtain_unlock_v1` KEYS: lock [value]; ARGV: token, lease ms [new value]. Leaves the queue (a waiter
+    /// giving up); if the caller holds the lock, stores the new value and hands the lock to the oldest live
+    /// waiter, or frees it (1). 0 if the caller did not hold it (nothing stored).
+    private static func unlockFunction(_ db: Database, keys: [StoreBytes], args: [StoreBytes]) throws(CommandError) -> Int {
+        let (lock, token) = (keys[0], args[0])
+        let lease = try positive(args[1])
+        let queue = derived(lock, ":queue")
+        let waiters = derived(lock, ":waiters")
+        try checkTypes(db, lock: lock, valueKey: keys.count > 1 ? keys[1] : nil)
+        _ = try removeFromQueue(db, queue: queue, waiters: waiters, token: token)
+        let ownGrant = derived(lock, ":grant:", token)
+        if db.remove(ownGrant) != nil { db.touch(ownGrant) }
+        guard try string(db, lock) == token else { return 0 }
+        let valueKey = keys.count > 1 ? keys[1] : nil
+        if let valueKey, args.count > 2 {
+            db.set(valueKey, .string(args[2]))
+            db.touch(valueKey)
+        }
+        let now = db.store.now
+        while let list = try list(db, queue), !list.items.isEmpty {
+            let next = Commands.popElement(from: list, at: queue, fromLeft: true, in: db)
+            var deadline: Int64?
+            if let table = try hash(db, waiters, create: false) {
+                deadline = table.fields.removeValue(forKey: next).flatMap { $0.withUnsafeBytes { Number.parseInt64($0) } }
+                if table.fields.isEmpty { db.remove(waiters) }
+                db.touch(waiters)
+            }
+            if let deadline, deadline >= now {
+                try grant(db, lock: lock, to: next, lease: lease, valueKey: valueKey)
+                return 1
+            }
+        }
+        db.remove(lock)
+        db.touch(lock)
+        return 1
+    }
+
+    /// `curtain_renew_v1` KEYS: lock; ARGV: token, lease ms. Extends the lease if the caller holds it (1).
+    private static func renewFunction(_ db: Database, keys: [StoreBytes], args: [StoreBytes]) throws(CommandError) -> Int {
+        let lease = try positive(args[1])
+        guard try string(db, keys[0]) == args[0] else { return 0 }
+        db.setExpiry(keys[0], at: db.store.now + lease)
+        return 1
+    }
+
+    // MARK: Helpers
+
+    /// Throws `WRONGTYPE` before anything changes if one of the lock's keys holds the wrong type.
+    private static func checkTypes(_ db: Database, lock: StoreBytes, valueKey: StoreBytes?) throws(CommandError) {
+        _ = try string(db, lock)
+        _ = try string(db, derived(lock, ":fence"))
+        _ = try list(db, derived(lock, ":queue"))
+        _ = try hash(db, derived(lock, ":waiters"), create: false)
+        if let valueKey { _ = try string(db, valueKey) }
+    }
+
+    /// Makes `token` the holder with a fresh fence, and pushes its grant.
+    private static func grant(
+        _ db: Database, lock: StoreBytes, to token: StoreBytes, lease: Int64, valueKey: StoreBytes?
+    ) throws(CommandError) {
+        let fenceKey = derived(lock, ":fence")
+        var fence: Int64 = 1
+        if let current = try string(db, fenceKey) {
+            guard let parsed = current.withUnsafeBytes({ Number.parseInt64($0) }) else { throw .notInteger }
+            let (sum, overflow) = parsed.addingReportingOverflow(1)
+            if overflow { throw .overflow }
+            fence = sum
+        }
+        var payload = StoreBytes(decimal: fence).array
+        if let valueKey, let value = try string(db, valueKey) {
+            payload.append(UInt8(ascii: ":"))
+            payload += value.array
+        }
+        let now = db.store.now
+        db.set(lock, .string(token), expiresAt: now + lease)
+        db.touch(lock)
+        db.replaceValue(fenceKey, .string(StoreBytes(decimal: fence)))
+        db.touch(fenceKey)
+        let box = derived(lock, ":grant:", token)
+        if db.remove(box) != nil { db.touch(box) }
+        Commands.pushElement(StoreBytes(payload), onto: box, toLeft: false, in: db)
+        db.setExpiry(box, at: now + lease)
+    }
+
+    /// Removes `token` from the queue and the waiter table; whether it was queued.
+    private static func removeFromQueue(
+        _ db: Database, queue: StoreBytes, waiters: StoreBytes, token: StoreBytes
+    ) throws(CommandError) -> Bool {
+        var removed = false
+        if let list = try list(db, queue), let index = list.items.firstIndex(of: token) {
+            list.items.remove(at: index)
+            if list.items.isEmpty { db.remove(queue) }
+            db.touch(queue)
+            removed = true
+        }
+        if let table = try hash(db, waiters, create: false), table.fields.removeValue(forKey: token) != nil {
+            if table.fields.isEmpty { db.remove(waiters) }
+            db.touch(waiters)
+        }
+        return removed
+    }
+
+    private static func derived(_ key: StoreBytes, _ suffix: String, _ tail: StoreBytes? = nil) -> StoreBytes {
+        var bytes = key.array
+        bytes += Array(suffix.utf8)
+        if let tail { bytes += tail.array }
+        return StoreBytes(bytes)
+    }
+
+    private static func positive(_ argument: StoreBytes) throws(CommandError) -> Int64 {
+        guard let value = argument.withUnsafeBytes({ Number.parseInt64($0) }), value > 0 else {
+            throw .message("ERR value is not a positive integer")
+        }
+        return value
+    }
+
+    private static func string(_ db: Database, _ key: StoreBytes) throws(CommandError) -> StoreBytes? {
+        guard let entry = db.lookup(key) else { return nil }
+        guard case .string(let bytes) = entry.value else { throw .wrongType }
+        return bytes
+    }
+
+    private static func list(_ db: Database, _ key: StoreBytes) throws(CommandError) -> ListValue? {
+        guard let entry = db.lookup(key) else { return nil }
+        guard case .list(let list) = entry.value else { throw .wrongType }
+        return list
+    }
+
+    private static func hash(_ db: Database, _ key: StoreBytes, create: Bool) throws(CommandError) -> HashValue? {
+        if let entry = db.lookup(key) {
+            guard case .hash(let hash) = entry.value else { throw .wrongType }
+            return hash
+        }
+        guard create else { return nil }
+        let hash = HashValue()
+        db.set(key, .hash(hash))
+        return hash
+    }
+}
