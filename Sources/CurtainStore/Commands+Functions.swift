@@ -58,6 +58,13 @@ extension Commands {
         case "curtain_renew_v1":
             try requireShape(name, keys: keys, args: args, keyRange: 1...1, argCount: 2)
             result = try renewFunction(context.db, keys: keys, args: args)
+        case "curtain_log_append_v1":
+            try requireShape(name, keys: keys, args: args, keyRange: 1...1, argCount: 2)
+            result = try logAppendFunction(context.db, keys: keys, args: args)
+        case "curtain_log_read_v1":
+            try requireShape(name, keys: keys, args: args, keyRange: 1...1, argCount: 1...2)
+            try logReadFunction(&context, keys: keys, args: args)
+            return
         default:
             throw .message("ERR Function not found")
         }
@@ -154,6 +161,49 @@ extension Commands {
         return 1
     }
 
+    /// `curtain_log_append_v1` KEYS: log; ARGV: entry, most entries kept. Appends to the delta log (its
+    /// count of entries ever appended in `log:seq`), drops the oldest beyond the limit; the entry's number.
+    private static func logAppendFunction(_ db: Database, keys: [StoreBytes], args: [StoreBytes]) throws(CommandError) -> Int {
+        let log = keys[0]
+        let limit = try positive(args[1])
+        let seqKey = derived(log, ":seq")
+        _ = try list(db, log)
+        let seq = try successor(of: try counter(db, seqKey))
+        db.replaceValue(seqKey, .string(StoreBytes(decimal: seq)))
+        db.touch(seqKey)
+        Commands.pushElement(args[0], onto: log, toLeft: false, in: db)
+        if let entries = try list(db, log), Int64(entries.items.count) > limit {
+            _ = Commands.popElement(from: entries, at: log, fromLeft: true, in: db)
+        }
+        return Int(seq)
+    }
+
+    /// `curtain_log_read_v1` KEYS: log; ARGV: after [tag]. Replies `[last number, entries no longer kept,
+    /// entry…]`, leaving out the entries that start with the bytes `tag` (the reader's own).
+    private static func logReadFunction(_ context: inout CommandContext, keys: [StoreBytes], args: [StoreBytes]) throws(CommandError) {
+        let db = context.db
+        guard let after = args[0].withUnsafeBytes({ Number.parseInt64($0) }), after >= 0 else {
+            throw .message("ERR value is not a non-negative integer")
+        }
+        let entries = try list(db, keys[0])
+        let seq = try counter(db, derived(keys[0], ":seq"))
+        let count = Int64(entries?.items.count ?? 0)
+        let first = seq - count + 1
+        let start = max(after + 1, first)
+        var returned: [StoreBytes] = []
+        if let entries, start <= seq {
+            let tag = args.count > 1 ? args[1].array : nil
+            for item in entries.items[Int(start - first)...] {
+                if let tag, item.count >= tag.count, item.withUnsafeBytes({ $0.starts(with: tag) }) { continue }
+                returned.append(item)
+            }
+        }
+        context.out.writeArrayHeader(2 + returned.count)
+        context.out.writeRESPInteger(seq)
+        context.out.writeRESPInteger(max(0, first - after - 1))
+        for item in returned { context.out.writeBulk(item) }
+    }
+
     // MARK: Helpers
 
     /// Throws `WRONGTYPE` before anything changes if one of the lock's keys holds the wrong type.
@@ -170,13 +220,7 @@ extension Commands {
         _ db: Database, lock: StoreBytes, to token: StoreBytes, lease: Int64, valueKey: StoreBytes?
     ) throws(CommandError) {
         let fenceKey = derived(lock, ":fence")
-        var fence: Int64 = 1
-        if let current = try string(db, fenceKey) {
-            guard let parsed = current.withUnsafeBytes({ Number.parseInt64($0) }) else { throw .notInteger }
-            let (sum, overflow) = parsed.addingReportingOverflow(1)
-            if overflow { throw .overflow }
-            fence = sum
-        }
+        let fence = try successor(of: try counter(db, fenceKey))
         var payload = StoreBytes(decimal: fence).array
         if let valueKey, let value = try string(db, valueKey) {
             payload.append(UInt8(ascii: ":"))
@@ -191,6 +235,19 @@ extension Commands {
         if db.remove(box) != nil { db.touch(box) }
         Commands.pushElement(StoreBytes(payload), onto: box, toLeft: false, in: db)
         db.setExpiry(box, at: now + lease)
+    }
+
+    /// The integer at `key`, 0 if absent.
+    private static func counter(_ db: Database, _ key: StoreBytes) throws(CommandError) -> Int64 {
+        guard let current = try string(db, key) else { return 0 }
+        guard let parsed = current.withUnsafeBytes({ Number.parseInt64($0) }) else { throw .notInteger }
+        return parsed
+    }
+
+    private static func successor(of value: Int64) throws(CommandError) -> Int64 {
+        let (sum, overflow) = value.addingReportingOverflow(1)
+        if overflow { throw .overflow }
+        return sum
     }
 
     /// Removes `token` from the queue and the waiter table; whether it was queued.

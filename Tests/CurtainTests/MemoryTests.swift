@@ -289,9 +289,11 @@ struct MemoryTests {
                 try await a.finish()
                 #expect(try await array.elements(in: 70_000..<70_025) == (0..<25).map(Double.init))
 
-                // Another replica sees those values merged in, and keeps its own unpushed change.
+                // Another replica sees a third one's deltas merged in, and keeps its own unpushed change.
                 let b = try await array.replica(.asynchronous(updates: 1, interval: .seconds(3600)))
-                try await array.set(42, at: 7)
+                let c = try await array.replica(.asynchronous(updates: 1, interval: .seconds(3600)))
+                c[7] = 42
+                try await c.push()
                 for _ in 0..<3000 where b[7] != 42 {
                     b[5] = 99  // a change of its own: also what triggers each exchange
                     try await b.sync()
@@ -301,6 +303,19 @@ struct MemoryTests {
                 #expect(b[5] == 99)
                 try await b.finish()
                 #expect(try await array.element(at: 5) == 99)
+                #expect(try await array.element(at: 7) == 42)
+                #expect(b.missedExchanges == 0)
+
+                // A replica that reads the log too late misses exchanges in its own view (and says so); the
+                // stored array still gets every delta.
+                let late = try await array.replica(.asynchronous(updates: 1, interval: .seconds(3600)))
+                for i in 0..<(ArrayReplica<Double>.logLimit + 6) {
+                    c[90_000 + i] = 1
+                    try await c.push()
+                }
+                try await late.push()
+                #expect(late.missedExchanges >= 6)
+                #expect(try await array.elements(in: 90_000..<90_070).allSatisfy { $0 == 1 })
 
                 // Concurrent replicas' deltas add up: nobody's increments are lost.
                 let r1 = try await array.replica(.asynchronous(updates: 3, interval: .seconds(3600)))

@@ -22,6 +22,16 @@ struct StoreFunctionsTests {
         }
     }
 
+    /// Runs `body` with a client of a fresh store of `kind` on which the library is loaded.
+    private func withLibrary(_ kind: StoreKind, _ body: (RESPClient) async throws -> Void) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            let c = try RESPClient(url: store.url)
+            defer { Task { await c.close() } }
+            #expect(try await c.send("FUNCTION", "LOAD", "REPLACE", StoreFunctions.source) == .bulkString(.init(string: "curtain_v1")))
+            try await body(c)
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func locksQueueHandOverAndRenewAlike(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
@@ -93,11 +103,33 @@ struct StoreFunctionsTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func deltaLogsAppendTrimAndReadAlike(kind: StoreKind) async throws {
+        try await withLibrary(kind) { c in
+            let bulk = { (text: String) in RESPValue.bulkString(.init(string: text)) }
+            #expect(try await fcall(c, StoreFunctions.logRead, keys: ["G"], 0) == .array([.integer(0), .integer(0)]))
+            for (i, entry) in ["AAAAAAAAone", "BBBBBBBBtwo", "AAAAAAAAthree", "BBBBBBBBfour"].enumerated() {
+                #expect(try await fcall(c, StoreFunctions.logAppend, keys: ["G"], entry, 3) == .integer(Int64(i + 1)))
+            }
+            // Three kept: entry 1 is gone, which a reader from the start is told.
+            #expect(try await c.send("LLEN", "G") == .integer(3))
+            #expect(try await fcall(c, StoreFunctions.logRead, keys: ["G"], 0)
+                == .array([.integer(4), .integer(1), bulk("BBBBBBBBtwo"), bulk("AAAAAAAAthree"), bulk("BBBBBBBBfour")]))
+            #expect(try await fcall(c, StoreFunctions.logRead, keys: ["G"], 2) == .array([.integer(4), .integer(0), bulk("AAAAAAAAthree"), bulk("BBBBBBBBfour")]))
+            // A reader's own entries (those starting with its tag) are left out.
+            #expect(try await fcall(c, StoreFunctions.logRead, keys: ["G"], 1, "BBBBBBBB") == .array([.integer(4), .integer(0), bulk("AAAAAAAAthree")]))
+            #expect(try await fcall(c, StoreFunctions.logRead, keys: ["G"], 4) == .array([.integer(4), .integer(0)]))
+            #expect(try await fcall(c, StoreFunctions.logRead, keys: ["G"], 99) == .array([.integer(4), .integer(0)]))
+            await expectError(try await fcall(c, StoreFunctions.logRead, keys: ["G"], -1), "non-negative integer")
+            await expectError(try await fcall(c, StoreFunctions.logAppend, keys: ["G"], "x", 0), "positive integer")
+            _ = try await c.send("SET", "H", "not a list")
+            await expectError(try await fcall(c, StoreFunctions.logAppend, keys: ["H"], "x", 3), "WRONGTYPE")
+            #expect(try await c.send("EXISTS", "H:seq") == .integer(0))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func badCallsAreRefusedAndChangeNothing(kind: StoreKind) async throws {
-        try await withTestStore(kind) { (store) async throws in
-            let c = try RESPClient(url: store.url)
-            defer { Task { await c.close() } }
-            _ = try await c.send("FUNCTION", "LOAD", "REPLACE", StoreFunctions.source)
+        try await withLibrary(kind) { c in
             await expectError(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t1", "soon", 1000), "positive integer")
             await expectError(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t1", 1000, -1), "non-negative integer")
             await expectError(try await fcall(c, StoreFunctions.lock, keys: [], "t1", 1000, 1000), "wrong number of keys")

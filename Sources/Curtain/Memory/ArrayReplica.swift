@@ -1,4 +1,5 @@
 import CurtainRESP
+import NIOCore
 import Synchronization
 
 /// When an ``ArrayReplica`` exchanges data with its shared array.
@@ -7,10 +8,12 @@ public enum ReplicaConsistency: Sendable, Hashable {
     /// values) or ``ArrayReplica/pull()`` (which replaces the local copy) is called.
     case explicit
     /// HOGWILD!-style: ``ArrayReplica/sync()`` (called as often as convenient) starts a background exchange
-    /// once `updates` writes have accumulated or `interval` has passed since the last one. An exchange adds
-    /// this replica's *deltas* (local value minus the value last received) to the stored chunks it changed,
-    /// atomically per chunk, so concurrent replicas' changes add up instead of overwriting one another, and
-    /// brings back the stored values, merged at a later `sync()` under every write made meanwhile.
+    /// once `updates` writes have accumulated or `interval` has passed since the last one. An exchange sends
+    /// this replica's *deltas* (each changed element's local value minus the value it last knew) to the
+    /// array's delta log, and brings back the deltas the other replicas sent since, which a later `sync()`
+    /// adds to the local copy under every write made meanwhile. The deltas are added to the stored array
+    /// itself (atomically per chunk) every second, and at ``ArrayReplica/push()``, ``ArrayReplica/finish()``
+    /// and ``ArrayReplica/pull()``.
     case asynchronous(updates: Int, interval: Duration)
 }
 
@@ -26,8 +29,17 @@ public enum ReplicaConsistency: Sendable, Hashable {
 /// try await replica.finish()                // the last deltas reach the store
 /// ```
 ///
-/// Guarantees: a replica always reads its own writes; in asynchronous mode one exchange runs at a time,
-/// every write is sent exactly once as part of a delta, and none is lost to another replica's exchange.
+/// Guarantees, asynchronous mode:
+/// - a replica always reads its own writes; one exchange runs at a time;
+/// - every write reaches the stored array exactly once, as part of a delta added atomically per chunk, and
+///   none is lost to another replica's exchange; a replica that dies loses what it had not yet added
+///   (at most about a second of its writes);
+/// - a replica sees the deltas other replicas send after it was made, within about one exchange of theirs.
+///   The delta log keeps the latest 64 exchanges: a replica that falls further behind misses some in its
+///   own view (``missedExchanges`` counts them; the stored array is not affected). A replica made while
+///   others are already exchanging may also see, in its own view, a delta twice (once in the stored
+///   values, once from the log): make replicas before the writing starts, as a job's tasks do.
+///
 /// Use a replica from one task at a time.
 public final class ArrayReplica<Element: SharedArrayElement> {
     /// The shared array.
@@ -36,19 +48,38 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     public let consistency: ReplicaConsistency
     /// The local copy.
     public private(set) var local: LocalArray<Element>
-    /// The stored values as last received (what deltas are measured from).
-    private var base: [Element]
+    /// Exchanges of other replicas this one read too late to see (asynchronous mode).
+    public private(set) var missedExchanges = 0
+    /// Per element, side by side (one cache line for both, since deltas touch random elements): `base`,
+    /// what this replica knows the others to know (the stored values when it was made plus every delta
+    /// exchanged since, its own and theirs; a delta is `local − base`), and `pending`, the sum of its own
+    /// deltas sent to the log but not yet added to the stored array.
+    private var known: [Known<Element>]
+    /// The chunks with pending deltas.
+    private var unfoldedChunks: [Bool]
+    private var lastFold = ContinuousClock.now
+    /// The number of the last log entry read.
+    private var position: Int
+    /// Tells this replica's log entries from the others'.
+    private let tag = UInt64.random(in: 1...UInt64.max)
     /// `local.writes` at the last exchange.
     private var writesAtExchange = 0
     private var lastExchange = ContinuousClock.now
     private var exchange: Task<Void, Never>?
     private let exchanged = ExchangeBox<Element>()
 
-    init(array: SharedArray<Element>, consistency: ReplicaConsistency, local: LocalArray<Element>) {
+    /// Log entries kept for replicas that read late.
+    static var logLimit: Int { 64 }
+    /// How often a replica adds its deltas to the stored array.
+    static var foldInterval: Duration { .seconds(1) }
+
+    init(array: SharedArray<Element>, consistency: ReplicaConsistency, local: LocalArray<Element>, position: Int) {
         self.array = array
         self.consistency = consistency
         self.local = local
-        self.base = local.storage
+        self.known = local.storage.map { Known(base: $0, pending: .zero) }
+        self.position = position
+        self.unfoldedChunks = [Bool](repeating: false, count: array.chunkCount)
     }
 
     /// Reads or writes one element locally (a write counts towards the next exchange).
@@ -67,7 +98,8 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     public var count: Int { local.count }
 
     /// Sends the changes now and waits until they are stored: in explicit mode the changed elements'
-    /// values, in asynchronous mode the deltas (then merges the stored values, as an exchange does).
+    /// values; in asynchronous mode the deltas, to the other replicas and added to the stored array (then
+    /// merges the others' deltas, as an exchange does).
     public func push() async throws {
         if case .explicit = consistency {
             try await array.push(&local)
@@ -75,15 +107,20 @@ public final class ArrayReplica<Element: SharedArrayElement> {
             return
         }
         try await settle()
-        startExchange()
+        startExchange(fold: true)
         try await settle()
     }
 
-    /// Replaces the local copy with the store's values, dropping changes not yet sent.
+    /// Replaces the local copy with the store's values, dropping changes not yet sent (in asynchronous mode
+    /// the deltas already sent are first added to the stored array).
     public func pull() async throws {
         try await settle()
+        if case .asynchronous = consistency {
+            try await array.fold(takeUnfolded())
+            position = try await array.readLog(after: Int(Int32.max)).last
+        }
         try await array.refresh(&local)
-        base = local.storage
+        known = local.storage.map { Known(base: $0, pending: .zero) }
     }
 
     /// In asynchronous mode: merges a finished exchange, and starts the next one if enough writes or time
@@ -94,13 +131,15 @@ public final class ArrayReplica<Element: SharedArrayElement> {
             exchange = nil
             try merge(done)
         }
-        guard exchange == nil, local.writes &- writesAtExchange >= updates || ContinuousClock.now - lastExchange >= interval else {
+        let now = ContinuousClock.now
+        guard exchange == nil, local.writes &- writesAtExchange >= updates || now - lastExchange >= interval else {
             return
         }
-        startExchange()
+        startExchange(fold: now - lastFold >= Self.foldInterval)
     }
 
-    /// Waits for the running exchange, sends what is left, and merges the result.
+    /// Waits for the running exchange, sends what is left, adds it to the stored array, and merges the
+    /// others' deltas.
     public func finish() async throws {
         try await push()
     }
@@ -113,71 +152,179 @@ public final class ArrayReplica<Element: SharedArrayElement> {
         if let done = exchanged.take() { try merge(done) }
     }
 
-    private func startExchange() {
-        let chunkElements = array.chunkElements
-        var deltas: [Int: Range<Int>] = [:]
-        for span in local.dirtySpans { deltas[span.lowerBound / chunkElements] = span }
-        let snapshot = local.storage  // copy on write: the exchange reads this version
-        let base = self.base
-        local.markClean()
+    /// Sends this replica's deltas and fetches the others', in the background.
+    private func startExchange(fold: Bool) {
+        let (indices, deltas) = collectDeltas()
         writesAtExchange = local.writes
         lastExchange = .now
-        let (array, box) = (self.array, exchanged)
+        let folding = fold ? takeUnfolded() : nil
+        let entry = indices.isEmpty ? nil : Self.encode(tag: tag, indices: indices, deltas: deltas)
+        let array = self.array
+        let box = exchanged
+        let tag = self.tag
+        let position = self.position
         exchange = Task {
             do {
-                var fresh: [Element] = []
-                fresh.reserveCapacity(snapshot.count)
-                for chunk in 0..<array.chunkCount {
-                    if let span = deltas[chunk] {
-                        fresh += try await array.addDelta(chunk: chunk, span: span, local: snapshot[...], base: base[...])
-                    } else {
-                        fresh += try await array.chunkValues(chunk)
-                    }
-                }
-                box.put(.success(Exchanged(fresh: fresh, snapshot: snapshot)))
+                box.put(.success(try await array.exchange(sending: entry, after: position, tag: tag, folding: folding)))
             } catch {
                 box.put(.failure(error))
             }
         }
     }
 
-    /// The local copy becomes the stored values plus every write made since the exchange started.
-    private func merge(_ result: Result<Exchanged<Element>, any Error>) throws {
-        let done = try result.get()
-        let chunkElements = array.chunkElements
-        let changed = local.dirtyLow.map { $0 != .max }  // chunks written since the exchange started
-        local.storage.withUnsafeMutableBufferPointer { out in
-            for chunk in 0..<array.chunkCount {
-                let start = chunk * chunkElements
-                let end = Swift.min(start + chunkElements, out.count)
-                if !changed[chunk] {
-                    for i in start..<end { out[i] = done.fresh[i] }
-                } else {
-                    for i in start..<end {
-                        out[i] = Element.adding(out[i], minus: done.snapshot[i], to: done.fresh[i])
+    /// This replica's changes since the last exchange, as deltas; they now count as known to the others
+    /// (`base`) and wait to be added to the stored array (`unfolded`).
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    @_specialize(where Element == Int)
+    private func collectDeltas() -> (indices: [UInt32], deltas: [Element]) {
+        var indices: [UInt32] = []
+        var deltas: [Element] = []
+        let shift = array.chunkElements.trailingZeroBitCount
+        var chunks = unfoldedChunks
+        let touched = local.touched
+        var pairs = known
+        known = []  // uniquely referenced while updated below
+        local.storage.withUnsafeBufferPointer { values in
+            pairs.withUnsafeMutableBufferPointer { pairs in
+                touched.withUnsafeBufferPointer { touched in
+                    for word in touched.indices where touched[word] != 0 {
+                        var rest = touched[word]
+                        while rest != 0 {
+                            let i = word &<< 6 | rest.trailingZeroBitCount
+                            rest &= rest &- 1
+                            let value = values[i]
+                            let pair = pairs[i]
+                            guard value != pair.base else { continue }
+                            let delta = Element.adding(value, minus: pair.base, to: .zero)
+                            indices.append(UInt32(truncatingIfNeeded: i))
+                            deltas.append(delta)
+                            pairs[i] = Known(base: value, pending: Element.adding(delta, minus: .zero, to: pair.pending))
+                            chunks[i &>> shift] = true
+                        }
                     }
                 }
             }
         }
-        base = done.fresh
+        known = pairs
+        unfoldedChunks = chunks
+        local.markClean()
+        return (indices, deltas)
+    }
+
+    /// The deltas not yet added to the stored array, by chunk; they are then this call's to add.
+    private func takeUnfolded() -> [FoldChunk<Element>] {
+        lastFold = .now
+        guard unfoldedChunks.contains(true) else { return [] }
+        var deltas = [Element](repeating: .zero, count: known.count)
+        var taken: [FoldChunk<Element>] = []
+        let size = array.chunkElements
+        for chunk in unfoldedChunks.indices where unfoldedChunks[chunk] {
+            let span = chunk * size..<Swift.min((chunk + 1) * size, known.count)
+            for i in span {
+                deltas[i] = known[i].pending
+                known[i].pending = .zero
+            }
+            taken.append(FoldChunk(chunk: chunk, span: span, deltas: []))
+            unfoldedChunks[chunk] = false
+        }
+        // Every taken chunk shares one copy of the deltas.
+        return taken.map { FoldChunk(chunk: $0.chunk, span: $0.span, deltas: deltas) }
+    }
+
+    /// Adds the other replicas' deltas to the local copy (under every write made since) and to `base`.
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    @_specialize(where Element == Int)
+    private func merge(_ result: Result<Received<Element>, any Error>) throws {
+        let received = try result.get()
+        position = received.position
+        missedExchanges += received.missed
+        local.storage.withUnsafeMutableBufferPointer { out in
+            known.withUnsafeMutableBufferPointer { known in
+                for (i, delta) in zip(received.indices, received.deltas) {
+                    let index = Int(i)
+                    out[index] = Element.adding(delta, minus: .zero, to: out[index])
+                    known[index].base = Element.adding(delta, minus: .zero, to: known[index].base)
+                }
+            }
+        }
+    }
+
+    /// A log entry: the sender's tag and the number of deltas (8 bytes each, little-endian), their indices
+    /// (4 bytes each), then their values (the element's in-memory bytes).
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    @_specialize(where Element == Int)
+    static func encode(tag: UInt64, indices: [UInt32], deltas: [Element]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16 + indices.count * (4 + MemoryLayout<Element>.stride))
+        withUnsafeBytes(of: tag.littleEndian) { bytes += $0 }
+        withUnsafeBytes(of: UInt64(indices.count).littleEndian) { bytes += $0 }
+        #if _endian(big)
+        indices.map(\.littleEndian).withUnsafeBytes { bytes += $0 }
+        #else
+        indices.withUnsafeBytes { bytes += $0 }
+        #endif
+        deltas.withUnsafeBytes { bytes += $0 }
+        return bytes
+    }
+
+    /// Appends the deltas of `entry` to `received` unless `tag` sent it.
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    @_specialize(where Element == Int)
+    static func decode(_ entry: ByteBuffer, skipping tag: UInt64, into received: inout Received<Element>, count: Int) throws {
+        try entry.withUnsafeReadableBytes { raw in
+            guard raw.count >= 16 else { throw SharedMemoryError(description: "a delta log entry of \(raw.count) bytes") }
+            let sender = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 0, as: UInt64.self))
+            let n = Int(UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self)))
+            let stride = MemoryLayout<Element>.stride
+            guard n >= 0, n <= count, raw.count == 16 + n * (4 + stride) else {
+                throw SharedMemoryError(description: "a delta log entry whose size (\(raw.count) bytes) does not fit its \(n) deltas")
+            }
+            guard sender != tag else { return }
+            let values = 16 + 4 * n
+            for k in 0..<n {
+                let index = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 16 + 4 * k, as: UInt32.self))
+                guard Int(index) < count else { throw SharedMemoryError(description: "a delta log entry with index \(index) beyond \(count)") }
+                received.indices.append(index)
+                received.deltas.append(raw.loadUnaligned(fromByteOffset: values + stride * k, as: Element.self))
+            }
+        }
     }
 }
 
-/// What an exchange brings back: the stored values after its deltas, and the local values it sent.
-struct Exchanged<Element: SharedArrayElement>: Sendable {
-    var fresh: [Element]
-    var snapshot: [Element]
+/// An element's base and pending delta in an ``ArrayReplica``.
+struct Known<Element: SharedArrayElement>: BitwiseCopyable {
+    var base: Element
+    var pending: Element
+}
+
+/// A chunk's share of a replica's deltas, to be added to the stored array (`deltas` is indexed like it).
+struct FoldChunk<Element: SharedArrayElement>: Sendable {
+    var chunk: Int
+    var span: Range<Int>
+    var deltas: [Element]
+}
+
+/// What an exchange brings back: the other replicas' deltas, and where the log was read up to.
+struct Received<Element: SharedArrayElement>: Sendable {
+    var position: Int
+    var missed: Int
+    var indices: [UInt32] = []
+    var deltas: [Element] = []
 }
 
 /// Where a background exchange leaves its result for the replica's owner to merge.
 final class ExchangeBox<Element: SharedArrayElement>: Sendable {
-    private let result = Mutex<Result<Exchanged<Element>, any Error>?>(nil)
+    private let result = Mutex<Result<Received<Element>, any Error>?>(nil)
 
-    func put(_ value: Result<Exchanged<Element>, any Error>) {
+    func put(_ value: Result<Received<Element>, any Error>) {
         result.withLock { $0 = value }
     }
 
-    func take() -> Result<Exchanged<Element>, any Error>? {
+    func take() -> Result<Received<Element>, any Error>? {
         result.withLock { value in
             defer { value = nil }
             return value
@@ -186,12 +333,41 @@ final class ExchangeBox<Element: SharedArrayElement>: Sendable {
 }
 
 extension SharedArray {
+    /// One exchange of an asynchronous replica: sends its entry, reads the others' since `position`, and
+    /// adds `folding` to the stored chunks.
+    func exchange(
+        sending entry: [UInt8]?, after position: Int, tag: UInt64, folding: [FoldChunk<Element>]?
+    ) async throws -> Received<Element> {
+        if let entry { try await appendToLog(entry, limit: ArrayReplica<Element>.logLimit) }
+        let log = try await readLog(after: position, except: withUnsafeBytes(of: tag.littleEndian) { Array($0) })
+        var others = Received<Element>(position: log.last, missed: log.missed)
+        for item in log.entries {
+            try ArrayReplica<Element>.decode(item, skipping: tag, into: &others, count: count)
+        }
+        if let folding { try await fold(folding) }
+        return others
+    }
+
+    /// Adds a replica's deltas to the stored chunks, each atomically.
+    func fold(_ parts: [FoldChunk<Element>]) async throws {
+        for part in parts {
+            try await addDelta(chunk: part.chunk, span: part.span, delta: part.deltas)
+        }
+    }
+
     /// A local copy of this array with the given consistency, filled from the store.
     public func replica(_ consistency: ReplicaConsistency = .explicit) async throws -> ArrayReplica<Element> {
         if case .asynchronous(let updates, let interval) = consistency, updates < 1 || interval <= .zero {
             throw SharedMemoryError(description: "\(object): asynchronous replicas need updates ≥ 1 and a positive interval")
         }
-        return ArrayReplica(array: self, consistency: consistency, local: try await pull())
+        guard count <= Int(UInt32.max) else {
+            throw SharedMemoryError(description: "\(object): replicas handle arrays of at most \(UInt32.max) elements")
+        }
+        // The log position first: deltas sent from now on are seen, older ones are in the pulled values
+        // once their senders add them.
+        var position = 0
+        if case .asynchronous = consistency { position = try await readLog(after: Int(Int32.max)).last }
+        return ArrayReplica(array: self, consistency: consistency, local: try await pull(), position: position)
     }
 }
 

@@ -186,25 +186,44 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
         }
     }
 
-    /// Adds `local − base` over `span` (indices of chunk `chunk`) to the stored chunk atomically (an
-    /// optimistic `WATCH` / `GET` / `MULTI SET EXEC`, retried on conflict) and returns the chunk's new values.
-    func addDelta(chunk: Int, span: Range<Int>, local: ArraySlice<Element>, base: ArraySlice<Element>) async throws -> [Element] {
+    /// Adds `delta` over `span` (indices of chunk `chunk`; `delta` is indexed like the array) to the stored
+    /// chunk atomically: an optimistic `WATCH` / `GET` / `MULTI SET EXEC`, retried on conflict.
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    @_specialize(where Element == Int)
+    func addDelta(chunk: Int, span: Range<Int>, delta: [Element]) async throws {
         let key = chunkKey(chunk)
         let start = chunk * chunkElements
-        let result = try await client().watching(key) { connection -> (commands: [RESPCommand], result: [Element])? in
+        _ = try await client().watching(key) { connection -> (commands: [RESPCommand], result: Bool)? in
             var values = elements(ofChunk: chunk, from: try await connection.send(RESPCommand("GET", key)))
             for i in span {
-                values[i - start] = Element.adding(local[i], minus: base[i], to: values[i - start])
+                values[i - start] = Element.adding(delta[i], minus: .zero, to: values[i - start])
             }
             let bytes = values.withUnsafeBytes { ByteBuffer(bytes: $0) }
-            return ([RESPCommand("SET", key, bytes)], values)
+            return ([RESPCommand("SET", key, bytes)], true)
         }
-        return result!
     }
 
-    /// The current values of chunk `chunk`.
-    func chunkValues(_ chunk: Int) async throws -> [Element] {
-        elements(ofChunk: chunk, from: try await client().send(RESPCommand("GET", chunkKey(chunk))))
+    /// The key of the replicas' delta log (see ``ArrayReplica``).
+    var logKey: String { key + ":log" }
+
+    /// Appends an entry to the replicas' delta log, keeping the latest `limit` entries.
+    func appendToLog(_ entry: [UInt8], limit: Int) async throws {
+        let command = StoreFunctions.call(StoreFunctions.logAppend, keys: [logKey], arguments: [ByteBuffer(bytes: entry), limit])
+        _ = try await StoreFunctions.send(command, using: try client())
+    }
+
+    /// The log's entries numbered after `position` (except those of the replica tagged `tag`): the last
+    /// number, how many of the wanted entries were no longer kept, and the entries.
+    func readLog(after position: Int, except tag: [UInt8]? = nil) async throws -> (last: Int, missed: Int, entries: [ByteBuffer]) {
+        var arguments: [any RESPArgument] = [position]
+        if let tag { arguments.append(ByteBuffer(bytes: tag)) }
+        let command = StoreFunctions.call(StoreFunctions.logRead, keys: [logKey], arguments: arguments)
+        let reply = try await StoreFunctions.send(command, using: try client())
+        guard let items = reply.array, items.count >= 2, let last = items[0].int, let missed = items[1].int else {
+            throw SharedMemoryError(description: "\(object): unexpected reply to a log read: \(reply)")
+        }
+        return (last, missed, items.dropFirst(2).compactMap(\.buffer))
     }
 
     /// Chunk `chunk`'s elements from the reply to its `GET` (zeros where the stored bytes stop short).
@@ -317,6 +336,8 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
     @usableFromInline var dirtyHigh: [Int]
     /// Writes through the subscript since this copy was made (never reset: replicas count from it).
     @usableFromInline var writes = 0
+    /// One bit per element written since the last pull, push or exchange (for a replica's sparse deltas).
+    @usableFromInline var touched: [UInt64]
 
     init(count: Int, chunkElements: Int) {
         precondition(chunkElements > 0 && chunkElements & (chunkElements - 1) == 0, "chunks are a power of two")
@@ -325,6 +346,7 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
         let chunks = (count + chunkElements - 1) / chunkElements
         dirtyLow = [Int](repeating: .max, count: chunks)
         dirtyHigh = [Int](repeating: .min, count: chunks)
+        touched = [UInt64](repeating: 0, count: (count + 63) / 64)
     }
 
     /// The number of elements.
@@ -336,6 +358,7 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
         set {
             storage[index] = newValue
             writes &+= 1
+            touched[index &>> 6] |= 1 &<< UInt64(index & 63)
             let chunk = index &>> chunkShift
             if index < dirtyLow[chunk] { dirtyLow[chunk] = index }
             if index >= dirtyHigh[chunk] { dirtyHigh[chunk] = index &+ 1 }
@@ -355,5 +378,7 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
             dirtyLow[i] = .max
             dirtyHigh[i] = .min
         }
+        for i in touched.indices where touched[i] != 0 { touched[i] = 0 }
     }
+
 }

@@ -13,6 +13,8 @@ enum StoreFunctions {
     static let lock = "curtain_lock_v1"
     static let unlock = "curtain_unlock_v1"
     static let renew = "curtain_renew_v1"
+    static let logAppend = "curtain_log_append_v1"
+    static let logRead = "curtain_log_read_v1"
 
     /// The library, as `FUNCTION LOAD` takes it. Keys derived from a lock key `L`: `L` (holder token,
     /// expiring with the lease), `L:fence`, `L:queue` (waiting tokens, oldest first), `L:waiters` (token →
@@ -114,6 +116,42 @@ enum StoreFunctions {
       end
       redis.call('DEL', lock)
       return 1
+    end)
+    -- KEYS: log; ARGV: entry, most entries kept. Appends an entry to a delta log (L, with its count of
+    -- entries ever appended in L:seq), drops the oldest beyond the limit, and returns the entry's number.
+    redis.register_function('curtain_log_append_v1', function(keys, args)
+      if #keys ~= 1 or #args ~= 2 then
+        return redis.error_reply('ERR curtain_log_append_v1: wrong number of keys or arguments')
+      end
+      local limit = positive(args[2])
+      if type(limit) == 'table' then return limit end
+      redis.call('LLEN', keys[1])
+      local seq = redis.call('INCR', keys[1] .. ':seq')
+      redis.call('RPUSH', keys[1], args[1])
+      if redis.call('LLEN', keys[1]) > limit then redis.call('LPOP', keys[1]) end
+      return seq
+    end)
+    -- KEYS: log; ARGV: after [, tag]. The entries numbered after `after`, except those starting with the
+    -- bytes `tag` (the reader's own): {last number, entries no longer kept, entry, entry, ...}.
+    redis.register_function('curtain_log_read_v1', function(keys, args)
+      if #keys ~= 1 or #args < 1 or #args > 2 then
+        return redis.error_reply('ERR curtain_log_read_v1: wrong number of keys or arguments')
+      end
+      local after = tonumber(args[1])
+      if not after or after < 0 or after ~= math.floor(after) then
+        return redis.error_reply('ERR value is not a non-negative integer')
+      end
+      local seq = tonumber(redis.call('GET', keys[1] .. ':seq') or '0')
+      local first = seq - redis.call('LLEN', keys[1]) + 1
+      local start = math.max(after + 1, first)
+      local reply = {seq, math.max(0, first - after - 1)}
+      if start <= seq then
+        local tag = args[2]
+        for _, entry in ipairs(redis.call('LRANGE', keys[1], start - first, -1)) do
+          if not tag or string.sub(entry, 1, #tag) ~= tag then reply[#reply + 1] = entry end
+        end
+      end
+      return reply
     end)
     -- KEYS: lock; ARGV: token, lease ms. Extends the lease if the caller holds the lock (1), else 0.
     redis.register_function('curtain_renew_v1', function(keys, args)
