@@ -66,6 +66,9 @@ public final class RESPConnection: Sendable {
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
+            // Reads grow up to 1 MiB (NIO's default stops at 64 KiB): a large reply then arrives in a few
+            // reads instead of many, each appended to the partial frame.
+            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 2048, maximum: 1 << 20))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

@@ -247,7 +247,9 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
 
     /// Fetches the whole array into a local copy (one pipelined `GET` per chunk).
     public func pull() async throws -> LocalArray<Element> {
-        var local = LocalArray<Element>(count: count, chunkElements: chunkElements)
+        // Not zero-filled first: `refresh` writes every element (zeros where the store has none), and one
+        // pass over fresh pages instead of two is a measurable part of a large pull.
+        var local = LocalArray<Element>(uninitializedCount: count, chunkElements: chunkElements)
         try await refresh(&local)
         return local
     }
@@ -340,8 +342,19 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
     @usableFromInline var touched: [UInt64]
 
     init(count: Int, chunkElements: Int) {
+        self.init(storage: [Element](repeating: .zero, count: count), chunkElements: chunkElements)
+    }
+
+    /// A copy whose elements are left uninitialized, for a caller that writes every one before use.
+    init(uninitializedCount count: Int, chunkElements: Int) {
+        // Elements are BitwiseCopyable: uninitialized memory needs no deinitialization.
+        self.init(storage: [Element](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }, chunkElements: chunkElements)
+    }
+
+    private init(storage: [Element], chunkElements: Int) {
         precondition(chunkElements > 0 && chunkElements & (chunkElements - 1) == 0, "chunks are a power of two")
-        storage = [Element](repeating: .zero, count: count)
+        self.storage = storage
+        let count = storage.count
         chunkShift = chunkElements.trailingZeroBitCount
         let chunks = (count + chunkElements - 1) / chunkElements
         dirtyLow = [Int](repeating: .max, count: chunks)
