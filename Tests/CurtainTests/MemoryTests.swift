@@ -355,6 +355,24 @@ struct MemoryTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func replicasInWorkerProcessesLoseNoUpdate(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let workers = try startFixtureWorkers(2, url: store.url)
+                defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
+                let array = try await cloud.memory.array("added", of: Double.self, count: 140_000)
+                // Four replicas at once (two per worker), each adding 1 to the same elements 300 times.
+                #expect(try await cloud.map(AddThroughReplica(array: array), over: [300, 300, 300, 300]) == [300, 300, 300, 300])
+                for i in AddThroughReplica.indices {
+                    #expect(try await array.element(at: i) == 1_200)
+                }
+                #expect(try await array.element(at: 1) == 0)
+                for worker in workers { await terminate(worker) }
+            }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func scopedObjectsAreRemovedWhenTheirScopeEnds(kind: StoreKind) async throws {
         struct Boom: Error {}
         try await withTestStore(kind) { (store) async throws in

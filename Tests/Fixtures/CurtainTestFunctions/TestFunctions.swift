@@ -239,8 +239,29 @@ public struct FillSlice: RemoteFunction {
     }
 }
 
+/// Adds 1 to a few elements (across chunks) of an array through an asynchronous replica, once per round.
+public struct AddThroughReplica: RemoteFunction {
+    /// The elements changed.
+    public static let indices = [0, 65_535, 65_536, 139_999]
+    /// The array.
+    public var array: SharedArray<Double>
+    /// Creates the function.
+    public init(array: SharedArray<Double>) { self.array = array }
+    /// Does `rounds` rounds; returns `rounds`.
+    public func callAsFunction(_ rounds: Int) async throws -> Int {
+        let replica = try await array.replica(.asynchronous(updates: 3, interval: .milliseconds(5)))
+        for _ in 0..<rounds {
+            for i in Self.indices { replica[i] += 1 }
+            try await replica.sync()
+        }
+        try await replica.finish()
+        return rounds
+    }
+}
+
 /// Every function the fixture worker registers.
 public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
     CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self, FillSlice.self,
+    AddThroughReplica.self,
 ]
