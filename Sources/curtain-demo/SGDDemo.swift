@@ -31,10 +31,10 @@ struct SGDDemo: AsyncParsableCommand {
     @Option(help: "Samples for the naive remote-memory run (one pass; its time is also scaled to the full run).")
     var naiveSamples: Int = 2_000
 
-    @Option(help: "Two-tier: writes between background pushes.")
-    var pushEvery: Int = 20_000
+    @Option(help: "Two-tier: writes between exchanges (and at most this many more while one runs).")
+    var pushEvery: Int = 100_000
 
-    @Option(help: "Two-tier: milliseconds between background pushes at most.")
+    @Option(help: "Two-tier: milliseconds between exchanges at most.")
     var intervalMs: Int = 50
 
     @Option(help: "The dataset's seed.")

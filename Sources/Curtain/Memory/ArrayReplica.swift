@@ -7,8 +7,11 @@ public enum ReplicaConsistency: Sendable, Hashable {
     /// Read-your-writes: nothing moves until ``ArrayReplica/push()`` (which writes the changed elements'
     /// values) or ``ArrayReplica/pull()`` (which replaces the local copy) is called.
     case explicit
-    /// HOGWILD!-style: ``ArrayReplica/sync()`` (called as often as convenient) starts a background exchange
-    /// once `updates` writes have accumulated or `interval` has passed since the last one. An exchange sends
+    /// HOGWILD!-style with bounded staleness: ``ArrayReplica/sync()`` (called as often as convenient) starts
+    /// a background exchange once `updates` writes have accumulated or `interval` has passed since the last
+    /// one, and waits for a running exchange once another `updates` writes were made meanwhile, so that a
+    /// replica is never more than about two exchanges (2 × `updates` writes) ahead of what the others have
+    /// seen of it, however slow the store. An exchange sends
     /// this replica's *deltas* (each changed element's local value minus the value it last knew) to the
     /// array's delta log, and brings back the deltas the other replicas sent since, which a later `sync()`
     /// adds to the local copy under every write made meanwhile. The deltas are added to the stored array
@@ -34,7 +37,8 @@ public enum ReplicaConsistency: Sendable, Hashable {
 /// - every write reaches the stored array exactly once, as part of a delta added atomically per chunk, and
 ///   none is lost to another replica's exchange; a replica that dies loses what it had not yet added
 ///   (at most about a second of its writes);
-/// - a replica sees the deltas other replicas send after it was made, within about one exchange of theirs.
+/// - a replica sees the deltas other replicas send after it was made, within about one exchange of theirs,
+///   and its own writes reach the others within at most two of its exchanges;
 ///   The delta log keeps the latest 64 exchanges: a replica that falls further behind misses some in its
 ///   own view (``missedExchanges`` counts them; the stored array is not affected). A replica made while
 ///   others are already exchanging may also see, in its own view, a delta twice (once in the stored
@@ -66,7 +70,9 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     private var writesAtExchange = 0
     private var lastExchange = ContinuousClock.now
     private var exchange: Task<Void, Never>?
-    private let exchanged = ExchangeBox<Element>()
+    private let exchanged = ExchangeBox<Result<Received<Element>, any Error>>()
+    private var folding: Task<Void, Never>?
+    private let folded = ExchangeBox<FoldOutcome>()
 
     /// Log entries kept for replicas that read late.
     static var logLimit: Int { 64 }
@@ -107,8 +113,10 @@ public final class ArrayReplica<Element: SharedArrayElement> {
             return
         }
         try await settle()
-        startExchange(fold: true)
+        startExchange()
         try await settle()
+        try await settleFold()
+        try await array.fold(takeUnfolded())
     }
 
     /// Replaces the local copy with the store's values, dropping changes not yet sent (in asynchronous mode
@@ -116,8 +124,9 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     public func pull() async throws {
         try await settle()
         if case .asynchronous = consistency {
+            try await settleFold()
             try await array.fold(takeUnfolded())
-            position = try await array.readLog(after: Int(Int32.max)).last
+            position = try await array.logPosition()
         }
         try await array.refresh(&local)
         known = local.storage.map { Known(base: $0, pending: .zero) }
@@ -131,11 +140,21 @@ public final class ArrayReplica<Element: SharedArrayElement> {
             exchange = nil
             try merge(done)
         }
+        if exchange != nil, local.writes &- writesAtExchange >= updates {
+            // Bounded staleness: another `updates` writes were made while the exchange ran; wait for it
+            // rather than drift further from the other replicas.
+            try await settle()
+        }
         let now = ContinuousClock.now
+        if folding != nil, let failure = folded.take() {
+            folding = nil
+            if let error = failure.error { throw error }
+        }
+        if folding == nil, now - lastFold >= Self.foldInterval { startFold() }
         guard exchange == nil, local.writes &- writesAtExchange >= updates || now - lastExchange >= interval else {
             return
         }
-        startExchange(fold: now - lastFold >= Self.foldInterval)
+        startExchange()
     }
 
     /// Waits for the running exchange, sends what is left, adds it to the stored array, and merges the
@@ -152,12 +171,34 @@ public final class ArrayReplica<Element: SharedArrayElement> {
         if let done = exchanged.take() { try merge(done) }
     }
 
+    /// Adds the pending deltas to the stored array in the background (exchanges go on meanwhile).
+    private func startFold() {
+        let parts = takeUnfolded()
+        guard !parts.isEmpty else { return }
+        let (array, box) = (self.array, folded)
+        folding = Task {
+            do {
+                try await array.fold(parts)
+                box.put(FoldOutcome(error: nil))
+            } catch {
+                box.put(FoldOutcome(error: error))
+            }
+        }
+    }
+
+    /// Waits for the running fold (if any); throws its error.
+    private func settleFold() async throws {
+        guard let running = folding else { return }
+        await running.value
+        folding = nil
+        if let error = folded.take()?.error { throw error }
+    }
+
     /// Sends this replica's deltas and fetches the others', in the background.
-    private func startExchange(fold: Bool) {
+    private func startExchange() {
         let (indices, deltas) = collectDeltas()
         writesAtExchange = local.writes
         lastExchange = .now
-        let folding = fold ? takeUnfolded() : nil
         let entry = indices.isEmpty ? nil : Self.encode(tag: tag, indices: indices, deltas: deltas)
         let array = self.array
         let box = exchanged
@@ -165,7 +206,7 @@ public final class ArrayReplica<Element: SharedArrayElement> {
         let position = self.position
         exchange = Task {
             do {
-                box.put(.success(try await array.exchange(sending: entry, after: position, tag: tag, folding: folding)))
+                box.put(.success(try await array.exchange(sending: entry, after: position, tag: tag)))
             } catch {
                 box.put(.failure(error))
             }
@@ -178,34 +219,43 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     @_specialize(where Element == Float)
     @_specialize(where Element == Int)
     private func collectDeltas() -> (indices: [UInt32], deltas: [Element]) {
-        var indices: [UInt32] = []
-        var deltas: [Element] = []
+        // First the written indices, in order (a sequential pass over the bitmap), then one independent
+        // step per index: the loads of random elements then overlap instead of waiting on one another.
+        let touched = local.touched
+        var total = 0
+        for bits in touched where bits != 0 { total &+= bits.nonzeroBitCount }
+        let indices = [UInt32](unsafeUninitializedCapacity: total) { out, initialized in
+            var k = 0
+            for (word, bits) in touched.enumerated() where bits != 0 {
+                var rest = bits
+                while rest != 0 {
+                    out[k] = UInt32(truncatingIfNeeded: word &<< 6 | rest.trailingZeroBitCount)
+                    k &+= 1
+                    rest &= rest &- 1
+                }
+            }
+            initialized = k
+        }
         let shift = array.chunkElements.trailingZeroBitCount
         var chunks = unfoldedChunks
-        let touched = local.touched
         var pairs = known
         known = []  // uniquely referenced while updated below
-        local.storage.withUnsafeBufferPointer { values in
+        let deltas = local.storage.withUnsafeBufferPointer { values in
             pairs.withUnsafeMutableBufferPointer { pairs in
-                touched.withUnsafeBufferPointer { touched in
-                    for word in touched.indices where touched[word] != 0 {
-                        var rest = touched[word]
-                        while rest != 0 {
-                            let i = word &<< 6 | rest.trailingZeroBitCount
-                            rest &= rest &- 1
-                            let value = values[i]
-                            let pair = pairs[i]
-                            guard value != pair.base else { continue }
-                            let delta = Element.adding(value, minus: pair.base, to: .zero)
-                            indices.append(UInt32(truncatingIfNeeded: i))
-                            deltas.append(delta)
-                            pairs[i] = Known(base: value, pending: Element.adding(delta, minus: .zero, to: pair.pending))
-                            chunks[i &>> shift] = true
-                        }
+                [Element](unsafeUninitializedCapacity: indices.count) { out, initialized in
+                    for k in indices.indices {
+                        let i = Int(indices[k])
+                        let value = values[i]
+                        let pair = pairs[i]
+                        let delta = Element.adding(value, minus: pair.base, to: .zero)  // zero if unchanged
+                        out[k] = delta
+                        pairs[i] = Known(base: value, pending: Element.adding(delta, minus: .zero, to: pair.pending))
                     }
+                    initialized = indices.count
                 }
             }
         }
+        for index in indices { chunks[Int(index) &>> shift] = true }
         known = pairs
         unfoldedChunks = chunks
         local.markClean()
@@ -213,6 +263,9 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     }
 
     /// The deltas not yet added to the stored array, by chunk; they are then this call's to add.
+    @_specialize(where Element == Double)
+    @_specialize(where Element == Float)
+    @_specialize(where Element == Int)
     private func takeUnfolded() -> [FoldChunk<Element>] {
         lastFold = .now
         guard unfoldedChunks.contains(true) else { return [] }
@@ -316,15 +369,20 @@ struct Received<Element: SharedArrayElement>: Sendable {
     var deltas: [Element] = []
 }
 
-/// Where a background exchange leaves its result for the replica's owner to merge.
-final class ExchangeBox<Element: SharedArrayElement>: Sendable {
-    private let result = Mutex<Result<Received<Element>, any Error>?>(nil)
+/// How a background fold ended.
+struct FoldOutcome: Sendable {
+    var error: (any Error)?
+}
 
-    func put(_ value: Result<Received<Element>, any Error>) {
+/// Where a background exchange or fold leaves its result for the replica's owner.
+final class ExchangeBox<Value: Sendable>: Sendable {
+    private let result = Mutex<Value?>(nil)
+
+    func put(_ value: Value) {
         result.withLock { $0 = value }
     }
 
-    func take() -> Result<Received<Element>, any Error>? {
+    func take() -> Value? {
         result.withLock { value in
             defer { value = nil }
             return value
@@ -333,18 +391,16 @@ final class ExchangeBox<Element: SharedArrayElement>: Sendable {
 }
 
 extension SharedArray {
-    /// One exchange of an asynchronous replica: sends its entry, reads the others' since `position`, and
-    /// adds `folding` to the stored chunks.
-    func exchange(
-        sending entry: [UInt8]?, after position: Int, tag: UInt64, folding: [FoldChunk<Element>]?
-    ) async throws -> Received<Element> {
-        if let entry { try await appendToLog(entry, limit: ArrayReplica<Element>.logLimit) }
-        let log = try await readLog(after: position, except: withUnsafeBytes(of: tag.littleEndian) { Array($0) })
+    /// One exchange of an asynchronous replica (one round trip): sends its entry and reads the others'
+    /// since `position`.
+    func exchange(sending entry: [UInt8]?, after position: Int, tag: UInt64) async throws -> Received<Element> {
+        let log = try await appendAndReadLog(
+            entry, limit: ArrayReplica<Element>.logLimit, after: position,
+            except: withUnsafeBytes(of: tag.littleEndian) { Array($0) })
         var others = Received<Element>(position: log.last, missed: log.missed)
         for item in log.entries {
             try ArrayReplica<Element>.decode(item, skipping: tag, into: &others, count: count)
         }
-        if let folding { try await fold(folding) }
         return others
     }
 
@@ -366,7 +422,7 @@ extension SharedArray {
         // The log position first: deltas sent from now on are seen, older ones are in the pulled values
         // once their senders add them.
         var position = 0
-        if case .asynchronous = consistency { position = try await readLog(after: Int(Int32.max)).last }
+        if case .asynchronous = consistency { position = try await logPosition() }
         return ArrayReplica(array: self, consistency: consistency, local: try await pull(), position: position)
     }
 }

@@ -207,19 +207,35 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
     /// The key of the replicas' delta log (see ``ArrayReplica``).
     var logKey: String { key + ":log" }
 
-    /// Appends an entry to the replicas' delta log, keeping the latest `limit` entries.
-    func appendToLog(_ entry: [UInt8], limit: Int) async throws {
-        let command = StoreFunctions.call(StoreFunctions.logAppend, keys: [logKey], arguments: [ByteBuffer(bytes: entry), limit])
-        _ = try await StoreFunctions.send(command, using: try client())
+    /// Appends `entry` (if any) to the replicas' delta log, keeping the latest `limit` entries, and reads the
+    /// entries numbered after `position` except those starting with `tag` (one round trip).
+    func appendAndReadLog(
+        _ entry: [UInt8]?, limit: Int, after position: Int, except tag: [UInt8]
+    ) async throws -> (last: Int, missed: Int, entries: [ByteBuffer]) {
+        var commands: [RESPCommand] = []
+        if let entry {
+            commands.append(StoreFunctions.call(StoreFunctions.logAppend, keys: [logKey], arguments: [ByteBuffer(bytes: entry), limit]))
+        }
+        commands.append(StoreFunctions.call(StoreFunctions.logRead, keys: [logKey], arguments: [position, ByteBuffer(bytes: tag)]))
+        let client = try client()
+        var replies = try await client.pipeline(commands)
+        if replies.contains(where: StoreFunctions.isMissing) {
+            try await StoreFunctions.load(using: client)
+            replies = try await client.pipeline(commands)
+        }
+        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+            throw SharedMemoryError(description: "\(object): \(error)")
+        }
+        return try logEntries(from: replies[replies.count - 1])
     }
 
-    /// The log's entries numbered after `position` (except those of the replica tagged `tag`): the last
-    /// number, how many of the wanted entries were no longer kept, and the entries.
-    func readLog(after position: Int, except tag: [UInt8]? = nil) async throws -> (last: Int, missed: Int, entries: [ByteBuffer]) {
-        var arguments: [any RESPArgument] = [position]
-        if let tag { arguments.append(ByteBuffer(bytes: tag)) }
-        let command = StoreFunctions.call(StoreFunctions.logRead, keys: [logKey], arguments: arguments)
-        let reply = try await StoreFunctions.send(command, using: try client())
+    /// The log's last number (no entries).
+    func logPosition() async throws -> Int {
+        let command = StoreFunctions.call(StoreFunctions.logRead, keys: [logKey], arguments: [Int(Int32.max)])
+        return try logEntries(from: try await StoreFunctions.send(command, using: try client())).last
+    }
+
+    private func logEntries(from reply: RESPValue) throws -> (last: Int, missed: Int, entries: [ByteBuffer]) {
         guard let items = reply.array, items.count >= 2, let last = items[0].int, let missed = items[1].int else {
             throw SharedMemoryError(description: "\(object): unexpected reply to a log read: \(reply)")
         }
@@ -322,23 +338,19 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
     }
 }
 
-/// A worker-local copy of a ``SharedArray``: reads and writes at memory speed, with the changed span of
-/// each chunk remembered for ``SharedArray/push(_:)``.
+/// A worker-local copy of a ``SharedArray``: reads and writes at memory speed, with the elements written
+/// remembered (one bit each) for ``SharedArray/push(_:)`` and for replicas' deltas.
 ///
-/// The subscript is inlinable, so loops over a local copy compile to plain array accesses plus two
-/// comparisons per write in the caller's module.
+/// The subscript is inlinable, so loops over a local copy compile to plain array accesses plus the setting of
+/// one bit per write in the caller's module.
 public struct LocalArray<Element: SharedArrayElement>: Sendable {
     @usableFromInline var storage: [Element]
     /// The elements.
     public var elements: [Element] { storage }
-    @usableFromInline let chunkShift: Int
-    /// Per chunk, the lowest and one past the highest index written since the last pull or push
-    /// (`Int.max` / `Int.min` when clean).
-    @usableFromInline var dirtyLow: [Int]
-    @usableFromInline var dirtyHigh: [Int]
+    let chunkElements: Int
     /// Writes through the subscript since this copy was made (never reset: replicas count from it).
     @usableFromInline var writes = 0
-    /// One bit per element written since the last pull, push or exchange (for a replica's sparse deltas).
+    /// One bit per element written since the last pull, push or exchange.
     @usableFromInline var touched: [UInt64]
 
     init(count: Int, chunkElements: Int) {
@@ -352,14 +364,10 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
     }
 
     private init(storage: [Element], chunkElements: Int) {
-        precondition(chunkElements > 0 && chunkElements & (chunkElements - 1) == 0, "chunks are a power of two")
+        precondition(chunkElements >= 64 && chunkElements & (chunkElements - 1) == 0, "chunks are a power of two ≥ 64")
         self.storage = storage
-        let count = storage.count
-        chunkShift = chunkElements.trailingZeroBitCount
-        let chunks = (count + chunkElements - 1) / chunkElements
-        dirtyLow = [Int](repeating: .max, count: chunks)
-        dirtyHigh = [Int](repeating: .min, count: chunks)
-        touched = [UInt64](repeating: 0, count: (count + 63) / 64)
+        self.chunkElements = chunkElements
+        touched = [UInt64](repeating: 0, count: (storage.count + 63) / 64)
     }
 
     /// The number of elements.
@@ -372,25 +380,29 @@ public struct LocalArray<Element: SharedArrayElement>: Sendable {
             storage[index] = newValue
             writes &+= 1
             touched[index &>> 6] |= 1 &<< UInt64(index & 63)
-            let chunk = index &>> chunkShift
-            if index < dirtyLow[chunk] { dirtyLow[chunk] = index }
-            if index >= dirtyHigh[chunk] { dirtyHigh[chunk] = index &+ 1 }
         }
     }
 
     /// Whether anything changed since the last pull or push.
-    public var hasChanges: Bool { dirtyLow.contains { $0 != .max } }
+    public var hasChanges: Bool { touched.contains { $0 != 0 } }
 
-    /// The changed span of each chunk, in order.
+    /// The span from the first to one past the last element written, of each chunk with writes, in order.
     var dirtySpans: [Range<Int>] {
-        zip(dirtyLow, dirtyHigh).compactMap { low, high in low == .max ? nil : low..<high }
+        let words = chunkElements / 64
+        var spans: [Range<Int>] = []
+        for first in stride(from: 0, to: touched.count, by: words) {
+            let chunk = first..<Swift.min(first + words, touched.count)
+            guard let low = chunk.first(where: { touched[$0] != 0 }), let high = chunk.last(where: { touched[$0] != 0 }) else {
+                continue
+            }
+            let start = low &* 64 &+ touched[low].trailingZeroBitCount
+            let end = high &* 64 &+ 64 &- touched[high].leadingZeroBitCount
+            spans.append(start..<end)
+        }
+        return spans
     }
 
     mutating func markClean() {
-        for i in dirtyLow.indices {
-            dirtyLow[i] = .max
-            dirtyHigh[i] = .min
-        }
         for i in touched.indices where touched[i] != 0 { touched[i] = 0 }
     }
 
