@@ -31,6 +31,9 @@ actor WorkerProcesses {
         var id: String
         var process: ChildProcess
         var spawnedAt = ContinuousClock.now
+        /// The last check that found it running: how long it lived, at least, whenever its death is noticed
+        /// (a late check on a loaded machine must not make a worker that died at once look long-lived).
+        var seenAliveAt: ContinuousClock.Instant?
         /// Set once a dead worker's tasks are recovered: when its replacement may start.
         var replaceAt: ContinuousClock.Instant?
     }
@@ -131,6 +134,9 @@ actor WorkerProcesses {
     private func checkWorkers() async {
         guard !stopping else { return }
         let now = ContinuousClock.now
+        for index in workers.indices where workers[index].process.isRunning {
+            workers[index].seenAliveAt = now
+        }
         for index in workers.indices where !workers[index].process.isRunning {
             let dead = workers[index]
             if dead.replaceAt == nil {
@@ -147,7 +153,7 @@ actor WorkerProcesses {
                 } catch {
                     logger.error("could not recover a dead worker's tasks", metadata: ["worker": "\(dead.id)", "error": "\(error)"])
                 }
-                if now - dead.spawnedAt < .seconds(1) {
+                if (dead.seenAliveAt ?? dead.spawnedAt) - dead.spawnedAt < .seconds(1) {
                     respawnDelay = min(max(respawnDelay * 2, .milliseconds(20)), .seconds(5))
                 } else {
                     respawnDelay = .zero
