@@ -218,12 +218,14 @@ public final class RESPClient: Sendable {
             await connection.close()
             return
         }
-        let keep = dedicated.withLock { state -> Bool in
-            guard !state.closed, state.idle.count < 16 else { return false }
+        // The newest is kept and the oldest idle one closed when the list is full: callers on one loop (see
+        // withAffinity) must not find the list full of other loops' connections and open one per call.
+        let evicted = dedicated.withLock { state -> RESPConnection? in
+            guard !state.closed else { return connection }
             state.idle.append(connection)
-            return true
+            return state.idle.count > 16 ? state.idle.removeFirst() : nil
         }
-        if !keep { await connection.close() }
+        if let evicted { await evicted.close() }
     }
 }
 

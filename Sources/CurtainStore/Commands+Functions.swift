@@ -11,7 +11,8 @@ import NIOCore
 ///
 /// Keys derived from a lock key `L`: `L` (the holder's token, with the lease as its expiry), `L:fence` (the
 /// fencing counter), `L:queue` (waiting tokens, oldest first), `L:waiters` (a hash: token → the Unix
-/// millisecond after which a waiter that stopped polling is presumed dead) and `L:grant:<token>` (a list
+/// millisecond after which a waiter that stopped polling is presumed dead, and the lease it asked for,
+/// which a hand-over grants it, as `"<deadline>:<lease>"`) and `L:grant:<token>` (a list
 /// receiving `"<fence>"`, or `"<fence>:<value>"` when the lock guards a value key).
 extension Commands {
     static let functionCommands: [CommandSpec] = [
@@ -107,7 +108,7 @@ extension Commands {
         if window == 0 { return 0 }  // a try: do not queue
         let now = db.store.now
         let table = try hash(db, waiters, create: true)!
-        let isNew = table.fields.updateValue(StoreBytes(decimal: now + window), forKey: token) == nil
+        let isNew = table.fields.updateValue(StoreBytes("\(now + window):\(lease)"), forKey: token) == nil
         db.touch(waiters)
         if isNew { Commands.pushElement(token, onto: queue, toLeft: false, in: db) }
         for key in [queue, waiters] where (db.peek(key)?.expiresAt ?? 0) < now + window {
@@ -121,7 +122,7 @@ extension Commands {
     /// waiter, or frees it (1). 0 if the caller did not hold it (nothing stored).
     private static func unlockFunction(_ db: Database, keys: [StoreBytes], args: [StoreBytes]) throws(CommandError) -> Int {
         let (lock, token) = (keys[0], args[0])
-        let lease = try positive(args[1])
+        _ = try positive(args[1])  // checked as in Lua; a hand-over grants the waiter's own lease
         let queue = derived(lock, ":queue")
         let waiters = derived(lock, ":waiters")
         try checkTypes(db, lock: lock, valueKey: keys.count > 1 ? keys[1] : nil)
@@ -137,14 +138,14 @@ extension Commands {
         let now = db.store.now
         while let list = try list(db, queue), !list.items.isEmpty {
             let next = Commands.popElement(from: list, at: queue, fromLeft: true, in: db)
-            var deadline: Int64?
+            var entry: (deadline: Int64, lease: Int64)?
             if let table = try hash(db, waiters, create: false) {
-                deadline = table.fields.removeValue(forKey: next).flatMap { $0.withUnsafeBytes { Number.parseInt64($0) } }
+                entry = table.fields.removeValue(forKey: next).flatMap(Self.waiterEntry)
                 if table.fields.isEmpty { db.remove(waiters) }
                 db.touch(waiters)
             }
-            if let deadline, deadline >= now {
-                try grant(db, lock: lock, to: next, lease: lease, valueKey: valueKey)
+            if let entry, entry.deadline >= now {
+                try grant(db, lock: lock, to: next, lease: entry.lease, valueKey: valueKey)
                 return 1
             }
         }
@@ -235,6 +236,15 @@ extension Commands {
         if db.remove(box) != nil { db.touch(box) }
         Commands.pushElement(StoreBytes(payload), onto: box, toLeft: false, in: db)
         db.setExpiry(box, at: now + lease)
+    }
+
+    /// A waiter's `"<deadline>:<lease>"`.
+    private static func waiterEntry(_ bytes: StoreBytes) -> (deadline: Int64, lease: Int64)? {
+        let parts = bytes.string.split(separator: ":")
+        guard parts.count == 2, let deadline = Int64(parts[0]), let lease = Int64(parts[1]), deadline >= 0, lease > 0 else {
+            return nil
+        }
+        return (deadline, lease)
     }
 
     /// The integer at `key`, 0 if absent.

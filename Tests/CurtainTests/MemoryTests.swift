@@ -138,6 +138,11 @@ struct MemoryTests {
                 #expect(try await raw.send("GET", lock.key) == .bulkString(.init(string: next.token)))
                 try await next.release()
                 #expect(try await raw.send("EXISTS", lock.key) == .integer(0))
+                // No time to wait still means one attempt: a free lock is taken.
+                let quick = try await lock.acquire(timeout: .zero)
+                #expect(quick.isHeld)
+                try await quick.release()
+                #expect(!quick.isHeld)
                 await raw.close()
             }
         }

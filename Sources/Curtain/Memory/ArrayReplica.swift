@@ -38,11 +38,12 @@ public enum ReplicaConsistency: Sendable, Hashable {
 ///   none is lost to another replica's exchange; a replica that dies loses what it had not yet added
 ///   (at most about a second of its writes);
 /// - a replica sees the deltas other replicas send after it was made, within about one exchange of theirs,
-///   and its own writes reach the others within at most two of its exchanges;
-///   The delta log keeps the latest 64 exchanges: a replica that falls further behind misses some in its
-///   own view (``missedExchanges`` counts them; the stored array is not affected). A replica made while
-///   others are already exchanging may also see, in its own view, a delta twice (once in the stored
-///   values, once from the log): make replicas before the writing starts, as a job's tasks do.
+///   and its own writes reach the others within at most two of its exchanges. The delta log keeps the
+///   latest 64 exchanges: a replica that falls further behind misses some in its own view
+///   (``missedExchanges`` counts them; the stored array is not affected). A replica made (or pulled) while
+///   others are already exchanging may, in its own view, miss a delta sent before that but added to the
+///   stored array after, or count twice one sent after but added before: make replicas before the
+///   writing starts, as a job's tasks do.
 ///
 /// Use a replica from one task at a time.
 public final class ArrayReplica<Element: SharedArrayElement> {
@@ -72,7 +73,7 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     private var exchange: Task<Void, Never>?
     private let exchanged = ExchangeBox<Result<Received<Element>, any Error>>()
     private var folding: Task<Void, Never>?
-    private let folded = ExchangeBox<FoldOutcome>()
+    private let folded = ExchangeBox<FoldOutcome<Element>>()
 
     /// Log entries kept for replicas that read late.
     static var logLimit: Int { 64 }
@@ -116,20 +117,26 @@ public final class ArrayReplica<Element: SharedArrayElement> {
         startExchange()
         try await settle()
         try await settleFold()
-        try await array.fold(takeUnfolded())
+        try await foldNow()
     }
 
     /// Replaces the local copy with the store's values, dropping changes not yet sent (in asynchronous mode
     /// the deltas already sent are first added to the stored array).
     public func pull() async throws {
         try await settle()
+        var newPosition = position
         if case .asynchronous = consistency {
             try await settleFold()
-            try await array.fold(takeUnfolded())
-            position = try await array.logPosition()
+            try await foldNow()
+            newPosition = try await array.logPosition()
         }
-        try await array.refresh(&local)
+        // Into a fresh copy, swapped in whole: a pull that fails midway leaves the replica as it was.
+        var fresh = local
+        try await array.refresh(&fresh)
+        local = fresh
+        writesAtExchange = local.writes
         known = local.storage.map { Known(base: $0, pending: .zero) }
+        position = newPosition
     }
 
     /// In asynchronous mode: merges a finished exchange, and starts the next one if enough writes or time
@@ -146,9 +153,9 @@ public final class ArrayReplica<Element: SharedArrayElement> {
             try await settle()
         }
         let now = ContinuousClock.now
-        if folding != nil, let failure = folded.take() {
+        if folding != nil, let outcome = folded.take() {
             folding = nil
-            if let error = failure.error { throw error }
+            try restore(outcome)
         }
         if folding == nil, now - lastFold >= Self.foldInterval { startFold() }
         guard exchange == nil, local.writes &- writesAtExchange >= updates || now - lastExchange >= interval else {
@@ -176,14 +183,7 @@ public final class ArrayReplica<Element: SharedArrayElement> {
         let parts = takeUnfolded()
         guard !parts.isEmpty else { return }
         let (array, box) = (self.array, folded)
-        folding = Task {
-            do {
-                try await array.fold(parts)
-                box.put(FoldOutcome(error: nil))
-            } catch {
-                box.put(FoldOutcome(error: error))
-            }
-        }
+        folding = Task { box.put(await array.fold(parts)) }
     }
 
     /// Waits for the running fold (if any); throws its error.
@@ -191,7 +191,25 @@ public final class ArrayReplica<Element: SharedArrayElement> {
         guard let running = folding else { return }
         await running.value
         folding = nil
-        if let error = folded.take()?.error { throw error }
+        if let outcome = folded.take() { try restore(outcome) }
+    }
+
+    /// Adds the pending deltas to the stored array now.
+    private func foldNow() async throws {
+        try restore(await array.fold(takeUnfolded()))
+    }
+
+    /// Puts the deltas of a fold that failed back into `pending` (none is lost, none added twice unless
+    /// the store applied a chunk whose reply was lost), then throws its error.
+    private func restore(_ outcome: FoldOutcome<Element>) throws {
+        guard let error = outcome.error else { return }
+        for part in outcome.remaining {
+            for (offset, i) in part.span.enumerated() {
+                known[i].pending = Element.adding(part.deltas[offset], minus: .zero, to: known[i].pending)
+            }
+            unfoldedChunks[part.chunk] = true
+        }
+        throw error
     }
 
     /// Sends this replica's deltas and fetches the others', in the background.
@@ -268,21 +286,20 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     @_specialize(where Element == Int)
     private func takeUnfolded() -> [FoldChunk<Element>] {
         lastFold = .now
-        guard unfoldedChunks.contains(true) else { return [] }
-        var deltas = [Element](repeating: .zero, count: known.count)
         var taken: [FoldChunk<Element>] = []
         let size = array.chunkElements
         for chunk in unfoldedChunks.indices where unfoldedChunks[chunk] {
             let span = chunk * size..<Swift.min((chunk + 1) * size, known.count)
+            var deltas = [Element]()
+            deltas.reserveCapacity(span.count)
             for i in span {
-                deltas[i] = known[i].pending
+                deltas.append(known[i].pending)
                 known[i].pending = .zero
             }
-            taken.append(FoldChunk(chunk: chunk, span: span, deltas: []))
+            taken.append(FoldChunk(chunk: chunk, span: span, deltas: deltas))
             unfoldedChunks[chunk] = false
         }
-        // Every taken chunk shares one copy of the deltas.
-        return taken.map { FoldChunk(chunk: $0.chunk, span: $0.span, deltas: deltas) }
+        return taken
     }
 
     /// Adds the other replicas' deltas to the local copy (under every write made since) and to `base`.
@@ -354,7 +371,8 @@ struct Known<Element: SharedArrayElement>: BitwiseCopyable {
     var pending: Element
 }
 
-/// A chunk's share of a replica's deltas, to be added to the stored array (`deltas` is indexed like it).
+/// A chunk's share of a replica's deltas, to be added to the stored array (`deltas[0]` is for
+/// `span.lowerBound`).
 struct FoldChunk<Element: SharedArrayElement>: Sendable {
     var chunk: Int
     var span: Range<Int>
@@ -369,9 +387,10 @@ struct Received<Element: SharedArrayElement>: Sendable {
     var deltas: [Element] = []
 }
 
-/// How a background fold ended.
-struct FoldOutcome: Sendable {
+/// How a fold ended: its error, and the parts not known to be applied (the failed one included).
+struct FoldOutcome<Element: SharedArrayElement>: Sendable {
     var error: (any Error)?
+    var remaining: [FoldChunk<Element>] = []
 }
 
 /// Where a background exchange or fold leaves its result for the replica's owner.
@@ -404,11 +423,16 @@ extension SharedArray {
         return others
     }
 
-    /// Adds a replica's deltas to the stored chunks, each atomically.
-    func fold(_ parts: [FoldChunk<Element>]) async throws {
-        for part in parts {
-            try await addDelta(chunk: part.chunk, span: part.span, delta: part.deltas)
+    /// Adds a replica's deltas to the stored chunks, each atomically; stops at the first failure.
+    func fold(_ parts: [FoldChunk<Element>]) async -> FoldOutcome<Element> {
+        for (index, part) in parts.enumerated() {
+            do {
+                try await addDelta(chunk: part.chunk, span: part.span, delta: part.deltas)
+            } catch {
+                return FoldOutcome(error: error, remaining: Array(parts[index...]))
+            }
         }
+        return FoldOutcome()
     }
 
     /// A local copy of this array with the given consistency, filled from the store.

@@ -186,7 +186,7 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
         }
     }
 
-    /// Adds `delta` over `span` (indices of chunk `chunk`; `delta` is indexed like the array) to the stored
+    /// Adds `delta` over `span` (indices of chunk `chunk`; `delta[0]` is for `span.lowerBound`) to the stored
     /// chunk atomically: an optimistic `WATCH` / `GET` / `MULTI SET EXEC`, retried on conflict.
     @_specialize(where Element == Double)
     @_specialize(where Element == Float)
@@ -197,7 +197,7 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
         _ = try await client().watching(key) { connection -> (commands: [RESPCommand], result: Bool)? in
             var values = elements(ofChunk: chunk, from: try await connection.send(RESPCommand("GET", key)))
             for i in span {
-                values[i - start] = Element.adding(delta[i], minus: .zero, to: values[i - start])
+                values[i - start] = Element.adding(delta[i - span.lowerBound], minus: .zero, to: values[i - start])
             }
             let bytes = values.withUnsafeBytes { ByteBuffer(bytes: $0) }
             return ([RESPCommand("SET", key, bytes)], true)
@@ -231,7 +231,7 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
 
     /// The log's last number (no entries).
     func logPosition() async throws -> Int {
-        let command = StoreFunctions.call(StoreFunctions.logRead, keys: [logKey], arguments: [Int(Int32.max)])
+        let command = StoreFunctions.call(StoreFunctions.logRead, keys: [logKey], arguments: [1 << 62])
         return try logEntries(from: try await StoreFunctions.send(command, using: try client())).last
     }
 

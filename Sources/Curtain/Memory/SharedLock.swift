@@ -86,6 +86,7 @@ public struct SharedLock: Codable, Sendable, Hashable {
         let client = try MemoryBinding.client(for: key, scope: scope)
         let token = Self.newToken()
         for attempt in 0..<2 {
+            let sentAt = ContinuousClock.now
             let replies = try await client.pipeline([
                 lockCommand(token: token, valueKey: valueKey, window: 0), RESPCommand("LPOP", grantKey(token)),
             ])
@@ -95,7 +96,7 @@ public struct SharedLock: Codable, Sendable, Hashable {
             }
             try check(replies)
             guard let grant = replies[1].buffer else { return nil }
-            return try lease(from: grant, token: token, valueKey: valueKey, client: client)
+            return try lease(from: grant, token: token, valueKey: valueKey, client: client, requestedAt: sentAt)
         }
         return nil
     }
@@ -108,34 +109,53 @@ public struct SharedLock: Codable, Sendable, Hashable {
         let token = Self.newToken()
         let box = grantKey(token)
         let command = lockCommand(token: token, valueKey: valueKey, window: Self.waiterWindowMilliseconds)
-        let grant: ByteBuffer? = try await client.withDedicatedConnection { connection in
-            var loaded = false
-            while true {
-                var wait = Self.pollSeconds
-                if let deadline {
-                    let left = deadline - clock.now
-                    guard left > .zero else { return nil }
-                    wait = min(wait, left.blockingTimeout)
+        let grant: (bytes: ByteBuffer, sentAt: ContinuousClock.Instant)?
+        do {
+            grant = try await client.withDedicatedConnection { connection in
+                var (loaded, attempted) = (false, false)
+                var waitingSince = clock.now
+                while true {
+                    var wait = Self.pollSeconds
+                    if let deadline {
+                        let left = deadline - clock.now
+                        // At least one attempt, even with no time left: a free lock is taken.
+                        guard left > .zero || !attempted else { return nil }
+                        wait = min(wait, left.blockingTimeout)
+                    }
+                    if Task.isCancelled { return nil }
+                    attempted = true
+                    let sentAt = clock.now
+                    let replies = try await connection.pipeline([command, RESPCommand("BLPOP", box, wait)])
+                    if !loaded, StoreFunctions.isMissing(replies[0]) {
+                        try await StoreFunctions.load(using: client)
+                        loaded = true
+                        continue
+                    }
+                    try check(replies)
+                    // The grant may have been made before this request (a hand-over while the previous
+                    // one waited), so the lease is dated from when waiting began: conservative.
+                    if let grant = replies[1].array?.last?.buffer { return (grant, waitingSince) }
+                    waitingSince = sentAt
                 }
-                if Task.isCancelled { return nil }
-                let replies = try await connection.pipeline([command, RESPCommand("BLPOP", box, wait)])
-                if !loaded, StoreFunctions.isMissing(replies[0]) {
-                    try await StoreFunctions.load(using: client)
-                    loaded = true
-                    continue
-                }
-                try check(replies)
-                if let grant = replies[1].array?.last?.buffer { return grant }
             }
+        } catch {
+            await abandon(token: token, valueKey: valueKey, client: client)
+            throw error
         }
         guard let grant else {
-            // Leave the queue; a grant that arrived meanwhile is passed on to the next waiter.
-            _ = try? await client.send(StoreFunctions.call(
-                StoreFunctions.unlock, keys: [key] + (valueKey.map { [$0] } ?? []), arguments: [token, leaseMilliseconds]))
+            await abandon(token: token, valueKey: valueKey, client: client)
             try Task.checkCancellation()
             throw SharedMemoryError(description: "\(object): not acquired within \(Format.duration(timeout ?? .zero))")
         }
-        return try lease(from: grant, token: token, valueKey: valueKey, client: client)
+        return try lease(from: grant.bytes, token: token, valueKey: valueKey, client: client, requestedAt: grant.sentAt)
+    }
+
+    /// Leaves the queue; a grant that reached `token` meanwhile (even one already popped) is passed on to
+    /// the next waiter, so the lock is never left held by nobody.
+    private func abandon(token: String, valueKey: String?, client: RESPClient) async {
+        _ = try? await StoreFunctions.send(
+            StoreFunctions.call(StoreFunctions.unlock, keys: [key] + (valueKey.map { [$0] } ?? []), arguments: [token, leaseMilliseconds]),
+            using: client)
     }
 
     private func check(_ replies: [RESPValue]) throws {
@@ -146,7 +166,7 @@ public struct SharedLock: Codable, Sendable, Hashable {
 
     /// Reads a grant, `"<fence>"` or `"<fence>:<value bytes>"`.
     private func lease(
-        from grant: ByteBuffer, token: String, valueKey: String?, client: RESPClient
+        from grant: ByteBuffer, token: String, valueKey: String?, client: RESPClient, requestedAt: ContinuousClock.Instant
     ) throws -> (lease: LockLease, value: [UInt8]?) {
         let bytes = Array(grant.readableBytesView)
         let colon = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
@@ -154,7 +174,7 @@ public struct SharedLock: Codable, Sendable, Hashable {
             throw SharedMemoryError(description: "\(object): unreadable grant '\(String(decoding: bytes.prefix(40), as: UTF8.self))'")
         }
         let value = colon < bytes.endIndex ? Array(bytes[(colon + 1)...]) : nil
-        return (LockLease(lock: self, token: token, fence: fence, valueKey: valueKey, client: client), value)
+        return (LockLease(lock: self, token: token, fence: fence, valueKey: valueKey, client: client, requestedAt: requestedAt), value)
     }
 
     private static func newToken() -> String { TaskDispatcher.newJobID() + TaskDispatcher.newJobID() }
@@ -172,24 +192,46 @@ public final class LockLease: Sendable {
     let client: RESPClient
     let lost = Atomic<Bool>(false)
     private let released = Atomic<Bool>(false)
+    /// A time no later than the store's last start of the lease: when the request that granted or renewed
+    /// it was sent.
+    private let confirmed: Mutex<ContinuousClock.Instant>
 
-    init(lock: SharedLock, token: String, fence: Int, valueKey: String?, client: RESPClient) {
+    init(lock: SharedLock, token: String, fence: Int, valueKey: String?, client: RESPClient, requestedAt: ContinuousClock.Instant) {
         self.lock = lock
         self.token = token
         self.fence = fence
         self.valueKey = valueKey
         self.client = client
+        self.confirmed = Mutex(requestedAt)
         LeaseRenewer.shared.register(self)
     }
 
-    /// Whether the lease is still ours (as far as the last renewal knows).
-    public var isHeld: Bool { !lost.load(ordering: .relaxed) && !released.load(ordering: .relaxed) }
+    /// Whether the lease is still ours: not released, not found taken by the last renewal, and, by this
+    /// process's clock, not past a lease since the store last confirmed it (so a store that stops answering
+    /// cannot leave a holder believing in a lease the store has already expired).
+    public var isHeld: Bool {
+        guard !lost.load(ordering: .relaxed), !released.load(ordering: .relaxed) else { return false }
+        return ContinuousClock.now < confirmed.withLock { $0 } + .milliseconds(lock.leaseMilliseconds)
+    }
+
+    /// Notes that a renewal sent at `time` was confirmed.
+    func confirm(sentAt time: ContinuousClock.Instant) {
+        confirmed.withLock { $0 = Swift.max($0, time) }
+    }
+
+    /// When the store last confirmed the lease (at the latest).
+    var lastConfirmed: ContinuousClock.Instant { confirmed.withLock { $0 } }
 
     /// Extends the lease if the lock is still ours: true if it did, false if the lock is someone else's (or
     /// nobody's), `nil` if the store could not be asked.
     func renew() async -> Bool? {
         let command = StoreFunctions.call(StoreFunctions.renew, keys: [lock.key], arguments: [token, lock.leaseMilliseconds])
-        return try? await StoreFunctions.send(command, using: client).int == 1
+        // No longer than a third of the lease: an unanswered renewal is retried at the next tick.
+        let timeout = TimeAmount.milliseconds(Int64(max(30, lock.leaseMilliseconds / 3)))
+        let sentAt = ContinuousClock.now
+        guard let reply = try? await StoreFunctions.send(command, using: client, timeout: timeout) else { return nil }
+        if reply.int == 1 { confirm(sentAt: sentAt) }
+        return reply.int == 1
     }
 
     /// Releases the lock, handing it to the oldest waiter if there is one.
@@ -228,10 +270,8 @@ final class LeaseRenewer: Sendable {
 
     private struct Held {
         weak var lease: LockLease?
-        /// When to renew next.
+        /// When to renew next (far off while a renewal runs).
         var due: ContinuousClock.Instant
-        /// The last time the store confirmed the lease.
-        var confirmed: ContinuousClock.Instant
     }
 
     private struct State {
@@ -251,7 +291,7 @@ final class LeaseRenewer: Sendable {
     func register(_ lease: LockLease) {
         let now = ContinuousClock.now
         let start = state.withLock { state -> Bool in
-            state.held[ObjectIdentifier(lease)] = Held(lease: lease, due: now + Self.period(lease), confirmed: now)
+            state.held[ObjectIdentifier(lease)] = Held(lease: lease, due: now + Self.period(lease))
             defer { state.ticking = true }
             return !state.ticking
         }
@@ -270,7 +310,7 @@ final class LeaseRenewer: Sendable {
         while true {
             try? await Task.sleep(for: Self.tick)
             let now = clock.now
-            let due = state.withLock { state -> [(ObjectIdentifier, LockLease, ContinuousClock.Instant)]? in
+            let due = state.withLock { state -> [(ObjectIdentifier, LockLease)]? in
                 state.held = state.held.filter { $0.value.lease != nil }
                 if state.held.isEmpty {
                     if now - idleSince > Self.linger {
@@ -280,35 +320,44 @@ final class LeaseRenewer: Sendable {
                 } else {
                     idleSince = now
                 }
-                return state.held.compactMap { id, held in
-                    guard held.due <= now, let lease = held.lease else { return nil }
-                    return (id, lease, held.confirmed)
+                var due: [(ObjectIdentifier, LockLease)] = []
+                for (id, held) in state.held where held.due <= now {
+                    guard let lease = held.lease else { continue }
+                    state.held[id]!.due = now + .seconds(3600)  // not again while this renewal runs
+                    due.append((id, lease))
                 }
+                return due
             }
             guard let due else { return }
-            for (id, lease, confirmed) in due {
-                let renewed = await lease.renew()
-                let now = clock.now
-                let keep: Bool
-                switch renewed {
-                case true?:
-                    keep = true
-                case false?:
-                    keep = false  // someone else holds it now
-                case nil:
-                    // The store did not answer: keep trying until the lease has surely run out.
-                    keep = now - confirmed <= .milliseconds(lease.lock.leaseMilliseconds)
+            // Concurrently: a store that does not answer must not hold up the renewal of other leases.
+            await withTaskGroup(of: Void.self) { group in
+                for (id, lease) in due {
+                    group.addTask { await self.renew(lease, id: id) }
                 }
-                if !keep { lease.lost.store(true, ordering: .relaxed) }
-                state.withLock { state in
-                    guard state.held[id] != nil else { return }  // released meanwhile
-                    if keep {
-                        state.held[id]!.due = now + Self.period(lease)
-                        if renewed == true { state.held[id]!.confirmed = now }
-                    } else {
-                        state.held[id] = nil
-                    }
-                }
+            }
+        }
+    }
+
+    private func renew(_ lease: LockLease, id: ObjectIdentifier) async {
+        let renewed = await lease.renew()
+        let now = ContinuousClock.now
+        let keep: Bool
+        switch renewed {
+        case true?:
+            keep = true
+        case false?:
+            keep = false  // someone else holds it now
+        case nil:
+            // The store did not answer: keep trying until the lease has surely run out.
+            keep = now - lease.lastConfirmed <= .milliseconds(lease.lock.leaseMilliseconds)
+        }
+        if !keep { lease.lost.store(true, ordering: .relaxed) }
+        state.withLock { state in
+            guard state.held[id] != nil else { return }  // released meanwhile
+            if keep {
+                state.held[id]!.due = now + (renewed == true ? Self.period(lease) : Self.tick)
+            } else {
+                state.held[id] = nil
             }
         }
     }

@@ -1,4 +1,5 @@
 import CurtainRESP
+import NIOCore
 
 /// Curtain's function library in the store: the few compare-and-act steps of locks that must be atomic
 /// and cost one round trip.
@@ -18,7 +19,8 @@ enum StoreFunctions {
 
     /// The library, as `FUNCTION LOAD` takes it. Keys derived from a lock key `L`: `L` (holder token,
     /// expiring with the lease), `L:fence`, `L:queue` (waiting tokens, oldest first), `L:waiters` (token →
-    /// Unix ms after which a waiter that stopped polling is presumed dead), `L:grant:<token>` (a list that
+    /// `"<deadline>:<lease>"`: the Unix ms after which a waiter that stopped polling is presumed dead, and the
+    /// lease it asked for, which a hand-over grants it), `L:grant:<token>` (a list that
     /// receives `"<fence>"`, or `"<fence>:<value>"` when the lock guards a value key).
     static let source = #"""
     #!lua name=curtain_v1
@@ -76,7 +78,7 @@ enum StoreFunctions {
       if holder == token then return 1 end
       if window == 0 then return 0 end
       local deadline = now_ms() + window
-      if redis.call('HSET', waiters, token, string.format('%d', deadline)) == 1 then
+      if redis.call('HSET', waiters, token, string.format('%d:%d', deadline, lease)) == 1 then
         redis.call('RPUSH', queue, token)
       end
       for _, key in ipairs({queue, waiters}) do
@@ -107,10 +109,11 @@ enum StoreFunctions {
       while true do
         local next = redis.call('LPOP', queue)
         if not next then break end
-        local deadline = redis.call('HGET', waiters, next)
+        local entry = redis.call('HGET', waiters, next)
         redis.call('HDEL', waiters, next)
+        local deadline, their_lease = string.match(entry or '', '^(%d+):(%d+)$')
         if deadline and tonumber(deadline) >= now then
-          grant(lock, next, lease, keys[2])
+          grant(lock, next, their_lease, keys[2])
           return 1
         end
       end
@@ -182,12 +185,12 @@ enum StoreFunctions {
     }
 
     /// Sends one `FCALL`, loading the library first if the store does not have it.
-    static func send(_ command: RESPCommand, using client: RESPClient) async throws -> RESPValue {
+    static func send(_ command: RESPCommand, using client: RESPClient, timeout: TimeAmount? = nil) async throws -> RESPValue {
         do {
-            return try await client.send(command)
+            return try await client.send(command, timeout: timeout)
         } catch RESPError.server(let message) where message.contains("Function not found") {
             try await load(using: client)
-            return try await client.send(command)
+            return try await client.send(command, timeout: timeout)
         }
     }
 }
