@@ -37,7 +37,7 @@ struct MemoryOpsBench: AsyncParsableCommand {
         commandName: "memory-ops",
         abstract: "Shared memory: atomic adds vs redis-benchmark INCR, locked increments by 2 workers, pull/push of 10M Doubles.")
 
-    @Option(help: "Atomic adds from one client.")
+    @Option(help: "Atomic adds from one client (three runs, interleaved with redis-benchmark's).")
     var adds: Int = 20_000
 
     @Option(help: "Locked increments per worker.")
@@ -89,15 +89,21 @@ struct MemoryOpsBench: AsyncParsableCommand {
 
         // Atomic adds, one client, one at a time, against redis-benchmark's INCR with one connection; the loop
         // runs on the store connection's I/O thread (`withAffinity`), as a latency-bound loop should.
+        // Three of each, interleaved, best of each: round trips on this kind of machine drift by 2× from
+        // one second to the next, and both sides should get the good moments.
         let counter = try cloud.memory.counter("adds")
-        let addSeconds = try await timed {
-            try await cloud.memory.withAffinity { for _ in 0..<adds { try await counter.add(1) } }
+        var (addRate, incr) = (0.0, 0.0)
+        for _ in 0..<3 {
+            let seconds = try await timed {
+                try await cloud.memory.withAffinity { for _ in 0..<adds { try await counter.add(1) } }
+            }
+            addRate = max(addRate, Double(adds) / seconds)
+            incr = max(incr, try RedisBenchmark.run(
+                port: store.port, socket: store.unixSocketPath, test: "incr", clients: 1, requests: adds))
         }
-        let incr = try RedisBenchmark.run(
-            port: store.port, socket: store.unixSocketPath, test: "incr", clients: 1, requests: adds)
         figures.append(Figure(
-            name: "atomic add, 1 client (\(label))", value: Double(adds) / addSeconds, unit: "ops/s", baseline: incr,
-            baselineName: "redis-benchmark -c 1 INCR", target: 0.9))
+            name: "atomic add, 1 client (\(label))", value: addRate, unit: "ops/s", baseline: incr,
+            baselineName: "redis-benchmark -c 1 INCR (best of 3 each, interleaved)", target: 0.9))
 
         // Locked increments from two worker processes: a mutex (lock and value in one), then a lock around a
         // separate value (four round trips per increment), for contrast.
