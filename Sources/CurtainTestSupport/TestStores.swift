@@ -52,6 +52,14 @@ public final class TestStore: Sendable {
         self.directory = directory
     }
 
+    /// The process id of a `redis-server` store (`nil` for the embedded one), for tests that freeze it.
+    public var serverProcessIdentifier: Int32? {
+        guard kind == .redis, let text = try? String(contentsOfFile: directory + "/redis.pid", encoding: .utf8) else {
+            return nil
+        }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
     /// `redis://[:password@]127.0.0.1:PORT`.
     public var url: String {
         if let password { return "redis://:\(password)@127.0.0.1:\(port)" }

@@ -148,6 +148,25 @@ struct MemoryTests {
         }
     }
 
+    @Test func aHolderWhoseStoreStopsAnsweringStopsBelievingItHoldsTheLock() async throws {
+        try await withTestStore(.redis) { (store) async throws in
+            try await withStoreCloud(store) { cloud in
+                let lock = try cloud.memory.lock("frozen", lease: .milliseconds(600))
+                let lease = try await lock.acquire(timeout: .seconds(10))
+                let server = try #require(store.serverProcessIdentifier)
+                kill(server, SIGSTOP)  // the store stops answering: renewals time out
+                let clock = ContinuousClock()
+                let frozenAt = clock.now
+                while lease.isHeld, clock.now - frozenAt < .seconds(10) { try await Task.sleep(for: .milliseconds(20)) }
+                let noticed = clock.now - frozenAt
+                kill(server, SIGCONT)
+                #expect(!lease.isHeld)
+                #expect(noticed < .seconds(2), "isHeld stayed true \(noticed) after the store stopped answering")
+                try? await lease.release()
+            }
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func aMutexGuardsItsValueAndStoresNothingOnFailure(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
