@@ -308,6 +308,9 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     @_specialize(where Element == Int)
     private func merge(_ result: Result<Received<Element>, any Error>) throws {
         let received = try result.get()
+        // A log numbered below our position was deleted and started anew (its array removed and made
+        // again): what it held before this read is unknown, so count it as missed.
+        if received.position < position { missedExchanges += 1 }
         position = received.position
         missedExchanges += received.missed
         local.storage.withUnsafeMutableBufferPointer { out in
