@@ -181,7 +181,12 @@ enum StoreFunctions {
 
     /// Loads the library into the store (a no-op on the embedded store, which has it built in).
     static func load(using client: RESPClient) async throws {
-        _ = try await client.send(RESPCommand("FUNCTION", "LOAD", "REPLACE", source))
+        do {
+            _ = try await client.send(RESPCommand("FUNCTION", "LOAD", "REPLACE", source))
+        } catch RESPError.server(let message) {
+            throw SharedMemoryError(
+                description: "the store refused Curtain's function library (\(message)); locks, mutexes and asynchronous replicas need Redis 7.0 or newer")
+        }
     }
 
     /// Sends one `FCALL`, loading the library first if the store does not have it.
