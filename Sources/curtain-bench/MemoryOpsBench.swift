@@ -19,11 +19,20 @@ struct LockedIncrements: RemoteFunction {
     }
 }
 
-/// `n` locked increments of a shared mutex's value: `withLock { $0 += 1 }` (the value travels with the lock).
+/// `n` locked increments of a shared mutex's value: `withLock { $0 += 1 }` (the value travels with the lock),
+/// optionally with the loop inside `withAffinity`.
 struct MutexIncrements: RemoteFunction {
     var mutex: SharedMutex<Int>
+    /// Whether the loop runs on the store connection's I/O thread (`withAffinity`).
+    var affine = false
 
     func callAsFunction(_ n: Int) async throws -> Int {
+        if affine {
+            try await mutex.withAffinity {
+                for _ in 0..<n { try await mutex.withLock(timeout: .seconds(60)) { $0 += 1 } }
+            }
+            return n
+        }
         for _ in 0..<n {
             try await mutex.withLock(timeout: .seconds(60)) { $0 += 1 }
         }
@@ -116,6 +125,16 @@ struct MemoryOpsBench: AsyncParsableCommand {
         }
         figures.append(Figure(
             name: "locked increments, 2 workers, mutex (\(label))", value: Double(2 * increments) / mutexSeconds,
+            unit: "ops/s", target: nil, minimum: 10_000))
+        var affine = mutexJob
+        affine.affine = true
+        let affineStart = try await affine.mutex.load()
+        let affineSeconds = try await timed { _ = try await cloud.map(affine, over: [increments, increments]) }
+        guard try await affine.mutex.load() == affineStart + 2 * increments else {
+            throw ValidationError("mutex increments lost updates")
+        }
+        figures.append(Figure(
+            name: "  the same loop inside withAffinity (\(label))", value: Double(2 * increments) / affineSeconds,
             unit: "ops/s", target: nil, minimum: 10_000))
         let job = LockedIncrements(
             lock: try cloud.memory.lock("counter-lock", lease: .seconds(10)), value: try cloud.memory.value("locked", of: Int.self))

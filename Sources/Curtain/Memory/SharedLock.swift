@@ -73,6 +73,13 @@ public struct SharedLock: Codable, Sendable, Hashable {
         }
     }
 
+    /// Runs `body` on the I/O thread of the store connection this lock uses, so that a loop of `withLock`
+    /// calls in it skips the thread hops into and out of each critical section (see
+    /// ``SharedMemory/withAffinity(_:)``; keep CPU-heavy work out of `body`).
+    public func withAffinity<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+        try await MemoryBinding.client(for: key, scope: scope).withAffinity(body)
+    }
+
     // MARK: The protocol (see StoreFunctions)
 
     private func lockCommand(token: String, valueKey: String?, window: Int) -> RESPCommand {

@@ -78,6 +78,13 @@ public struct SharedMutex<Value: Codable & Sendable>: Codable, Sendable, Hashabl
         return result
     }
 
+    /// Runs `body` on the I/O thread of the store connection this mutex uses, so that a loop of
+    /// `withLock` calls in it skips the thread hops into and out of each critical section (see
+    /// ``SharedMemory/withAffinity(_:)``; keep CPU-heavy work out of `body`).
+    public func withAffinity<R: Sendable>(_ body: () async throws -> R) async throws -> R {
+        try await MemoryBinding.client(for: lock.key, scope: lock.scope).withAffinity(body)
+    }
+
     /// The value last stored, read without taking the lock (one round trip).
     ///
     /// - Throws: ``SharedMemoryError`` if there is no value, or it is of another type.
