@@ -37,6 +37,9 @@ struct SGDDemo: AsyncParsableCommand {
     @Option(help: "Two-tier: milliseconds between exchanges at most.")
     var intervalMs: Int = 50
 
+    @Option(name: .customLong("local-runs"), help: "Local baseline runs; their median time and loss are the baseline.")
+    var localRuns_: Int = 3
+
     @Option(help: "The dataset's seed.")
     var seed: UInt64 = 7
 
@@ -44,7 +47,9 @@ struct SGDDemo: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard samples >= 2, dimensions >= 1, nonzeros >= 1, epochs >= 1, naiveSamples >= 2, pushEvery >= 1, intervalMs >= 1 else {
+        guard samples >= 2, dimensions >= 1, nonzeros >= 1, epochs >= 1, naiveSamples >= 2, pushEvery >= 1, intervalMs >= 1,
+            localRuns_ >= 1
+        else {
             throw ValidationError("every count must be positive (samples and naive samples at least 2)")
         }
     }
@@ -60,27 +65,34 @@ struct SGDDemo: AsyncParsableCommand {
         }
         let clock = ContinuousClock()
 
-        // (a) Local threads sharing a plain array.
+        // (a) Local threads sharing a plain array: the median of a few runs, since HOGWILD!'s races make one
+        // run's loss (and time) vary by several percent.
         let buffer = UnsafeMutableBufferPointer<Double>.allocate(capacity: dimensions)
-        buffer.initialize(repeating: 0)
         defer { buffer.deallocate() }
         let shared = RacyWeights(buffer: buffer)
         let (epochs, rate) = (self.epochs, self.rate)
-        var start = clock.now
-        await withTaskGroup(of: Void.self) { group in
-            for shard in shards(samples) {
-                group.addTask {
-                    let w = shared.buffer
-                    for _ in 0..<epochs {
-                        for i in shard[0]..<shard[1] {
-                            problem.step(i, rate: rate, read: { w[$0] }, write: { w[$0] = $1 })
+        var localRuns: [(seconds: Double, loss: Double)] = []
+        for _ in 0..<localRuns_ {
+            buffer.initialize(repeating: 0)
+            let began = clock.now
+            await withTaskGroup(of: Void.self) { group in
+                for shard in shards(samples) {
+                    group.addTask {
+                        let w = shared.buffer
+                        for _ in 0..<epochs {
+                            for i in shard[0]..<shard[1] {
+                                problem.step(i, rate: rate, read: { w[$0] }, write: { w[$0] = $1 })
+                            }
                         }
                     }
                 }
             }
+            localRuns.append((seconds(clock.now - began), problem.loss(Array(buffer))))
         }
-        let localSeconds = seconds(clock.now - start)
-        let localLoss = problem.loss(Array(buffer))
+        let localSeconds = median(localRuns.map(\.seconds))
+        let localLoss = median(localRuns.map(\.loss))
+        let localLossRange = (localRuns.map(\.loss).min()!, localRuns.map(\.loss).max()!)
+        var start = clock.now
 
         // (b) Naive remote memory: every weight access is a store round trip (a smaller run, one pass).
         let naiveWeights = try await cloud.memory.array("naive", of: Double.self, count: dimensions)
@@ -104,12 +116,19 @@ struct SGDDemo: AsyncParsableCommand {
         let backend = PiDemo.describe(cloud.configuration)
         if json {
             print(
-                "{\"samples\":\(samples),\"epochs\":\(epochs),\"backend\":\"\(backend)\",\"local_s\":\(round4(localSeconds)),\"local_loss\":\(localLoss),\"naive_samples\":\(naiveSamples),\"naive_s\":\(round4(naiveSeconds)),\"naive_scaled_s\":\(round4(naiveScaled)),\"naive_loss\":\(naiveLoss),\"two_tier_s\":\(round4(twoTierSeconds)),\"two_tier_loss\":\(twoTierLoss),\"ratio_naive\":\(round4(localSeconds / naiveScaled)),\"ratio_two_tier\":\(round4(localSeconds / twoTierSeconds)),\"loss_gap\":\(round4(twoTierLoss / localLoss - 1))}")
+                "{\"samples\":\(samples),\"epochs\":\(epochs),\"backend\":\"\(backend)\",\"local_runs\":\(localRuns.count),\"local_s\":\(round4(localSeconds)),\"local_loss\":\(localLoss),\"local_loss_min\":\(localLossRange.0),\"local_loss_max\":\(localLossRange.1),\"naive_samples\":\(naiveSamples),\"naive_s\":\(round4(naiveSeconds)),\"naive_scaled_s\":\(round4(naiveScaled)),\"naive_loss\":\(naiveLoss),\"two_tier_s\":\(round4(twoTierSeconds)),\"two_tier_loss\":\(twoTierLoss),\"ratio_naive\":\(round4(localSeconds / naiveScaled)),\"ratio_two_tier\":\(round4(localSeconds / twoTierSeconds)),\"loss_gap\":\(round4(twoTierLoss / localLoss - 1))}")
         } else {
             print("HOGWILD! SGD, \(samples) samples × \(epochs) epochs, \(dimensions) weights, \(nonzeros) features per sample, \(backend)")
-            print("local threads:      \(round4(localSeconds)) s   loss \(localLoss)")
+            print("local threads:      \(round4(localSeconds)) s   loss \(localLoss)   (median of \(localRuns.count) runs; loss \(localLossRange.0)–\(localLossRange.1))")
             print("naive remote:       \(round4(naiveSeconds)) s for \(naiveSamples) samples × 1 epoch (≈ \(round4(naiveScaled)) s for the full run)   loss \(naiveLoss)   ratio local/naive ≈ \(round4(localSeconds / naiveScaled))")
             print("Curtain two-tier:   \(round4(twoTierSeconds)) s   loss \(twoTierLoss)   ratio local/two-tier \(round4(localSeconds / twoTierSeconds))   loss vs local \(round4(100 * (twoTierLoss / localLoss - 1)))%")
         }
     }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    let middle = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
 }
