@@ -127,7 +127,7 @@ public final class RESPClient: Sendable {
     ///
     /// `body` shares its thread with that loop's I/O: keep CPU-heavy or blocking work out of it.
     public func withAffinity<T: Sendable>(_ body: () async throws -> T) async throws -> T {
-        if slots.contains(where: { $0.eventLoop.inEventLoop }) { return try await body() }
+        if affinityLoop != nil { return try await body() }
         let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
         let slot = slots[Int(UInt(bitPattern: index) % UInt(slots.count))]
         return try await withTaskExecutorPreference(EventLoopTaskExecutor(eventLoop: slot.eventLoop)) {
@@ -183,9 +183,7 @@ public final class RESPClient: Sendable {
 
     private func pooledConnection() async throws -> RESPConnection {
         // A caller on one of the pool's loops (see withAffinity) uses that loop's connection: no thread hop.
-        for slot in slots where slot.eventLoop.inEventLoop {
-            return try await slot.connection()
-        }
+        if let slot = slots.first(where: { $0.eventLoop.inEventLoop }) { return try await slot.connection() }
         let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
         let slot = slots[Int(UInt(bitPattern: index) % UInt(slots.count))]
         return try await slot.connection()

@@ -39,33 +39,25 @@ struct CommandContext {
     /// The string at `key`, `nil` if absent, `WRONGTYPE` if another type.
     @inline(__always)
     func stringValue(_ key: StoreBytes) throws(CommandError) -> StoreBytes? {
-        guard let entry = db.lookup(key) else { return nil }
-        guard case .string(let bytes) = entry.value else { throw .wrongType }
-        return bytes
+        try db.stringValue(key)
     }
 
     /// The list at `key`, `nil` if absent, `WRONGTYPE` if another type.
     @inline(__always)
     func listValue(_ key: StoreBytes) throws(CommandError) -> ListValue? {
-        guard let entry = db.lookup(key) else { return nil }
-        guard case .list(let list) = entry.value else { throw .wrongType }
-        return list
+        try db.listValue(key)
     }
 
     /// The hash at `key`, `nil` if absent, `WRONGTYPE` if another type.
     @inline(__always)
     func hashValue(_ key: StoreBytes) throws(CommandError) -> HashValue? {
-        guard let entry = db.lookup(key) else { return nil }
-        guard case .hash(let hash) = entry.value else { throw .wrongType }
-        return hash
+        try db.hashValue(key)
     }
 
     /// The set at `key`, `nil` if absent, `WRONGTYPE` if another type.
     @inline(__always)
     func setValue(_ key: StoreBytes) throws(CommandError) -> SetValue? {
-        guard let entry = db.lookup(key) else { return nil }
-        guard case .set(let set) = entry.value else { throw .wrongType }
-        return set
+        try db.setValue(key)
     }
 
     /// The lowercase command name, for error messages.

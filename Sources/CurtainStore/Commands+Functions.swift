@@ -99,7 +99,7 @@ extension Commands {
         let queue = derived(lock, ":queue")
         let waiters = derived(lock, ":waiters")
         try checkTypes(db, lock: lock, valueKey: keys.count > 1 ? keys[1] : nil)
-        guard let holder = try string(db, lock) else {
+        guard let holder = try db.stringValue(lock) else {
             _ = try removeFromQueue(db, queue: queue, waiters: waiters, token: token)
             try grant(db, lock: lock, to: token, lease: lease, valueKey: keys.count > 1 ? keys[1] : nil)
             return 1
@@ -107,7 +107,7 @@ extension Commands {
         if holder == token { return 1 }  // handed over already: the grant waits in its list
         if window == 0 { return 0 }  // a try: do not queue
         let now = db.store.now
-        let table = try hash(db, waiters, create: true)!
+        let table = try hashCreating(db, waiters)
         let isNew = table.fields.updateValue(StoreBytes("\(now + window):\(lease)"), forKey: token) == nil
         db.touch(waiters)
         if isNew { Commands.pushElement(token, onto: queue, toLeft: false, in: db) }
@@ -129,17 +129,17 @@ extension Commands {
         _ = try removeFromQueue(db, queue: queue, waiters: waiters, token: token)
         let ownGrant = derived(lock, ":grant:", token)
         if db.remove(ownGrant) != nil { db.touch(ownGrant) }
-        guard try string(db, lock) == token else { return 0 }
+        guard try db.stringValue(lock) == token else { return 0 }
         let valueKey = keys.count > 1 ? keys[1] : nil
         if let valueKey, args.count > 2 {
             db.set(valueKey, .string(args[2]))
             db.touch(valueKey)
         }
         let now = db.store.now
-        while let list = try list(db, queue), !list.items.isEmpty {
+        while let list = try db.listValue(queue), !list.items.isEmpty {
             let next = Commands.popElement(from: list, at: queue, fromLeft: true, in: db)
             var entry: (deadline: Int64, lease: Int64)?
-            if let table = try hash(db, waiters, create: false) {
+            if let table = try db.hashValue(waiters) {
                 entry = table.fields.removeValue(forKey: next).flatMap(Self.waiterEntry)
                 if table.fields.isEmpty { db.remove(waiters) }
                 db.touch(waiters)
@@ -157,7 +157,7 @@ extension Commands {
     /// `curtain_renew_v1` KEYS: lock; ARGV: token, lease ms. Extends the lease if the caller holds it (1).
     private static func renewFunction(_ db: Database, keys: [StoreBytes], args: [StoreBytes]) throws(CommandError) -> Int {
         let lease = try positive(args[1])
-        guard try string(db, keys[0]) == args[0] else { return 0 }
+        guard try db.stringValue(keys[0]) == args[0] else { return 0 }
         db.setExpiry(keys[0], at: db.store.now + lease)
         return 1
     }
@@ -168,12 +168,12 @@ extension Commands {
         let log = keys[0]
         let limit = try positive(args[1])
         let seqKey = derived(log, ":seq")
-        _ = try list(db, log)
+        _ = try db.listValue(log)
         let seq = try successor(of: try counter(db, seqKey))
         db.replaceValue(seqKey, .string(StoreBytes(decimal: seq)))
         db.touch(seqKey)
         Commands.pushElement(args[0], onto: log, toLeft: false, in: db)
-        if let entries = try list(db, log), Int64(entries.items.count) > limit {
+        if let entries = try db.listValue(log), Int64(entries.items.count) > limit {
             _ = Commands.popElement(from: entries, at: log, fromLeft: true, in: db)
         }
         return Int(seq)
@@ -186,7 +186,7 @@ extension Commands {
         guard let after = args[0].withUnsafeBytes({ Number.parseInt64($0) }), after >= 0 else {
             throw .message("ERR value is not a non-negative integer")
         }
-        let entries = try list(db, keys[0])
+        let entries = try db.listValue(keys[0])
         let seq = try counter(db, derived(keys[0], ":seq"))
         let count = Int64(entries?.items.count ?? 0)
         let first = seq - count + 1
@@ -209,11 +209,11 @@ extension Commands {
 
     /// Throws `WRONGTYPE` before anything changes if one of the lock's keys holds the wrong type.
     private static func checkTypes(_ db: Database, lock: StoreBytes, valueKey: StoreBytes?) throws(CommandError) {
-        _ = try string(db, lock)
-        _ = try string(db, derived(lock, ":fence"))
-        _ = try list(db, derived(lock, ":queue"))
-        _ = try hash(db, derived(lock, ":waiters"), create: false)
-        if let valueKey { _ = try string(db, valueKey) }
+        _ = try db.stringValue(lock)
+        _ = try db.stringValue(derived(lock, ":fence"))
+        _ = try db.listValue(derived(lock, ":queue"))
+        _ = try db.hashValue(derived(lock, ":waiters"))
+        if let valueKey { _ = try db.stringValue(valueKey) }
     }
 
     /// Makes `token` the holder with a fresh fence, and pushes its grant.
@@ -223,7 +223,7 @@ extension Commands {
         let fenceKey = derived(lock, ":fence")
         let fence = try successor(of: try counter(db, fenceKey))
         var payload = StoreBytes(decimal: fence).array
-        if let valueKey, let value = try string(db, valueKey) {
+        if let valueKey, let value = try db.stringValue(valueKey) {
             payload.append(UInt8(ascii: ":"))
             payload += value.array
         }
@@ -249,7 +249,7 @@ extension Commands {
 
     /// The integer at `key`, 0 if absent.
     private static func counter(_ db: Database, _ key: StoreBytes) throws(CommandError) -> Int64 {
-        guard let current = try string(db, key) else { return 0 }
+        guard let current = try db.stringValue(key) else { return 0 }
         guard let parsed = current.withUnsafeBytes({ Number.parseInt64($0) }) else { throw .notInteger }
         return parsed
     }
@@ -265,13 +265,13 @@ extension Commands {
         _ db: Database, queue: StoreBytes, waiters: StoreBytes, token: StoreBytes
     ) throws(CommandError) -> Bool {
         var removed = false
-        if let list = try list(db, queue), let index = list.items.firstIndex(of: token) {
+        if let list = try db.listValue(queue), let index = list.items.firstIndex(of: token) {
             list.items.remove(at: index)
             if list.items.isEmpty { db.remove(queue) }
             db.touch(queue)
             removed = true
         }
-        if let table = try hash(db, waiters, create: false), table.fields.removeValue(forKey: token) != nil {
+        if let table = try db.hashValue(waiters), table.fields.removeValue(forKey: token) != nil {
             if table.fields.isEmpty { db.remove(waiters) }
             db.touch(waiters)
         }
@@ -292,24 +292,9 @@ extension Commands {
         return value
     }
 
-    private static func string(_ db: Database, _ key: StoreBytes) throws(CommandError) -> StoreBytes? {
-        guard let entry = db.lookup(key) else { return nil }
-        guard case .string(let bytes) = entry.value else { throw .wrongType }
-        return bytes
-    }
-
-    private static func list(_ db: Database, _ key: StoreBytes) throws(CommandError) -> ListValue? {
-        guard let entry = db.lookup(key) else { return nil }
-        guard case .list(let list) = entry.value else { throw .wrongType }
-        return list
-    }
-
-    private static func hash(_ db: Database, _ key: StoreBytes, create: Bool) throws(CommandError) -> HashValue? {
-        if let entry = db.lookup(key) {
-            guard case .hash(let hash) = entry.value else { throw .wrongType }
-            return hash
-        }
-        guard create else { return nil }
+    /// The hash at `key`, made empty if absent.
+    private static func hashCreating(_ db: Database, _ key: StoreBytes) throws(CommandError) -> HashValue {
+        if let hash = try db.hashValue(key) { return hash }
         let hash = HashValue()
         db.set(key, .hash(hash))
         return hash

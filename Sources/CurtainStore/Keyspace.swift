@@ -45,6 +45,38 @@ final class Database {
         return entry
     }
 
+    /// The string at `key`, `nil` if absent, `WRONGTYPE` if another type.
+    @inline(__always)
+    func stringValue(_ key: StoreBytes) throws(CommandError) -> StoreBytes? {
+        guard let entry = lookup(key) else { return nil }
+        guard case .string(let bytes) = entry.value else { throw .wrongType }
+        return bytes
+    }
+
+    /// The list at `key`, `nil` if absent, `WRONGTYPE` if another type.
+    @inline(__always)
+    func listValue(_ key: StoreBytes) throws(CommandError) -> ListValue? {
+        guard let entry = lookup(key) else { return nil }
+        guard case .list(let list) = entry.value else { throw .wrongType }
+        return list
+    }
+
+    /// The hash at `key`, `nil` if absent, `WRONGTYPE` if another type.
+    @inline(__always)
+    func hashValue(_ key: StoreBytes) throws(CommandError) -> HashValue? {
+        guard let entry = lookup(key) else { return nil }
+        guard case .hash(let hash) = entry.value else { throw .wrongType }
+        return hash
+    }
+
+    /// The set at `key`, `nil` if absent, `WRONGTYPE` if another type.
+    @inline(__always)
+    func setValue(_ key: StoreBytes) throws(CommandError) -> SetValue? {
+        guard let entry = lookup(key) else { return nil }
+        guard case .set(let set) = entry.value else { throw .wrongType }
+        return set
+    }
+
     /// The entry for `key` without expiring it (for `WATCH` bookkeeping and `SCAN`).
     func peek(_ key: StoreBytes) -> StoreEntry? {
         entries[key]

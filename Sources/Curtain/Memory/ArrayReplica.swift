@@ -232,7 +232,7 @@ public final class ArrayReplica<Element: SharedArrayElement> {
     }
 
     /// This replica's changes since the last exchange, as deltas; they now count as known to the others
-    /// (`base`) and wait to be added to the stored array (`unfolded`).
+    /// (`base`) and wait to be added to the stored array (`pending`).
     @_specialize(where Element == Double)
     @_specialize(where Element == Float)
     @_specialize(where Element == Int)

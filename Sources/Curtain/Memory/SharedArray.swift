@@ -180,10 +180,7 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
 
     private func run(_ commands: [RESPCommand]) async throws {
         guard !commands.isEmpty else { return }
-        let replies = try await client().pipeline(commands)
-        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
-            throw SharedMemoryError(description: "\(object): \(error)")
-        }
+        try SharedMemoryError.check(try await client().pipeline(commands), object: object)
     }
 
     /// Adds `delta` over `span` (indices of chunk `chunk`; `delta[0]` is for `span.lowerBound`) to the stored
@@ -218,14 +215,8 @@ public struct SharedArray<Element: SharedArrayElement>: Codable, Sendable, Hasha
         }
         commands.append(StoreFunctions.call(StoreFunctions.logRead, keys: [logKey], arguments: [position, ByteBuffer(bytes: tag)]))
         let client = try client()
-        var replies = try await client.pipeline(commands)
-        if replies.contains(where: StoreFunctions.isMissing) {
-            try await StoreFunctions.load(using: client)
-            replies = try await client.pipeline(commands)
-        }
-        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
-            throw SharedMemoryError(description: "\(object): \(error)")
-        }
+        let replies = try await StoreFunctions.pipeline(commands, using: client) { try await client.pipeline($0) }
+        try SharedMemoryError.check(replies, object: object)
         return try logEntries(from: replies[replies.count - 1])
     }
 

@@ -33,6 +33,12 @@ public struct SharedLock: Codable, Sendable, Hashable {
     /// The list a grant for `token` is pushed to.
     func grantKey(_ token: String) -> String { key + ":grant:" + token }
 
+    /// The keys of the library's lock functions: the lock, and the value it guards if any.
+    func functionKeys(guarding valueKey: String?) -> [String] { [key] + (valueKey.map { [$0] } ?? []) }
+
+    /// How often a holder renews its lease (and how long one renewal may take): a third of the lease.
+    var renewalPeriod: Duration { .milliseconds(max(30, leaseMilliseconds / 3)) }
+
     /// Takes the lock if it is free (one round trip).
     ///
     /// - Returns: the lease, or `nil` if another holder has the lock.
@@ -59,7 +65,7 @@ public struct SharedLock: Codable, Sendable, Hashable {
     /// process's store connection, so its round trips skip the hops between threads (see
     /// ``SharedMemory/withAffinity(_:)``): keep CPU-heavy work out of `body`, as out of any critical section.
     public func withLock<R: Sendable>(timeout: Duration? = nil, _ body: (LockLease) async throws -> R) async throws -> R {
-        try await MemoryBinding.client(for: key, scope: scope).withAffinity {
+        try await withAffinity {
             let lease = try await acquire(timeout: timeout)
             let result: R
             do {
@@ -83,29 +89,20 @@ public struct SharedLock: Codable, Sendable, Hashable {
     // MARK: The protocol (see StoreFunctions)
 
     private func lockCommand(token: String, valueKey: String?, window: Int) -> RESPCommand {
-        StoreFunctions.call(
-            StoreFunctions.lock, keys: [key] + (valueKey.map { [$0] } ?? []),
-            arguments: [token, leaseMilliseconds, window])
+        StoreFunctions.call(StoreFunctions.lock, keys: functionKeys(guarding: valueKey), arguments: [token, leaseMilliseconds, window])
     }
 
     /// Takes the lock if free, with the bytes of the value at `valueKey` (`nil` if absent) when given.
     func tryAcquire(guarding valueKey: String?) async throws -> (lease: LockLease, value: [UInt8]?)? {
         let client = try MemoryBinding.client(for: key, scope: scope)
         let token = Self.newToken()
-        for attempt in 0..<2 {
-            let sentAt = ContinuousClock.now
-            let replies = try await client.pipeline([
-                lockCommand(token: token, valueKey: valueKey, window: 0), RESPCommand("LPOP", grantKey(token)),
-            ])
-            if attempt == 0, StoreFunctions.isMissing(replies[0]) {
-                try await StoreFunctions.load(using: client)
-                continue
-            }
-            try check(replies)
-            guard let grant = replies[1].buffer else { return nil }
-            return try lease(from: grant, token: token, valueKey: valueKey, client: client, requestedAt: sentAt)
-        }
-        return nil
+        let sentAt = ContinuousClock.now
+        let replies = try await StoreFunctions.pipeline(
+            [lockCommand(token: token, valueKey: valueKey, window: 0), RESPCommand("LPOP", grantKey(token))], using: client
+        ) { try await client.pipeline($0) }
+        try SharedMemoryError.check(replies, object: object)
+        guard let grant = replies[1].buffer else { return nil }
+        return try lease(from: grant, token: token, valueKey: valueKey, client: client, requestedAt: sentAt)
     }
 
     /// Queues for the lock and waits for its grant.
@@ -119,7 +116,7 @@ public struct SharedLock: Codable, Sendable, Hashable {
         let grant: (bytes: ByteBuffer, sentAt: ContinuousClock.Instant)?
         do {
             grant = try await client.withDedicatedConnection { connection in
-                var (loaded, attempted) = (false, false)
+                var attempted = false
                 var waitingSince = clock.now
                 while true {
                     var wait = Self.pollSeconds
@@ -132,13 +129,10 @@ public struct SharedLock: Codable, Sendable, Hashable {
                     if Task.isCancelled { return nil }
                     attempted = true
                     let sentAt = clock.now
-                    let replies = try await connection.pipeline([command, RESPCommand("BLPOP", box, wait)])
-                    if !loaded, StoreFunctions.isMissing(replies[0]) {
-                        try await StoreFunctions.load(using: client)
-                        loaded = true
-                        continue
+                    let replies = try await StoreFunctions.pipeline([command, RESPCommand("BLPOP", box, wait)], using: client) {
+                        try await connection.pipeline($0)
                     }
-                    try check(replies)
+                    try SharedMemoryError.check(replies, object: object)
                     // The grant may have been made before this request (a hand-over while the previous
                     // one waited), so the lease is dated from when waiting began: conservative.
                     if let grant = replies[1].array?.last?.buffer { return (grant, waitingSince) }
@@ -161,14 +155,8 @@ public struct SharedLock: Codable, Sendable, Hashable {
     /// the next waiter, so the lock is never left held by nobody.
     private func abandon(token: String, valueKey: String?, client: RESPClient) async {
         _ = try? await StoreFunctions.send(
-            StoreFunctions.call(StoreFunctions.unlock, keys: [key] + (valueKey.map { [$0] } ?? []), arguments: [token, leaseMilliseconds]),
+            StoreFunctions.call(StoreFunctions.unlock, keys: functionKeys(guarding: valueKey), arguments: [token, leaseMilliseconds]),
             using: client)
-    }
-
-    private func check(_ replies: [RESPValue]) throws {
-        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
-            throw SharedMemoryError(description: "\(object): \(error)")
-        }
     }
 
     /// Reads a grant, `"<fence>"` or `"<fence>:<value bytes>"`.
@@ -218,7 +206,7 @@ public final class LockLease: Sendable {
     /// cannot leave a holder believing in a lease the store has already expired).
     public var isHeld: Bool {
         guard !lost.load(ordering: .relaxed), !released.load(ordering: .relaxed) else { return false }
-        return ContinuousClock.now < confirmed.withLock { $0 } + .milliseconds(lock.leaseMilliseconds)
+        return ContinuousClock.now < lastConfirmed + .milliseconds(lock.leaseMilliseconds)
     }
 
     /// Notes that a renewal sent at `time` was confirmed.
@@ -233,8 +221,8 @@ public final class LockLease: Sendable {
     /// nobody's), `nil` if the store could not be asked.
     func renew() async -> Bool? {
         let command = StoreFunctions.call(StoreFunctions.renew, keys: [lock.key], arguments: [token, lock.leaseMilliseconds])
-        // No longer than a third of the lease: an unanswered renewal is retried at the next tick.
-        let timeout = TimeAmount.milliseconds(Int64(max(30, lock.leaseMilliseconds / 3)))
+        // No longer than a renewal period: an unanswered renewal is retried at the next tick.
+        let timeout = TimeAmount.milliseconds(Int64(lock.renewalPeriod.wholeMilliseconds))
         let sentAt = ContinuousClock.now
         guard let reply = try? await StoreFunctions.send(command, using: client, timeout: timeout) else { return nil }
         if reply.int == 1 { confirm(sentAt: sentAt) }
@@ -256,8 +244,7 @@ public final class LockLease: Sendable {
         LeaseRenewer.shared.unregister(self)
         var arguments: [any RESPArgument] = [token, lock.leaseMilliseconds]
         if let value { arguments.append(ByteBuffer(bytes: value)) }
-        let command = StoreFunctions.call(
-            StoreFunctions.unlock, keys: [lock.key] + (valueKey.map { [$0] } ?? []), arguments: arguments)
+        let command = StoreFunctions.call(StoreFunctions.unlock, keys: lock.functionKeys(guarding: valueKey), arguments: arguments)
         let reply = try await StoreFunctions.send(command, using: client)
         guard reply.int == 1 else {
             let lost = value == nil ? "" : "; the new value was not stored"
@@ -291,14 +278,10 @@ final class LeaseRenewer: Sendable {
     /// How long the ticker outlives the last lease before it stops.
     private static let linger = Duration.seconds(2)
 
-    private static func period(_ lease: LockLease) -> Duration {
-        .milliseconds(max(30, lease.lock.leaseMilliseconds / 3))
-    }
-
     func register(_ lease: LockLease) {
         let now = ContinuousClock.now
         let start = state.withLock { state -> Bool in
-            state.held[ObjectIdentifier(lease)] = Held(lease: lease, due: now + Self.period(lease))
+            state.held[ObjectIdentifier(lease)] = Held(lease: lease, due: now + lease.lock.renewalPeriod)
             defer { state.ticking = true }
             return !state.ticking
         }
@@ -362,7 +345,7 @@ final class LeaseRenewer: Sendable {
         state.withLock { state in
             guard state.held[id] != nil else { return }  // released meanwhile
             if keep {
-                state.held[id]!.due = now + (renewed == true ? Self.period(lease) : Self.tick)
+                state.held[id]!.due = now + (renewed == true ? lease.lock.renewalPeriod : Self.tick)
             } else {
                 state.held[id] = nil
             }

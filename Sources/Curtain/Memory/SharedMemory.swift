@@ -6,6 +6,13 @@ import Synchronization
 public struct SharedMemoryError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, naming the object.
     public var description: String
+
+    /// Throws the first error reply among `replies`, naming `object`.
+    static func check(_ replies: [RESPValue], object: String) throws {
+        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+            throw SharedMemoryError(description: "\(object): \(error)")
+        }
+    }
 }
 
 /// Where shared objects live: the store of the cloud this process belongs to, as a driver or a worker.

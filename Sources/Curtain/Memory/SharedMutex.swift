@@ -50,9 +50,7 @@ public struct SharedMutex<Value: Codable & Sendable>: Codable, Sendable, Hashabl
     public func withLock<R: Sendable>(
         timeout: Duration? = nil, _ body: (inout Value) async throws -> R
     ) async throws -> R {
-        try await MemoryBinding.client(for: lock.key, scope: lock.scope).withAffinity {
-            try await locked(timeout: timeout, body)
-        }
+        try await lock.withAffinity { try await locked(timeout: timeout, body) }
     }
 
     private func locked<R: Sendable>(timeout: Duration?, _ body: (inout Value) async throws -> R) async throws -> R {
@@ -82,7 +80,7 @@ public struct SharedMutex<Value: Codable & Sendable>: Codable, Sendable, Hashabl
     /// `withLock` calls in it skips the thread hops into and out of each critical section (see
     /// ``SharedMemory/withAffinity(_:)``; keep CPU-heavy work out of `body`).
     public func withAffinity<R: Sendable>(_ body: () async throws -> R) async throws -> R {
-        try await MemoryBinding.client(for: lock.key, scope: lock.scope).withAffinity(body)
+        try await lock.withAffinity(body)
     }
 
     /// The value last stored, read without taking the lock (one round trip).

@@ -189,6 +189,17 @@ enum StoreFunctions {
         }
     }
 
+    /// Sends `commands` with `send` (a client's or a connection's `pipeline`); if a reply says the library
+    /// is missing, loads it through `client` and sends them once more.
+    static func pipeline(
+        _ commands: [RESPCommand], using client: RESPClient, send: ([RESPCommand]) async throws -> [RESPValue]
+    ) async throws -> [RESPValue] {
+        let replies = try await send(commands)
+        guard replies.contains(where: isMissing) else { return replies }
+        try await load(using: client)
+        return try await send(commands)
+    }
+
     /// Sends one `FCALL`, loading the library first if the store does not have it.
     static func send(_ command: RESPCommand, using client: RESPClient, timeout: TimeAmount? = nil) async throws -> RESPValue {
         do {
