@@ -39,12 +39,20 @@ public final class Cloud: Sendable {
     public let memory: SharedMemory
     /// Keeps this cloud's objects alive while it runs, and removes those of clouds that died.
     let janitor: MemoryJanitor
+    /// The distributed actor system of this driver: actors it creates itself live here, and references to
+    /// actors on workers resolve through it (see ``spawn(_:on:restart:)``).
+    public let actors: CurtainActorSystem
+    let actorRegistry: ActorRegistry
+    /// The actors this cloud spawned, for release at shutdown and restarts.
+    let spawned = SpawnedActors()
 
     private init(
         configuration: CloudConfiguration, buildID: String, registry: FunctionRegistry, client: RESPClient?,
         memoryClient: RESPClient, store: StoreServer?, workers: WorkerProcesses?, directory: String?,
-        coldStart: ColdStartClock
+        coldStart: ColdStartClock, actors: CurtainActorSystem, actorRegistry: ActorRegistry
     ) {
+        self.actors = actors
+        self.actorRegistry = actorRegistry
         self.coldStart = coldStart
         self.configuration = configuration
         self.buildID = buildID
@@ -59,23 +67,26 @@ public final class Cloud: Sendable {
         MemoryBinding.bind(memoryClient, namespace: memory.namespace)
     }
 
-    /// Starts Curtain with the functions this program may run remotely.
+    /// Starts Curtain with the functions this program may run remotely, and the actor types it may spawn
+    /// on workers.
     ///
     /// In a process started as a worker (`CURTAIN_ROLE=worker`) this call never returns: it runs the worker
-    /// loop and exits.
+    /// loop (and hosts spawned actors) and exits.
     ///
     /// - Parameters:
     ///   - functions: every ``RemoteFunction`` type that may run remotely.
+    ///   - actors: every ``SpawnableActor`` type that ``spawn(_:on:restart:)`` may create on a worker.
     ///   - configuration: where to run; `nil` reads the environment (``CloudConfiguration/fromEnvironment(_:)``).
     /// - Throws: ``RegistryError``, ``ConfigurationError``, or a connection error for the store.
     public static func start(
-        functions: [any RemoteFunction.Type], configuration: CloudConfiguration? = nil
+        functions: [any RemoteFunction.Type], actors: [any SpawnableActor.Type] = [], configuration: CloudConfiguration? = nil
     ) async throws -> Cloud {
         let coldStart = ColdStartClock()
         let registry = try FunctionRegistry(functions)
+        let actorRegistry = try ActorRegistry(actors)
         let environment = ProcessInfo.processInfo.environment
         if environment["CURTAIN_ROLE"] == "worker" {
-            await WorkerRole.run(registry: registry, environment: environment)
+            await WorkerRole.run(registry: registry, actors: actorRegistry, environment: environment)
         }
         let configuration = try configuration ?? CloudConfiguration.fromEnvironment(environment)
         guard configuration.workers >= 1 else {
@@ -85,9 +96,11 @@ public final class Cloud: Sendable {
         if case .store(let url) = configuration.backend {
             let client = try RESPClient(url: url)
             try await client.ping()
+            let actors = try await Self.driverActorSystem(client: client, buildID: buildID, registry: actorRegistry, configuration: configuration)
             let cloud = Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: client,
-                memoryClient: client, store: nil, workers: nil, directory: nil, coldStart: coldStart)
+                memoryClient: client, store: nil, workers: nil, directory: nil, coldStart: coldStart,
+                actors: actors, actorRegistry: actorRegistry)
             // A shared store outlives this driver: keep its objects alive while it runs, and clear out those
             // of drivers that died without shutting down. (An embedded store dies with its driver.)
             await cloud.janitor.start()
@@ -113,20 +126,26 @@ public final class Cloud: Sendable {
             let url = "unix://\(socket)"
             let client = try RESPClient(url: url)
             guard configuration.backend == .processes else {
+                let actors = CurtainActorSystem(
+                    node: "local-\(TaskDispatcher.newJobID().prefix(8))", registry: actorRegistry, transport: nil)
+                CurtainActorSystem.makeFallback(actors)
                 return Cloud(
                     configuration: configuration, buildID: buildID, registry: registry, client: nil,
-                    memoryClient: client, store: store, workers: nil, directory: directory, coldStart: coldStart)
+                    memoryClient: client, store: store, workers: nil, directory: directory, coldStart: coldStart,
+                    actors: actors, actorRegistry: actorRegistry)
             }
+            let actors = try await Self.driverActorSystem(client: client, buildID: buildID, registry: actorRegistry, configuration: configuration)
             let workers = try WorkerProcesses(
                 count: configuration.workers,
                 executable: configuration.workerExecutable ?? BuildID.executablePath(),
                 arguments: configuration.workerArguments ?? Array(CommandLine.arguments.dropFirst()),
                 storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries,
-                coldStart: coldStart, logger: Logger(label: "curtain.cloud"))
+                heartbeatTTL: configuration.heartbeatTTL, coldStart: coldStart, logger: Logger(label: "curtain.cloud"))
             await workers.startMonitoring()
             return Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: client,
-                memoryClient: client, store: store, workers: workers, directory: directory, coldStart: coldStart)
+                memoryClient: client, store: store, workers: workers, directory: directory, coldStart: coldStart,
+                actors: actors, actorRegistry: actorRegistry)
         } catch {
             try? await store.shutdown()
             try? FileManager.default.removeItem(atPath: directory)
@@ -157,9 +176,13 @@ public final class Cloud: Sendable {
     ) async throws -> [F.Output] where Inputs.Element == F.Input {
         let registry = self.registry
         let width = configuration.workers
-        return try await MapRunner.map(function, over: inputs, context: jobContext, options: options) { [client, buildID] jobID in
-            if let client { return try await StoreTransport(client: client, buildID: buildID, jobID: jobID) }
-            return LocalTransport(registry: registry, width: width)
+        // Actor references among the outputs (and, in-process, the captures and inputs) resolve through
+        // this cloud's actor system.
+        return try await CurtainActorSystem.$taskCurrent.withValue(actors) {
+            try await MapRunner.map(function, over: inputs, context: jobContext, options: options) { [client, buildID] jobID in
+                if let client { return try await StoreTransport(client: client, buildID: buildID, jobID: jobID) }
+                return LocalTransport(registry: registry, width: width)
+            }
         }
     }
 
@@ -181,7 +204,7 @@ public final class Cloud: Sendable {
         }
         let group = RemoteTaskGroup<F>(job: Job(jobID: jobID, transport: transport, context: jobContext, options: options))
         do {
-            let result = try await body(group)
+            let result = try await CurtainActorSystem.$taskCurrent.withValue(actors) { try await body(group) }
             await group.finish()
             return result
         } catch {
@@ -234,6 +257,9 @@ public final class Cloud: Sendable {
     /// Stops the workers and the embedded store this cloud started, removes its shared objects (except
     /// persistent ones), and closes its connections.
     public func shutdown() async {
+        await releaseSpawnedActors()
+        await actors.transport?.close()
+        CurtainActorSystem.clearFallback(actors)
         await workers?.shutdown()
         await janitor.stop()
         await memory.removeAll(using: memoryClient)

@@ -44,6 +44,10 @@ public struct CloudConfiguration: Sendable, Hashable {
     public var printSummaries: Bool = false
     /// Whether jobs may draw progress bars on a terminal (`CURTAIN_PROGRESS=0` turns them off).
     public var showProgress: Bool = true
+    /// How long a process that hosts actors may go without renewing its heartbeat before calls to its
+    /// actors fail with ``ActorCallError/Kind/hostLost`` (`CURTAIN_HEARTBEAT_MS`, 150 ms to 10 min; default
+    /// 3 s). Each process renews its heartbeat three times per TTL.
+    public var heartbeatTTL: Duration = .seconds(3)
 
     /// Creates a configuration; `workers` defaults to the number of active processor cores.
     public init(
@@ -56,8 +60,8 @@ public struct CloudConfiguration: Sendable, Hashable {
     }
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
-    /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS`
-    /// (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep the defaults.
+    /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_SUMMARY`
+    /// and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
     public static func fromEnvironment(_ environment: [String: String]? = nil) throws(ConfigurationError) -> CloudConfiguration {
@@ -84,9 +88,19 @@ public struct CloudConfiguration: Sendable, Hashable {
         if let value = environment["CURTAIN_BUILD_ID"], !value.isEmpty {
             configuration.buildID = value
         }
+        if let ttl = try heartbeatTTL(in: environment) { configuration.heartbeatTTL = ttl }
         configuration.printSummaries = try flag("CURTAIN_SUMMARY", in: environment) ?? false
         configuration.showProgress = try flag("CURTAIN_PROGRESS", in: environment) ?? true
         return configuration
+    }
+
+    /// `CURTAIN_HEARTBEAT_MS`, if set.
+    static func heartbeatTTL(in environment: [String: String]) throws(ConfigurationError) -> Duration? {
+        guard let value = environment["CURTAIN_HEARTBEAT_MS"], !value.isEmpty else { return nil }
+        guard let ms = Int(value), ms >= 150, ms <= 600_000 else {
+            throw ConfigurationError(description: "CURTAIN_HEARTBEAT_MS='\(value)' is not an integer from 150 to 600000")
+        }
+        return .milliseconds(ms)
     }
 
     private static func flag(_ name: String, in environment: [String: String]) throws(ConfigurationError) -> Bool? {

@@ -1,3 +1,4 @@
+import Distributed
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -42,13 +43,19 @@ enum PayloadCodec {
         return encoded
     }
 
-    static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T {
+    /// Decodes `bytes` as `T`. Actor references among them resolve through `actorSystem`, by default the
+    /// system of the current context (``CurtainActorSystem``: a worker's, or the last cloud's to start).
+    static func decode<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], actorSystem: CurtainActorSystem? = CurtainActorSystem.current
+    ) throws -> T {
         if T.self == Int.self || T.self == Int64.self || T.self == UInt64.self || T.self == Int32.self || T.self == Bool.self,
             let value = decodeScalar(T.self, from: bytes)
         {
             return value
         }
-        return try JSONDecoder().decode(T.self, from: Data(bytes))
+        let decoder = JSONDecoder()
+        if let actorSystem { decoder.userInfo[.actorSystemKey] = actorSystem }
+        return try decoder.decode(T.self, from: Data(bytes))
     }
 
     /// Plain JSON integers and booleans; `nil` for anything else (which JSONDecoder then judges).

@@ -45,6 +45,7 @@ actor WorkerProcesses {
     private let keys: StoreKeys
     private let client: RESPClient
     private let crashRetries: Int
+    private let heartbeatTTL: Duration
     private let logger: Logger
     private var workers: [Worker] = []
     private var generation = 0
@@ -63,8 +64,9 @@ actor WorkerProcesses {
     /// Starts `count` workers of `executable` connecting to `storeURL`.
     init(
         count: Int, executable: String, arguments: [String], storeURL: String, buildID: String, client: RESPClient,
-        crashRetries: Int, coldStart: ColdStartClock, logger: Logger
+        crashRetries: Int, heartbeatTTL: Duration = .seconds(3), coldStart: ColdStartClock, logger: Logger
     ) throws {
+        self.heartbeatTTL = heartbeatTTL
         self.coldStart = coldStart
         self.executable = executable
         self.arguments = arguments
@@ -78,7 +80,7 @@ actor WorkerProcesses {
         for generation in 0..<count {
             started.append(try Self.spawn(
                 id: Self.workerID(generation: generation), executable: executable, arguments: arguments,
-                storeURL: storeURL, buildID: buildID))
+                storeURL: storeURL, buildID: buildID, heartbeatTTL: heartbeatTTL))
         }
         self.workers = started
         self.generation = count
@@ -112,11 +114,12 @@ actor WorkerProcesses {
     }
 
     private func spawn(id: String) throws -> Worker {
-        try Self.spawn(id: id, executable: executable, arguments: arguments, storeURL: storeURL, buildID: buildID)
+        try Self.spawn(
+            id: id, executable: executable, arguments: arguments, storeURL: storeURL, buildID: buildID, heartbeatTTL: heartbeatTTL)
     }
 
     private static func spawn(
-        id: String, executable: String, arguments: [String], storeURL: String, buildID: String
+        id: String, executable: String, arguments: [String], storeURL: String, buildID: String, heartbeatTTL: Duration
     ) throws -> Worker {
         var environment = ProcessInfo.processInfo.environment
         environment["CURTAIN_ROLE"] = "worker"
@@ -124,6 +127,7 @@ actor WorkerProcesses {
         environment["CURTAIN_BUILD_ID"] = buildID
         environment["CURTAIN_PARENT_PIPE"] = "1"
         environment["CURTAIN_WORKER_ID"] = id
+        environment["CURTAIN_HEARTBEAT_MS"] = "\(heartbeatTTL.wholeMilliseconds)"
         do {
             return Worker(id: id, process: try ChildProcess(executable: executable, arguments: arguments, environment: environment))
         } catch {
@@ -229,7 +233,7 @@ actor WorkerProcesses {
 /// What a process started with `CURTAIN_ROLE=worker` does instead of returning from `Cloud.start`.
 enum WorkerRole {
     /// Runs the worker loop until the driver's pipe closes (processes backend) or forever (cluster), then exits.
-    static func run(registry: FunctionRegistry, environment: [String: String]) async -> Never {
+    static func run(registry: FunctionRegistry, actors: ActorRegistry, environment: [String: String]) async -> Never {
         var logger = Logger(label: "curtain.worker")
         logger.logLevel = .info
         guard let url = environment["CURTAIN_STORE"] else {
@@ -243,8 +247,15 @@ enum WorkerRole {
         do {
             let client = try RESPClient(url: url)
             MemoryBinding.bind(client)  // shared-object handles inside remote functions use this connection
+            // This process hosts spawned actors, and resolves the actor references its tasks receive.
+            let ttl = (try? CloudConfiguration.heartbeatTTL(in: environment)) ?? nil
+            let transport = ActorTransport(client: client, buildID: buildID, node: workerID, heartbeatTTL: ttl ?? .seconds(3), logger: logger)
+            let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
+            CurtainActorSystem.makeFallback(system)
+            try await transport.startHosting(advertise: true)
             let loop = WorkerLoop(client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger)
             try await loop.run()
+            await transport.close()
             exit(0)
         } catch let error as WorkerStuckError {
             logger.warning("exiting to be replaced", metadata: ["reason": "\(error)"])

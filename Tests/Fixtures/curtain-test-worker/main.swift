@@ -3,7 +3,7 @@ import CurtainTestFunctions
 import Foundation
 
 // A worker executable for the tests: started with CURTAIN_ROLE=worker, Cloud.start never returns.
-let cloud = try await Cloud.start(functions: allTestFunctions)
+let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors)
 // With CURTAIN_FIXTURE_PROGRESS=1 it runs a job of about a second with the default options and exits: a
 // test runs it under a pseudo-terminal and through a pipe to see the progress bar drawn only on the first.
 if ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_PROGRESS"] == "1" {

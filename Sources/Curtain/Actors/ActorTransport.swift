@@ -1,0 +1,410 @@
+import CurtainRESP
+import Logging
+import NIOCore
+import Synchronization
+
+/// The store keys of the actor system; the build id is part of each, so processes of other builds (whose
+/// method names may mean other code) never exchange calls.
+struct ActorKeys: Sendable {
+    let buildID: String
+
+    /// The list of messages (calls, spawns, releases) waiting for `node`.
+    func inbox(_ node: String) -> String { "curtain:{\(buildID)}:actors:\(node):inbox" }
+    /// The list of replies waiting for `node`'s callers.
+    func replies(_ node: String) -> String { "curtain:{\(buildID)}:actors:\(node):replies" }
+    /// Present while `node` is alive (its heartbeat, with the heartbeat TTL); holds how many spawned
+    /// actors it hosts.
+    func alive(_ node: String) -> String { "curtain:{\(buildID)}:actors:\(node):alive" }
+    /// The set of worker nodes that can host spawned actors.
+    var nodes: String { "curtain:{\(buildID)}:actors:nodes" }
+    /// A spawned actor's record (hash: `type`, `host`, `restarts` left, `retry`), kept for restartable
+    /// actors so that callers anywhere can find where it was restarted.
+    func record(_ name: String) -> String { "curtain:{\(buildID)}:actor:\(name)" }
+}
+
+/// One call waiting for its reply.
+final class ReplySlot: Sendable {
+    private let state = Mutex<(result: Result<ActorReply, any Error>?, continuation: CheckedContinuation<ActorReply, any Error>?)>((nil, nil))
+
+    func resume(_ result: Result<ActorReply, any Error>) {
+        let continuation = state.withLock { state -> CheckedContinuation<ActorReply, any Error>? in
+            guard state.result == nil else { return nil }
+            state.result = result
+            defer { state.continuation = nil }
+            return state.continuation
+        }
+        continuation?.resume(with: result)
+    }
+
+    func wait() async throws -> ActorReply {
+        try await withCheckedThrowingContinuation { continuation in
+            let ready = state.withLock { state -> Result<ActorReply, any Error>? in
+                if let result = state.result { return result }
+                state.continuation = continuation
+                return nil
+            }
+            if let ready { continuation.resume(with: ready) }
+        }
+    }
+}
+
+/// Carries an actor system's messages through the store: an outbox that batches pushes to other nodes'
+/// lists, a reply reader, an inbox reader (for a node that hosts actors), the node's heartbeat, and a
+/// watchdog that fails the calls whose host stopped beating.
+///
+/// Every list is read with `BLPOP` followed, in the same pipeline, by `LPOP … 1024` (which the store runs
+/// once the `BLPOP` is served), so a burst of messages costs one round trip.
+final class ActorTransport: Sendable {
+    let client: RESPClient
+    let keys: ActorKeys
+    let node: String
+    /// How long a node's heartbeat lives without renewal; renewed three times per TTL.
+    let heartbeatTTL: Duration
+    let logger: Logger
+
+    private struct Pending {
+        let slot: ReplySlot
+        var host: String
+        var bytes: ByteBuffer
+        let actor: String
+        let label: @Sendable () -> String
+        var sentAt: ContinuousClock.Instant
+        /// Set once the call was taken back out of a dead host's inbox: it never ran.
+        var undelivered = false
+        /// When the host was first found dead.
+        var hostDeadSince: ContinuousClock.Instant?
+    }
+
+    private struct State {
+        var nextCallID: UInt64 = 1
+        var pending: [UInt64: Pending] = [:]
+        var outbox: [(key: String, bytes: ByteBuffer, callID: UInt64?)] = []
+        var flushing = false
+        var replyReader = false
+        var tasks: [Task<Void, Never>] = []
+        var connections: [RESPConnection] = []
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let system = Mutex<WeakSystem>(WeakSystem())
+
+    private final class WeakSystem: @unchecked Sendable {
+        weak var value: CurtainActorSystem?
+        init(_ value: CurtainActorSystem? = nil) { self.value = value }
+    }
+
+    init(client: RESPClient, buildID: String, node: String, heartbeatTTL: Duration, logger: Logger = Logger(label: "curtain.actors")) {
+        self.client = client
+        self.keys = ActorKeys(buildID: buildID)
+        self.node = node
+        self.heartbeatTTL = max(heartbeatTTL, .milliseconds(150))
+        self.logger = logger
+    }
+
+    func attach(_ system: CurtainActorSystem) {
+        self.system.withLock { $0 = WeakSystem(system) }
+    }
+
+    private var period: Duration { heartbeatTTL / 3 }
+
+    // MARK: Calls
+
+    /// Sends `message` to `host` and waits for the reply; `label` names the call in errors.
+    func send(_ message: ActorMessage, to host: String, label: @escaping @Sendable () -> String) async throws -> ActorReply {
+        var message = message
+        let callID = state.withLock { state -> UInt64 in
+            defer { state.nextCallID &+= 1 }
+            return state.nextCallID
+        }
+        message.callID = callID
+        let bytes: ByteBuffer
+        do {
+            bytes = try message.encoded()
+        } catch {
+            throw ActorCallError(kind: .transport, actor: label(), method: "", message: "cannot send the call: \(error)")
+        }
+        let slot = ReplySlot()
+        let accepted = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.pending[callID] = Pending(
+                slot: slot, host: host, bytes: bytes, actor: message.actor, label: label, sentAt: .now)
+            return true
+        }
+        guard accepted else {
+            throw ActorCallError(kind: .transport, actor: label(), method: "", message: "the actor system was shut down")
+        }
+        startReplyReader()
+        await push(bytes, to: keys.inbox(host), callID: callID)
+        return try await withTaskCancellationHandler {
+            try await slot.wait()
+        } onCancel: {
+            self.finish(callID, with: .failure(CancellationError()))
+        }
+    }
+
+    /// Resolves a pending call (once); later answers for it are dropped.
+    private func finish(_ callID: UInt64, with result: Result<ActorReply, any Error>) {
+        let pending = state.withLock { $0.pending.removeValue(forKey: callID) }
+        pending?.slot.resume(result)
+    }
+
+    private func fail(_ callID: UInt64, kind: ActorCallError.Kind, _ message: String) {
+        let label = state.withLock { $0.pending[callID]?.label }
+        guard let label else { return }
+        let text = label()
+        let (actor, method) = text.lastIndex(of: ".").map { (String(text[..<$0]), String(text[text.index(after: $0)...])) } ?? (text, "")
+        finish(callID, with: .failure(ActorCallError(kind: kind, actor: actor, method: method, message: message)))
+    }
+
+    // MARK: Outbox
+
+    /// Queues `bytes` for the list `key` and, unless a flush is already running, sends everything queued
+    /// (so concurrent senders share pipelines). A send that fails fails its call.
+    func push(_ bytes: ByteBuffer, to key: String, callID: UInt64?) async {
+        let mustFlush = state.withLock { state -> Bool in
+            state.outbox.append((key, bytes, callID))
+            guard !state.flushing else { return false }
+            state.flushing = true
+            return true
+        }
+        if mustFlush { await flush() }
+    }
+
+    private func flush() async {
+        while true {
+            let batch = state.withLock { state -> [(key: String, bytes: ByteBuffer, callID: UInt64?)]? in
+                guard !state.outbox.isEmpty else {
+                    state.flushing = false
+                    return nil
+                }
+                defer { state.outbox.removeAll(keepingCapacity: true) }
+                return state.outbox
+            }
+            guard let batch else { return }
+            var order: [String] = []
+            var groups: [String: (values: [any RESPArgument], calls: [UInt64])] = [:]
+            for item in batch {
+                if groups[item.key] == nil { order.append(item.key) }
+                groups[item.key, default: ([], [])].values.append(item.bytes)
+                if let id = item.callID { groups[item.key, default: ([], [])].calls.append(id) }
+            }
+            var commands: [RESPCommand] = []
+            for key in order {
+                commands.append(RESPCommand("RPUSH", arguments: [key as any RESPArgument] + groups[key]!.values))
+                // Nothing lingers if its reader is gone for good.
+                commands.append(RESPCommand("PEXPIRE", key, 3_600_000))
+            }
+            do {
+                let replies = try await client.pipeline(commands)
+                for (index, key) in order.enumerated() {
+                    if let error = replies[2 * index].errorMessage {
+                        for id in groups[key]!.calls { fail(id, kind: .transport, "the store refused the call: \(error)") }
+                    }
+                }
+            } catch {
+                for key in order {
+                    for id in groups[key]!.calls { fail(id, kind: .transport, "cannot reach the store: \(error)") }
+                }
+                logger.warning("actor messages could not be sent", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    // MARK: Readers
+
+    private func startReplyReader() {
+        let start = state.withLock { state -> Bool in
+            guard !state.replyReader, !state.closed else { return false }
+            state.replyReader = true
+            return true
+        }
+        guard start else { return }
+        let task = Task { [self] in
+            await read(keys.replies(node)) { [self] bytes in
+                do {
+                    let reply = try ActorReply(decoding: bytes)
+                    finish(reply.callID, with: .success(reply))
+                } catch {
+                    logger.warning("dropped a malformed actor reply", metadata: ["reason": "\(error)"])
+                }
+            }
+        }
+        state.withLock { $0.tasks.append(task) }
+        startWatchdog()
+    }
+
+    /// Starts serving this node's inbox and beating its heartbeat; `nodes` lists it as able to host
+    /// spawned actors (workers do, drivers only serve the actors they create themselves).
+    func startHosting(advertise: Bool) async throws {
+        try await beat()
+        if advertise { _ = try await client.send(RESPCommand("SADD", keys.nodes, node)) }
+        let inbox = keys.inbox(node)
+        let task = Task { [self] in
+            await read(inbox) { [self] bytes in
+                let message: ActorMessage
+                do {
+                    message = try ActorMessage(decoding: bytes)
+                } catch {
+                    logger.warning("dropped a malformed actor message", metadata: ["reason": "\(error)", "node": "\(node)"])
+                    return
+                }
+                guard let system = system.withLock({ $0.value }) else { return }
+                let replies = keys.replies(message.replyNode)
+                Task {
+                    await system.handle(message) { reply in await self.push(reply.encoded(), to: replies, callID: nil) }
+                }
+            }
+        }
+        let heart = Task(executorPreference: client.backgroundExecutor()) { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: period)
+                try? await beat()
+            }
+        }
+        state.withLock { $0.tasks += [task, heart] }
+    }
+
+    private func beat() async throws {
+        let load = system.withLock { $0.value?.hostedCount } ?? 0
+        _ = try await client.send(RESPCommand("SET", keys.alive(node), load, "PX", Int(heartbeatTTL.wholeMilliseconds)))
+    }
+
+    /// Renews the heartbeat now, so that placement sees a changed load soon.
+    func noteLoadChanged() {
+        Task(executorPreference: client.backgroundExecutor()) { [self] in try? await beat() }
+    }
+
+    /// Reads the list `key` until closed: a blocking pop, then the rest of a burst in the same round trip.
+    private func read(_ key: String, _ deliver: @Sendable (ByteBuffer) -> Void) async {
+        var connection: RESPConnection?
+        while !state.withLock({ $0.closed }) {
+            do {
+                if connection == nil {
+                    let leased = try await client.leaseDedicatedConnection()
+                    state.withLock { $0.connections.append(leased) }
+                    connection = leased
+                }
+                let replies = try await connection!.pipeline([RESPCommand("BLPOP", key, 1), RESPCommand("LPOP", key, 1024)])
+                if let first = replies[0].array?.last?.buffer { deliver(first) }
+                for item in replies[1].array ?? [] {
+                    if let bytes = item.buffer { deliver(bytes) }
+                }
+            } catch {
+                if state.withLock({ $0.closed }) { break }
+                logger.warning("actor message reader lost its connection; reconnecting", metadata: ["error": "\(error)", "key": "\(key)"])
+                if let connection { await connection.close() }
+                connection = nil
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+        if let connection { await connection.close() }
+    }
+
+    // MARK: Liveness
+
+    private func startWatchdog() {
+        let task = Task(executorPreference: client.backgroundExecutor()) { [self] in
+            while !Task.isCancelled && !state.withLock({ $0.closed }) {
+                try? await Task.sleep(for: period)
+                try? await checkHosts()
+            }
+        }
+        state.withLock { $0.tasks.append(task) }
+    }
+
+    /// Fails (or re-routes) the calls whose host's heartbeat has lapsed.
+    private func checkHosts() async throws {
+        let now = ContinuousClock.now
+        let hosts = state.withLock { state in
+            Set(state.pending.values.filter { now - $0.sentAt >= period }.map(\.host))
+        }
+        guard !hosts.isEmpty else { return }
+        let ordered = Array(hosts)
+        let alive = try await client.pipeline(ordered.map { RESPCommand("EXISTS", keys.alive($0)) })
+        let dead = Set(zip(ordered, alive).filter { $0.1.int == 0 }.map(\.0))
+        guard !dead.isEmpty else { return }
+        let calls = state.withLock { state in
+            state.pending.filter { dead.contains($0.value.host) && now - $0.value.sentAt >= period }.map { ($0.key, $0.value) }
+        }
+        for (callID, call) in calls {
+            var undelivered = call.undelivered
+            if !undelivered {
+                // Still in the dead host's inbox: it never ran, and never will there.
+                let removed = try await client.send(RESPCommand("LREM", keys.inbox(call.host), 1, call.bytes))
+                undelivered = removed.int == 1
+            }
+            let record = try await client.send(RESPCommand("HMGET", keys.record(call.actor), "host", "restarts", "retry"))
+            let fields = (record.array ?? []).map { $0.string }
+            let newHost = fields.first ?? nil
+            let restartsLeft = fields.count > 1 ? Int(fields[1] ?? "") ?? 0 : 0
+            let retry = fields.count > 2 && fields[2] == "1"
+            let deadSince = call.hostDeadSince ?? now
+            if let newHost, newHost != call.host {
+                system.withLock { $0.value }?.relocate(call.actor, to: newHost)
+                if undelivered || retry {
+                    let resend = state.withLock { state -> ByteBuffer? in
+                        guard state.pending[callID] != nil else { return nil }
+                        state.pending[callID]!.host = newHost
+                        state.pending[callID]!.sentAt = .now
+                        state.pending[callID]!.undelivered = false
+                        state.pending[callID]!.hostDeadSince = nil
+                        return state.pending[callID]!.bytes
+                    }
+                    if let resend { await push(resend, to: keys.inbox(newHost), callID: callID) }
+                    continue
+                }
+            } else if restartsLeft > 0 && now - deadSince < heartbeatTTL * 3 + .seconds(5) {
+                // Being restarted elsewhere: look again at the next check.
+                state.withLock { state in
+                    state.pending[callID]?.undelivered = undelivered
+                    state.pending[callID]?.hostDeadSince = deadSince
+                }
+                continue
+            }
+            let what = undelivered ? "the call never reached it" : "the call may have run"
+            fail(callID, kind: .hostLost, "\(call.host) has sent no heartbeat for \(Format.duration(heartbeatTTL)); \(what)")
+        }
+    }
+
+    /// Whether `node`'s heartbeat is current.
+    func isAlive(_ node: String) async throws -> Bool {
+        try await client.send(RESPCommand("EXISTS", keys.alive(node))).int == 1
+    }
+
+    /// Live worker nodes and how many spawned actors each hosts; nodes whose heartbeat lapsed are dropped
+    /// from the set.
+    func liveNodes() async throws -> [(node: String, load: Int)] {
+        let members = (try await client.send(RESPCommand("SMEMBERS", keys.nodes)).array ?? []).compactMap(\.string)
+        guard !members.isEmpty else { return [] }
+        let loads = try await client.pipeline(members.map { RESPCommand("GET", keys.alive($0)) })
+        var live: [(String, Int)] = []
+        var gone: [any RESPArgument] = []
+        for (member, load) in zip(members, loads) {
+            if let text = load.string, let count = Int(text) { live.append((member, count)) } else { gone.append(member) }
+        }
+        if !gone.isEmpty { _ = try? await client.send(RESPCommand("SREM", arguments: [keys.nodes as any RESPArgument] + gone)) }
+        return live
+    }
+
+    /// Stops the readers and the heartbeat, removes this node from the store, and fails pending calls.
+    func close() async {
+        let (tasks, connections, pending) = state.withLock { state in
+            state.closed = true
+            defer {
+                state.tasks = []
+                state.connections = []
+                state.pending = [:]
+            }
+            return (state.tasks, state.connections, state.pending)
+        }
+        for task in tasks { task.cancel() }
+        for connection in connections { await connection.close() }
+        for call in pending.values {
+            call.slot.resume(.failure(ActorCallError(kind: .transport, actor: call.label(), method: "", message: "the actor system was shut down")))
+        }
+        _ = try? await client.pipeline([
+            RESPCommand("DEL", keys.alive(node), keys.inbox(node), keys.replies(node)), RESPCommand("SREM", keys.nodes, node),
+        ])
+    }
+}
