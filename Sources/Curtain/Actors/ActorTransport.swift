@@ -84,6 +84,8 @@ final class ActorTransport: Sendable {
         var tasks: [Task<Void, Never>] = []
         var connections: [RESPConnection] = []
         var closed = false
+        /// When each list pushed to was last given its expiry.
+        var expired: [String: ContinuousClock.Instant] = [:]
     }
 
     private let state = Mutex(State())
@@ -190,15 +192,26 @@ final class ActorTransport: Sendable {
                 if let id = item.callID { groups[item.key, default: ([], [])].calls.append(id) }
             }
             var commands: [RESPCommand] = []
+            // Nothing lingers if its reader is gone for good: each list expires an hour after the last push,
+            // renewed at most once a minute (an expiry per push doubled the commands of a call).
+            let now = ContinuousClock.now
+            let renew = state.withLock { state in
+                order.filter { key in
+                    guard let last = state.expired[key], now - last < .seconds(60) else {
+                        state.expired[key] = now
+                        return true
+                    }
+                    return false
+                }
+            }
             for key in order {
                 commands.append(RESPCommand("RPUSH", arguments: [key as any RESPArgument] + groups[key]!.values))
-                // Nothing lingers if its reader is gone for good.
-                commands.append(RESPCommand("PEXPIRE", key, 3_600_000))
             }
+            for key in renew { commands.append(RESPCommand("PEXPIRE", key, 3_600_000)) }
             do {
                 let replies = try await client.pipeline(commands)
                 for (index, key) in order.enumerated() {
-                    if let error = replies[2 * index].errorMessage {
+                    if let error = replies[index].errorMessage {
                         for id in groups[key]!.calls { fail(id, kind: .transport, "the store refused the call: \(error)") }
                     }
                 }
@@ -221,12 +234,14 @@ final class ActorTransport: Sendable {
         }
         guard start else { return }
         let task = Task { [self] in
-            await read(keys.replies(node)) { [self] bytes in
-                do {
-                    let reply = try ActorReply(decoding: bytes)
-                    finish(reply.callID, with: .success(reply))
-                } catch {
-                    logger.warning("dropped a malformed actor reply", metadata: ["reason": "\(error)"])
+            await read(keys.replies(node)) { [self] batch, _ in
+                for bytes in batch {
+                    do {
+                        let reply = try ActorReply(decoding: bytes)
+                        finish(reply.callID, with: .success(reply))
+                    } catch {
+                        logger.warning("dropped a malformed actor reply", metadata: ["reason": "\(error)"])
+                    }
                 }
             }
         }
@@ -241,18 +256,27 @@ final class ActorTransport: Sendable {
         if advertise { _ = try await client.send(RESPCommand("SADD", keys.nodes, node)) }
         let inbox = keys.inbox(node)
         let task = Task { [self] in
-            await read(inbox) { [self] bytes in
-                let message: ActorMessage
-                do {
-                    message = try ActorMessage(decoding: bytes)
-                } catch {
-                    logger.warning("dropped a malformed actor message", metadata: ["reason": "\(error)", "node": "\(node)"])
-                    return
-                }
+            await read(inbox) { [self] batch, executor in
                 guard let system = system.withLock({ $0.value }) else { return }
-                let replies = keys.replies(message.replyNode)
-                Task {
-                    await system.handle(message) { reply in await self.push(reply.encoded(), to: replies, callID: nil) }
+                // One task per actor per burst, running its messages in order (an actor runs one at a time
+                // anyway), on the reader's event loop: the actor (a default actor) runs there too, and the
+                // replies leave through a connection of that loop, so a call crosses no thread on this side.
+                var byActor: [String: [ActorMessage]] = [:]
+                for bytes in batch {
+                    do {
+                        let message = try ActorMessage(decoding: bytes)
+                        byActor[message.actor, default: []].append(message)
+                    } catch {
+                        logger.warning("dropped a malformed actor message", metadata: ["reason": "\(error)", "node": "\(node)"])
+                    }
+                }
+                for messages in byActor.values {
+                    Task(executorPreference: executor) { [self] in
+                        for message in messages {
+                            let replies = keys.replies(message.replyNode)
+                            await system.handle(message) { reply in await self.push(reply.encoded(), to: replies, callID: nil) }
+                        }
+                    }
                 }
             }
         }
@@ -276,7 +300,13 @@ final class ActorTransport: Sendable {
     }
 
     /// Reads the list `key` until closed: a blocking pop, then the rest of a burst in the same round trip.
-    private func read(_ key: String, _ deliver: @Sendable (ByteBuffer) -> Void) async {
+    ///
+    /// It runs on the event loop of its connection (`withAffinity`), and hands `deliver` that loop's executor.
+    private func read(_ key: String, _ deliver: @Sendable ([ByteBuffer], EventLoopTaskExecutor) -> Void) async {
+        _ = try? await client.withAffinity { await readLoop(key, deliver) }
+    }
+
+    private func readLoop(_ key: String, _ deliver: @Sendable ([ByteBuffer], EventLoopTaskExecutor) -> Void) async {
         var connection: RESPConnection?
         while !state.withLock({ $0.closed }) {
             do {
@@ -285,11 +315,14 @@ final class ActorTransport: Sendable {
                     state.withLock { $0.connections.append(leased) }
                     connection = leased
                 }
+                let executor = connection!.taskExecutor
                 let replies = try await connection!.pipeline([RESPCommand("BLPOP", key, 1), RESPCommand("LPOP", key, 1024)])
-                if let first = replies[0].array?.last?.buffer { deliver(first) }
+                var batch: [ByteBuffer] = []
+                if let first = replies[0].array?.last?.buffer { batch.append(first) }
                 for item in replies[1].array ?? [] {
-                    if let bytes = item.buffer { deliver(bytes) }
+                    if let bytes = item.buffer { batch.append(bytes) }
                 }
+                if !batch.isEmpty { deliver(batch, executor) }
             } catch {
                 if state.withLock({ $0.closed }) { break }
                 logger.warning("actor message reader lost its connection; reconnecting", metadata: ["error": "\(error)", "key": "\(key)"])

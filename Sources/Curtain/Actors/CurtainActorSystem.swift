@@ -191,9 +191,10 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
         let message = ActorMessage(
             kind: .call, callID: 0, replyNode: node, actor: actor.id.name, target: target.identifier,
             arguments: invocation.arguments)
-        let (identifier, actorLabel) = (target.identifier, Self.label(actor))
+        // Named lazily: only a failure needs the text (printing a type's name costs a metadata lookup).
+        let identifier = target.identifier
         return try await transport.send(
-            message, to: route(actor.id), label: { "\(actorLabel).\(Self.method(RemoteCallTarget(identifier)))" })
+            message, to: route(actor.id), label: { "\(Self.label(actor)).\(Self.method(RemoteCallTarget(identifier)))" })
     }
 
     // MARK: Hosting
@@ -265,10 +266,21 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
         }
     }
 
+    /// `"$s"` and the mangled name of each actor type seen, the prefix of its methods' identifiers.
+    private static let methodPrefixes = Mutex<[ObjectIdentifier: String]>([:])
+
+    private static func methodPrefix(of type: any DistributedActor.Type) -> String? {
+        let key = ObjectIdentifier(type)
+        if let known = methodPrefixes.withLock({ $0[key] }) { return known }
+        guard let name = _mangledTypeName(type) else { return nil }
+        methodPrefixes.withLock { $0[key] = "$s" + name }
+        return "$s" + name
+    }
+
     private func execute(_ message: ActorMessage, on actor: any DistributedActor, reply: @escaping @Sendable (ActorReply) async -> Void) async {
         // The Distributed runtime finds the method by its mangled name alone: only names of this actor's
         // own type are accepted, so a call can never run another type's method on it.
-        guard let typeName = _mangledTypeName(type(of: actor)), message.target.hasPrefix("$s" + typeName) else {
+        guard let prefix = Self.methodPrefix(of: type(of: actor)), message.target.hasPrefix(prefix) else {
             await reply(ActorReply(
                 callID: message.callID, status: .badCall,
                 payload: Array("\(type(of: actor)) has no distributed method '\(Abbreviation.text(message.target, limit: 100))'".utf8)))
