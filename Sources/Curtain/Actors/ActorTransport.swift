@@ -316,7 +316,9 @@ final class ActorTransport: Sendable {
                     connection = leased
                 }
                 let executor = connection!.taskExecutor
-                let replies = try await connection!.pipeline([RESPCommand("BLPOP", key, 1), RESPCommand("LPOP", key, 1024)])
+                // The pop waits up to 1 s in the store; its reply may take longer on a loaded machine.
+                let replies = try await connection!.pipeline(
+                    [RESPCommand("BLPOP", key, 1), RESPCommand("LPOP", key, 1024)], timeout: .seconds(30))
                 var batch: [ByteBuffer] = []
                 if let first = replies[0].array?.last?.buffer { batch.append(first) }
                 for item in replies[1].array ?? [] {

@@ -157,6 +157,8 @@ actor WorkerProcesses {
                 } catch {
                     logger.error("could not recover a dead worker's tasks", metadata: ["worker": "\(dead.id)", "error": "\(error)"])
                 }
+                // The recovery suspended this actor: a shutdown may have emptied the table meanwhile.
+                guard !stopping, workers.indices.contains(index), workers[index].id == dead.id else { return }
                 if (dead.seenAliveAt ?? dead.spawnedAt) - dead.spawnedAt < .seconds(1) {
                     respawnDelay = min(max(respawnDelay * 2, .milliseconds(20)), .seconds(5))
                 } else {
