@@ -4,6 +4,7 @@ import NIOCore
 import CurtainTestFunctions
 import CurtainTestSupport
 import Foundation
+import Distributed
 import Testing
 
 /// Where an actor test runs: the in-process backend (a local system), worker processes on the embedded
@@ -49,6 +50,11 @@ func withActorCloud(
     }
 }
 
+/// A spawnable type that is not registered anywhere.
+distributed actor Counterfeit: SpawnableActor {
+    init(actorSystem: CurtainActorSystem) { self.actorSystem = actorSystem }
+}
+
 @Suite("Distributed actors: the same code on a local system and on workers")
 struct ActorTests {
     @Test(arguments: ActorBackend.allCases)
@@ -74,6 +80,14 @@ struct ActorTests {
             } else {
                 #expect(pid != getpid())
                 #expect(tally.id.host != cloud.actors.node)
+                // Placed on a given worker when asked; the hosts report what they host.
+                let hosts = try await cloud.actorHosts()
+                #expect(hosts.count == 2)
+                let other = try #require(hosts.first { $0.node != tally.id.host })
+                let placed = try await cloud.spawn(Tally.self, on: other.node)
+                #expect(placed.id.host == other.node)
+                #expect(try await placed.processID() != pid)
+                await #expect(throws: ActorCallError.self) { _ = try await cloud.spawn(Counterfeit.self) }
             }
             // Many calls in flight at once all arrive, each exactly once.
             try await withThrowingTaskGroup(of: Int.self) { group in
