@@ -56,6 +56,7 @@ let package = Package(
                 "CurtainRESP",
                 "CurtainStore",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),  // NIOThreadPool for blocking file I/O
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -45,12 +45,15 @@ public final class Cloud: Sendable {
     let actorRegistry: ActorRegistry
     /// The actors this cloud spawned, for release at shutdown and restarts.
     let spawned = SpawnedActors()
+    /// Objects, as files: the store of ``CloudConfiguration/storage`` (see ``Storage``).
+    public let storage: Storage
 
     private init(
         configuration: CloudConfiguration, buildID: String, registry: FunctionRegistry, client: RESPClient?,
         memoryClient: RESPClient, store: StoreServer?, workers: WorkerProcesses?, directory: String?,
-        coldStart: ColdStartClock, actors: CurtainActorSystem, actorRegistry: ActorRegistry
+        coldStart: ColdStartClock, actors: CurtainActorSystem, actorRegistry: ActorRegistry, storage: Storage
     ) {
+        self.storage = storage
         self.actors = actors
         self.actorRegistry = actorRegistry
         self.coldStart = coldStart
@@ -93,6 +96,8 @@ public final class Cloud: Sendable {
             throw ConfigurationError(description: "workers must be at least 1, not \(configuration.workers)")
         }
         let buildID = configuration.buildID ?? BuildID.current()
+        let storage = try Storage(
+            url: configuration.storage ?? "file://" + FileManager.default.temporaryDirectory.appendingPathComponent("curtain-storage").path)
         if case .store(let url) = configuration.backend {
             let client = try RESPClient(url: url)
             try await client.ping()
@@ -100,7 +105,7 @@ public final class Cloud: Sendable {
             let cloud = Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: client,
                 memoryClient: client, store: nil, workers: nil, directory: nil, coldStart: coldStart,
-                actors: actors, actorRegistry: actorRegistry)
+                actors: actors, actorRegistry: actorRegistry, storage: storage)
             // A shared store outlives this driver: keep its objects alive while it runs, and clear out those
             // of drivers that died without shutting down. (An embedded store dies with its driver.)
             await cloud.janitor.start()
@@ -132,7 +137,7 @@ public final class Cloud: Sendable {
                 return Cloud(
                     configuration: configuration, buildID: buildID, registry: registry, client: nil,
                     memoryClient: client, store: store, workers: nil, directory: directory, coldStart: coldStart,
-                    actors: actors, actorRegistry: actorRegistry)
+                    actors: actors, actorRegistry: actorRegistry, storage: storage)
             }
             let actors = try await Self.driverActorSystem(client: client, buildID: buildID, registry: actorRegistry, configuration: configuration)
             let workers = try WorkerProcesses(
@@ -145,7 +150,7 @@ public final class Cloud: Sendable {
             return Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: client,
                 memoryClient: client, store: store, workers: workers, directory: directory, coldStart: coldStart,
-                actors: actors, actorRegistry: actorRegistry)
+                actors: actors, actorRegistry: actorRegistry, storage: storage)
         } catch {
             try? await store.shutdown()
             try? FileManager.default.removeItem(atPath: directory)

@@ -48,6 +48,10 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// actors fail with ``ActorCallError/Kind/hostLost`` (`CURTAIN_HEARTBEAT_MS`, 150 ms to 10 min; default
     /// 3 s). Each process renews its heartbeat three times per TTL.
     public var heartbeatTTL: Duration = .seconds(3)
+    /// Where objects live (`CURTAIN_STORAGE`): `file:///path` (a directory shared by the driver and its
+    /// local workers) or, with `CurtainS3`, `s3://bucket/prefix`. `nil` means
+    /// `file://<temporary directory>/curtain-storage`, kept across runs.
+    public var storage: String?
 
     /// Creates a configuration; `workers` defaults to the number of active processor cores.
     public init(
@@ -60,8 +64,9 @@ public struct CloudConfiguration: Sendable, Hashable {
     }
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
-    /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_SUMMARY`
-    /// and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep the defaults.
+    /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
+    /// `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
     public static func fromEnvironment(_ environment: [String: String]? = nil) throws(ConfigurationError) -> CloudConfiguration {
@@ -89,6 +94,7 @@ public struct CloudConfiguration: Sendable, Hashable {
             configuration.buildID = value
         }
         if let ttl = try heartbeatTTL(in: environment) { configuration.heartbeatTTL = ttl }
+        if let value = environment["CURTAIN_STORAGE"], !value.isEmpty { configuration.storage = value }
         configuration.printSummaries = try flag("CURTAIN_SUMMARY", in: environment) ?? false
         configuration.showProgress = try flag("CURTAIN_PROGRESS", in: environment) ?? true
         return configuration

@@ -90,3 +90,15 @@ public struct FeedTally: RemoteFunction {
 
 /// The actor types the fixture worker can spawn.
 public let allTestActors: [any SpawnableActor.Type] = [Tally.self]
+
+/// Returns the lines a partition owns (for the partitioning tests).
+public struct PartitionLines: RemoteFunction {
+    /// Creates the function.
+    public init() {}
+    /// The partition's lines, in order.
+    public func callAsFunction(_ partition: ObjectPartition) async throws -> [String] {
+        var lines: [String] = []
+        for try await line in partition.lines { lines.append(line) }
+        return lines
+    }
+}
