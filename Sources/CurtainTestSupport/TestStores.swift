@@ -161,7 +161,22 @@ public final class TestStore: Sendable {
         for _ in 0..<200 {
             if let process, !process.isRunning { return false }
             if let connection = try? await RESPConnection.connect(configuration: configuration()) {
-                let ok = (try? await connection.send("PING")) != nil
+                var ok = (try? await connection.send("PING")) != nil
+                // The server answering must be ours: another test's redis-server may have taken the port
+                // between freePort() and our bind (ours then exits, but the watchdog lingers a moment), and
+                // two tests sharing a server see each other's keys.
+                if ok, kind == .redis {
+                    let info = (try? await connection.send("INFO", "server"))?.string ?? ""
+                    let line = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("process_id:") }
+                    let pid = line.flatMap { Int32($0.dropFirst("process_id:".count)) }
+                    if pid == nil || pid != serverProcessIdentifier {
+                        await connection.close()
+                        if serverProcessIdentifier != nil { return false }  // the pid is known: someone else's server
+                        try? await Task.sleep(for: .milliseconds(25))
+                        continue
+                    }
+                    ok = true
+                }
                 await connection.close()
                 if ok { return true }
             }

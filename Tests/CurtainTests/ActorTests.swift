@@ -38,7 +38,7 @@ func withActorCloud(
     case .redis:
         try await withTestStore(.redis) { store in
             let workers = try startWorkerProcesses(
-                workers, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture", idPrefix: "actors-\(getpid())")
+                workers, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture", idPrefix: "actors-\(getpid())-\(UUID().uuidString.prefix(6))")
             do {
                 try await run(CloudConfiguration(backend: .store(url: store.url), buildID: "fixture"))
             } catch {

@@ -45,59 +45,59 @@ struct StoreFunctionsTests {
 
             // A free lock is granted at once: holder token with the lease, fence 1, grant with the value.
             _ = try await c.send("SET", "V", "seven")
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t1", 5000, 1000) == .integer(1))
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t1", 50000, 1000) == .integer(1))
             #expect(try await c.send("GET", "L") == .bulkString(.init(string: "t1")))
             let ttl = try #require(try await c.send("PTTL", "L").int)
-            #expect(ttl > 4000 && ttl <= 5000)
+            #expect(ttl > 40000 && ttl <= 50000)
             #expect(try await c.send("LRANGE", "L:grant:t1", 0, -1) == .array([.bulkString(.init(string: "1:seven"))]))
             #expect(try await c.send("LPOP", "L:grant:t1") == .bulkString(.init(string: "1:seven")))
 
             // A try (window 0) does not queue; a waiter queues once, however often it asks.
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t2", 5000, 0) == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t2", 50000, 0) == .integer(0))
             #expect(try await c.send("EXISTS", "L:queue") == .integer(0))
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t3", 9000, 10000) == .integer(0))
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t3", 9000, 10000) == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t3", 90000, 100000) == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t3", 90000, 100000) == .integer(0))
             #expect(try await c.send("LRANGE", "L:queue", 0, -1) == .array([.bulkString(.init(string: "t3"))]))
             #expect(try await c.send("HEXISTS", "L:waiters", "t3") == .integer(1))
 
             // Renewal and release only by the holder; a stranger's release stores nothing.
-            #expect(try await fcall(c, StoreFunctions.renew, keys: ["L"], "t2", 5000) == .integer(0))
-            #expect(try await fcall(c, StoreFunctions.renew, keys: ["L"], "t1", 9000) == .integer(1))
-            #expect(try #require(try await c.send("PTTL", "L").int) > 5000)  // past the 5 s lease it had
-            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L", "V"], "t2", 5000, "stolen") == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.renew, keys: ["L"], "t2", 50000) == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.renew, keys: ["L"], "t1", 90000) == .integer(1))
+            #expect(try #require(try await c.send("PTTL", "L").int) > 50000)  // past the 50 s lease it had
+            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L", "V"], "t2", 50000, "stolen") == .integer(0))
             #expect(try await c.send("GET", "V") == .bulkString(.init(string: "seven")))
 
             // The holder's release stores the value and hands the lock to the waiter, with the next fence.
-            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L", "V"], "t1", 5000, "eight") == .integer(1))
+            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L", "V"], "t1", 50000, "eight") == .integer(1))
             #expect(try await c.send("GET", "V") == .bulkString(.init(string: "eight")))
             #expect(try await c.send("GET", "L") == .bulkString(.init(string: "t3")))
-            #expect(try #require(try await c.send("PTTL", "L").int) > 5000)  // the waiter's 9 s lease, not the releaser's 5 s
+            #expect(try #require(try await c.send("PTTL", "L").int) > 50000)  // the waiter's 90 s lease, not the releaser's 50 s
             #expect(try await c.send("LPOP", "L:grant:t3") == .bulkString(.init(string: "2:eight")))
             #expect(try await c.send("EXISTS", "L:queue", "L:waiters") == .integer(0))
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t3", 5000, 1000) == .integer(1))  // ours already
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L", "V"], "t3", 50000, 1000) == .integer(1))  // ours already
 
             // A waiter that stopped asking is skipped: t4's place lapsed, t5's did not (and a short window
             // never shortens the queue's life).
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t4", 5000, 300) == .integer(0))
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t5", 5000, 10000) == .integer(0))
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t4", 5000, 300) == .integer(0))
-            #expect(try #require(try await c.send("PTTL", "L:queue").int) > 5000)
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t4", 50000, 300) == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t5", 50000, 100000) == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t4", 50000, 300) == .integer(0))
+            #expect(try #require(try await c.send("PTTL", "L:queue").int) > 50000)
             try await Task.sleep(for: .milliseconds(400))
             #expect(try await c.send("LLEN", "L:queue") == .integer(2))
-            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L"], "t3", 5000) == .integer(1))
+            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L"], "t3", 50000) == .integer(1))
             #expect(try await c.send("GET", "L") == .bulkString(.init(string: "t5")))
             #expect(try await c.send("LPOP", "L:grant:t5") == .bulkString(.init(string: "3")))
             #expect(try await c.send("EXISTS", "L:queue", "L:waiters", "L:grant:t4") == .integer(0))
 
             // A waiter leaving: its place goes; a grant that reached it meanwhile is passed on.
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t6", 5000, 10000) == .integer(0))
-            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t7", 5000, 10000) == .integer(0))
-            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L"], "t5", 5000) == .integer(1))  // to t6
-            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L"], "t6", 5000) == .integer(1))  // t6 gives up
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t6", 50000, 100000) == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.lock, keys: ["L"], "t7", 50000, 100000) == .integer(0))
+            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L"], "t5", 50000) == .integer(1))  // to t6
+            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L"], "t6", 50000) == .integer(1))  // t6 gives up
             #expect(try await c.send("GET", "L") == .bulkString(.init(string: "t7")))
             #expect(try await c.send("EXISTS", "L:grant:t6") == .integer(0))
             #expect(try await c.send("LPOP", "L:grant:t7") == .bulkString(.init(string: "5")))
-            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L"], "t7", 5000) == .integer(1))
+            #expect(try await fcall(c, StoreFunctions.unlock, keys: ["L"], "t7", 50000) == .integer(1))
             #expect(try await c.send("EXISTS", "L") == .integer(0))
             #expect(try await c.send("GET", "L:fence") == .bulkString(.init(string: "5")))
         }

@@ -96,8 +96,7 @@ public final class Cloud: Sendable {
             throw ConfigurationError(description: "workers must be at least 1, not \(configuration.workers)")
         }
         let buildID = configuration.buildID ?? BuildID.current()
-        let storage = try Storage(
-            url: configuration.storage ?? "file://" + FileManager.default.temporaryDirectory.appendingPathComponent("curtain-storage").path)
+        let storage = try Storage(url: configuration.storage ?? CloudConfiguration.defaultStorage)
         if case .store(let url) = configuration.backend {
             let client = try RESPClient(url: url)
             try await client.ping()
@@ -145,7 +144,9 @@ public final class Cloud: Sendable {
                 executable: configuration.workerExecutable ?? BuildID.executablePath(),
                 arguments: configuration.workerArguments ?? Array(CommandLine.arguments.dropFirst()),
                 storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries,
-                heartbeatTTL: configuration.heartbeatTTL, coldStart: coldStart, logger: Logger(label: "curtain.cloud"))
+                heartbeatTTL: configuration.heartbeatTTL,
+                environment: ["CURTAIN_STORAGE": storage.url, "CURTAIN_SPILL_BYTES": "\(configuration.spillThreshold)"],
+                coldStart: coldStart, logger: Logger(label: "curtain.cloud"))
             await workers.startMonitoring()
             return Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: client,
@@ -181,12 +182,13 @@ public final class Cloud: Sendable {
     ) async throws -> [F.Output] where Inputs.Element == F.Input {
         let registry = self.registry
         let width = configuration.workers
+        let spill = SpillSettings(storage: storage, threshold: configuration.spillThreshold)
         // Actor references among the outputs (and, in-process, the captures and inputs) resolve through
         // this cloud's actor system.
         return try await CurtainActorSystem.$taskCurrent.withValue(actors) {
             try await MapRunner.map(function, over: inputs, context: jobContext, options: options) { [client, buildID] jobID in
                 if let client { return try await StoreTransport(client: client, buildID: buildID, jobID: jobID) }
-                return LocalTransport(registry: registry, width: width)
+                return LocalTransport(registry: registry, width: width, spill: spill)
             }
         }
     }
@@ -205,7 +207,9 @@ public final class Cloud: Sendable {
         if let client {
             transport = try await StoreTransport(client: client, buildID: buildID, jobID: jobID)
         } else {
-            transport = LocalTransport(registry: registry, width: configuration.workers)
+            transport = LocalTransport(
+                registry: registry, width: configuration.workers,
+                spill: SpillSettings(storage: storage, threshold: configuration.spillThreshold))
         }
         let group = RemoteTaskGroup<F>(job: Job(jobID: jobID, transport: transport, context: jobContext, options: options))
         do {
@@ -229,7 +233,8 @@ public final class Cloud: Sendable {
         return JobContext(
             buildID: buildID, backend: backend, workers: configuration.workers,
             printSummaries: configuration.printSummaries, progressAllowed: configuration.showProgress,
-            coldStart: workers == nil ? nil : coldStart, reportedWorkers: client == nil ? configuration.workers : nil)
+            coldStart: workers == nil ? nil : coldStart, reportedWorkers: client == nil ? configuration.workers : nil,
+            spill: SpillSettings(storage: storage, threshold: configuration.spillThreshold))
     }
 
     /// Waits until every worker process this cloud started is connected and ready for tasks, so that what

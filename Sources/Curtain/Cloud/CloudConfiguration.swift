@@ -52,6 +52,10 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// local workers) or, with `CurtainS3`, `s3://bucket/prefix`. `nil` means
     /// `file://<temporary directory>/curtain-storage`, kept across runs.
     public var storage: String?
+    /// Task inputs, captures and outputs of more bytes than this travel through ``storage`` as references
+    /// instead of through the store's queues (`CURTAIN_SPILL_BYTES`; default 256 KiB), so a job's data has
+    /// no fixed cap; the objects are deleted when the job ends.
+    public var spillThreshold: Int = 256 * 1024
 
     /// Creates a configuration; `workers` defaults to the number of active processor cores.
     public init(
@@ -65,7 +69,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -95,9 +99,24 @@ public struct CloudConfiguration: Sendable, Hashable {
         }
         if let ttl = try heartbeatTTL(in: environment) { configuration.heartbeatTTL = ttl }
         if let value = environment["CURTAIN_STORAGE"], !value.isEmpty { configuration.storage = value }
+        if let threshold = try spillThreshold(in: environment) { configuration.spillThreshold = threshold }
         configuration.printSummaries = try flag("CURTAIN_SUMMARY", in: environment) ?? false
         configuration.showProgress = try flag("CURTAIN_PROGRESS", in: environment) ?? true
         return configuration
+    }
+
+    /// `CURTAIN_SPILL_BYTES`, if set.
+    static func spillThreshold(in environment: [String: String]) throws(ConfigurationError) -> Int? {
+        guard let value = environment["CURTAIN_SPILL_BYTES"], !value.isEmpty else { return nil }
+        guard let bytes = Int(value), bytes >= 1 else {
+            throw ConfigurationError(description: "CURTAIN_SPILL_BYTES='\(value)' is not a positive integer")
+        }
+        return bytes
+    }
+
+    /// The storage URL used when none is configured: a directory kept across runs.
+    static var defaultStorage: String {
+        "file://" + FileManager.default.temporaryDirectory.appendingPathComponent("curtain-storage").path
     }
 
     /// `CURTAIN_HEARTBEAT_MS`, if set.

@@ -46,7 +46,17 @@ public struct RemoteFailure: Error, Codable, Sendable, Hashable {
 /// registered on purpose.
 public struct FunctionRegistry: Sendable {
     /// Runs one call from encoded captures and input to encoded output.
-    typealias Runner = @Sendable (_ function: [UInt8], _ input: [UInt8]) async -> Result<[UInt8], RemoteFailure>
+    typealias Runner = @Sendable (_ function: [UInt8], _ input: [UInt8], _ spill: SpillContext?) async -> Result<[UInt8], RemoteFailure>
+
+    /// Where a task's large output goes: the spill settings and the task's name in its job.
+    struct SpillContext: Sendable {
+        var settings: SpillSettings
+        var jobID: String
+        var index: UInt64
+        var attempt: UInt16
+
+        var outputKey: String { Spill.prefix(job: jobID) + "out-\(index)-\(attempt)" }
+    }
 
     private let runners: [String: Runner]
 
@@ -74,13 +84,13 @@ public struct FunctionRegistry: Sendable {
     public func contains(_ name: String) -> Bool { runners[name] != nil }
 
     /// Runs the function `name` with encoded captures and input, returning the encoded output or why not.
-    func run(_ name: String, function: [UInt8], input: [UInt8]) async -> Result<[UInt8], RemoteFailure> {
+    func run(_ name: String, function: [UInt8], input: [UInt8], spill: SpillContext? = nil) async -> Result<[UInt8], RemoteFailure> {
         guard let runner = runners[name] else {
             return .failure(RemoteFailure(
                 kind: .unknownFunction, errorType: "Curtain.FunctionRegistry",
                 message: "no function named '\(Abbreviation.text(name, limit: 80))' is registered here (registered: \(names.joined(separator: ", ")))"))
         }
-        return await runner(function, input)
+        return await runner(function, input, spill)
     }
 
     private static func validate(name: String, type: any RemoteFunction.Type) throws(RegistryError) {
@@ -99,18 +109,18 @@ public struct FunctionRegistry: Sendable {
     }
 
     private static func runner<F: RemoteFunction>(for type: F.Type) -> Runner {
-        { functionBytes, inputBytes in
+        { functionBytes, inputBytes, spill in
             let function: F
             let input: F.Input
             do {
-                function = try PayloadCodec.decode(F.self, from: functionBytes)
+                function = try PayloadCodec.decode(F.self, from: try await Spill.resolve(functionBytes))
             } catch {
                 return .failure(RemoteFailure(
                     kind: .decoding, errorType: String(reflecting: Swift.type(of: error)),
                     message: "cannot decode the captures of \(F.name): \(error)"))
             }
             do {
-                input = try PayloadCodec.decode(F.Input.self, from: inputBytes)
+                input = try PayloadCodec.decode(F.Input.self, from: try await Spill.resolve(inputBytes))
             } catch {
                 return .failure(RemoteFailure(
                     kind: .decoding, errorType: String(reflecting: Swift.type(of: error)),
@@ -123,12 +133,21 @@ public struct FunctionRegistry: Sendable {
                 return .failure(RemoteFailure(
                     kind: .thrown, errorType: String(reflecting: Swift.type(of: error)), message: String(describing: error)))
             }
+            let encoded: [UInt8]
             do {
-                return .success(try PayloadCodec.encode(output))
+                encoded = try PayloadCodec.encode(output)
             } catch {
                 return .failure(RemoteFailure(
                     kind: .encoding, errorType: String(reflecting: Swift.type(of: error)),
                     message: "cannot encode the output of \(F.name): \(error)"))
+            }
+            guard let spill, encoded.count > spill.settings.threshold else { return .success(encoded) }
+            do {
+                return .success(try await Spill.store(encoded, as: spill.outputKey, in: spill.settings.storage))
+            } catch {
+                return .failure(RemoteFailure(
+                    kind: .encoding, errorType: String(reflecting: Swift.type(of: error)),
+                    message: "cannot spill the \(encoded.count)-byte output of \(F.name) to \(spill.settings.storage.url): \(error)"))
             }
         }
     }

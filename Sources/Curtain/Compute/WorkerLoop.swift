@@ -19,12 +19,24 @@ public struct WorkerLoop: Sendable {
     /// How long a timed-out function has to react to cancellation before the worker gives up on it.
     let stuckGrace: Duration
     let logger: Logger
+    /// Where outputs above the spill threshold go; `nil` keeps every output inline.
+    let spill: SpillSettings?
 
     /// Creates a worker loop for executables of `buildID`.
     public init(
         client: RESPClient, registry: FunctionRegistry, buildID: String, workerID: String, batchSize: Int = 64,
         stuckGrace: Duration = .milliseconds(500), logger: Logger = Logger(label: "curtain.worker")
     ) {
+        self.init(
+            client: client, registry: registry, buildID: buildID, workerID: workerID, batchSize: batchSize,
+            stuckGrace: stuckGrace, logger: logger, spill: nil)
+    }
+
+    init(
+        client: RESPClient, registry: FunctionRegistry, buildID: String, workerID: String, batchSize: Int = 64,
+        stuckGrace: Duration = .milliseconds(500), logger: Logger = Logger(label: "curtain.worker"), spill: SpillSettings?
+    ) {
+        self.spill = spill
         self.stuckGrace = stuckGrace
         self.client = client
         self.registry = registry
@@ -118,7 +130,7 @@ public struct WorkerLoop: Sendable {
                     kind: .badEnvelope, errorType: "Curtain.WorkerLoop",
                     message: "task of build \(envelope.buildID) reached a worker of build \(keys.buildID)"))
             } else {
-                let ran = await Self.run(envelope, registry: registry, stuckGrace: stuckGrace)
+                let ran = await Self.run(envelope, registry: registry, stuckGrace: stuckGrace, spill: spill)
                 (outcome, duration) = (ran.outcome, ran.microseconds)
                 if ran.stuck { stuck = envelope.function }
             }
@@ -148,17 +160,20 @@ public struct WorkerLoop: Sendable {
 
     /// Runs one task, within its timeout if it has one.
     static func run(
-        _ envelope: TaskEnvelope, registry: FunctionRegistry, stuckGrace: Duration
+        _ envelope: TaskEnvelope, registry: FunctionRegistry, stuckGrace: Duration, spill: SpillSettings? = nil
     ) async -> (outcome: Result<[UInt8], RemoteFailure>, microseconds: UInt64, stuck: Bool) {
         let clock = ContinuousClock()
         let start = clock.now
+        let context = spill.map {
+            FunctionRegistry.SpillContext(settings: $0, jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt)
+        }
         guard envelope.timeoutMilliseconds > 0 else {
-            let outcome = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input)
+            let outcome = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input, spill: context)
             return (outcome, (clock.now - start).microseconds, false)
         }
         let limit = Duration.milliseconds(Int64(envelope.timeoutMilliseconds))
         let (function, captures, input) = (envelope.function, envelope.functionPayload, envelope.input)
-        switch await Deadline.run(within: limit, { await registry.run(function, function: captures, input: input) }) {
+        switch await Deadline.run(within: limit, { await registry.run(function, function: captures, input: input, spill: context) }) {
         case .finished(let outcome):
             return (outcome, (clock.now - start).microseconds, false)
         case .timedOut(let task):

@@ -17,6 +17,8 @@ struct JobContext: Sendable {
     var coldStart: ColdStartClock?
     /// Overrides the summary's worker count (the in-process backend's width).
     var reportedWorkers: Int?
+    /// Where inputs and captures above the threshold go (and outputs, on the workers' side).
+    var spill: SpillSettings?
 }
 
 /// A cloud's cold start: from `Cloud.start` until its first worker is connected and ready for tasks; and
@@ -67,6 +69,10 @@ struct Job<F: RemoteFunction> {
     private let clock = ContinuousClock()
     private let start: ContinuousClock.Instant
     private var finished = false
+    /// Whether anything of this job went to the object store (its objects are deleted at the end).
+    private var spilled = false
+    /// The captures as sent: the reference, once spilled.
+    private var sentCaptures: (original: [UInt8], sent: [UInt8])?
 
     /// Prepares a job (`options` already validated).
     init(jobID: String, transport: any JobTransport, context: JobContext, options: JobOptions) {
@@ -102,15 +108,33 @@ struct Job<F: RemoteFunction> {
     }
 
     /// Sends already-encoded inputs as tasks `index → input`, all with the same function captures.
+    ///
+    /// Inputs and captures above the spill threshold are written to the object store first, and travel
+    /// as references (once per job for the captures).
     mutating func submit(_ tasks: [(index: UInt64, input: [UInt8])], captures: [UInt8]) async throws {
         guard !tasks.isEmpty else { return }
+        let captures = try await spillCaptures(captures)
         var envelopes: [TaskEnvelope] = []
         envelopes.reserveCapacity(tasks.count)
         for task in tasks {
-            pending[task.index] = Pending(captures: captures, input: task.input, attempt: 1, retriesUsed: 0)
-            envelopes.append(envelope(index: task.index, captures: captures, input: task.input, attempt: 1))
+            var input = task.input
+            if let spill = context.spill, input.count > spill.threshold {
+                input = try await Spill.store(input, as: Spill.prefix(job: jobID) + "in-\(task.index)", in: spill.storage)
+                spilled = true
+            }
+            pending[task.index] = Pending(captures: captures, input: input, attempt: 1, retriesUsed: 0)
+            envelopes.append(envelope(index: task.index, captures: captures, input: input, attempt: 1))
         }
         try await transport.submit(envelopes)
+    }
+
+    private mutating func spillCaptures(_ captures: [UInt8]) async throws -> [UInt8] {
+        guard let spill = context.spill, captures.count > spill.threshold else { return captures }
+        if let sent = sentCaptures, sent.original == captures { return sent.sent }
+        let reference = try await Spill.store(captures, as: Spill.prefix(job: jobID) + "captures", in: spill.storage)
+        spilled = true
+        sentCaptures = (captures, reference)
+        return reference
     }
 
     private func envelope(
@@ -135,12 +159,13 @@ struct Job<F: RemoteFunction> {
         var ended: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
         var again: [TaskEnvelope] = []
         for result in results {
+            if case .success(let bytes) = result.outcome, Spill.isReference(bytes) { spilled = true }
             guard result.jobID == jobID, var task = pending[result.index], result.attempt >= task.attempt else { continue }
             var failure: RemoteFailure
             switch result.outcome {
             case .success(let bytes):
                 do {
-                    let output = try PayloadCodec.decode(F.Output.self, from: bytes)
+                    let output = try PayloadCodec.decode(F.Output.self, from: try await Spill.resolve(bytes))
                     pending[result.index] = nil
                     statistics.completed += 1
                     statistics.record(result)
@@ -172,7 +197,9 @@ struct Job<F: RemoteFunction> {
                 statistics.record(result)
                 progress?.done.add(1, ordering: .relaxed)
                 ended.append((result.index, .failure(RemoteTaskError(
-                    function: F.name, index: result.index, input: Abbreviation.bytes(task.input), failure: failure))))
+                    function: F.name, index: result.index,
+                    input: Spill.isReference(task.input) ? "(spilled) " + Abbreviation.bytes(Array(task.input.dropFirst())) : Abbreviation.bytes(task.input),
+                    failure: failure))))
             }
         }
         if !again.isEmpty { try await transport.submit(again) }
@@ -184,6 +211,7 @@ struct Job<F: RemoteFunction> {
         guard !finished else { return }
         finished = true
         await transport.finish()
+        if spilled, let spill = context.spill { await Spill.clean(job: jobID, in: spill.storage) }
         await progress?.end()
         let wantSummary = options.summary || context.printSummaries
         guard wantSummary || options.onSummary != nil else { return }

@@ -89,11 +89,13 @@ final class LocalTransport: JobTransport {
 
     private let registry: FunctionRegistry
     private let width: Int
+    private let spill: SpillSettings?
     private let state = Mutex(State())
     private let stream: AsyncStream<TaskResult>
     private let continuation: AsyncStream<TaskResult>.Continuation
 
-    init(registry: FunctionRegistry, width: Int) {
+    init(registry: FunctionRegistry, width: Int, spill: SpillSettings? = nil) {
+        self.spill = spill
         self.registry = registry
         self.width = max(1, width)
         (stream, continuation) = AsyncStream<TaskResult>.makeStream()
@@ -120,7 +122,7 @@ final class LocalTransport: JobTransport {
             }
             return next
         }) {
-            let ran = await WorkerLoop.run(envelope, registry: registry, stuckGrace: .zero)
+            let ran = await WorkerLoop.run(envelope, registry: registry, stuckGrace: .zero, spill: spill)
             continuation.yield(TaskResult(
                 jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
                 workerID: "inprocess",

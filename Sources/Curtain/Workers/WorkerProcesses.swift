@@ -46,6 +46,8 @@ actor WorkerProcesses {
     private let client: RESPClient
     private let crashRetries: Int
     private let heartbeatTTL: Duration
+    /// Variables set for every worker on top of the driver's environment.
+    private let environment: [String: String]
     private let logger: Logger
     private var workers: [Worker] = []
     private var generation = 0
@@ -64,9 +66,11 @@ actor WorkerProcesses {
     /// Starts `count` workers of `executable` connecting to `storeURL`.
     init(
         count: Int, executable: String, arguments: [String], storeURL: String, buildID: String, client: RESPClient,
-        crashRetries: Int, heartbeatTTL: Duration = .seconds(3), coldStart: ColdStartClock, logger: Logger
+        crashRetries: Int, heartbeatTTL: Duration = .seconds(3), environment: [String: String] = [:],
+        coldStart: ColdStartClock, logger: Logger
     ) throws {
         self.heartbeatTTL = heartbeatTTL
+        self.environment = environment
         self.coldStart = coldStart
         self.executable = executable
         self.arguments = arguments
@@ -80,7 +84,7 @@ actor WorkerProcesses {
         for generation in 0..<count {
             started.append(try Self.spawn(
                 id: Self.workerID(generation: generation), executable: executable, arguments: arguments,
-                storeURL: storeURL, buildID: buildID, heartbeatTTL: heartbeatTTL))
+                storeURL: storeURL, buildID: buildID, heartbeatTTL: heartbeatTTL, extra: environment))
         }
         self.workers = started
         self.generation = count
@@ -115,11 +119,13 @@ actor WorkerProcesses {
 
     private func spawn(id: String) throws -> Worker {
         try Self.spawn(
-            id: id, executable: executable, arguments: arguments, storeURL: storeURL, buildID: buildID, heartbeatTTL: heartbeatTTL)
+            id: id, executable: executable, arguments: arguments, storeURL: storeURL, buildID: buildID, heartbeatTTL: heartbeatTTL,
+            extra: environment)
     }
 
     private static func spawn(
-        id: String, executable: String, arguments: [String], storeURL: String, buildID: String, heartbeatTTL: Duration
+        id: String, executable: String, arguments: [String], storeURL: String, buildID: String, heartbeatTTL: Duration,
+        extra: [String: String]
     ) throws -> Worker {
         var environment = ProcessInfo.processInfo.environment
         environment["CURTAIN_ROLE"] = "worker"
@@ -128,6 +134,7 @@ actor WorkerProcesses {
         environment["CURTAIN_PARENT_PIPE"] = "1"
         environment["CURTAIN_WORKER_ID"] = id
         environment["CURTAIN_HEARTBEAT_MS"] = "\(heartbeatTTL.wholeMilliseconds)"
+        environment.merge(extra) { _, new in new }
         do {
             return Worker(id: id, process: try ChildProcess(executable: executable, arguments: arguments, environment: environment))
         } catch {
@@ -255,7 +262,12 @@ enum WorkerRole {
             let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
             CurtainActorSystem.makeFallback(system)
             try await transport.startHosting(advertise: true)
-            let loop = WorkerLoop(client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger)
+            // Large outputs spill to the object store the driver reads (the driver sets CURTAIN_STORAGE for
+            // its local workers; workers started by hand must be given the cluster's).
+            let spill = SpillSettings(
+                storage: try Storage(url: environment["CURTAIN_STORAGE"].flatMap { $0.isEmpty ? nil : $0 } ?? CloudConfiguration.defaultStorage),
+                threshold: (try? CloudConfiguration.spillThreshold(in: environment)).flatMap { $0 } ?? 256 * 1024)
+            let loop = WorkerLoop(client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill)
             try await loop.run()
             await transport.close()
             exit(0)

@@ -102,3 +102,22 @@ public struct PartitionLines: RemoteFunction {
         return lines
     }
 }
+
+/// Echoes its input reversed, with its captured ballast's length, and counts the spilled objects it can
+/// see while it runs (for the spill tests).
+public struct SpillProbe: RemoteFunction {
+    /// Where spilled payloads go.
+    public var storage: Storage
+    /// Captures of any size.
+    public var ballast: String
+    /// Creates the function.
+    public init(storage: Storage, ballast: String) {
+        self.storage = storage
+        self.ballast = ballast
+    }
+    /// `[reversed input, ballast length, spilled objects seen]`.
+    public func callAsFunction(_ input: String) async throws -> [String] {
+        let seen = try await storage.objects(prefix: "curtain-spill/").count
+        return [String(input.reversed()), String(ballast.count), String(seen)]
+    }
+}

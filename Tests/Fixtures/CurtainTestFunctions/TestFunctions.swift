@@ -263,5 +263,5 @@ public struct AddThroughReplica: RemoteFunction {
 public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
     CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self, FillSlice.self,
-    AddThroughReplica.self, FeedTally.self, PartitionLines.self,
+    AddThroughReplica.self, FeedTally.self, PartitionLines.self, SpillProbe.self,
 ]
