@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Curtain", targets: ["Curtain"]),
         .library(name: "CurtainRESP", targets: ["CurtainRESP"]),
         .library(name: "CurtainStore", targets: ["CurtainStore"]),
+        .library(name: "CurtainS3", targets: ["CurtainS3"]),
         .executable(name: "curtain", targets: ["curtain"]),
         .executable(name: "curtain-bench", targets: ["curtain-bench"]),
         .executable(name: "curtain-demo", targets: ["curtain-demo"]),
@@ -23,6 +24,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        // Only CurtainS3 uses these two: the core library stays free of an HTTP client.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         // RESP2/RESP3 codec and the async NIO client. Knows nothing of Curtain.
@@ -59,6 +63,18 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),  // NIOThreadPool for blocking file I/O
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // An S3-compatible object store (AWS, MinIO, Ceph, R2, moto): SigV4, multipart, retries.
+        .target(
+            name: "CurtainS3",
+            dependencies: [
+                "Curtain",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strictSwift
         ),
@@ -144,6 +160,14 @@ let package = Package(
             name: "CurtainTests",
             dependencies: [
                 "Curtain", "CurtainTestSupport", "CurtainTestFunctions",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "CurtainS3Tests",
+            dependencies: [
+                "CurtainS3", "Curtain", "CurtainTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: strictSwift

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Curtain's whole test suite on a fresh machine: installs what the tests need (redis-server and
-# redis-tools, for the conformance suite and the interoperability tests), builds with warnings checked,
+# redis-tools, for the conformance suite and the interoperability tests; moto_server and boto3, for the
+# S3 store), builds with warnings checked,
 # then runs every test target. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,20 @@ if ((${#need_apt[@]})); then
     ($SUDO service redis-server stop || true) >/dev/null 2>&1
 fi
 echo "==> $(redis-server --version)"
+
+# An S3 server for CurtainS3's tests (moto_server) and boto3 for the cross-client check, in a venv of the
+# project (.venv-s3, ignored by git); versions pinned.
+if ! .venv-s3/bin/python -c "import moto, boto3" >/dev/null 2>&1; then
+    echo "==> installing moto[server] and boto3 into .venv-s3"
+    if ! python3 -m venv .venv-s3 >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv .venv-s3
+    fi
+    .venv-s3/bin/pip install -q 'moto[server]==5.0.28' 'boto3==1.35.99'
+fi
+echo "==> moto $(.venv-s3/bin/python -c 'import moto; print(moto.__version__)')"
 
 echo "==> building (debug, with tests)"
 log=$(mktemp)
