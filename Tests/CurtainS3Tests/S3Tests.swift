@@ -44,6 +44,22 @@ final class MotoServer: Sendable {
 
     func stop() async { await terminate(process) }
 
+    /// Runs `script` with the venv's Python and `argument`, returning what it printed (both streams).
+    static func runPython(_ script: String, _ argument: String) async throws -> String {
+        try await runBlocking {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try MotoServer.python())
+            process.arguments = ["-c", script, argument]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
     /// Creates an IAM user allowed everything and returns its access key and secret (the three
     /// unauthenticated actions of an authenticated server).
     func issueKeys() async throws -> (String, String) {
@@ -61,19 +77,8 @@ final class MotoServer: Sendable {
             key = iam.create_access_key(UserName="curtain")["AccessKey"]
             print(key["AccessKeyId"], key["SecretAccessKey"])
             """
-        let endpoint = self.endpoint
-        let output = try await runBlocking {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: try MotoServer.python())
-            process.arguments = ["-c", script, endpoint]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return String(decoding: data, as: UTF8.self)
-        }
-        let parts = output.split(whereSeparator: \.isWhitespace)
+        let output = try await Self.runPython(script, endpoint)
+        let parts = output.split(separator: "\n").last?.split(whereSeparator: \.isWhitespace) ?? []
         guard parts.count == 2 else { throw TestStoreError(description: "moto issued no keys: \(output)") }
         return (String(parts[0]), String(parts[1]))
     }
@@ -330,18 +335,7 @@ struct S3StoreTests {
                 s3.put_object(Bucket="shared", Key="p/from-boto/hello.txt", Body=b"hello from boto3\\n")
                 print("ok")
                 """
-            let output = try await runBlocking {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: try MotoServer.python())
-                process.arguments = ["-c", script, moto.endpoint]
-                let pipe = Pipe()
-                process.standardOutput = pipe
-                process.standardError = pipe
-                try process.run()
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return String(decoding: data, as: UTF8.self)
-            }
+            let output = try await MotoServer.runPython(script, moto.endpoint)
             #expect(output.hasSuffix("ok\n"), "\(output)")
             #expect(try await store.get("from-boto/hello.txt", range: nil) == Array("hello from boto3\n".utf8))
             #expect(try await store.list(prefix: "").map(\.key) == ["from-boto/hello.txt", "from-curtain/big.bin", "from-curtain/data.bin"])
