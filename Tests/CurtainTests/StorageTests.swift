@@ -64,6 +64,9 @@ struct StorageTests {
         var lines: [String] = []
         for try await line in storage.lines("a/b/one.txt") { lines.append(line) }
         #expect(lines == ["hello", "world"])
+        lines = []
+        for try await line in storage.lines("a/b/one.txt", range: 1..<7) { lines.append(line) }
+        #expect(lines == ["world"])  // the line that starts in the range, read to its end
         // Codable as its URL.
         let decoded = try JSONDecoder().decode(Storage.self, from: JSONEncoder().encode(storage))
         #expect(decoded == storage)

@@ -109,9 +109,10 @@ public struct Storage: Codable, Sendable, Hashable {
     }
 
     /// The lines of `key`, without their `\n` (a last line without one is a line; a trailing `\n` ends
-    /// the last line, it does not start an empty one).
-    public func lines(_ key: String) -> ObjectLines {
-        ObjectLines(records: ObjectRecords(storage: self, key: key, owned: nil))
+    /// the last line, it does not start an empty one); with `range`, the lines that start in it (read to
+    /// their end), as an ``ObjectPartition`` reads them.
+    public func lines(_ key: String, range: Range<Int>? = nil) -> ObjectLines {
+        ObjectLines(records: ObjectRecords(storage: self, key: key, owned: range))
     }
 }
 
