@@ -24,22 +24,48 @@ final class MotoServer: Sendable {
         URL(fileURLWithPath: try executable()).deletingLastPathComponent().appendingPathComponent("python").path
     }
 
-    /// Starts a server; with `authenticated`, every request after the first three must be signed with
-    /// keys moto's IAM issued (see ``issueKeys()``), and moto checks the signatures.
+    /// Starts a server on a free port and waits until it accepts connections (on another port if it
+    /// lost a race for that one); with `authenticated`, every request after the first three must be
+    /// signed with keys moto's IAM issued (see ``issueKeys()``), and moto checks the signatures.
     init(authenticated: Bool = false) async throws {
-        let port = try TestStore.freePort()
-        endpoint = "http://127.0.0.1:\(port)"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.executable())
-        process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
-        if authenticated {
-            var environment = ProcessInfo.processInfo.environment
-            environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "3"
+        var environment = ProcessInfo.processInfo.environment
+        if authenticated { environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "3" }
+        for _ in 0..<5 {
+            let port = try TestStore.freePort()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try Self.executable())
+            process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
             process.environment = environment
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+            let deadline = ContinuousClock.now + .seconds(30)
+            while process.isRunning && ContinuousClock.now < deadline {
+                if Self.accepts(port: port) {
+                    self.process = process
+                    self.endpoint = "http://127.0.0.1:\(port)"
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            await terminate(process)
         }
-        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try process.run()
+        throw TestStoreError(description: "moto_server did not start (5 tries)")
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port` (a non-blocking probe would be
+    /// overkill: loopback connects or is refused at once).
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 
     func stop() async { await terminate(process) }
@@ -64,15 +90,12 @@ final class MotoServer: Sendable {
     /// unauthenticated actions of an authenticated server).
     func issueKeys() async throws -> (String, String) {
         let script = """
-            import boto3, sys, time
-            for attempt in range(200):
-                try:
-                    iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
-                                       aws_access_key_id="x", aws_secret_access_key="x")
-                    iam.create_user(UserName="curtain")
-                    break
-                except Exception:
-                    time.sleep(0.05)
+            import boto3, sys
+            from botocore.config import Config
+            iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
+                               aws_access_key_id="x", aws_secret_access_key="x",
+                               config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}))
+            iam.create_user(UserName="curtain")
             iam.put_user_policy(UserName="curtain", PolicyName="all", PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}')
             key = iam.create_access_key(UserName="curtain")["AccessKey"]
             print(key["AccessKeyId"], key["SecretAccessKey"])
