@@ -54,12 +54,12 @@ struct KeysConformanceTests {
     func activeExpiryRemovesUntouchedKeys(kind: StoreKind) async throws {
         try await withTestClient(kind) { (c, _) async throws in
             // A lifetime long enough that the keys are surely still there when counted, however loaded the
-            // machine (1.5 s once expired them before the first DBSIZE under the whole suite).
-            _ = try await c.pipeline((0..<50).map { RESPCommand("SET", "e\($0)", "v", "PX", 4000) })
+            // machine (1.5 s, then 4 s, once expired them before the first DBSIZE under the whole suite).
+            _ = try await c.pipeline((0..<50).map { RESPCommand("SET", "e\($0)", "v", "PX", 10_000) })
             #expect(try await c.cmd("DBSIZE").int ?? 0 > 0)
             // Never read the keys: only the server's own expiry cycle can remove them.
             var size = 50
-            for _ in 0..<300 where size > 0 {
+            for _ in 0..<600 where size > 0 {
                 try await Task.sleep(for: .milliseconds(100))
                 size = try await c.cmd("DBSIZE").int ?? -1
             }

@@ -90,8 +90,18 @@ final class MotoServer: Sendable {
     /// unauthenticated actions of an authenticated server).
     func issueKeys() async throws -> (String, String) {
         let script = """
-            import boto3, sys
+            import boto3, sys, time, urllib.request
             from botocore.config import Config
+            # Wait until moto answers its own API (not an AWS action: the three unauthenticated ones are
+            # kept for the calls below).
+            deadline = time.time() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(sys.argv[1] + "/moto-api/", timeout=5).read()
+                    break
+                except Exception:
+                    if time.time() > deadline: raise
+                    time.sleep(0.2)
             iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
                                aws_access_key_id="x", aws_secret_access_key="x",
                                config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2}))
@@ -212,7 +222,8 @@ struct SigV4Tests {
     }
 }
 
-@Suite("S3: the object store against a real S3 server (moto)")
+// Serialized: one moto_server at a time (each is a Python process of ~100 MB starting up).
+@Suite("S3: the object store against a real S3 server (moto)", .serialized)
 struct S3StoreTests {
     @Test func objectsAreWrittenReadListedAndDeleted() async throws {
         try await withMoto { moto in

@@ -55,7 +55,9 @@ distributed actor Counterfeit: SpawnableActor {
     init(actorSystem: CurtainActorSystem) { self.actorSystem = actorSystem }
 }
 
-@Suite("Distributed actors: the same code on a local system and on workers")
+// Serialized: each case starts several worker processes; all at once they stalled the 2-core machine for
+// seconds and broke other suites' timing.
+@Suite("Distributed actors: the same code on a local system and on workers", .serialized)
 struct ActorTests {
     @Test(arguments: ActorBackend.allCases)
     func callsRoundTripWithAssortedTypes(backend: ActorBackend) async throws {
@@ -236,7 +238,8 @@ struct ActorTests {
             let retrying = try await cloud.spawn(Tally.self, restart: RestartPolicy(maxRestarts: 1, retryCalls: true))
             #expect(try await retrying.add(2) == 2)
             let host = try await retrying.processID()
-            let call = Task { try await retrying.slowAdd(1, milliseconds: 1_000) }
+            // Long enough that the host dies while the call runs, however slow the machine.
+            let call = Task { try await retrying.slowAdd(1, milliseconds: 5_000) }
             try await Task.sleep(for: .milliseconds(200))
             kill(host, SIGKILL)
             #expect(try await call.value == 1)
