@@ -216,7 +216,8 @@ public final class TestStore: Sendable {
 /// workers are started by hand (`CURTAIN_ROLE=worker`). Each holds a pipe on its standard input and exits
 /// when that closes, so none outlives its starter.
 public func startWorkerProcesses(
-    _ count: Int, executable: String, arguments: [String] = [], url: String, buildID: String, idPrefix: String
+    _ count: Int, executable: String, arguments: [String] = [], url: String, buildID: String, idPrefix: String,
+    environment extra: [String: String] = [:]
 ) throws -> [Process] {
     try (0..<count).map { i in
         let process = Process()
@@ -228,6 +229,7 @@ public func startWorkerProcesses(
         environment["CURTAIN_BUILD_ID"] = buildID
         environment["CURTAIN_WORKER_ID"] = "\(idPrefix)-\(i)"
         environment["CURTAIN_PARENT_PIPE"] = "1"
+        environment.merge(extra) { _, new in new }
         process.environment = environment
         process.standardInput = Pipe()
         try process.run()

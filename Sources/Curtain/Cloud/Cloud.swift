@@ -6,6 +6,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Logging
+import Synchronization
 
 /// The entry point: starts the configured backend and runs remote functions on it.
 ///
@@ -47,6 +48,8 @@ public final class Cloud: Sendable {
     let spawned = SpawnedActors()
     /// Objects, as files: the store of ``CloudConfiguration/storage`` (see ``Storage``).
     public let storage: Storage
+    /// On a shared store: recovers the tasks of workers whose heartbeat lapsed.
+    private let reaper = Mutex<TaskReaper?>(nil)
 
     private init(
         configuration: CloudConfiguration, buildID: String, registry: FunctionRegistry, client: RESPClient?,
@@ -108,6 +111,12 @@ public final class Cloud: Sendable {
             // A shared store outlives this driver: keep its objects alive while it runs, and clear out those
             // of drivers that died without shutting down. (An embedded store dies with its driver.)
             await cloud.janitor.start()
+            // No supervisor watches workers started elsewhere: their heartbeats do.
+            cloud.reaper.withLock {
+                $0 = TaskReaper(
+                    client: client, keys: StoreKeys(buildID: buildID), heartbeatTTL: configuration.heartbeatTTL,
+                    crashRetries: configuration.crashRetries)
+            }
             return cloud
         }
         // In-process and local processes alike host the embedded store on a Unix socket: workers meet the
@@ -267,6 +276,7 @@ public final class Cloud: Sendable {
     /// Stops the workers and the embedded store this cloud started, removes its shared objects (except
     /// persistent ones), and closes its connections.
     public func shutdown() async {
+        reaper.withLock { $0?.stop() }
         await releaseSpawnedActors()
         await actors.transport?.close()
         CurtainActorSystem.clearFallback(actors)

@@ -15,6 +15,13 @@ struct StoreKeys: Sendable {
     /// `processes` backend's supervisor times cold starts by it; the entries expire after a minute).
     var ready: String { "curtain:{\(buildID)}:ready" }
 
+    /// A worker's heartbeat (a hash: host, pid, tasks done, last beat), expiring after the heartbeat TTL
+    /// unless renewed: while it exists the worker's in-flight tasks are its own.
+    func worker(_ id: String) -> String { "curtain:{\(buildID)}:worker:\(id)" }
+
+    /// The latest 1,000 tasks given up on (JSON ``DeadLetter``s).
+    var deadLetters: String { "curtain:{\(buildID)}:dead" }
+
     /// The list a job's results are pushed to.
     static func results(job: String) -> String { "curtain:job:\(job):results" }
 

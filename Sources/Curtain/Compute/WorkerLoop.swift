@@ -1,6 +1,7 @@
 public import CurtainRESP
 public import Logging
 import NIOCore
+import Synchronization
 
 /// The loop a worker runs: take tasks of its build from the store's queue, run them with the registry,
 /// push each result to its job's result list.
@@ -117,6 +118,7 @@ public struct WorkerLoop: Sendable {
 
         var replies: [RESPCommand] = []
         var resultKeys = Set<String>()
+        var answered = 0
         var stuck: String?
         for (raw, envelope) in envelopes {
             if stuck != nil { break }
@@ -143,9 +145,11 @@ public struct WorkerLoop: Sendable {
             let resultsKey = StoreKeys.results(job: envelope.jobID)
             replies.append(RESPCommand("RPUSH", resultsKey, try result.encoded()))
             resultKeys.insert(resultsKey)
+            answered += 1
         }
         // A job whose driver vanished must not leave its results behind forever: one expiry per job per batch.
         for key in resultKeys { replies.append(RESPCommand("PEXPIRE", key, 24 * 3600 * 1000)) }
+        Self.tasksDone.add(answered, ordering: .relaxed)
         let answers = try await connection.pipeline(replies)
         if let error = answers.first(where: { $0.errorMessage != nil })?.errorMessage {
             throw RESPError.server(error)
@@ -157,6 +161,9 @@ public struct WorkerLoop: Sendable {
         }
         return taken.count
     }
+
+    /// Tasks this process has answered (for its heartbeat).
+    static let tasksDone = Atomic<Int>(0)
 
     /// Runs one task, within its timeout if it has one.
     static func run(

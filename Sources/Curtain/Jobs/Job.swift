@@ -69,6 +69,9 @@ struct Job<F: RemoteFunction> {
     private let clock = ContinuousClock()
     private let start: ContinuousClock.Instant
     private var finished = false
+    /// One past the highest task index submitted (results for lower indices no longer pending are
+    /// duplicates).
+    private var submitted: UInt64 = 0
     /// Whether anything of this job went to the object store (its objects are deleted at the end).
     private var spilled = false
     /// The captures as sent: the reference, once spilled.
@@ -123,6 +126,7 @@ struct Job<F: RemoteFunction> {
                 spilled = true
             }
             pending[task.index] = Pending(captures: captures, input: input, attempt: 1, retriesUsed: 0)
+            submitted = Swift.max(submitted, task.index + 1)
             envelopes.append(envelope(index: task.index, captures: captures, input: input, attempt: 1))
         }
         try await transport.submit(envelopes)
@@ -160,7 +164,12 @@ struct Job<F: RemoteFunction> {
         var again: [TaskEnvelope] = []
         for result in results {
             if case .success(let bytes) = result.outcome, Spill.isReference(bytes) { spilled = true }
-            guard result.jobID == jobID, var task = pending[result.index], result.attempt >= task.attempt else { continue }
+            guard result.jobID == jobID else { continue }
+            guard var task = pending[result.index] else {
+                if result.index < submitted { statistics.duplicates += 1 }  // answered already: the first wins
+                continue
+            }
+            guard result.attempt >= task.attempt else { continue }
             var failure: RemoteFailure
             switch result.outcome {
             case .success(let bytes):
@@ -219,7 +228,7 @@ struct Job<F: RemoteFunction> {
             function: F.name, backend: context.backend, tasks: statistics.completed, failed: statistics.failed,
             workers: context.reportedWorkers ?? statistics.workers.count, wallTime: clock.now - start,
             coldStart: context.coldStart?.value, p50: statistics.quantile(0.5), p99: statistics.quantile(0.99),
-            retries: statistics.retries)
+            retries: statistics.retries, duplicates: statistics.duplicates)
         options.onSummary?(summary)
         if wantSummary { StandardError.write(summary.description + "\n") }
     }

@@ -26,8 +26,11 @@ public struct JobSummary: Sendable, CustomStringConvertible {
     public var p99: Duration
     /// Extra runs: thrown errors and timeouts retried, and tasks re-run after their worker crashed.
     public var retries: Int
+    /// Results dropped because their task had already been answered (a task re-run after its worker was
+    /// presumed dead, which then answered after all): the first result wins.
+    public var duplicates: Int = 0
 
-    /// One line: tasks, workers, wall time and rate, cold start, p50/p99 task time, retries.
+    /// One line: tasks, workers, wall time and rate, cold start, p50/p99 task time, retries, duplicates.
     public var description: String {
         var parts = ["curtain: \(function)"]
         let seconds = wallTime.inSeconds
@@ -39,6 +42,7 @@ public struct JobSummary: Sendable, CustomStringConvertible {
         if let coldStart { parts.append("cold start \(Format.duration(coldStart))") }
         parts.append("task p50 \(Format.duration(p50)), p99 \(Format.duration(p99))")
         parts.append("\(retries) retr\(retries == 1 ? "y" : "ies")")
+        if duplicates > 0 { parts.append("\(duplicates) duplicate\(duplicates == 1 ? "" : "s") dropped") }
         parts.append(backend)
         return parts.joined(separator: " · ")
     }
@@ -51,6 +55,8 @@ struct JobStatistics {
     /// Failed runs that were retried (thrown errors and timeouts); crashes show in `retries` only.
     var failedAttempts = 0
     var retries = 0
+    /// Results for tasks already answered.
+    var duplicates = 0
     var workers = Set<String>()
     /// Function run times in microseconds, kept only when a summary was asked for.
     var durations: [UInt64]?

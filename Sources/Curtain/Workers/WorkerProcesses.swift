@@ -185,39 +185,12 @@ actor WorkerProcesses {
         }
     }
 
-    /// Puts the dead worker's in-flight tasks back at the front of the queue, or answers them as crashed.
-    ///
-    /// Only a task that was alone in the worker's hands is charged the crash: when it held several (a
-    /// batch), none is known to be guilty, so all go back uncharged and marked suspect, and each then runs
-    /// alone, where a second crash names its culprit.
+    /// Puts the dead worker's in-flight tasks back at the front of the queue, or answers them as crashed
+    /// (see ``TaskRecovery/recover(workerID:how:keys:crashRetries:client:)``).
     private func recover(workerID: String, how: String) async throws {
-        let inflight = keys.inflight(worker: workerID)
-        let taken = (try await client.send(RESPCommand("LRANGE", inflight, 0, -1)).array ?? []).compactMap(\.buffer)
-        let alone = taken.count == 1
-        var commands: [RESPCommand] = []
-        for raw in taken.reversed() {
-            guard var envelope = try? TaskEnvelope(decoding: raw) else { continue }
-            if alone && Int(envelope.crashes) >= crashRetries {
-                let result = TaskResult(
-                    jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt,
-                    crashes: envelope.crashes &+ 1, workerID: workerID,
-                    outcome: .failure(RemoteFailure(
-                        kind: .crashed, errorType: "Curtain.WorkerCrash",
-                        message: "the worker process \(how) (attempt \(Int(envelope.crashes) + 1) of \(crashRetries + 1))")))
-                commands.append(RESPCommand("RPUSH", StoreKeys.results(job: envelope.jobID), try result.encoded()))
-            } else {
-                envelope.attempt &+= 1
-                if alone {
-                    envelope.crashes += 1
-                } else {
-                    envelope.suspect = true
-                }
-                commands.append(RESPCommand("LPUSH", keys.queue, try envelope.encoded()))
-                requeued += 1
-            }
-        }
-        commands.append(RESPCommand("DEL", inflight))
-        _ = try await client.pipeline(commands)
+        let counts = try await TaskRecovery.recover(
+            workerID: workerID, how: "process \(how)", keys: keys, crashRetries: crashRetries, client: client)
+        requeued += counts?.requeued ?? 0
     }
 
     /// Closes the workers' pipes (they exit by themselves), then kills any still running after `grace`.
@@ -250,7 +223,8 @@ enum WorkerRole {
             exit(2)
         }
         let buildID = environment["CURTAIN_BUILD_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? BuildID.current()
-        let workerID = environment["CURTAIN_WORKER_ID"] ?? "\(ProcessInfo.processInfo.processIdentifier)"
+        // Unique across hosts unless given: host name, process id.
+        let workerID = environment["CURTAIN_WORKER_ID"] ?? "\(WorkerHeartbeat.hostName())-\(ProcessInfo.processInfo.processIdentifier)"
         // Only workers spawned by a driver watch their stdin: one started by hand may have none.
         if environment["CURTAIN_PARENT_PIPE"] == "1" { watchParentPipe() }
         do {
@@ -268,7 +242,13 @@ enum WorkerRole {
                 storage: try Storage(url: environment["CURTAIN_STORAGE"].flatMap { $0.isEmpty ? nil : $0 } ?? CloudConfiguration.defaultStorage),
                 threshold: (try? CloudConfiguration.spillThreshold(in: environment)).flatMap { $0 } ?? 256 * 1024)
             let loop = WorkerLoop(client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill)
+            // The heartbeat says this worker's in-flight tasks are still its own; it is written before the
+            // first task is taken.
+            let heartbeat = WorkerHeartbeat(client: client, keys: StoreKeys(buildID: buildID), workerID: workerID, ttl: ttl ?? .seconds(3))
+            try await heartbeat.beat()
+            heartbeat.start()
             try await loop.run()
+            heartbeat.stop()
             await transport.close()
             exit(0)
         } catch let error as WorkerStuckError {

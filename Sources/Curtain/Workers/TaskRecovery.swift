@@ -1,0 +1,178 @@
+import CurtainRESP
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A task given up on: kept in `curtain:{B}:dead` (the latest 1,000) for `curtain status` and people.
+struct DeadLetter: Codable, Sendable, Hashable {
+    var job: String
+    var index: UInt64
+    var function: String
+    var attempts: Int
+    var worker: String
+    var reason: String
+    /// Unix milliseconds.
+    var at: Int
+}
+
+/// Puts a dead worker's in-flight tasks back on the queue, or gives up on them.
+enum TaskRecovery {
+    /// Recovers the in-flight list of `workerID`, atomically (`WATCH`/`MULTI`): when several processes
+    /// notice the same death, exactly one recovers its tasks.
+    ///
+    /// Only a task that was alone in the worker's hands is charged the crash: when it held several (a
+    /// batch), none is known to be guilty, so all go back uncharged and marked suspect, and each then runs
+    /// alone, where a second crash names its culprit. A task charged `1 + crashRetries` crashes is answered
+    /// as ``RemoteFailure/Kind/crashed`` and recorded as a ``DeadLetter``.
+    ///
+    /// - Returns: the tasks put back and those given up on; `nil` if another process recovered them first.
+    @discardableResult
+    static func recover(
+        workerID: String, how: String, keys: StoreKeys, crashRetries: Int, client: RESPClient
+    ) async throws -> (requeued: Int, givenUp: Int)? {
+        let inflight = keys.inflight(worker: workerID)
+        return try await client.withDedicatedConnection { connection in
+            _ = try await connection.send(RESPCommand("WATCH", inflight))
+            let taken = (try await connection.send(RESPCommand("LRANGE", inflight, 0, -1)).array ?? []).compactMap(\.buffer)
+            guard !taken.isEmpty else {
+                _ = try await connection.send(RESPCommand("UNWATCH"))
+                return (0, 0)
+            }
+            let alone = taken.count == 1
+            var commands: [RESPCommand] = [RESPCommand("MULTI")]
+            var counts = (requeued: 0, givenUp: 0)
+            for raw in taken.reversed() {
+                guard var envelope = try? TaskEnvelope(decoding: raw) else { continue }
+                if alone && Int(envelope.crashes) >= crashRetries {
+                    let attempts = Int(envelope.crashes) + 1
+                    let reason = "the worker \(how) (attempt \(attempts) of \(crashRetries + 1))"
+                    let result = TaskResult(
+                        jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt,
+                        crashes: envelope.crashes &+ 1, workerID: workerID,
+                        outcome: .failure(RemoteFailure(kind: .crashed, errorType: "Curtain.WorkerCrash", message: reason)))
+                    commands.append(RESPCommand("RPUSH", StoreKeys.results(job: envelope.jobID), try result.encoded()))
+                    let letter = DeadLetter(
+                        job: envelope.jobID, index: envelope.index, function: envelope.function, attempts: attempts,
+                        worker: workerID, reason: reason, at: Int(time(nil)) * 1000)
+                    commands.append(RESPCommand("RPUSH", keys.deadLetters, ByteBuffer(bytes: try PayloadCodec.encode(letter))))
+                    commands.append(RESPCommand("LTRIM", keys.deadLetters, -1000, -1))
+                    counts.givenUp += 1
+                } else {
+                    envelope.attempt &+= 1
+                    if alone {
+                        envelope.crashes += 1
+                    } else {
+                        envelope.suspect = true
+                    }
+                    commands.append(RESPCommand("LPUSH", keys.queue, try envelope.encoded()))
+                    counts.requeued += 1
+                }
+            }
+            commands.append(RESPCommand("DEL", inflight))
+            commands.append(RESPCommand("EXEC"))
+            let replies = try await connection.pipeline(commands)
+            if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
+            return replies.last?.isNull == true ? nil : counts
+        }
+    }
+}
+
+/// On a shared store, where no supervisor watches the workers' processes: finds workers whose heartbeat
+/// lapsed and recovers their in-flight tasks (every driver of the build runs one; `WATCH` makes exactly
+/// one of them recover each dead worker).
+final class TaskReaper: Sendable {
+    private let task: Task<Void, Never>
+
+    init(client: RESPClient, keys: StoreKeys, heartbeatTTL: Duration, crashRetries: Int, logger: Logger = Logger(label: "curtain.reaper")) {
+        let period = max(heartbeatTTL / 2, .milliseconds(50))
+        task = Task(executorPreference: client.backgroundExecutor()) {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: period)
+                do {
+                    try await Self.sweep(client: client, keys: keys, crashRetries: crashRetries, logger: logger)
+                } catch {
+                    logger.debug("reaper sweep failed", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    static func sweep(client: RESPClient, keys: StoreKeys, crashRetries: Int, logger: Logger) async throws {
+        let prefix = keys.inflight(worker: "")
+        var cursor = "0"
+        var workers: [String] = []
+        repeat {
+            let reply = try await client.send(RESPCommand("SCAN", cursor, "MATCH", prefix + "*", "COUNT", 1000))
+            guard let parts = reply.array, parts.count == 2 else { break }
+            cursor = parts[0].string ?? "0"
+            workers += (parts[1].array ?? []).compactMap(\.string).map { String($0.dropFirst(prefix.count)) }
+        } while cursor != "0"
+        guard !workers.isEmpty else { return }
+        let alive = try await client.pipeline(workers.map { RESPCommand("EXISTS", keys.worker($0)) })
+        for (worker, beat) in zip(workers, alive) where beat.int == 0 {
+            if let counts = try await TaskRecovery.recover(
+                workerID: worker, how: "stopped sending heartbeats", keys: keys, crashRetries: crashRetries, client: client),
+                counts.requeued + counts.givenUp > 0
+            {
+                logger.warning(
+                    "a worker's heartbeat lapsed; recovered its tasks",
+                    metadata: ["worker": "\(worker)", "requeued": "\(counts.requeued)", "given up": "\(counts.givenUp)"])
+            }
+        }
+    }
+
+    func stop() { task.cancel() }
+}
+
+/// A worker's heartbeat: `curtain:{B}:worker:<id>`, a hash of its host, process id, build, tasks done and
+/// last beat (Unix ms), renewed three times per TTL from an event loop (not the cooperative pool, which
+/// a CPU-bound task may be holding).
+final class WorkerHeartbeat: Sendable {
+    let client: RESPClient
+    let key: String
+    let ttl: Duration
+    let buildID: String
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(client: RESPClient, keys: StoreKeys, workerID: String, ttl: Duration) {
+        self.client = client
+        self.key = keys.worker(workerID)
+        self.ttl = ttl
+        self.buildID = keys.buildID
+    }
+
+    func beat() async throws {
+        _ = try await client.pipeline([
+            RESPCommand(
+                "HSET", key, "host", Self.hostName(), "pid", Int(getpid()), "build", buildID,
+                "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000),
+            RESPCommand("PEXPIRE", key, Int(ttl.wholeMilliseconds)),
+        ])
+    }
+
+    func start() {
+        let period = ttl / 3
+        let task = Task(executorPreference: client.backgroundExecutor()) { [self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: period)
+                try? await beat()
+            }
+        }
+        self.task.withLock { $0 = task }
+    }
+
+    func stop() { task.withLock { $0?.cancel() } }
+
+    /// This machine's host name.
+    static func hostName() -> String {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "unknown-host" }
+        return String(decoding: buffer.prefix(while: { $0 != 0 }), as: UTF8.self)
+    }
+}

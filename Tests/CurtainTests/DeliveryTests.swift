@@ -1,0 +1,151 @@
+@testable import Curtain
+import CurtainRESP
+import CurtainTestFunctions
+import CurtainTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+/// Delivery on a shared store, where no supervisor watches the workers: heartbeats and the reaper.
+@Suite("Delivery: tasks of workers whose heartbeat lapsed run again; results count once", .serialized)
+struct DeliveryTests {
+    /// `count` workers started by hand on a redis-server, beating every 100 ms with a 300 ms TTL, and a
+    /// cloud on the same store with that TTL.
+    func withCluster(workers count: Int, _ body: (Cloud, [Process], TestStore) async throws -> Void) async throws {
+        // (Bodies wait for all the workers' heartbeats first, so every worker can take part.)
+        try await withTestStore(.redis) { store in
+            let prefix = "delivery-\(getpid())-\(UUID().uuidString.prefix(6))"
+            let workers = try startWorkerProcesses(
+                count, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture", idPrefix: prefix,
+                environment: ["CURTAIN_HEARTBEAT_MS": "300"])
+            var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+            configuration.heartbeatTTL = .milliseconds(300)
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            do {
+                let client = try RESPClient(url: store.url)
+                for _ in 0..<3_000 {
+                    let beating = try await client.send(RESPCommand("KEYS", StoreKeys(buildID: "fixture").worker(prefix) + "*")).array?.count ?? 0
+                    if beating == count { break }
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                await client.close()
+                try await body(cloud, workers, store)
+            } catch {
+                await cloud.shutdown()
+                for worker in workers { await terminate(worker) }
+                throw error
+            }
+            await cloud.shutdown()
+            for worker in workers { await terminate(worker) }
+        }
+    }
+
+    /// The process id of a worker holding a task (polled for up to 20 s).
+    func holder(_ client: RESPClient) async throws -> Int32? {
+        let keys = StoreKeys(buildID: "fixture")
+        for _ in 0..<2_000 {
+            let lists = try await client.send(RESPCommand("KEYS", keys.inflight(worker: "") + "*")).array ?? []
+            for list in lists.compactMap(\.string) where try await client.send(RESPCommand("LLEN", list)).int ?? 0 > 0 {
+                let worker = String(list.dropFirst(keys.inflight(worker: "").count))
+                if let pid = try await client.send(RESPCommand("HGET", keys.worker(worker), "pid")).string.flatMap({ Int32($0) }) {
+                    return pid
+                }
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    @Test func aKilledWorkersTasksRunElsewhereAndTheJobSucceeds() async throws {
+        try await withCluster(workers: 2) { cloud, workers, store in
+            let summary = Mutex<JobSummary?>(nil)
+            let job = Task {
+                // Long enough (about 6 s on two workers) that a loaded machine still sees it mid-way.
+                try await cloud.map(
+                    SlowSquare(milliseconds: 300), over: 0..<40,
+                    options: JobOptions(onSummary: { s in summary.withLock { $0 = s } }))
+            }
+            // Once a worker holds a task, kill it.
+            let client = try RESPClient(url: store.url)
+            defer { Task { await client.close() } }
+            let keys = StoreKeys(buildID: "fixture")
+            let victim = try await holder(client)
+            let pid = try #require(victim)
+            #expect(workers.contains { $0.processIdentifier == pid })
+            kill(pid, SIGKILL)
+            #expect(try await job.value == (0..<40).map { $0 * $0 })
+            let seen = try #require(summary.withLock { $0 })
+            #expect(seen.retries >= 1)  // the killed worker's tasks ran again
+            #expect(seen.tasks == 40)
+            // Its heartbeat is gone and nothing is left in flight.
+            let lists = try await client.send(RESPCommand("KEYS", keys.inflight(worker: "") + "*")).array ?? []
+            for list in lists.compactMap(\.string) { #expect(try await client.send(RESPCommand("LLEN", list)).int == 0) }
+        }
+    }
+
+    @Test func aWorkerPresumedDeadThatAnswersLateIsCountedAsADuplicate() async throws {
+        try await withCluster(workers: 2) { cloud, workers, store in
+            let summary = Mutex<JobSummary?>(nil)
+            let job = Task {
+                try await cloud.map(
+                    SlowSquare(milliseconds: 200), over: 0..<30,
+                    options: JobOptions(onSummary: { s in summary.withLock { $0 = s } }))
+            }
+            // Freeze a worker mid-task (as a cut link would): its heartbeat lapses, its task runs again
+            // elsewhere; thawed, it answers too, and that second answer is dropped and counted.
+            let client = try RESPClient(url: store.url)
+            defer { Task { await client.close() } }
+            let frozen = try #require(try await holder(client))
+            #expect(workers.contains { $0.processIdentifier == frozen })
+            kill(frozen, SIGSTOP)
+            try await Task.sleep(for: .milliseconds(1_200))
+            kill(frozen, SIGCONT)
+            #expect(try await job.value == (0..<30).map { $0 * $0 })
+            let seen = try #require(summary.withLock { $0 })
+            #expect(seen.tasks == 30)
+            #expect(seen.retries >= 1)
+            #expect(seen.duplicates >= 1)
+            #expect(seen.description.contains("duplicate"))
+        }
+    }
+
+    @Test func aTaskThatKillsEveryWorkerIsGivenUpAndDeadLettered() async throws {
+        try await withCluster(workers: 4) { cloud, _, store in
+            do {
+                _ = try await cloud.map(AlwaysCrashes(), over: [5])
+                Issue.record("expected a crash failure")
+            } catch let error as RemoteTaskError {
+                #expect(error.failure.kind == .crashed)
+                #expect(error.failure.message.contains("stopped sending heartbeats"))
+                #expect(error.failure.message.contains("attempt 3 of 3"))
+            }
+            let client = try RESPClient(url: store.url)
+            defer { Task { await client.close() } }
+            let letters = try await client.send(RESPCommand("LRANGE", StoreKeys(buildID: "fixture").deadLetters, 0, -1)).array ?? []
+            #expect(letters.count == 1)
+            let letter = try PayloadCodec.decode(DeadLetter.self, from: Array(try #require(letters.first?.buffer).readableBytesView))
+            #expect(letter.function == "AlwaysCrashes" && letter.index == 0 && letter.attempts == 3)
+            // A fourth worker is still alive and works.
+            #expect(try await cloud.run(CurtainTestFunctions.Square(offset: 1), 3) == 10)
+        }
+    }
+
+    @Test func recoveryHappensOnceWhenSeveralProcessesNoticeTheDeath() async throws {
+        try await withTestStore(.redis) { store in
+            let client = try RESPClient(url: store.url)
+            defer { Task { await client.close() } }
+            let keys = StoreKeys(buildID: "race")
+            let envelope = TaskEnvelope(buildID: "race", jobID: "j", index: 0, function: "F", functionPayload: [], input: [])
+            _ = try await client.send(RESPCommand("RPUSH", keys.inflight(worker: "gone"), try envelope.encoded()))
+            // Two reapers at once: the task goes back exactly once.
+            async let a = TaskRecovery.recover(workerID: "gone", how: "test", keys: keys, crashRetries: 2, client: client)
+            async let b = TaskRecovery.recover(workerID: "gone", how: "test", keys: keys, crashRetries: 2, client: client)
+            let outcomes = try await [a, b]
+            #expect(outcomes.compactMap { $0 }.reduce(0) { $0 + $1.requeued } == 1)
+            #expect(try await client.send(RESPCommand("LLEN", keys.queue)).int == 1)
+            #expect(try await client.send(RESPCommand("EXISTS", keys.inflight(worker: "gone"))).int == 0)
+            let back = try TaskEnvelope(decoding: try #require(try await client.send(RESPCommand("LPOP", keys.queue)).buffer))
+            #expect(back.attempt == 2 && back.crashes == 1)
+        }
+    }
+}
