@@ -62,6 +62,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),  // NIOThreadPool for blocking file I/O
                 .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Crypto", package: "swift-crypto"),  // HMAC-SHA256 of envelopes (CURTAIN_SECRET)
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift

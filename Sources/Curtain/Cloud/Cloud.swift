@@ -48,6 +48,8 @@ public final class Cloud: Sendable {
     let spawned = SpawnedActors()
     /// Objects, as files: the store of ``CloudConfiguration/storage`` (see ``Storage``).
     public let storage: Storage
+    /// Signs envelopes and checks results when ``CloudConfiguration/secret`` is set.
+    var sealer: Sealer? { configuration.secret.map(Sealer.init(secret:)) }
     /// On a shared store: recovers the tasks of workers whose heartbeat lapsed.
     private let reaper = Mutex<TaskReaper?>(nil)
 
@@ -115,7 +117,7 @@ public final class Cloud: Sendable {
             cloud.reaper.withLock {
                 $0 = TaskReaper(
                     client: client, keys: StoreKeys(buildID: buildID), heartbeatTTL: configuration.heartbeatTTL,
-                    crashRetries: configuration.crashRetries)
+                    crashRetries: configuration.crashRetries, sealer: cloud.sealer)
             }
             return cloud
         }
@@ -154,7 +156,9 @@ public final class Cloud: Sendable {
                 arguments: configuration.workerArguments ?? Array(CommandLine.arguments.dropFirst()),
                 storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries,
                 heartbeatTTL: configuration.heartbeatTTL,
-                environment: ["CURTAIN_STORAGE": storage.url, "CURTAIN_SPILL_BYTES": "\(configuration.spillThreshold)"],
+                environment: ["CURTAIN_STORAGE": storage.url, "CURTAIN_SPILL_BYTES": "\(configuration.spillThreshold)"]
+                    .merging(configuration.secret.map { ["CURTAIN_SECRET": $0] } ?? [:]) { _, new in new },
+                sealer: configuration.secret.map(Sealer.init(secret:)),
                 coldStart: coldStart, logger: Logger(label: "curtain.cloud"))
             await workers.startMonitoring()
             return Cloud(
@@ -192,11 +196,12 @@ public final class Cloud: Sendable {
         let registry = self.registry
         let width = configuration.workers
         let spill = SpillSettings(storage: storage, threshold: configuration.spillThreshold)
+        let sealer = self.sealer
         // Actor references among the outputs (and, in-process, the captures and inputs) resolve through
         // this cloud's actor system.
         return try await CurtainActorSystem.$taskCurrent.withValue(actors) {
             try await MapRunner.map(function, over: inputs, context: jobContext, options: options) { [client, buildID] jobID in
-                if let client { return try await StoreTransport(client: client, buildID: buildID, jobID: jobID) }
+                if let client { return try await StoreTransport(client: client, buildID: buildID, jobID: jobID, sealer: sealer) }
                 return LocalTransport(registry: registry, width: width, spill: spill)
             }
         }
@@ -214,7 +219,7 @@ public final class Cloud: Sendable {
         let jobID = TaskDispatcher.newJobID()
         let transport: any JobTransport
         if let client {
-            transport = try await StoreTransport(client: client, buildID: buildID, jobID: jobID)
+            transport = try await StoreTransport(client: client, buildID: buildID, jobID: jobID, sealer: sealer)
         } else {
             transport = LocalTransport(
                 registry: registry, width: configuration.workers,

@@ -56,6 +56,10 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// instead of through the store's queues (`CURTAIN_SPILL_BYTES`; default 256 KiB), so a job's data has
     /// no fixed cap; the objects are deleted when the job ends.
     public var spillThreshold: Int = 256 * 1024
+    /// When set (`CURTAIN_SECRET`), every task envelope and result is signed with HMAC-SHA256 under it, and
+    /// workers run nothing unsigned or forged (nor does the driver accept such results). Give workers the
+    /// same secret; local workers inherit it.
+    public var secret: String?
 
     /// Creates a configuration; `workers` defaults to the number of active processor cores.
     public init(
@@ -69,7 +73,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -100,6 +104,7 @@ public struct CloudConfiguration: Sendable, Hashable {
         if let ttl = try heartbeatTTL(in: environment) { configuration.heartbeatTTL = ttl }
         if let value = environment["CURTAIN_STORAGE"], !value.isEmpty { configuration.storage = value }
         if let threshold = try spillThreshold(in: environment) { configuration.spillThreshold = threshold }
+        if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty { configuration.secret = secret }
         configuration.printSummaries = try flag("CURTAIN_SUMMARY", in: environment) ?? false
         configuration.showProgress = try flag("CURTAIN_PROGRESS", in: environment) ?? true
         return configuration

@@ -22,6 +22,8 @@ public struct WorkerLoop: Sendable {
     let logger: Logger
     /// Where outputs above the spill threshold go; `nil` keeps every output inline.
     let spill: SpillSettings?
+    /// Checks envelopes and signs results when the worker has a secret.
+    let sealer: Sealer?
 
     /// Creates a worker loop for executables of `buildID`.
     public init(
@@ -30,14 +32,16 @@ public struct WorkerLoop: Sendable {
     ) {
         self.init(
             client: client, registry: registry, buildID: buildID, workerID: workerID, batchSize: batchSize,
-            stuckGrace: stuckGrace, logger: logger, spill: nil)
+            stuckGrace: stuckGrace, logger: logger, spill: nil, sealer: nil)
     }
 
     init(
         client: RESPClient, registry: FunctionRegistry, buildID: String, workerID: String, batchSize: Int = 64,
-        stuckGrace: Duration = .milliseconds(500), logger: Logger = Logger(label: "curtain.worker"), spill: SpillSettings?
+        stuckGrace: Duration = .milliseconds(500), logger: Logger = Logger(label: "curtain.worker"), spill: SpillSettings?,
+        sealer: Sealer?
     ) {
         self.spill = spill
+        self.sealer = sealer
         self.stuckGrace = stuckGrace
         self.client = client
         self.registry = registry
@@ -94,9 +98,10 @@ public struct WorkerLoop: Sendable {
         var envelopes: [(raw: ByteBuffer, envelope: TaskEnvelope?)] = []
         for raw in taken {
             do {
-                envelopes.append((raw, try TaskEnvelope(decoding: raw)))
+                envelopes.append((raw, try TaskEnvelope(decoding: try Sealer.open(raw, with: sealer))))
             } catch {
-                logger.warning("rejected a malformed task envelope", metadata: ["reason": "\(error)", "worker": "\(workerID)"])
+                // Never run, never answered (an answer would trust the entry's job id): logged and dropped.
+                logger.warning("rejected a task envelope", metadata: ["reason": "\(error)", "worker": "\(workerID)"])
                 envelopes.append((raw, nil))
             }
         }
@@ -143,7 +148,7 @@ public struct WorkerLoop: Sendable {
                 jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
                 workerID: workerID, durationMicroseconds: duration, outcome: outcome)
             let resultsKey = StoreKeys.results(job: envelope.jobID)
-            replies.append(RESPCommand("RPUSH", resultsKey, try result.encoded()))
+            replies.append(RESPCommand("RPUSH", resultsKey, Sealer.seal(try result.encoded(), with: sealer)))
             resultKeys.insert(resultsKey)
             answered += 1
         }

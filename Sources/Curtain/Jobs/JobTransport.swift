@@ -1,4 +1,5 @@
 import CurtainRESP
+import Logging
 import DequeModule
 import NIOCore
 import Synchronization
@@ -25,8 +26,11 @@ final class StoreTransport: JobTransport {
     private let resultsKey: String
     /// Envelopes per `RPUSH`.
     private let pushChunk = 256
+    /// Signs envelopes and checks results when the cloud has a secret.
+    private let sealer: Sealer?
 
-    init(client: RESPClient, buildID: String, jobID: String) async throws {
+    init(client: RESPClient, buildID: String, jobID: String, sealer: Sealer? = nil) async throws {
+        self.sealer = sealer
         self.client = client
         self.keys = StoreKeys(buildID: buildID)
         self.jobID = jobID
@@ -41,7 +45,7 @@ final class StoreTransport: JobTransport {
             let end = min(start + pushChunk, envelopes.count)
             var arguments: [any RESPArgument] = [keys.queue]
             arguments.reserveCapacity(end - start + 1)
-            for envelope in envelopes[start..<end] { arguments.append(try envelope.encoded()) }
+            for envelope in envelopes[start..<end] { arguments.append(Sealer.seal(try envelope.encoded(), with: sealer)) }
             commands.append(RESPCommand("RPUSH", arguments: arguments))
             start = end
         }
@@ -54,13 +58,22 @@ final class StoreTransport: JobTransport {
     func receive() async throws -> [TaskResult] {
         let first = try await connection.send(RESPCommand("BLPOP", resultsKey, 1))
         guard let pair = first.array, pair.count == 2, let firstBytes = pair[1].buffer else { return [] }
-        var results = [try TaskResult(decoding: firstBytes)]
+        var entries = [firstBytes]
         let more = try await connection.send(RESPCommand("LPOP", resultsKey, 1000))
-        for value in more.array ?? [] {
-            if let bytes = value.buffer { results.append(try TaskResult(decoding: bytes)) }
+        entries += (more.array ?? []).compactMap(\.buffer)
+        var results: [TaskResult] = []
+        for bytes in entries {
+            // A result that is malformed, unsigned or forged is dropped: the task's real answer is awaited.
+            do {
+                results.append(try TaskResult(decoding: try Sealer.open(bytes, with: sealer)))
+            } catch {
+                Self.logger.warning("dropped a result that is not to be trusted", metadata: ["job": "\(jobID)", "reason": "\(error)"])
+            }
         }
         return results
     }
+
+    private static let logger = Logger(label: "curtain.jobs")
 
     /// Marks the job over (workers skip whatever of it is still queued) and drops its results.
     func finish() async {

@@ -34,7 +34,7 @@ enum TaskRecovery {
     /// - Returns: the tasks put back and those given up on; `nil` if another process recovered them first.
     @discardableResult
     static func recover(
-        workerID: String, how: String, keys: StoreKeys, crashRetries: Int, client: RESPClient
+        workerID: String, how: String, keys: StoreKeys, crashRetries: Int, client: RESPClient, sealer: Sealer? = nil
     ) async throws -> (requeued: Int, givenUp: Int)? {
         let inflight = keys.inflight(worker: workerID)
         return try await client.withDedicatedConnection { connection in
@@ -48,7 +48,8 @@ enum TaskRecovery {
             var commands: [RESPCommand] = [RESPCommand("MULTI")]
             var counts = (requeued: 0, givenUp: 0)
             for raw in taken.reversed() {
-                guard var envelope = try? TaskEnvelope(decoding: raw) else { continue }
+                // An entry that is not to be trusted is dropped with the list.
+                guard let opened = try? Sealer.open(raw, with: sealer), var envelope = try? TaskEnvelope(decoding: opened) else { continue }
                 if alone && Int(envelope.crashes) >= crashRetries {
                     let attempts = Int(envelope.crashes) + 1
                     let reason = "the worker \(how) (attempt \(attempts) of \(crashRetries + 1))"
@@ -56,7 +57,7 @@ enum TaskRecovery {
                         jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt,
                         crashes: envelope.crashes &+ 1, workerID: workerID,
                         outcome: .failure(RemoteFailure(kind: .crashed, errorType: "Curtain.WorkerCrash", message: reason)))
-                    commands.append(RESPCommand("RPUSH", StoreKeys.results(job: envelope.jobID), try result.encoded()))
+                    commands.append(RESPCommand("RPUSH", StoreKeys.results(job: envelope.jobID), Sealer.seal(try result.encoded(), with: sealer)))
                     let letter = DeadLetter(
                         job: envelope.jobID, index: envelope.index, function: envelope.function, attempts: attempts,
                         worker: workerID, reason: reason, at: Int(time(nil)) * 1000)
@@ -70,7 +71,7 @@ enum TaskRecovery {
                     } else {
                         envelope.suspect = true
                     }
-                    commands.append(RESPCommand("LPUSH", keys.queue, try envelope.encoded()))
+                    commands.append(RESPCommand("LPUSH", keys.queue, Sealer.seal(try envelope.encoded(), with: sealer)))
                     counts.requeued += 1
                 }
             }
@@ -89,13 +90,16 @@ enum TaskRecovery {
 final class TaskReaper: Sendable {
     private let task: Task<Void, Never>
 
-    init(client: RESPClient, keys: StoreKeys, heartbeatTTL: Duration, crashRetries: Int, logger: Logger = Logger(label: "curtain.reaper")) {
+    init(
+        client: RESPClient, keys: StoreKeys, heartbeatTTL: Duration, crashRetries: Int, sealer: Sealer? = nil,
+        logger: Logger = Logger(label: "curtain.reaper")
+    ) {
         let period = max(heartbeatTTL / 2, .milliseconds(50))
         task = Task(executorPreference: client.backgroundExecutor()) {
             while !Task.isCancelled {
                 try? await Task.sleep(for: period)
                 do {
-                    try await Self.sweep(client: client, keys: keys, crashRetries: crashRetries, logger: logger)
+                    try await Self.sweep(client: client, keys: keys, crashRetries: crashRetries, sealer: sealer, logger: logger)
                 } catch {
                     logger.debug("reaper sweep failed", metadata: ["error": "\(error)"])
                 }
@@ -103,7 +107,7 @@ final class TaskReaper: Sendable {
         }
     }
 
-    static func sweep(client: RESPClient, keys: StoreKeys, crashRetries: Int, logger: Logger) async throws {
+    static func sweep(client: RESPClient, keys: StoreKeys, crashRetries: Int, sealer: Sealer?, logger: Logger) async throws {
         let prefix = keys.inflight(worker: "")
         var cursor = "0"
         var workers: [String] = []
@@ -117,7 +121,8 @@ final class TaskReaper: Sendable {
         let alive = try await client.pipeline(workers.map { RESPCommand("EXISTS", keys.worker($0)) })
         for (worker, beat) in zip(workers, alive) where beat.int == 0 {
             if let counts = try await TaskRecovery.recover(
-                workerID: worker, how: "stopped sending heartbeats", keys: keys, crashRetries: crashRetries, client: client),
+                workerID: worker, how: "stopped sending heartbeats", keys: keys, crashRetries: crashRetries, client: client,
+                sealer: sealer),
                 counts.requeued + counts.givenUp > 0
             {
                 logger.warning(

@@ -48,6 +48,7 @@ actor WorkerProcesses {
     private let heartbeatTTL: Duration
     /// Variables set for every worker on top of the driver's environment.
     private let environment: [String: String]
+    private let sealer: Sealer?
     private let logger: Logger
     private var workers: [Worker] = []
     private var generation = 0
@@ -66,9 +67,10 @@ actor WorkerProcesses {
     /// Starts `count` workers of `executable` connecting to `storeURL`.
     init(
         count: Int, executable: String, arguments: [String], storeURL: String, buildID: String, client: RESPClient,
-        crashRetries: Int, heartbeatTTL: Duration = .seconds(3), environment: [String: String] = [:],
+        crashRetries: Int, heartbeatTTL: Duration = .seconds(3), environment: [String: String] = [:], sealer: Sealer? = nil,
         coldStart: ColdStartClock, logger: Logger
     ) throws {
+        self.sealer = sealer
         self.heartbeatTTL = heartbeatTTL
         self.environment = environment
         self.coldStart = coldStart
@@ -189,7 +191,7 @@ actor WorkerProcesses {
     /// (see ``TaskRecovery/recover(workerID:how:keys:crashRetries:client:)``).
     private func recover(workerID: String, how: String) async throws {
         let counts = try await TaskRecovery.recover(
-            workerID: workerID, how: "process \(how)", keys: keys, crashRetries: crashRetries, client: client)
+            workerID: workerID, how: "process \(how)", keys: keys, crashRetries: crashRetries, client: client, sealer: sealer)
         requeued += counts?.requeued ?? 0
     }
 
@@ -241,7 +243,10 @@ enum WorkerRole {
             let spill = SpillSettings(
                 storage: try Storage(url: environment["CURTAIN_STORAGE"].flatMap { $0.isEmpty ? nil : $0 } ?? CloudConfiguration.defaultStorage),
                 threshold: (try? CloudConfiguration.spillThreshold(in: environment)).flatMap { $0 } ?? 256 * 1024)
-            let loop = WorkerLoop(client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill)
+            let secret = environment["CURTAIN_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+            let loop = WorkerLoop(
+                client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill,
+                sealer: secret.map(Sealer.init(secret:)))
             // The heartbeat says this worker's in-flight tasks are still its own; it is written before the
             // first task is taken.
             let heartbeat = WorkerHeartbeat(client: client, keys: StoreKeys(buildID: buildID), workerID: workerID, ttl: ttl ?? .seconds(3))

@@ -1,0 +1,68 @@
+@testable import Curtain
+import CurtainRESP
+import CurtainTestFunctions
+import CurtainTestSupport
+import Foundation
+import NIOCore
+import Testing
+
+@Suite("Signing: with CURTAIN_SECRET, nothing unsigned or forged runs", .serialized)
+struct SigningTests {
+    @Test func sealsOpenOnlyWithTheirSecret() throws {
+        let sealer = Sealer(secret: "s3cret")
+        let payload = ByteBuffer(string: "payload")
+        let sealed = sealer.seal(payload)
+        #expect(try sealer.open(sealed) == payload)
+        #expect(throws: SealError.self) { try Sealer(secret: "other").open(sealed) }
+        #expect(throws: SealError.self) { try sealer.open(payload) }  // unsigned
+        var tampered = sealed
+        tampered.setInteger(UInt8(ascii: "P"), at: tampered.writerIndex - 7)
+        #expect(throws: SealError.self) { try sealer.open(tampered) }
+        // Without a secret, a seal is dropped unchecked and plain entries pass.
+        #expect(try Sealer.open(sealed, with: nil) == payload)
+        #expect(try Sealer.open(payload, with: nil) == payload)
+    }
+
+    @Test func forgedEntriesInTheQueueNeverRunAndTheWorkerLivesOn() async throws {
+        try await withTestStore(.redis) { store in
+            let counter = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-signing-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: counter) }
+            let workers = try startWorkerProcesses(
+                1, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture",
+                idPrefix: "signing-\(getpid())-\(UUID().uuidString.prefix(6))", environment: ["CURTAIN_SECRET": "s3cret"])
+            defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
+            var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+            configuration.secret = "s3cret"
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            // What a stranger who reaches the store could push (as with redis-cli): a valid envelope unsigned,
+            // the same with a made-up MAC, signed with another secret, and bytes that are no envelope at all.
+            let function = try PayloadCodec.encode(CountedSleep(counter: counter, milliseconds: 0))
+            let envelope = try TaskEnvelope(
+                buildID: "fixture", jobID: "forged", index: 0, function: "CountedSleep", functionPayload: function,
+                input: Array("1".utf8)
+            ).encoded()
+            var madeUp = ByteBuffer(bytes: Sealer.magic + [UInt8](repeating: 7, count: 32))
+            madeUp.writeImmutableBuffer(envelope)
+            let queue = StoreKeys(buildID: "fixture").queue
+            let client = try RESPClient(url: store.url)
+            defer { Task { await client.close() } }
+            _ = try await client.send(RESPCommand(
+                "RPUSH", queue, envelope, madeUp, Sealer(secret: "guess").seal(envelope), ByteBuffer(string: "\u{1}\u{2}not bytes of anything")))
+            // A signed job after them: the worker lives on, and only these calls are recorded.
+            #expect(try await cloud.map(CountedSleep(counter: counter, milliseconds: 0), over: [10, 20, 30]) == [10, 20, 30])
+            #expect(try Data(contentsOf: URL(fileURLWithPath: counter)).count == 3)
+            #expect(try await client.send(RESPCommand("LLEN", queue)).int == 0)  // consumed and dropped
+            #expect(try await client.send(RESPCommand("EXISTS", StoreKeys.results(job: "forged"))).int == 0)  // never answered
+            #expect(workers[0].isRunning)
+            await cloud.shutdown()
+        }
+    }
+
+    @Test func aCloudWithASecretRunsOnItsWorkerProcesses() async throws {
+        var configuration = CloudConfiguration(backend: .processes, workers: 2, workerExecutable: try fixtureWorkerPath(), buildID: "fixture")
+        configuration.secret = "local secret"
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        #expect(try await cloud.map(CurtainTestFunctions.Square(offset: 1), over: 0..<50) == (0..<50).map { $0 * $0 + 1 })
+        await cloud.shutdown()
+    }
+}
