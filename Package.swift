@@ -24,9 +24,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
-        // Only CurtainS3 uses these two: the core library stays free of an HTTP client.
+        // async-http-client only in CurtainS3 (the core stays free of an HTTP client); swift-crypto for
+        // SigV4 there and for the HMAC of envelopes in the core.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
     ],
     targets: [
         // RESP2/RESP3 codec and the async NIO client. Knows nothing of Curtain.
