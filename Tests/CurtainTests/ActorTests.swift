@@ -178,13 +178,13 @@ struct ActorTests {
             let transport = try #require(cloud.actors.transport)
             let reply = try await transport.send(
                 ActorMessage(kind: .call, callID: 0, replyNode: cloud.actors.node, actor: tally.id.name, target: "$s4Fake5ThingC3fooyyF", arguments: []),
-                to: tally.id.host, label: { "raw" })
+                to: tally.id.host, label: { ("raw", "raw") })
             #expect(reply.status == .badCall)
             #expect(String(decoding: reply.payload, as: UTF8.self).contains("has no distributed method"))
             // A type the workers do not know.
             let spawn = try await transport.send(
                 ActorMessage(kind: .spawn, callID: 0, replyNode: cloud.actors.node, actor: "n1", target: "Nope.Actor", arguments: []),
-                to: tally.id.host, label: { "raw" })
+                to: tally.id.host, label: { ("raw", "raw") })
             #expect(spawn.status == .badCall)
             #expect(String(decoding: spawn.payload, as: UTF8.self).contains("no actor type named 'Nope.Actor'"))
             // Released: calls through old references fail.

@@ -67,7 +67,8 @@ final class ActorTransport: Sendable {
         var host: String
         var bytes: ByteBuffer
         let actor: String
-        let label: @Sendable () -> String
+        /// The actor and method, named only when a failure needs them.
+        let label: Label
         var sentAt: ContinuousClock.Instant
         /// Set once the call was taken back out of a dead host's inbox: it never ran.
         var undelivered = false
@@ -113,7 +114,10 @@ final class ActorTransport: Sendable {
     // MARK: Calls
 
     /// Sends `message` to `host` and waits for the reply; `label` names the call in errors.
-    func send(_ message: ActorMessage, to host: String, label: @escaping @Sendable () -> String) async throws -> ActorReply {
+    /// Names a call's actor and method for errors (lazily: printing a type's name costs a metadata lookup).
+    typealias Label = @Sendable () -> (actor: String, method: String)
+
+    func send(_ message: ActorMessage, to host: String, label: @escaping Label) async throws -> ActorReply {
         var message = message
         let callID = state.withLock { state -> UInt64 in
             defer { state.nextCallID &+= 1 }
@@ -124,7 +128,7 @@ final class ActorTransport: Sendable {
         do {
             bytes = try message.encoded()
         } catch {
-            throw ActorCallError(kind: .transport, actor: label(), method: "", message: "cannot send the call: \(error)")
+            throw Self.error(.transport, label, "cannot send the call: \(error)")
         }
         let slot = ReplySlot()
         let accepted = state.withLock { state -> Bool in
@@ -134,7 +138,7 @@ final class ActorTransport: Sendable {
             return true
         }
         guard accepted else {
-            throw ActorCallError(kind: .transport, actor: label(), method: "", message: "the actor system was shut down")
+            throw Self.error(.transport, label, "the actor system was shut down")
         }
         startReplyReader()
         await push(bytes, to: keys.inbox(host), callID: callID)
@@ -152,11 +156,13 @@ final class ActorTransport: Sendable {
     }
 
     private func fail(_ callID: UInt64, kind: ActorCallError.Kind, _ message: String) {
-        let label = state.withLock { $0.pending[callID]?.label }
-        guard let label else { return }
-        let text = label()
-        let (actor, method) = text.lastIndex(of: ".").map { (String(text[..<$0]), String(text[text.index(after: $0)...])) } ?? (text, "")
-        finish(callID, with: .failure(ActorCallError(kind: kind, actor: actor, method: method, message: message)))
+        guard let label = state.withLock({ $0.pending[callID]?.label }) else { return }
+        finish(callID, with: .failure(Self.error(kind, label, message)))
+    }
+
+    private static func error(_ kind: ActorCallError.Kind, _ label: Label, _ message: String) -> ActorCallError {
+        let (actor, method) = label()
+        return ActorCallError(kind: kind, actor: actor, method: method, message: message)
     }
 
     // MARK: Outbox
@@ -436,7 +442,7 @@ final class ActorTransport: Sendable {
         for task in tasks { task.cancel() }
         for connection in connections { await connection.close() }
         for call in pending.values {
-            call.slot.resume(.failure(ActorCallError(kind: .transport, actor: call.label(), method: "", message: "the actor system was shut down")))
+            call.slot.resume(.failure(Self.error(.transport, call.label, "the actor system was shut down")))
         }
         _ = try? await client.pipeline([
             RESPCommand("DEL", keys.alive(node), keys.inbox(node), keys.replies(node)), RESPCommand("SREM", keys.nodes, node),

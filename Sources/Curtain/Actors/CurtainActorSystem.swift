@@ -194,7 +194,7 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
         // Named lazily: only a failure needs the text (printing a type's name costs a metadata lookup).
         let identifier = target.identifier
         return try await transport.send(
-            message, to: route(actor.id), label: { "\(Self.label(actor)).\(Self.method(RemoteCallTarget(identifier)))" })
+            message, to: route(actor.id), label: { (Self.label(actor), Self.method(RemoteCallTarget(identifier))) })
     }
 
     // MARK: Hosting

@@ -88,7 +88,7 @@ extension Cloud {
         _ = try? await transport.client.send(RESPCommand("DEL", transport.keys.record(name)))
         let reply = try await transport.send(
             ActorMessage(kind: .release, callID: 0, replyNode: actors.node, actor: name, target: "", arguments: []),
-            to: host, label: { "\(A.self)(\(actor.id)).release" })
+            to: host, label: { ("\(A.self)(\(actor.id))", "release") })
         guard reply.status == .void else {
             throw ActorCallError(
                 kind: .unknownActor, actor: "\(A.self)(\(actor.id))", method: "release",
@@ -130,7 +130,7 @@ extension Cloud {
     private func create(typeName: String, name: String, on host: String, transport: ActorTransport) async throws {
         let reply = try await transport.send(
             ActorMessage(kind: .spawn, callID: 0, replyNode: actors.node, actor: name, target: typeName, arguments: []),
-            to: host, label: { "\(typeName)(\(name)@\(host)).spawn" })
+            to: host, label: { ("\(typeName)(\(name)@\(host))", "spawn") })
         switch reply.status {
         case .void, .value: return
         case .thrown:
@@ -200,7 +200,7 @@ extension Cloud {
                     guard (try? await transport.isAlive(host)) == true else { return }
                     _ = try? await transport.send(
                         ActorMessage(kind: .release, callID: 0, replyNode: actors.node, actor: name, target: "", arguments: []),
-                        to: host, label: { "\(entry.typeName)(\(name)).release" })
+                        to: host, label: { ("\(entry.typeName)(\(name))", "release") })
                 }
             }
         }

@@ -50,6 +50,8 @@ public final class Cloud: Sendable {
     public let storage: Storage
     /// Signs envelopes and checks results when ``CloudConfiguration/secret`` is set.
     var sealer: Sealer? { configuration.secret.map(Sealer.init(secret:)) }
+    /// Where this cloud's large payloads go.
+    var spill: SpillSettings { SpillSettings(storage: storage, threshold: configuration.spillThreshold) }
     /// On a shared store: recovers the tasks of workers whose heartbeat lapsed.
     private let reaper = Mutex<TaskReaper?>(nil)
 
@@ -195,8 +197,7 @@ public final class Cloud: Sendable {
     ) async throws -> [F.Output] where Inputs.Element == F.Input {
         let registry = self.registry
         let width = configuration.workers
-        let spill = SpillSettings(storage: storage, threshold: configuration.spillThreshold)
-        let sealer = self.sealer
+        let (spill, sealer) = (self.spill, self.sealer)
         // Actor references among the outputs (and, in-process, the captures and inputs) resolve through
         // this cloud's actor system.
         return try await CurtainActorSystem.$taskCurrent.withValue(actors) {
@@ -221,9 +222,7 @@ public final class Cloud: Sendable {
         if let client {
             transport = try await StoreTransport(client: client, buildID: buildID, jobID: jobID, sealer: sealer)
         } else {
-            transport = LocalTransport(
-                registry: registry, width: configuration.workers,
-                spill: SpillSettings(storage: storage, threshold: configuration.spillThreshold))
+            transport = LocalTransport(registry: registry, width: configuration.workers, spill: spill)
         }
         let group = RemoteTaskGroup<F>(job: Job(jobID: jobID, transport: transport, context: jobContext, options: options))
         do {
@@ -248,7 +247,7 @@ public final class Cloud: Sendable {
             buildID: buildID, backend: backend, workers: configuration.workers,
             printSummaries: configuration.printSummaries, progressAllowed: configuration.showProgress,
             coldStart: workers == nil ? nil : coldStart, reportedWorkers: client == nil ? configuration.workers : nil,
-            spill: SpillSettings(storage: storage, threshold: configuration.spillThreshold))
+            spill: spill)
     }
 
     /// Waits until every worker process this cloud started is connected and ready for tasks, so that what

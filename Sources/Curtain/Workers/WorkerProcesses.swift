@@ -232,24 +232,27 @@ enum WorkerRole {
         do {
             let client = try RESPClient(url: url)
             MemoryBinding.bind(client)  // shared-object handles inside remote functions use this connection
+            // The same settings a driver reads (heartbeat, storage, spill, secret): a bad value stops the
+            // worker with a clear message rather than leaving it on a default the driver does not share.
+            let configuration = try CloudConfiguration.fromEnvironment(environment)
             // This process hosts spawned actors, and resolves the actor references its tasks receive.
-            let ttl = (try? CloudConfiguration.heartbeatTTL(in: environment)) ?? nil
-            let transport = ActorTransport(client: client, buildID: buildID, node: workerID, heartbeatTTL: ttl ?? .seconds(3), logger: logger)
+            let transport = ActorTransport(
+                client: client, buildID: buildID, node: workerID, heartbeatTTL: configuration.heartbeatTTL, logger: logger)
             let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
             CurtainActorSystem.makeFallback(system)
             try await transport.startHosting(advertise: true)
             // Large outputs spill to the object store the driver reads (the driver sets CURTAIN_STORAGE for
             // its local workers; workers started by hand must be given the cluster's).
             let spill = SpillSettings(
-                storage: try Storage(url: environment["CURTAIN_STORAGE"].flatMap { $0.isEmpty ? nil : $0 } ?? CloudConfiguration.defaultStorage),
-                threshold: (try? CloudConfiguration.spillThreshold(in: environment)).flatMap { $0 } ?? 256 * 1024)
-            let secret = environment["CURTAIN_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
+                storage: try Storage(url: configuration.storage ?? CloudConfiguration.defaultStorage),
+                threshold: configuration.spillThreshold)
             let loop = WorkerLoop(
                 client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill,
-                sealer: secret.map(Sealer.init(secret:)))
+                sealer: configuration.secret.map(Sealer.init(secret:)))
             // The heartbeat says this worker's in-flight tasks are still its own; it is written before the
             // first task is taken.
-            let heartbeat = WorkerHeartbeat(client: client, keys: StoreKeys(buildID: buildID), workerID: workerID, ttl: ttl ?? .seconds(3))
+            let heartbeat = WorkerHeartbeat(
+                client: client, keys: StoreKeys(buildID: buildID), workerID: workerID, ttl: configuration.heartbeatTTL)
             try await heartbeat.beat()
             heartbeat.start()
             try await loop.run()
