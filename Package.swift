@@ -28,6 +28,8 @@ let package = Package(
         // SigV4 there and for the HMAC of envelopes in the core.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+        // A worker's graceful drain on SIGTERM (ServiceGroup; no Foundation).
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // RESP2/RESP3 codec and the async NIO client. Knows nothing of Curtain.
@@ -64,6 +66,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),  // NIOThreadPool for blocking file I/O
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Crypto", package: "swift-crypto"),  // HMAC-SHA256 of envelopes (CURTAIN_SECRET)
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),  // a worker's drain on SIGTERM
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
@@ -90,8 +93,11 @@ let package = Package(
         .executableTarget(
             name: "curtain",
             dependencies: [
+                "Curtain",
+                "CurtainRESP",
                 "CurtainStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
@@ -102,6 +108,7 @@ let package = Package(
             dependencies: [
                 "Curtain",
                 "CurtainExamples",
+                "CurtainRESP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift

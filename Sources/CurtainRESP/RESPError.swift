@@ -19,6 +19,17 @@ public enum RESPError: Error, Sendable, Hashable {
     /// The client was shut down; no further commands are accepted.
     case clientClosed
 
+    /// Whether the same command may succeed on a new connection a little later: the connection closed or
+    /// could not be opened, a reply did not come in time, the peer broke the protocol, or the server is
+    /// still loading its data after a restart (`LOADING`) or cannot serve yet (`MASTERDOWN`, `TRYAGAIN`).
+    public var isTransient: Bool {
+        switch self {
+        case .connectionClosed, .timeout, .protocolViolation: return true
+        case .server: return ["LOADING", "MASTERDOWN", "TRYAGAIN"].contains(serverCode ?? "")
+        case .invalidConfiguration, .clientClosed: return false
+        }
+    }
+
     /// The error code of a ``server(_:)`` error: its first word (`ERR`, `WRONGTYPE`, `NOAUTH`, …).
     public var serverCode: String? {
         guard case .server(let message) = self else { return nil }

@@ -5,13 +5,16 @@ import Foundation
 import Testing
 
 /// The fixture worker executable, built next to the test bundle.
-func fixtureWorkerPath() throws -> String {
+func fixtureWorkerPath() throws -> String { try builtExecutablePath("curtain-test-worker") }
+
+/// An executable of this package, built next to the test bundle.
+func builtExecutablePath(_ name: String) throws -> String {
     let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for directory in [bundle, bundle.deletingLastPathComponent()] {
-        let candidate = directory.appendingPathComponent("curtain-test-worker").path
+        let candidate = directory.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
     }
-    throw TestStoreError(description: "curtain-test-worker is not built next to \(bundle.path); run swift build --build-tests")
+    throw TestStoreError(description: "\(name) is not built next to \(bundle.path); run swift build --build-tests")
 }
 
 @Suite("Cloud: the same code on every backend")

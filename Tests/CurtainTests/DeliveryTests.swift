@@ -22,13 +22,7 @@ struct DeliveryTests {
             configuration.heartbeatTTL = .milliseconds(300)
             let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
             do {
-                let client = try RESPClient(url: store.url)
-                for _ in 0..<3_000 {
-                    let beating = try await client.send(RESPCommand("KEYS", StoreKeys(buildID: "fixture").worker(prefix) + "*")).array?.count ?? 0
-                    if beating == count { break }
-                    try await Task.sleep(for: .milliseconds(10))
-                }
-                await client.close()
+                try await waitForHeartbeats(count, prefix: prefix, url: store.url)
                 try await body(cloud, workers, store)
             } catch {
                 await cloud.shutdown()

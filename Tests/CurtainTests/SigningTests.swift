@@ -65,4 +65,29 @@ struct SigningTests {
         #expect(try await cloud.map(CurtainTestFunctions.Square(offset: 1), over: 0..<50) == (0..<50).map { $0 * $0 + 1 })
         await cloud.shutdown()
     }
+
+    @Test func actorMessagesAreSealedAndAnUnsignedOneIsRefused() async throws {
+        var configuration = CloudConfiguration(backend: .processes, workers: 1, workerExecutable: try fixtureWorkerPath(), buildID: "fixture")
+        configuration.secret = "actor secret"
+        let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors, configuration: configuration)
+        do {
+            let tally = try await cloud.spawn(Tally.self)
+            #expect(try await tally.add(2) == 2)
+            let transport = try #require(cloud.actors.transport)
+            let inbox = transport.keys.inbox(tally.id.host)
+            // A release pushed without the secret (a stranger's) is refused: the actor lives on.
+            let forged = ActorMessage(kind: .release, callID: 0, replyNode: "stranger", actor: tally.id.name, target: "", arguments: [])
+            _ = try await transport.client.send(RESPCommand("RPUSH", inbox, try forged.encoded()))
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await tally.add(3) == 5)
+            // The same release, sealed with the secret, is obeyed (so the refusal was the seal's doing).
+            _ = try await transport.client.send(RESPCommand("RPUSH", inbox, Sealer(secret: "actor secret").seal(try forged.encoded())))
+            try await Task.sleep(for: .milliseconds(300))
+            await #expect(throws: ActorCallError.self) { _ = try await tally.add(1) }
+        } catch {
+            await cloud.shutdown()
+            throw error
+        }
+        await cloud.shutdown()
+    }
 }

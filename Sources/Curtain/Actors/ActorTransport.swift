@@ -97,7 +97,14 @@ final class ActorTransport: Sendable {
         init(_ value: CurtainActorSystem? = nil) { self.value = value }
     }
 
-    init(client: RESPClient, buildID: String, node: String, heartbeatTTL: Duration, logger: Logger = Logger(label: "curtain.actors")) {
+    /// Signs messages and replies, and refuses unsigned or forged ones, when the cloud has a secret.
+    let sealer: Sealer?
+
+    init(
+        client: RESPClient, buildID: String, node: String, heartbeatTTL: Duration, sealer: Sealer? = nil,
+        logger: Logger = Logger(label: "curtain.actors")
+    ) {
+        self.sealer = sealer
         self.client = client
         self.keys = ActorKeys(buildID: buildID)
         self.node = node
@@ -126,7 +133,7 @@ final class ActorTransport: Sendable {
         message.callID = callID
         let bytes: ByteBuffer
         do {
-            bytes = try message.encoded()
+            bytes = Sealer.seal(try message.encoded(), with: sealer)
         } catch {
             throw Self.error(.transport, label, "cannot send the call: \(error)")
         }
@@ -243,10 +250,10 @@ final class ActorTransport: Sendable {
             await read(keys.replies(node)) { [self] batch, _ in
                 for bytes in batch {
                     do {
-                        let reply = try ActorReply(decoding: bytes)
+                        let reply = try ActorReply(decoding: try Sealer.open(bytes, with: sealer))
                         finish(reply.callID, with: .success(reply))
                     } catch {
-                        logger.warning("dropped a malformed actor reply", metadata: ["reason": "\(error)"])
+                        logger.warning("rejected an actor reply", metadata: ["reason": "\(error)"])
                     }
                 }
             }
@@ -270,17 +277,17 @@ final class ActorTransport: Sendable {
                 var byActor: [String: [ActorMessage]] = [:]
                 for bytes in batch {
                     do {
-                        let message = try ActorMessage(decoding: bytes)
+                        let message = try ActorMessage(decoding: try Sealer.open(bytes, with: sealer))
                         byActor[message.actor, default: []].append(message)
                     } catch {
-                        logger.warning("dropped a malformed actor message", metadata: ["reason": "\(error)", "node": "\(node)"])
+                        logger.warning("rejected an actor message", metadata: ["reason": "\(error)", "node": "\(node)"])
                     }
                 }
                 for messages in byActor.values {
                     Task(executorPreference: executor) { [self] in
                         for message in messages {
                             let replies = keys.replies(message.replyNode)
-                            await system.handle(message) { reply in await self.push(reply.encoded(), to: replies, callID: nil) }
+                            await system.handle(message) { reply in await self.push(Sealer.seal(reply.encoded(), with: self.sealer), to: replies, callID: nil) }
                         }
                     }
                 }

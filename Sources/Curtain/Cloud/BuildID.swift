@@ -15,8 +15,10 @@ import Darwin
 enum BuildID {
     /// A hash of the executable's size, modification time and inode: cheap to compute at start-up (no need
     /// to read a large binary) and different after any rebuild or replacement of the file.
-    static func current() -> String {
-        let path = executablePath()
+    static func current() -> String { of(path: executablePath()) }
+
+    /// The build id of the executable at `path` (what a worker started from it computes for itself).
+    static func of(path: String) -> String {
         var info = stat()
         guard stat(path, &info) == 0 else { return "unknown-\(path.utf8.count)" }
         #if canImport(Darwin)

@@ -22,7 +22,9 @@ extension Cloud {
         client: RESPClient, buildID: String, registry: ActorRegistry, configuration: CloudConfiguration
     ) async throws -> CurtainActorSystem {
         let node = "driver-\(TaskDispatcher.newJobID().prefix(12))"
-        let transport = ActorTransport(client: client, buildID: buildID, node: node, heartbeatTTL: configuration.heartbeatTTL)
+        let transport = ActorTransport(
+            client: client, buildID: buildID, node: node, heartbeatTTL: configuration.heartbeatTTL,
+            sealer: configuration.secret.map(Sealer.init(secret:)))
         let system = CurtainActorSystem(node: node, registry: registry, transport: transport)
         try await transport.startHosting(advertise: false)
         CurtainActorSystem.makeFallback(system)

@@ -51,7 +51,9 @@ public final class Cloud: Sendable {
     /// Signs envelopes and checks results when ``CloudConfiguration/secret`` is set.
     var sealer: Sealer? { configuration.secret.map(Sealer.init(secret:)) }
     /// Where this cloud's large payloads go.
-    var spill: SpillSettings { SpillSettings(storage: storage, threshold: configuration.spillThreshold) }
+    var spill: SpillSettings {
+        SpillSettings(storage: storage, threshold: configuration.spillThreshold, maxPayload: configuration.maxPayloadBytes)
+    }
     /// On a shared store: recovers the tasks of workers whose heartbeat lapsed.
     private let reaper = Mutex<TaskReaper?>(nil)
 
@@ -158,7 +160,10 @@ public final class Cloud: Sendable {
                 arguments: configuration.workerArguments ?? Array(CommandLine.arguments.dropFirst()),
                 storeURL: url, buildID: buildID, client: client, crashRetries: configuration.crashRetries,
                 heartbeatTTL: configuration.heartbeatTTL,
-                environment: ["CURTAIN_STORAGE": storage.url, "CURTAIN_SPILL_BYTES": "\(configuration.spillThreshold)"]
+                environment: [
+                    "CURTAIN_STORAGE": storage.url, "CURTAIN_SPILL_BYTES": "\(configuration.spillThreshold)",
+                    "CURTAIN_MAX_PAYLOAD_BYTES": "\(configuration.maxPayloadBytes)",
+                ]
                     .merging(configuration.secret.map { ["CURTAIN_SECRET": $0] } ?? [:]) { _, new in new },
                 sealer: configuration.secret.map(Sealer.init(secret:)),
                 coldStart: coldStart, logger: Logger(label: "curtain.cloud"))
@@ -202,7 +207,9 @@ public final class Cloud: Sendable {
         // this cloud's actor system.
         return try await CurtainActorSystem.$taskCurrent.withValue(actors) {
             try await MapRunner.map(function, over: inputs, context: jobContext, options: options) { [client, buildID] jobID in
-                if let client { return try await StoreTransport(client: client, buildID: buildID, jobID: jobID, sealer: sealer) }
+                if let client {
+                    return try await StoreTransport(client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer)
+                }
                 return LocalTransport(registry: registry, width: width, spill: spill)
             }
         }
@@ -220,7 +227,7 @@ public final class Cloud: Sendable {
         let jobID = TaskDispatcher.newJobID()
         let transport: any JobTransport
         if let client {
-            transport = try await StoreTransport(client: client, buildID: buildID, jobID: jobID, sealer: sealer)
+            transport = try await StoreTransport(client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer)
         } else {
             transport = LocalTransport(registry: registry, width: configuration.workers, spill: spill)
         }

@@ -56,6 +56,17 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// instead of through the store's queues (`CURTAIN_SPILL_BYTES`; default 256 KiB), so a job's data has
     /// no fixed cap; the objects are deleted when the job ends.
     public var spillThreshold: Int = 256 * 1024
+    /// The largest task input, function value (captures) or output, in encoded bytes, and the largest queue
+    /// entry a worker reads (`CURTAIN_MAX_PAYLOAD_BYTES`; default 256 MiB). A larger input or function value
+    /// fails its job with an ``InputEncodingError`` before it is sent, a larger output fails its task, and a
+    /// larger queue entry is refused unread, so one oversized value cannot exhaust a worker's memory.
+    public var maxPayloadBytes: Int = CloudConfiguration.defaultMaxPayload
+    /// How long a worker told to stop (SIGTERM, SIGINT) may take to finish the task it is running before it
+    /// hands everything it holds back to the queue and exits 0 anyway (`CURTAIN_DRAIN_SECONDS`, 1 to 3600;
+    /// default 25 s, inside Kubernetes' default grace period of 30 s).
+    public var drainTimeout: Duration = .seconds(25)
+    /// The default of ``maxPayloadBytes``: 256 MiB.
+    public static let defaultMaxPayload = 256 * 1024 * 1024
     /// When set (`CURTAIN_SECRET`), every task envelope and result is signed with HMAC-SHA256 under it, and
     /// workers run nothing unsigned or forged (nor does the driver accept such results). Give workers the
     /// same secret; local workers inherit it.
@@ -73,7 +84,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -104,6 +115,18 @@ public struct CloudConfiguration: Sendable, Hashable {
         if let ttl = try heartbeatTTL(in: environment) { configuration.heartbeatTTL = ttl }
         if let value = environment["CURTAIN_STORAGE"], !value.isEmpty { configuration.storage = value }
         if let threshold = try spillThreshold(in: environment) { configuration.spillThreshold = threshold }
+        if let value = environment["CURTAIN_MAX_PAYLOAD_BYTES"], !value.isEmpty {
+            guard let bytes = Int(value), bytes >= 1024 else {
+                throw ConfigurationError(description: "CURTAIN_MAX_PAYLOAD_BYTES='\(value)' is not an integer of at least 1024")
+            }
+            configuration.maxPayloadBytes = bytes
+        }
+        if let value = environment["CURTAIN_DRAIN_SECONDS"], !value.isEmpty {
+            guard let seconds = Int(value), seconds >= 1, seconds <= 3600 else {
+                throw ConfigurationError(description: "CURTAIN_DRAIN_SECONDS='\(value)' is not an integer from 1 to 3600")
+            }
+            configuration.drainTimeout = .seconds(seconds)
+        }
         if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty { configuration.secret = secret }
         configuration.printSummaries = try flag("CURTAIN_SUMMARY", in: environment) ?? false
         configuration.showProgress = try flag("CURTAIN_PROGRESS", in: environment) ?? true

@@ -141,6 +141,10 @@ public struct FunctionRegistry: Sendable {
                     kind: .encoding, errorType: String(reflecting: Swift.type(of: error)),
                     message: "cannot encode the output of \(F.name): \(error)"))
             }
+            if let spill, let over = spill.settings.overLimit(encoded.count) {
+                return .failure(RemoteFailure(
+                    kind: .encoding, errorType: "Curtain.PayloadLimit", message: "the output of \(F.name) is \(over)"))
+            }
             guard let spill, encoded.count > spill.settings.threshold else { return .success(encoded) }
             do {
                 return .success(try await Spill.store(encoded, as: spill.outputKey, in: spill.settings.storage))

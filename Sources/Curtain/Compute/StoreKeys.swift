@@ -22,6 +22,9 @@ struct StoreKeys: Sendable {
     /// The latest 1,000 tasks given up on (JSON ``DeadLetter``s).
     var deadLetters: String { "curtain:{\(buildID)}:dead" }
 
+    /// A running job's record (``JobRecord``), for `curtain status`.
+    func job(_ id: String) -> String { "curtain:{\(buildID)}:job:\(id)" }
+
     /// The list a job's results are pushed to.
     static func results(job: String) -> String { "curtain:job:\(job):results" }
 

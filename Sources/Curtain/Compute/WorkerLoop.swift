@@ -24,6 +24,16 @@ public struct WorkerLoop: Sendable {
     let spill: SpillSettings?
     /// Checks envelopes and signs results when the worker has a secret.
     let sealer: Sealer?
+    /// Entries larger than this are refused unread.
+    let maxEntryBytes: Int
+    /// What the loop shares with ``drain()`` and across reconnections.
+    private let state = LoopState()
+
+    private final class LoopState: Sendable {
+        let draining = Atomic<Bool>(false)
+        /// The answers (results and in-flight removals) of a batch whose pipeline failed.
+        let unsent = Mutex<[RESPCommand]?>(nil)
+    }
 
     /// Creates a worker loop for executables of `buildID`.
     public init(
@@ -38,8 +48,9 @@ public struct WorkerLoop: Sendable {
     init(
         client: RESPClient, registry: FunctionRegistry, buildID: String, workerID: String, batchSize: Int = 64,
         stuckGrace: Duration = .milliseconds(500), logger: Logger = Logger(label: "curtain.worker"), spill: SpillSettings?,
-        sealer: Sealer?
+        sealer: Sealer?, maxEntryBytes: Int = CloudConfiguration.defaultMaxPayload
     ) {
+        self.maxEntryBytes = maxEntryBytes
         self.spill = spill
         self.sealer = sealer
         self.stuckGrace = stuckGrace
@@ -51,31 +62,101 @@ public struct WorkerLoop: Sendable {
         self.logger = logger
     }
 
-    /// Runs until the calling task is cancelled.
+    /// Runs until the calling task is cancelled or ``drain()`` is called.
     ///
-    /// - Throws: ``WorkerStuckError`` when a timed-out function will not stop; store errors.
+    /// - Throws: ``WorkerStuckError`` when a timed-out function will not stop; `CancellationError`.
     ///
     /// The batch size adapts to task length: it starts at 1 and doubles (up to `batchSize`) while a batch
     /// runs in under 2 ms, and drops back to 1 when a batch takes more than 20 ms, so short tasks share round
     /// trips while long ones stay spread over all workers instead of piling up on the first one to ask.
+    ///
+    /// A lost connection (the store restarted, the network went away for a while) does not stop the loop: it
+    /// reconnects with a growing delay (up to 2 s). Answers of a batch that could not be sent are sent first
+    /// on the new connection, and anything else in this worker's in-flight list (a task whose `BLMOVE`
+    /// reply was lost with the connection) goes back to the queue, so nothing is stranded.
     public func run() async throws {
         let clock = ContinuousClock()
         var batch = 1
-        try await client.withDedicatedConnection { connection in
-            _ = try await connection.pipeline([
-                RESPCommand("RPUSH", keys.ready, workerID), RESPCommand("PEXPIRE", keys.ready, 60_000),
-            ])
-            while !Task.isCancelled {
-                let start = clock.now
-                let taken = try await step(connection, batch: batch)
-                guard taken > 0 else { continue }
-                let elapsed = clock.now - start
-                if elapsed < .milliseconds(2) {
-                    batch = min(batch * 2, batchSize)
-                } else if elapsed > .milliseconds(20) {
-                    batch = 1
+        var delay = Duration.milliseconds(50)
+        var announced = false
+        while !Task.isCancelled && !draining {
+            do {
+                try await client.withDedicatedConnection { connection in
+                    if !announced {
+                        _ = try await connection.pipeline([
+                            RESPCommand("RPUSH", keys.ready, workerID), RESPCommand("PEXPIRE", keys.ready, 60_000),
+                        ])
+                        announced = true
+                    } else {
+                        try await resume(connection)
+                        logger.info("reconnected to the store", metadata: ["worker": "\(workerID)"])
+                    }
+                    delay = .milliseconds(50)
+                    while !Task.isCancelled && !draining {
+                        let start = clock.now
+                        let taken = try await step(connection, batch: batch)
+                        guard taken > 0 else { continue }
+                        let elapsed = clock.now - start
+                        if elapsed < .milliseconds(2) {
+                            batch = min(batch * 2, batchSize)
+                        } else if elapsed > .milliseconds(20) {
+                            batch = 1
+                        }
+                    }
                 }
+            } catch let error as RESPError {
+                guard error.isTransient else { throw error }
+                logger.warning(
+                    "lost the store; reconnecting", metadata: ["worker": "\(workerID)", "error": "\(error)", "retry in": "\(delay)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
             }
+        }
+    }
+
+    /// Asks the loop to stop taking tasks: the task running now finishes and is answered, the rest of its
+    /// batch goes back to the queue (to the head, in order), and ``run()`` returns.
+    public func drain() {
+        state.draining.store(true, ordering: .relaxed)
+    }
+
+    private var draining: Bool { state.draining.load(ordering: .relaxed) }
+
+    /// After a reconnection: sends the answers the lost connection did not carry, then hands back whatever
+    /// else is still in this worker's in-flight list.
+    private func resume(_ connection: RESPConnection) async throws {
+        if let unsent = state.unsent.withLock({ $0 }) {
+            let answers = try await connection.pipeline(unsent)
+            if let error = answers.first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
+            state.unsent.withLock { $0 = nil }
+        }
+        let returned = try await handBack(connection)
+        if returned > 0 {
+            logger.warning("handed back tasks whose delivery was interrupted", metadata: ["worker": "\(workerID)", "tasks": "\(returned)"])
+        }
+    }
+
+    /// Moves every entry of this worker's in-flight list back to the head of the queue (tail first, so
+    /// their order is kept); returns how many.
+    @discardableResult
+    func handBack(_ connection: RESPConnection) async throws -> Int {
+        let inflight = keys.inflight(worker: workerID)
+        var count = 0
+        while try await connection.send(RESPCommand("LMOVE", inflight, keys.queue, "RIGHT", "LEFT")).buffer != nil { count += 1 }
+        return count
+    }
+
+    /// Hands back whatever this worker still holds, with a connection of its own (after ``run()`` ended,
+    /// before the process exits), and removes its heartbeat.
+    public func handBackAll() async throws -> Int {
+        try await client.withDedicatedConnection { connection in
+            if let unsent = state.unsent.withLock({ $0 }) {
+                _ = try await connection.pipeline(unsent)
+                state.unsent.withLock { $0 = nil }
+            }
+            let count = try await handBack(connection)
+            _ = try await connection.send(RESPCommand("DEL", keys.worker(workerID)))
+            return count
         }
     }
 
@@ -98,6 +179,10 @@ public struct WorkerLoop: Sendable {
         var envelopes: [(raw: ByteBuffer, envelope: TaskEnvelope?)] = []
         for raw in taken {
             do {
+                guard raw.readableBytes <= maxEntryBytes else {
+                    Sealer.refused.add(1, ordering: .relaxed)
+                    throw SealError(description: "\(raw.readableBytes) bytes, over the limit of \(maxEntryBytes) (CURTAIN_MAX_PAYLOAD_BYTES)")
+                }
                 envelopes.append((raw, try TaskEnvelope(decoding: try Sealer.open(raw, with: sealer))))
             } catch {
                 // Never run, never answered (an answer would trust the entry's job id): logged and dropped.
@@ -126,18 +211,24 @@ public struct WorkerLoop: Sendable {
         var answered = 0
         var stuck: String?
         for (raw, envelope) in envelopes {
-            if stuck != nil { break }
-            defer { replies.append(RESPCommand("LREM", inflight, 1, raw)) }
-            guard let envelope, !cancelled.contains(envelope.jobID) else { continue }
+            if stuck != nil || draining { break }
+            guard let envelope, !cancelled.contains(envelope.jobID) else {
+                replies.append(RESPCommand("LREM", inflight, 1, raw))
+                continue
+            }
             let outcome: Result<[UInt8], RemoteFailure>
             var duration: UInt64 = 0
             if envelope.buildID != keys.buildID {
                 // Checked before running: code from another build must never run here.
+                logger.warning(
+                    "rejected a task of another build", metadata: ["build": "\(envelope.buildID)", "worker": "\(workerID)"])
                 outcome = .failure(RemoteFailure(
                     kind: .badEnvelope, errorType: "Curtain.WorkerLoop",
                     message: "task of build \(envelope.buildID) reached a worker of build \(keys.buildID)"))
             } else {
                 let ran = await Self.run(envelope, registry: registry, stuckGrace: stuckGrace, spill: spill)
+                // Cancelled (a drain ran out of time): unanswered, the task stays in-flight to be handed back.
+                if Task.isCancelled { break }
                 (outcome, duration) = (ran.outcome, ran.microseconds)
                 if ran.stuck { stuck = envelope.function }
             }
@@ -149,20 +240,25 @@ public struct WorkerLoop: Sendable {
                 workerID: workerID, durationMicroseconds: duration, outcome: outcome)
             let resultsKey = StoreKeys.results(job: envelope.jobID)
             replies.append(RESPCommand("RPUSH", resultsKey, Sealer.seal(try result.encoded(), with: sealer)))
+            replies.append(RESPCommand("LREM", inflight, 1, raw))
             resultKeys.insert(resultsKey)
             answered += 1
         }
         // A job whose driver vanished must not leave its results behind forever: one expiry per job per batch.
         for key in resultKeys { replies.append(RESPCommand("PEXPIRE", key, 24 * 3600 * 1000)) }
         Self.tasksDone.add(answered, ordering: .relaxed)
+        guard !replies.isEmpty else { return taken.count }
+        // Kept until sent: a lost connection sends them on the next one (see `resume`).
+        state.unsent.withLock { $0 = replies }
         let answers = try await connection.pipeline(replies)
+        state.unsent.withLock { $0 = nil }
         if let error = answers.first(where: { $0.errorMessage != nil })?.errorMessage {
             throw RESPError.server(error)
         }
-        if let stuck {
+        if stuck != nil || draining {
             // Hand back what this batch did not run (tail first, each to the queue's head: order is kept).
-            while try await connection.send(RESPCommand("LMOVE", inflight, keys.queue, "RIGHT", "LEFT")).buffer != nil {}
-            throw WorkerStuckError(function: stuck)
+            try await handBack(connection)
+            if let stuck { throw WorkerStuckError(function: stuck) }
         }
         return taken.count
     }

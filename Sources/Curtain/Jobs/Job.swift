@@ -116,6 +116,14 @@ struct Job<F: RemoteFunction> {
     /// as references (once per job for the captures).
     mutating func submit(_ tasks: [(index: UInt64, input: [UInt8])], captures: [UInt8]) async throws {
         guard !tasks.isEmpty else { return }
+        if let over = context.spill?.overLimit(captures.count) {
+            throw InputEncodingError(function: F.name, index: -1, message: "the function value is \(over)")
+        }
+        for task in tasks {
+            if let over = context.spill?.overLimit(task.input.count) {
+                throw InputEncodingError(function: F.name, index: Int(task.index), message: "it is \(over)")
+            }
+        }
         let captures = try await spillCaptures(captures)
         var envelopes: [TaskEnvelope] = []
         envelopes.reserveCapacity(tasks.count)
@@ -212,6 +220,7 @@ struct Job<F: RemoteFunction> {
             }
         }
         if !again.isEmpty { try await transport.submit(again) }
+        await transport.progress(statistics, submitted: Int(submitted))
         return ended
     }
 

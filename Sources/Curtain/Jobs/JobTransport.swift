@@ -13,29 +13,59 @@ protocol JobTransport: Sendable {
     func receive() async throws -> [TaskResult]
     /// Ends the job: tasks not yet run never run, late results are dropped.
     func finish() async
+    /// Publishes the job's progress where operators can see it (at most about once a second).
+    func progress(_ statistics: JobStatistics, submitted: Int) async
+}
+
+extension JobTransport {
+    func progress(_ statistics: JobStatistics, submitted: Int) async {}
 }
 
 /// Through the store: envelopes are `RPUSH`ed to the build's queue (pipelined, in chunks), results read with
 /// `BLPOP` plus a bulk `LPOP` from the job's result list on a connection of the job's own. The path of the
 /// `processes` backend and of any shared store.
+///
+/// It rides out a store that restarts or a network that drops for a while (up to ``outageLimit``):
+/// submissions are retried and the result reader reconnects (a task pushed twice is answered twice; the
+/// second answer is dropped as a duplicate). While it waits without results it says why when it can tell:
+/// no worker of this build is connected (only workers of other builds, or none), or results are being
+/// refused as unsigned or forged.
 final class StoreTransport: JobTransport {
     let client: RESPClient
     let keys: StoreKeys
     let jobID: String
-    private let connection: RESPConnection
     private let resultsKey: String
     /// Envelopes per `RPUSH`.
     private let pushChunk = 256
     /// Signs envelopes and checks results when the cloud has a secret.
     private let sealer: Sealer?
+    /// How long the store may be unreachable before the job fails.
+    static let outageLimit: Duration = .seconds(60)
+    /// How long without a result before the job looks for a reason.
+    static let quietLimit: Duration = .seconds(5)
+    private let clock = ContinuousClock()
 
-    init(client: RESPClient, buildID: String, jobID: String, sealer: Sealer? = nil) async throws {
+    private struct State {
+        var connection: RESPConnection?
+        /// Since when the store has been unreachable.
+        var outageSince: ContinuousClock.Instant?
+        var lastResult: ContinuousClock.Instant
+        var lastDiagnosis: ContinuousClock.Instant?
+        var refused = 0
+        var lastRecord: ContinuousClock.Instant?
+    }
+    private let state: Mutex<State>
+    /// The job's record for `curtain status` (`curtain:{B}:job:<id>`).
+    private let record: JobRecord
+
+    init(client: RESPClient, buildID: String, jobID: String, function: String = "", sealer: Sealer? = nil) async throws {
         self.sealer = sealer
         self.client = client
         self.keys = StoreKeys(buildID: buildID)
         self.jobID = jobID
         self.resultsKey = StoreKeys.results(job: jobID)
-        self.connection = try await client.leaseDedicatedConnection()
+        self.state = Mutex(State(connection: try await client.leaseDedicatedConnection(), lastResult: ContinuousClock.now))
+        self.record = JobRecord(key: keys.job(jobID), function: function)
     }
 
     func submit(_ envelopes: [TaskEnvelope]) async throws {
@@ -49,43 +79,133 @@ final class StoreTransport: JobTransport {
             commands.append(RESPCommand("RPUSH", arguments: arguments))
             start = end
         }
-        let replies = try await client.pipeline(commands)
-        if let message = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
-            throw RESPError.server(message)
+        while true {
+            do {
+                let replies = try await client.pipeline(commands)
+                if let message = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+                    throw RESPError.server(message)
+                }
+                state.withLock { $0.outageSince = nil }
+                return
+            } catch let error as RESPError where error.isTransient {
+                try await waitOutOutage(error)
+            }
         }
     }
 
     func receive() async throws -> [TaskResult] {
-        let first = try await connection.send(RESPCommand("BLPOP", resultsKey, 1))
-        guard let pair = first.array, pair.count == 2, let firstBytes = pair[1].buffer else { return [] }
-        var entries = [firstBytes]
-        let more = try await connection.send(RESPCommand("LPOP", resultsKey, 1000))
-        entries += (more.array ?? []).compactMap(\.buffer)
+        let entries: [ByteBuffer]
+        do {
+            let connection: RESPConnection
+            if let current = state.withLock({ $0.connection }) {
+                connection = current
+            } else {
+                connection = try await client.leaseDedicatedConnection()
+                state.withLock { $0.connection = connection }
+            }
+            let first = try await connection.send(RESPCommand("BLPOP", resultsKey, 1))
+            state.withLock { $0.outageSince = nil }
+            if let pair = first.array, pair.count == 2, let firstBytes = pair[1].buffer {
+                let more = try await connection.send(RESPCommand("LPOP", resultsKey, 1000))
+                entries = [firstBytes] + (more.array ?? []).compactMap(\.buffer)
+            } else {
+                entries = []
+            }
+        } catch let error as RESPError where error.isTransient {
+            // The connection is gone: a new one next time, once the store answers again.
+            if let lost = state.withLock({ state -> RESPConnection? in
+                defer { state.connection = nil }
+                return state.connection
+            }) {
+                await lost.close()
+            }
+            try await waitOutOutage(error)
+            return []
+        }
         var results: [TaskResult] = []
+        var refused = 0
         for bytes in entries {
             // A result that is malformed, unsigned or forged is dropped: the task's real answer is awaited.
             do {
                 results.append(try TaskResult(decoding: try Sealer.open(bytes, with: sealer)))
             } catch {
+                refused += 1
                 Self.logger.warning("dropped a result that is not to be trusted", metadata: ["job": "\(jobID)", "reason": "\(error)"])
             }
         }
+        let now = clock.now
+        let quiet = state.withLock { state -> Bool in
+            state.refused += refused
+            if !results.isEmpty { state.lastResult = now }
+            guard now - state.lastResult >= Self.quietLimit else { return false }
+            if let last = state.lastDiagnosis, now - last < .seconds(30) { return false }
+            state.lastDiagnosis = now
+            return true
+        }
+        if quiet { await diagnose() }
         return results
+    }
+
+    /// Keeps waiting through a store outage, up to ``outageLimit``.
+    private func waitOutOutage(_ error: RESPError) async throws {
+        let now = clock.now
+        let since = state.withLock { state -> ContinuousClock.Instant in
+            if state.outageSince == nil {
+                state.outageSince = now
+                Self.logger.warning(
+                    "lost the store; waiting for it to come back", metadata: ["job": "\(jobID)", "error": "\(error)"])
+            }
+            return state.outageSince!
+        }
+        guard now - since < Self.outageLimit else { throw error }
+        try await Task.sleep(for: .milliseconds(200))
+    }
+
+    /// Says why no result has come for a while, when the store tells.
+    private func diagnose() async {
+        let refused = state.withLock { $0.refused }
+        if refused > 0 {
+            Self.logger.warning(
+                "\(refused) results of this job were refused as unsigned or forged: do its workers have the same CURTAIN_SECRET as the driver?",
+                metadata: ["job": "\(jobID)"])
+        }
+        guard let census = try? await WorkerCensus.take(client: client) else { return }
+        if let complaint = census.complaint(for: keys.buildID) {
+            Self.logger.warning("\(complaint)", metadata: ["job": "\(jobID)"])
+        }
+    }
+
+    func progress(_ statistics: JobStatistics, submitted: Int) async {
+        let now = clock.now
+        let due = state.withLock { state -> Bool in
+            if let last = state.lastRecord, now - last < .seconds(1) { return false }
+            state.lastRecord = now
+            return true
+        }
+        guard due else { return }
+        _ = try? await client.pipeline(record.commands(statistics, submitted: submitted))
     }
 
     private static let logger = Logger(label: "curtain.jobs")
 
     /// Marks the job over (workers skip whatever of it is still queued) and drops its results.
     func finish() async {
-        if Task.isCancelled {
-            // A cancelled BLPOP may have left the connection mid-reply: do not reuse it.
-            await connection.close()
-        } else {
-            await client.returnDedicatedConnection(connection)
+        let connection = state.withLock { state -> RESPConnection? in
+            defer { state.connection = nil }
+            return state.connection
+        }
+        if let connection {
+            if Task.isCancelled {
+                // A cancelled BLPOP may have left the connection mid-reply: do not reuse it.
+                await connection.close()
+            } else {
+                await client.returnDedicatedConnection(connection)
+            }
         }
         _ = try? await client.pipeline([
             RESPCommand("SET", StoreKeys.cancelled(job: jobID), "1", "EX", 3600),
             RESPCommand("DEL", resultsKey),
+            RESPCommand("DEL", keys.job(jobID)),
         ])
     }
 }

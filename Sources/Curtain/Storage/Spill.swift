@@ -3,6 +3,13 @@ struct SpillSettings: Sendable {
     var storage: Storage
     /// Payloads of more bytes than this travel as references to objects.
     var threshold: Int
+    /// Payloads of more bytes than this are refused (``CloudConfiguration/maxPayloadBytes``).
+    var maxPayload: Int = CloudConfiguration.defaultMaxPayload
+
+    /// The message for a payload over ``maxPayload``.
+    func overLimit(_ count: Int) -> String? {
+        count > maxPayload ? "\(count) bytes, over the limit of \(maxPayload) (CURTAIN_MAX_PAYLOAD_BYTES)" : nil
+    }
 }
 
 /// Large task inputs, captures and outputs travel by reference: the payload is written as an object under

@@ -2,6 +2,7 @@ import CurtainRESP
 import Dispatch
 import Logging
 import NIOCore
+import ServiceLifecycle
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -214,6 +215,19 @@ actor WorkerProcesses {
     }
 }
 
+/// The worker loop as a service of swift-service-lifecycle: a graceful shutdown drains it.
+struct WorkerService: Service {
+    let loop: WorkerLoop
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await loop.run()
+        } onGracefulShutdown: {
+            loop.drain()
+        }
+    }
+}
+
 /// What a process started with `CURTAIN_ROLE=worker` does instead of returning from `Cloud.start`.
 enum WorkerRole {
     /// Runs the worker loop until the driver's pipe closes (processes backend) or forever (cluster), then exits.
@@ -237,7 +251,8 @@ enum WorkerRole {
             let configuration = try CloudConfiguration.fromEnvironment(environment)
             // This process hosts spawned actors, and resolves the actor references its tasks receive.
             let transport = ActorTransport(
-                client: client, buildID: buildID, node: workerID, heartbeatTTL: configuration.heartbeatTTL, logger: logger)
+                client: client, buildID: buildID, node: workerID, heartbeatTTL: configuration.heartbeatTTL,
+                sealer: configuration.secret.map(Sealer.init(secret:)), logger: logger)
             let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
             CurtainActorSystem.makeFallback(system)
             try await transport.startHosting(advertise: true)
@@ -248,16 +263,32 @@ enum WorkerRole {
                 threshold: configuration.spillThreshold)
             let loop = WorkerLoop(
                 client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill,
-                sealer: configuration.secret.map(Sealer.init(secret:)))
+                sealer: configuration.secret.map(Sealer.init(secret:)), maxEntryBytes: configuration.maxPayloadBytes)
             // The heartbeat says this worker's in-flight tasks are still its own; it is written before the
             // first task is taken.
             let heartbeat = WorkerHeartbeat(
                 client: client, keys: StoreKeys(buildID: buildID), workerID: workerID, ttl: configuration.heartbeatTTL)
             try await heartbeat.beat()
             heartbeat.start()
-            try await loop.run()
+            logger.info("worker ready", metadata: ["worker": "\(workerID)", "build": "\(buildID)", "store": "\(RESPConfiguration.redacted(url: url))"])
+            // SIGTERM / SIGINT: take no new task, finish the running one, hand back the rest, exit 0; after
+            // the drain timeout the running task is cancelled and handed back too.
+            var groupConfiguration = ServiceGroupConfiguration(
+                services: [WorkerService(loop: loop)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            groupConfiguration.maximumGracefulShutdownDuration = configuration.drainTimeout
+            var stuck: WorkerStuckError?
+            do {
+                try await ServiceGroup(configuration: groupConfiguration).run()
+            } catch let error as WorkerStuckError {
+                stuck = error
+            } catch is CancellationError {
+                // The drain ran out of time.
+            }
             heartbeat.stop()
+            let returned = try await loop.handBackAll()
             await transport.close()
+            if let stuck { throw stuck }
+            logger.info("worker stopped", metadata: ["worker": "\(workerID)", "handed back": "\(returned)"])
             exit(0)
         } catch let error as WorkerStuckError {
             logger.warning("exiting to be replaced", metadata: ["reason": "\(error)"])

@@ -1,6 +1,44 @@
-import Curtain
+@_spi(Testing) import Curtain
 import CurtainTestFunctions
 import Foundation
+
+// `curtain-test-worker forge --kind K --build B --secret S --out FILE`: writes one forged queue entry for
+// the forgery test of Scripts/cluster-test.sh (what a stranger who can reach the store might push).
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "forge" {
+    var options: [String: String] = [:]
+    var rest = CommandLine.arguments.dropFirst(2).makeIterator()
+    while let name = rest.next(), let value = rest.next() { options[String(name.drop { $0 == "-" })] = value }
+    guard let kind = options["kind"], let build = options["build"], let out = options["out"] else {
+        FileHandle.standardError.write(Data("usage: forge --kind K --build B [--secret S] --out FILE\n".utf8))
+        exit(2)
+    }
+    let secret = options["secret"]
+    let mark = Array("{}".utf8)  // ClusterMark has no captures; its input is an Int
+    let bytes: [UInt8]
+    switch kind {
+    case "unsigned":
+        bytes = try QueueEntryForge.envelope(build: build, job: "forged", function: "ClusterMark", captures: mark, input: Array("1".utf8), secret: nil)
+    case "badsig":
+        bytes = try QueueEntryForge.envelope(
+            build: build, job: "forged", function: "ClusterMark", captures: mark, input: Array("1".utf8), secret: "not-the-secret")
+    case "unknown-function":
+        bytes = try QueueEntryForge.envelope(build: build, job: "forged", function: "RmRfEverything", captures: mark, input: Array("1".utf8), secret: secret)
+    case "wrong-build":
+        bytes = try QueueEntryForge.envelope(build: build + "-other", job: "forged", function: "ClusterMark", captures: mark, input: Array("1".utf8), secret: secret)
+    case "oversized":
+        bytes = try QueueEntryForge.envelope(
+            build: build, job: "forged", function: "ClusterMark", captures: mark, input: Array(repeating: UInt8(ascii: "1"), count: 2 << 20),
+            secret: secret)
+    case "garbage":
+        var generator = SystemRandomNumberGenerator()
+        bytes = (0..<4096).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    default:
+        FileHandle.standardError.write(Data("unknown kind \(kind)\n".utf8))
+        exit(2)
+    }
+    try Data(bytes).write(to: URL(fileURLWithPath: out))
+    exit(0)
+}
 
 // A worker executable for the tests: started with CURTAIN_ROLE=worker, Cloud.start never returns.
 let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors)

@@ -1,0 +1,237 @@
+@testable import Curtain
+import CurtainRESP
+import CurtainTestFunctions
+import CurtainTestSupport
+import Foundation
+import NIOCore
+import Synchronization
+import Testing
+
+/// Waits until `count` workers whose ids start with `prefix` keep a heartbeat (build "fixture").
+func waitForHeartbeats(_ count: Int, prefix: String, url: String) async throws {
+    let client = try RESPClient(url: url)
+    defer { Task { await client.close() } }
+    for _ in 0..<3_000 {
+        let beating = try await client.send(RESPCommand("KEYS", StoreKeys(buildID: "fixture").worker(prefix) + "*")).array?.count ?? 0
+        if beating == count { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("the workers' heartbeats did not appear")
+}
+
+/// Cluster mode on a real redis-server: drain on SIGTERM, surviving dropped connections, `curtain status`,
+/// telling a driver why nothing happens, payload limits, the local launcher.
+@Suite("Cluster: drain, reconnection, status, diagnosis, limits, launcher", .serialized)
+struct ClusterTests {
+    /// A cloud on `store` for build "fixture" with `count` workers started by hand (ids `<prefix>-<i>`).
+    func withWorkers(
+        _ count: Int, store: TestStore, environment: [String: String] = [:], _ body: (Cloud, [Process], String) async throws -> Void
+    ) async throws {
+        let prefix = "cluster-\(getpid())-\(UUID().uuidString.prefix(6))"
+        let workers = try startWorkerProcesses(
+            count, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture", idPrefix: prefix,
+            environment: environment)
+        let cloud = try await Cloud.start(
+            functions: allTestFunctions, configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "fixture"))
+        do {
+            try await waitForHeartbeats(count, prefix: prefix, url: store.url)
+            try await body(cloud, workers, prefix)
+        } catch {
+            await cloud.shutdown()
+            for worker in workers { await terminate(worker) }
+            throw error
+        }
+        await cloud.shutdown()
+        for worker in workers { await terminate(worker) }
+    }
+
+    @Test func aWorkerToldToStopFinishesItsTaskHandsBackTheRestAndExitsZero() async throws {
+        try await withTestStore(.redis) { store in
+            try await withWorkers(2, store: store) { cloud, workers, _ in
+                let summary = Mutex<JobSummary?>(nil)
+                let job = Task {
+                    try await cloud.map(
+                        SlowSquare(milliseconds: 250), over: 0..<24, options: JobOptions(onSummary: { s in summary.withLock { $0 = s } }))
+                }
+                let client = try RESPClient(url: store.url)
+                defer { Task { await client.close() } }
+                let pid = try #require(try await DeliveryTests().holder(client))
+                let worker = try #require(workers.first { $0.processIdentifier == pid })
+                kill(pid, SIGTERM)
+                let clock = ContinuousClock()
+                let start = clock.now
+                await waitForExit(worker)
+                #expect(clock.now - start < .seconds(10))
+                #expect(worker.terminationReason == .exit)
+                #expect(worker.terminationStatus == 0)
+                // Every task is answered once (nothing lost, nothing charged as a crash).
+                #expect(try await job.value == (0..<24).map { $0 * $0 })
+                let seen = try #require(summary.withLock { $0 })
+                #expect(seen.tasks == 24 && seen.failed == 0)
+                #expect(seen.duplicates == 0)
+                // It left nothing in flight and removed its heartbeat.
+                let keys = StoreKeys(buildID: "fixture")
+                let lists = try await client.send(RESPCommand("KEYS", keys.inflight(worker: "") + "*")).array ?? []
+                for list in lists.compactMap(\.string) { #expect(try await client.send(RESPCommand("LLEN", list)).int == 0) }
+            }
+        }
+    }
+
+    @Test func workersAndDriverRideOutDroppedConnections() async throws {
+        try await withTestStore(.redis) { store in
+            try await withWorkers(2, store: store) { cloud, workers, _ in
+                let job = Task { try await cloud.map(SlowSquare(milliseconds: 40), over: 0..<120) }
+                let client = try RESPClient(url: store.url)
+                defer { Task { await client.close() } }
+                // Drop every client connection twice mid-job (as a store restart or failover does); the
+                // admin connection that does it is dropped too and reconnects.
+                for _ in 0..<2 {
+                    try await Task.sleep(for: .milliseconds(600))
+                    _ = try? await client.send(RESPCommand("CLIENT", "KILL", "TYPE", "normal"))
+                }
+                #expect(try await job.value == (0..<120).map { $0 * $0 })
+                // The workers are still alive and still work.
+                #expect(workers.allSatisfy { $0.isRunning })
+                #expect(try await cloud.run(CurtainTestFunctions.Square(offset: 1), 4) == 17)
+            }
+        }
+    }
+
+    @Test func statusListsWorkersQueuesRunningJobsAndDeadLetters() async throws {
+        try await withTestStore(.redis) { store in
+            try await withWorkers(2, store: store) { cloud, _, prefix in
+                let job = Task { try await cloud.map(SlowSquare(milliseconds: 200), over: 0..<30) }
+                let client = try RESPClient(url: store.url)
+                defer { Task { await client.close() } }
+                // A dead letter of another build, as recovery writes them.
+                let letter = DeadLetter(job: "j1", index: 7, function: "Boom", attempts: 3, worker: "w9", reason: "the worker crashed", at: 1)
+                _ = try await client.send(RESPCommand("RPUSH", StoreKeys(buildID: "old").deadLetters, ByteBuffer(bytes: try PayloadCodec.encode(letter))))
+                var status = try await ClusterStatus.read(from: client)
+                for _ in 0..<200 where status.jobs.isEmpty {
+                    try await Task.sleep(for: .milliseconds(50))
+                    status = try await ClusterStatus.read(from: client)
+                }
+                #expect(status.workers.filter { $0.id.hasPrefix(prefix) }.count == 2)
+                #expect(status.workers.allSatisfy { $0.build == "fixture" && $0.pid > 0 && $0.lastBeat > 0 })
+                #expect(status.queues.contains { $0.build == "fixture" && $0.key == "curtain:{fixture}:queue" })
+                let running = try #require(status.jobs.first)
+                #expect(running.function == "SlowSquare" && running.build == "fixture" && running.submitted == 30)
+                #expect(status.deadLetters == [ClusterStatus.DeadLetter(
+                    build: "old", job: "j1", index: 7, function: "Boom", attempts: 3, worker: "w9", reason: "the worker crashed", at: 1)])
+                _ = try await job.value
+                // The CLI prints the same as JSON.
+                let output = try await runBlocking {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: try builtExecutablePath("curtain"))
+                    process.arguments = ["status", "--store", store.url, "--json"]
+                    let pipe = Pipe()
+                    process.standardOutput = pipe
+                    try process.run()
+                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    return data
+                }
+                let printed = try JSONDecoder().decode(ClusterStatus.self, from: output)
+                #expect(printed.workers.filter { $0.id.hasPrefix(prefix) }.count == 2)
+                #expect(printed.jobs.isEmpty)  // the job is over: its record is gone
+                #expect(printed.deadLetters.count == 1)
+            }
+        }
+    }
+
+    @Test func aDriverIsToldWhenOnlyWorkersOfAnotherBuildAreConnected() async throws {
+        try await withTestStore(.redis) { store in
+            try await withWorkers(1, store: store) { _, _, _ in
+                let client = try RESPClient(url: store.url)
+                defer { Task { await client.close() } }
+                let census = try await WorkerCensus.take(client: client)
+                #expect(census.complaint(for: "fixture") == nil)
+                let complaint = try #require(census.complaint(for: "newer"))
+                #expect(complaint.contains("no worker of this build (newer)"))
+                #expect(complaint.contains("1 of build fixture"))
+                #expect(WorkerCensus(hostsByBuild: [:]).complaint(for: "x")?.contains("no worker is connected") == true)
+            }
+        }
+    }
+
+    @Test func payloadsOverTheLimitFailClearlyAndNothingRuns() async throws {
+        var configuration = CloudConfiguration(backend: .inprocess, workers: 1)
+        configuration.maxPayloadBytes = 4_096
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        defer { Task { await cloud.shutdown() } }
+        let probe = SpillProbe(storage: cloud.storage, ballast: "")
+        // An input over the limit.
+        await #expect {
+            _ = try await cloud.map(probe, over: ["ok", String(repeating: "x", count: 5_000)])
+        } throws: { error in
+            let error = try #require(error as? InputEncodingError)
+            return error.index == 1 && error.description.contains("over the limit of 4096") && error.description.contains("CURTAIN_MAX_PAYLOAD_BYTES")
+        }
+        // A function value over the limit.
+        await #expect {
+            _ = try await cloud.run(SpillProbe(storage: cloud.storage, ballast: String(repeating: "b", count: 5_000)), "in")
+        } throws: { error in
+            (error as? InputEncodingError)?.index == -1
+        }
+        // An output over the limit (the input just fits): the task fails, naming the limit.
+        await #expect {
+            _ = try await cloud.run(probe, String(repeating: "y", count: 4_090))
+        } throws: { error in
+            let error = try #require(error as? RemoteTaskError)
+            return error.failure.kind == .encoding && error.failure.message.contains("over the limit")
+        }
+        #expect(throws: ConfigurationError.self) { try CloudConfiguration.fromEnvironment(["CURTAIN_MAX_PAYLOAD_BYTES": "12"]) }
+        #expect(throws: ConfigurationError.self) { try CloudConfiguration.fromEnvironment(["CURTAIN_DRAIN_SECONDS": "0"]) }
+    }
+
+    @Test func aWorkerRefusesAnOversizedQueueEntryUnreadAndLivesOn() async throws {
+        try await withTestStore(.redis) { store in
+            try await withWorkers(1, store: store, environment: ["CURTAIN_MAX_PAYLOAD_BYTES": "2048"]) { cloud, workers, _ in
+                let client = try RESPClient(url: store.url)
+                defer { Task { await client.close() } }
+                let big = try TaskEnvelope(
+                    buildID: "fixture", jobID: "big", index: 0, function: "Square", functionPayload: Array("{\"offset\":0}".utf8),
+                    input: Array(repeating: UInt8(ascii: "1"), count: 4_000)
+                ).encoded()
+                _ = try await client.send(RESPCommand("RPUSH", StoreKeys(buildID: "fixture").queue, big))
+                #expect(try await cloud.run(CurtainTestFunctions.Square(offset: 1), 2) == 5)
+                #expect(try await client.send(RESPCommand("EXISTS", StoreKeys.results(job: "big"))).int == 0)
+                #expect(workers.allSatisfy { $0.isRunning })
+            }
+        }
+    }
+
+    @Test func theLauncherScalesWithTheQueueAndBackToZero() async throws {
+        try await withTestStore(.redis) { store in
+            let launcher = try WorkerLauncher(
+                executable: try fixtureWorkerPath(), storeURL: store.url, buildID: "fixture",
+                policy: ScalingPolicy(minimum: 0, maximum: 2, idleTimeout: .milliseconds(800), interval: .milliseconds(50)))
+            #expect(launcher.processIDs.isEmpty)
+            let running = Task { try await launcher.run() }
+            let cloud = try await Cloud.start(
+                functions: allTestFunctions, configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "fixture"))
+            defer { Task { await cloud.shutdown() } }
+            let peak = Mutex(0)
+            let watcher = Task {
+                while !Task.isCancelled {
+                    let count = launcher.processIDs.count
+                    peak.withLock { $0 = max($0, count) }
+                    try? await Task.sleep(for: .milliseconds(20))
+                }
+            }
+            #expect(try await cloud.map(SlowSquare(milliseconds: 100), over: 0..<12) == (0..<12).map { $0 * $0 })
+            watcher.cancel()
+            #expect(peak.withLock { $0 } == 2)
+            // Idle: back to zero (the workers drain and exit).
+            for _ in 0..<1_000 where !launcher.processIDs.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(launcher.processIDs.isEmpty)
+            // Stopping the launcher returns once its workers have exited.
+            running.cancel()
+            try await running.value
+            #expect(throws: ConfigurationError.self) {
+                _ = try WorkerLauncher(executable: "/nonexistent", storeURL: store.url, policy: ScalingPolicy())
+            }
+            #expect(throws: ConfigurationError.self) { try ScalingPolicy(minimum: 3, maximum: 2).validated() }
+        }
+    }
+}
