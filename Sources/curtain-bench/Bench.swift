@@ -7,7 +7,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curtain-bench",
         abstract: "Curtain's benchmarks; each prints figures and their ratio to a baseline measured in the same run.",
-        subcommands: [RESPBench.self, TasksBench.self, ColdstartBench.self, PiBench.self, MemoryBench.self, MemoryOpsBench.self, ActorsBench.self, StorageBench.self]
+        subcommands: [RESPBench.self, TasksBench.self, ColdstartBench.self, PiBench.self, MemoryBench.self, MemoryOpsBench.self, ActorsBench.self, StorageBench.self, ClusterBench.self]
     )
 }
 
@@ -22,6 +22,8 @@ struct Figure {
     var target: Double?
     /// The least value that meets the target, for figures without a baseline.
     var minimum: Double? = nil
+    /// The greatest value that meets the target (latencies), for figures without a baseline.
+    var maximum: Double? = nil
 
     var ratio: Double? { baseline.map { $0 > 0 ? value / $0 : 0 } }
 
@@ -33,6 +35,7 @@ struct Figure {
         if let target { parts.append("\"target\":\(target)") }
         if let target, let ratio { parts.append("\"met\":\(ratio >= target)") }
         if let minimum { parts.append("\"minimum\":\(minimum),\"met\":\(value >= minimum)") }
+        if let maximum { parts.append("\"maximum\":\(maximum),\"met\":\(value <= maximum)") }
         return "{" + parts.joined(separator: ",") + "}"
     }
 
@@ -45,6 +48,10 @@ struct Figure {
         if let minimum {
             t = "≥ " + format(minimum)
             met = value >= minimum ? "met" : "NOT met"
+        }
+        if let maximum {
+            t = "≤ " + format(maximum)
+            met = value <= maximum ? "met" : "NOT met"
         }
         return pad(name, 56) + pad(v + " " + unit, 16) + pad(b, 10) + pad(r, 7) + pad(t, 9) + met
     }

@@ -234,4 +234,57 @@ struct ClusterTests {
             #expect(throws: ConfigurationError.self) { try ScalingPolicy(minimum: 3, maximum: 2).validated() }
         }
     }
+
+    @Test func aRestartedDriverReattachesToItsNamedJobAndNoTaskRunsTwice() async throws {
+        try await withTestStore(.redis) { store in
+            let prefix = "reattach-\(getpid())"
+            let workers = try startWorkerProcesses(2, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture", idPrefix: prefix)
+            defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
+            try await waitForHeartbeats(2, prefix: prefix, url: store.url)
+            let counter = FileManager.default.temporaryDirectory.appendingPathComponent("reattach-\(UUID().uuidString)").path
+            defer { try? FileManager.default.removeItem(atPath: counter) }
+            func driver() throws -> (Process, Pipe) {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: try fixtureWorkerPath())
+                var environment = ProcessInfo.processInfo.environment
+                environment["CURTAIN_ROLE"] = nil
+                environment["CURTAIN_BACKEND"] = store.url
+                environment["CURTAIN_BUILD_ID"] = "fixture"
+                environment["CURTAIN_FIXTURE_REATTACH"] = "nightly-\(getpid())"
+                environment["CURTAIN_FIXTURE_COUNTER"] = counter
+                process.environment = environment
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                try process.run()
+                return (process, pipe)
+            }
+            func calls() -> Int { (try? FileManager.default.attributesOfItem(atPath: counter)[.size] as? Int) ?? 0 }
+            // The first driver dies (SIGKILL) a few tasks into the job.
+            let (first, _) = try driver()
+            for _ in 0..<2_000 where calls() < 6 { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(calls() >= 6)
+            kill(first.processIdentifier, SIGKILL)
+            await waitForExit(first)
+            // The second reattaches: it submits nothing again and collects every output, including those the
+            // first had already received.
+            let (second, pipe) = try driver()
+            let output = try await runBlocking { String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+            await waitForExit(second)
+            #expect(second.terminationStatus == 0)
+            #expect(output.contains("sum:\((0..<40).reduce(0, +))"))
+            #expect(calls() == 40)
+            // The job's keys are gone once it ends.
+            let client = try RESPClient(url: store.url)
+            defer { Task { await client.close() } }
+            let left = try await client.send(RESPCommand("KEYS", "*nightly-\(getpid())*")).array ?? []
+            #expect(left.compactMap(\.string).allSatisfy { $0.hasSuffix(":cancelled") })
+        }
+    }
+
+    @Test func aJobIDMustBeShortAndPlain() {
+        #expect(throws: ConfigurationError.self) { try JobOptions(id: "has space").validated() }
+        #expect(throws: ConfigurationError.self) { try JobOptions(id: "").validated() }
+        #expect(throws: ConfigurationError.self) { try JobOptions(id: String(repeating: "a", count: 65)).validated() }
+        #expect(throws: Never.self) { try JobOptions(id: "nightly-2026.11_29").validated() }
+    }
 }

@@ -63,8 +63,24 @@ struct DeliveryTests {
             let client = try RESPClient(url: store.url)
             defer { Task { await client.close() } }
             let keys = StoreKeys(buildID: "fixture")
-            let victim = try await holder(client)
-            let pid = try #require(victim)
+            // Frozen first, so that it cannot finish its task between the check and the kill (on a loaded
+            // machine the check can come seconds late); a worker that finished meanwhile is thawed and the
+            // search goes on.
+            var pid: Int32 = 0
+            for _ in 0..<50 {
+                let found = try #require(try await holder(client))
+                kill(found, SIGSTOP)
+                var id: String?
+                for key in try await client.send(RESPCommand("KEYS", keys.worker("") + "*")).array?.compactMap(\.string) ?? []
+                where try await client.send(RESPCommand("HGET", key, "pid")).string == String(found) {
+                    id = String(key.dropFirst(keys.worker("").count))
+                }
+                if let id, try await client.send(RESPCommand("LLEN", keys.inflight(worker: id))).int ?? 0 > 0 {
+                    pid = found
+                    break
+                }
+                kill(found, SIGCONT)
+            }
             #expect(workers.contains { $0.processIdentifier == pid })
             kill(pid, SIGKILL)
             #expect(try await job.value == (0..<40).map { $0 * $0 })

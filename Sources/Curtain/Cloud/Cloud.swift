@@ -208,7 +208,8 @@ public final class Cloud: Sendable {
         return try await CurtainActorSystem.$taskCurrent.withValue(actors) {
             try await MapRunner.map(function, over: inputs, context: jobContext, options: options) { [client, buildID] jobID in
                 if let client {
-                    return try await StoreTransport(client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer)
+                    return try await StoreTransport(
+                        client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer, durable: options.id != nil)
                 }
                 return LocalTransport(registry: registry, width: width, spill: spill)
             }

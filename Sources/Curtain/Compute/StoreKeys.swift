@@ -28,6 +28,9 @@ struct StoreKeys: Sendable {
     /// The list a job's results are pushed to.
     static func results(job: String) -> String { "curtain:job:\(job):results" }
 
+    /// The results a named job's driver has taken, kept until the job ends (for a driver that reattaches).
+    static func received(job: String) -> String { "curtain:job:\(job):received" }
+
     /// Present once a job is cancelled or over: workers skip its remaining tasks.
     static func cancelled(job: String) -> String { "curtain:job:\(job):cancelled" }
 }

@@ -114,8 +114,12 @@ struct Job<F: RemoteFunction> {
     ///
     /// Inputs and captures above the spill threshold are written to the object store first, and travel
     /// as references (once per job for the captures).
+    ///
+    /// Tasks below ``JobTransport/alreadySubmitted`` (a reattached job's first driver sent them) are only
+    /// registered as pending.
     mutating func submit(_ tasks: [(index: UInt64, input: [UInt8])], captures: [UInt8]) async throws {
         guard !tasks.isEmpty else { return }
+        let already = UInt64(transport.alreadySubmitted)
         if let over = context.spill?.overLimit(captures.count) {
             throw InputEncodingError(function: F.name, index: -1, message: "the function value is \(over)")
         }
@@ -135,9 +139,10 @@ struct Job<F: RemoteFunction> {
             }
             pending[task.index] = Pending(captures: captures, input: input, attempt: 1, retriesUsed: 0)
             submitted = Swift.max(submitted, task.index + 1)
+            if task.index < already { continue }
             envelopes.append(envelope(index: task.index, captures: captures, input: input, attempt: 1))
         }
-        try await transport.submit(envelopes)
+        if !envelopes.isEmpty { try await transport.submit(envelopes) }
     }
 
     private mutating func spillCaptures(_ captures: [UInt8]) async throws -> [UInt8] {
@@ -270,10 +275,15 @@ enum MapRunner {
         // The first window is encoded before anything is dispatched: a bad input among them stops the job
         // before any task runs.
         let captures = try Job<F>.encode(function: function)
-        let first = try readInputs(room: window)
+        var first = try readInputs(room: window)
         if first.isEmpty { return [] }
-        let jobID = TaskDispatcher.newJobID()
+        let jobID = options.id ?? TaskDispatcher.newJobID()
         var job = Job<F>(jobID: jobID, transport: try await makeTransport(jobID), context: context, options: options)
+        // A reattached job: everything its first driver submitted is pending from the start (its results may
+        // be among those that driver had received).
+        if job.transport.alreadySubmitted > first.count {
+            first += try readInputs(room: job.transport.alreadySubmitted - first.count)
+        }
         var outputs = [F.Output?](repeating: nil, count: first.count)
         var done = 0
         // The bar's total: exact for collections and ranges (their underestimated count is their count),

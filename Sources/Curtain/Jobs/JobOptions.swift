@@ -26,13 +26,22 @@ public struct JobOptions: Sendable {
     /// Inputs are read and encoded only as the window has room, so a map over a million inputs never holds
     /// them all, encoded, in memory or in the store.
     public var window: Int?
+    /// A name for a `map` on a shared store that makes it survive its driver: a driver that dies and is
+    /// started again runs the same `map` with the same id and **reattaches** to the job. Tasks the first
+    /// driver submitted are not submitted again, the results it had received are read back from the store,
+    /// and the job carries on from there. `nil` (the default) gives each job a fresh random id.
+    ///
+    /// 1 to 64 letters, digits, `-`, `_` or `.`. Results of a named job are kept in the store until it ends
+    /// (a named job costs one more round trip per batch of results). Other backends ignore it.
+    public var id: String?
 
     /// Creates options; the defaults are no timeout, no retries of thrown errors, automatic progress and no
     /// summary.
     public init(
         timeout: Duration? = nil, retries: Int = 0, progress: ProgressDisplay = .automatic, summary: Bool = false,
-        window: Int? = nil, onSummary: (@Sendable (JobSummary) -> Void)? = nil
+        window: Int? = nil, id: String? = nil, onSummary: (@Sendable (JobSummary) -> Void)? = nil
     ) {
+        self.id = id
         self.timeout = timeout
         self.retries = retries
         self.progress = progress
@@ -50,6 +59,16 @@ public struct JobOptions: Sendable {
         }
         guard (0...10_000).contains(retries) else {
             throw ConfigurationError(description: "JobOptions.retries must be from 0 to 10000, not \(retries)")
+        }
+        if let id {
+            let allowed = id.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".")
+            }
+            guard !id.isEmpty, id.utf8.count <= 64, allowed else {
+                throw ConfigurationError(
+                    description: "JobOptions.id must be 1 to 64 letters, digits, '-', '_' or '.', not '\(id)'")
+            }
         }
         if let window, window < 1 {
             throw ConfigurationError(description: "JobOptions.window must be at least 1, not \(window)")

@@ -15,10 +15,14 @@ protocol JobTransport: Sendable {
     func finish() async
     /// Publishes the job's progress where operators can see it (at most about once a second).
     func progress(_ statistics: JobStatistics, submitted: Int) async
+    /// For a job reattached to after its first driver died: how many of its first tasks that driver had
+    /// submitted (they are not submitted again). 0 otherwise.
+    var alreadySubmitted: Int { get }
 }
 
 extension JobTransport {
     func progress(_ statistics: JobStatistics, submitted: Int) async {}
+    var alreadySubmitted: Int { 0 }
 }
 
 /// Through the store: envelopes are `RPUSH`ed to the build's queue (pipelined, in chunks), results read with
@@ -53,19 +57,59 @@ final class StoreTransport: JobTransport {
         var lastDiagnosis: ContinuousClock.Instant?
         var refused = 0
         var lastRecord: ContinuousClock.Instant?
+        /// Results an earlier driver of a reattached job had received: delivered first.
+        var backlog: [ByteBuffer] = []
+        /// One past the highest task index pushed (recorded with the pushes of a named job).
+        var highWater = 0
     }
     private let state: Mutex<State>
     /// The job's record for `curtain status` (`curtain:{B}:job:<id>`).
     private let record: JobRecord
+    /// Whether the job is named (``JobOptions/id``): its results are kept (moved to `received`) until it
+    /// ends, and its submissions are recorded atomically with the pushes, so a new driver can reattach.
+    private let durable: Bool
+    /// Results already taken from the result list, kept for a driver that reattaches.
+    private let receivedKey: String
+    let alreadySubmitted: Int
 
-    init(client: RESPClient, buildID: String, jobID: String, function: String = "", sealer: Sealer? = nil) async throws {
+    init(
+        client: RESPClient, buildID: String, jobID: String, function: String = "", sealer: Sealer? = nil, durable: Bool = false
+    ) async throws {
         self.sealer = sealer
         self.client = client
         self.keys = StoreKeys(buildID: buildID)
         self.jobID = jobID
+        self.durable = durable
         self.resultsKey = StoreKeys.results(job: jobID)
-        self.state = Mutex(State(connection: try await client.leaseDedicatedConnection(), lastResult: ContinuousClock.now))
-        self.record = JobRecord(key: keys.job(jobID), function: function)
+        self.receivedKey = StoreKeys.received(job: jobID)
+        self.record = JobRecord(key: keys.job(jobID), function: function, durable: durable)
+        var resumed = 0
+        var backlog: [ByteBuffer] = []
+        if durable {
+            let found = try await client.pipeline([
+                RESPCommand("HMGET", record.key, "function", "submitted"), RESPCommand("LRANGE", receivedKey, 0, -1),
+            ])
+            let fields = found[0].array ?? []
+            if let running = fields.first?.string {
+                guard running == function else {
+                    throw ConfigurationError(description: "job '\(jobID)' is running \(running), not \(function): choose another JobOptions.id")
+                }
+                resumed = Int(fields[1].string ?? "") ?? 0
+                backlog = (found[1].array ?? []).compactMap(\.buffer)
+                Self.logger.notice(
+                    "reattached to a running job", metadata: ["job": "\(jobID)", "submitted": "\(resumed)", "results": "\(backlog.count)"])
+            } else {
+                // A fresh start under a name used before: nothing of an earlier run may count.
+                _ = try await client.pipeline([
+                    RESPCommand("DEL", StoreKeys.cancelled(job: jobID)), RESPCommand("DEL", resultsKey), RESPCommand("DEL", receivedKey),
+                ])
+            }
+        }
+        self.alreadySubmitted = resumed
+        var initial = State(connection: try await client.leaseDedicatedConnection(), lastResult: ContinuousClock.now)
+        initial.backlog = backlog
+        initial.highWater = resumed
+        self.state = Mutex(initial)
     }
 
     func submit(_ envelopes: [TaskEnvelope]) async throws {
@@ -79,9 +123,20 @@ final class StoreTransport: JobTransport {
             commands.append(RESPCommand("RPUSH", arguments: arguments))
             start = end
         }
+        if durable {
+            // The pushes and the record of how far they got, atomically: a driver that dies between two
+            // submissions leaves a record a new one can trust.
+            let high = state.withLock { state -> Int in
+                state.highWater = max(state.highWater, Int((envelopes.map(\.index).max() ?? 0) + 1))
+                return state.highWater
+            }
+            commands = [RESPCommand("MULTI")] + commands + record.commands(submitted: high) + [RESPCommand("EXEC")]
+        }
         while true {
             do {
-                let replies = try await client.pipeline(commands)
+                let replies = durable
+                    ? try await client.withDedicatedConnection { try await $0.pipeline(commands) }
+                    : try await client.pipeline(commands)
                 if let message = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
                     throw RESPError.server(message)
                 }
@@ -94,7 +149,14 @@ final class StoreTransport: JobTransport {
     }
 
     func receive() async throws -> [TaskResult] {
-        let entries: [ByteBuffer]
+        var entries: [ByteBuffer]
+        let backlog = state.withLock { state -> [ByteBuffer] in
+            defer { state.backlog = [] }
+            return state.backlog
+        }
+        if !backlog.isEmpty {
+            entries = backlog
+        } else {
         do {
             let connection: RESPConnection
             if let current = state.withLock({ $0.connection }) {
@@ -103,13 +165,30 @@ final class StoreTransport: JobTransport {
                 connection = try await client.leaseDedicatedConnection()
                 state.withLock { $0.connection = connection }
             }
-            let first = try await connection.send(RESPCommand("BLPOP", resultsKey, 1))
-            state.withLock { $0.outageSince = nil }
-            if let pair = first.array, pair.count == 2, let firstBytes = pair[1].buffer {
-                let more = try await connection.send(RESPCommand("LPOP", resultsKey, 1000))
-                entries = [firstBytes] + (more.array ?? []).compactMap(\.buffer)
+            if durable {
+                // Results move (atomically, one by one) to the job's `received` list instead of being
+                // popped, so a driver that reattaches finds them.
+                let first = try await connection.send(RESPCommand("BLMOVE", resultsKey, receivedKey, "LEFT", "RIGHT", 1))
+                state.withLock { $0.outageSince = nil }
+                if let firstBytes = first.buffer {
+                    let waiting = min(999, try await connection.send(RESPCommand("LLEN", resultsKey)).int ?? 0)
+                    let more = waiting > 0
+                        ? try await connection.pipeline(
+                            Array(repeating: RESPCommand("LMOVE", resultsKey, receivedKey, "LEFT", "RIGHT"), count: waiting))
+                        : []
+                    entries = [firstBytes] + more.compactMap(\.buffer)
+                } else {
+                    entries = []
+                }
             } else {
-                entries = []
+                let first = try await connection.send(RESPCommand("BLPOP", resultsKey, 1))
+                state.withLock { $0.outageSince = nil }
+                if let pair = first.array, pair.count == 2, let firstBytes = pair[1].buffer {
+                    let more = try await connection.send(RESPCommand("LPOP", resultsKey, 1000))
+                    entries = [firstBytes] + (more.array ?? []).compactMap(\.buffer)
+                } else {
+                    entries = []
+                }
             }
         } catch let error as RESPError where error.isTransient {
             // The connection is gone: a new one next time, once the store answers again.
@@ -121,6 +200,7 @@ final class StoreTransport: JobTransport {
             }
             try await waitOutOutage(error)
             return []
+        }
         }
         var results: [TaskResult] = []
         var refused = 0
@@ -205,6 +285,7 @@ final class StoreTransport: JobTransport {
         _ = try? await client.pipeline([
             RESPCommand("SET", StoreKeys.cancelled(job: jobID), "1", "EX", 3600),
             RESPCommand("DEL", resultsKey),
+            RESPCommand("DEL", receivedKey),
             RESPCommand("DEL", keys.job(jobID)),
         ])
     }

@@ -222,29 +222,41 @@ struct WorkerCensus: Sendable {
     }
 }
 
-/// A running job's record in the store, `curtain:{B}:job:<id>`, for `curtain status`: refreshed about once a
-/// second with a 15 s expiry, so a driver that died leaves it only briefly; deleted when the job ends.
+/// A running job's record in the store, `curtain:{B}:job:<id>`, for `curtain status` (and, for a named job,
+/// for a driver that reattaches): refreshed about once a second; deleted when the job ends. It expires 15 s
+/// after its driver's last refresh, so a driver that died leaves it only briefly, except for a named job
+/// (``JobOptions/id``), whose record waits a day for its driver to come back.
 struct JobRecord: Sendable {
     let key: String
     let function: String
     let driver: String
     let started: Int
+    let durable: Bool
 
-    init(key: String, function: String) {
+    init(key: String, function: String, durable: Bool = false) {
         self.key = key
         self.function = function
+        self.durable = durable
         self.driver = "\(WorkerHeartbeat.hostName())-\(getpid())"
         self.started = Int(time(nil)) * 1000
     }
 
+    private var expiry: RESPCommand { RESPCommand("PEXPIRE", key, durable ? 24 * 3600 * 1000 : 15_000) }
+
+    /// The statistics (`submitted` only ever counts tasks whose submission completed).
     func commands(_ statistics: JobStatistics, submitted: Int) -> [RESPCommand] {
         [
             RESPCommand(
                 "HSET", key, "function", function, "driver", driver, "started", started, "submitted", submitted,
                 "completed", statistics.completed, "failed", statistics.failed, "retries", statistics.retries,
                 "duplicates", statistics.duplicates),
-            RESPCommand("PEXPIRE", key, 15_000),
+            expiry,
         ]
+    }
+
+    /// How many tasks have been submitted (written in the same transaction as the pushes).
+    func commands(submitted: Int) -> [RESPCommand] {
+        [RESPCommand("HSET", key, "function", function, "driver", driver, "submitted", submitted), expiry]
     }
 }
 

@@ -94,7 +94,9 @@ final class TaskReaper: Sendable {
         client: RESPClient, keys: StoreKeys, heartbeatTTL: Duration, crashRetries: Int, sealer: Sealer? = nil,
         logger: Logger = Logger(label: "curtain.reaper")
     ) {
-        let period = max(heartbeatTTL / 2, .milliseconds(50))
+        // A tenth of the TTL: with heartbeats that expire after 0.9 TTL, a dead worker's tasks are back in
+        // the queue within the TTL of its death.
+        let period = max(heartbeatTTL / 10, .milliseconds(20))
         task = Task(executorPreference: client.backgroundExecutor()) {
             while !Task.isCancelled {
                 try? await Task.sleep(for: period)
@@ -136,8 +138,9 @@ final class TaskReaper: Sendable {
 }
 
 /// A worker's heartbeat: `curtain:{B}:worker:<id>`, a hash of its host, process id, build, tasks done and
-/// last beat (Unix ms), renewed three times per TTL from an event loop (not the cooperative pool, which
-/// a CPU-bound task may be holding).
+/// last beat (Unix ms), renewed every 0.3 TTL from an event loop (not the cooperative pool, which a
+/// CPU-bound task may be holding) and expiring 0.9 TTL after the last renewal, so that with reapers
+/// sweeping every 0.1 TTL a dead worker is noticed within the TTL.
 final class WorkerHeartbeat: Sendable {
     let client: RESPClient
     let key: String
@@ -157,12 +160,12 @@ final class WorkerHeartbeat: Sendable {
             RESPCommand(
                 "HSET", key, "host", Self.hostName(), "pid", Int(getpid()), "build", buildID,
                 "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000),
-            RESPCommand("PEXPIRE", key, Int(ttl.wholeMilliseconds)),
+            RESPCommand("PEXPIRE", key, Int((ttl * 0.9).wholeMilliseconds)),
         ])
     }
 
     func start() {
-        let period = ttl / 3
+        let period = ttl * 0.3
         let task = Task(executorPreference: client.backgroundExecutor()) { [self] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: period)

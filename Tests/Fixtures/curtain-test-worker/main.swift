@@ -50,6 +50,17 @@ if ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_PROGRESS"] == "1" {
     await cloud.shutdown()
     exit(0)
 }
+// With CURTAIN_FIXTURE_REATTACH=<job id> it runs a named job of 40 slow tasks (counted in the file
+// CURTAIN_FIXTURE_COUNTER) and prints their sum: a test kills the first such driver and starts a second.
+if let jobID = ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_REATTACH"],
+    let counter = ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_COUNTER"]
+{
+    let outputs = try await cloud.map(CountedSleep(counter: counter, milliseconds: 150), over: 0..<40, options: JobOptions(id: jobID))
+    print("sum:\(outputs.reduce(0, +))")
+    fflush(nil)
+    await cloud.shutdown()
+    exit(0)
+}
 // Started as a driver, it runs a few tasks on its workers and prints their process ids; with
 // CURTAIN_FIXTURE_HOLD=1 it then waits forever (a test kills it with SIGKILL).
 let pids = Set(try await cloud.map(WhereAmI(), over: 0..<20)).sorted()
