@@ -371,16 +371,42 @@ final class ActorTransport: Sendable {
         let ordered = Array(hosts)
         let alive = try await client.pipeline(ordered.map { RESPCommand("EXISTS", keys.alive($0)) })
         let dead = Set(zip(ordered, alive).filter { $0.1.int == 0 }.map(\.0))
-        guard !dead.isEmpty else { return }
+        // Calls of dead hosts, and calls parked while their host looked dead (a host that only stalled comes
+        // back: its parked calls must not wait forever).
         let calls = state.withLock { state in
-            state.pending.filter { dead.contains($0.value.host) && now - $0.value.sentAt >= period }.map { ($0.key, $0.value) }
+            state.pending.filter {
+                now - $0.value.sentAt >= period && (dead.contains($0.value.host) || $0.value.hostDeadSince != nil)
+            }.map { ($0.key, $0.value) }
         }
         for (callID, call) in calls {
+            let hostDead = dead.contains(call.host)
             var undelivered = call.undelivered
-            if !undelivered {
+            if hostDead && !undelivered {
                 // Still in the dead host's inbox: it never ran, and never will there.
                 let removed = try await client.send(RESPCommand("LREM", keys.inbox(call.host), 1, call.bytes))
                 undelivered = removed.int == 1
+            }
+            if !hostDead {
+                // The host stalled but lives (or its actor was recreated meanwhile): a call taken out of its
+                // inbox never ran, so it goes once more to wherever the actor is now; a call its host had
+                // already popped gets its reply from there.
+                let record = try? await client.send(RESPCommand("HGET", keys.record(call.actor), "host"))
+                let target = record?.string ?? call.host
+                let resend = state.withLock { state -> ByteBuffer? in
+                    guard var pending = state.pending[callID] else { return nil }
+                    defer { state.pending[callID] = pending }
+                    pending.hostDeadSince = nil
+                    pending.sentAt = .now
+                    guard undelivered else { return nil }
+                    pending.undelivered = false
+                    pending.host = target
+                    return pending.bytes
+                }
+                if let resend {
+                    if target != call.host { system.withLock { $0.value }?.relocate(call.actor, to: target) }
+                    await push(resend, to: keys.inbox(target), callID: callID)
+                }
+                continue
             }
             let record = try await client.send(RESPCommand("HMGET", keys.record(call.actor), "host", "restarts", "retry"))
             let fields = (record.array ?? []).map { $0.string }
