@@ -7,7 +7,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curtain-bench",
         abstract: "Curtain's benchmarks; each prints figures and their ratio to a baseline measured in the same run.",
-        subcommands: [RESPBench.self, TasksBench.self, ColdstartBench.self, PiBench.self, MemoryBench.self, MemoryOpsBench.self, ActorsBench.self, StorageBench.self, ClusterBench.self]
+        subcommands: [RESPBench.self, TasksBench.self, ColdstartBench.self, PiBench.self, MemoryBench.self, MemoryOpsBench.self, ActorsBench.self, StorageBench.self, ClusterBench.self, AllBench.self]
     )
 }
 
@@ -28,7 +28,8 @@ struct Figure {
     var ratio: Double? { baseline.map { $0 > 0 ? value / $0 : 0 } }
 
     var json: String {
-        var parts = ["\"name\":\"\(name)\"", "\"value\":\(rounded(value))", "\"unit\":\"\(unit)\""]
+        guard value.isFinite else { return "{\"name\":\"\(name)\",\"value\":null,\"unit\":\"\(unit)\",\"met\":false}" }
+        var parts = ["\"name\":\"\(name)\"", "\"value\":\(rounded(value, digits: abs(value) < 100 ? 3 : 1))", "\"unit\":\"\(unit)\""]
         if let baseline { parts.append("\"baseline\":\(rounded(baseline))") }
         if let baselineName { parts.append("\"baseline_name\":\"\(baselineName)\"") }
         if let ratio { parts.append("\"ratio\":\(rounded(ratio, digits: 3))") }
