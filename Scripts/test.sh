@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs Curtain's whole test suite on a fresh machine: installs what the tests need (redis-server and
 # redis-tools, for the conformance suite and the interoperability tests; moto_server and boto3, for the
-# S3 store), builds with warnings checked,
-# then runs every test target. Exits non-zero on any failure.
+# S3 store; iproute2, for the network namespaces of the multi-host scenario), builds with warnings
+# checked, runs every test target, then the multi-host scenario (Scripts/cluster-test.sh, as root).
+# Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,7 @@ command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)  # network namespaces for Scripts/cluster-test.sh
 if ((${#need_apt[@]})); then
     echo "==> installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -51,3 +53,7 @@ fi
 
 echo "==> running the test suite"
 swift test --skip-build
+
+# The multi-host scenario and the forgery test: network namespaces on this machine (needs root).
+echo "==> running the multi-host scenario (Scripts/cluster-test.sh)"
+bash Scripts/cluster-test.sh
