@@ -9,17 +9,17 @@ import Testing
 /// Delivery on a shared store, where no supervisor watches the workers: heartbeats and the reaper.
 @Suite("Delivery: tasks of workers whose heartbeat lapsed run again; results count once", .serialized)
 struct DeliveryTests {
-    /// `count` workers started by hand on a redis-server, beating every 100 ms with a 300 ms TTL, and a
+    /// `count` workers started by hand on a redis-server, with a heartbeat TTL of `ttl` ms (300 unless given), and a
     /// cloud on the same store with that TTL.
-    func withCluster(workers count: Int, _ body: (Cloud, [Process], TestStore) async throws -> Void) async throws {
+    func withCluster(workers count: Int, ttl: Int = 300, _ body: (Cloud, [Process], TestStore) async throws -> Void) async throws {
         // (Bodies wait for all the workers' heartbeats first, so every worker can take part.)
         try await withTestStore(.redis) { store in
             let prefix = "delivery-\(getpid())-\(UUID().uuidString.prefix(6))"
             let workers = try startWorkerProcesses(
                 count, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture", idPrefix: prefix,
-                environment: ["CURTAIN_HEARTBEAT_MS": "300"])
+                environment: ["CURTAIN_HEARTBEAT_MS": "\(ttl)"])
             var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
-            configuration.heartbeatTTL = .milliseconds(300)
+            configuration.heartbeatTTL = .milliseconds(ttl)
             let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
             do {
                 try await waitForHeartbeats(count, prefix: prefix, url: store.url)
@@ -51,7 +51,8 @@ struct DeliveryTests {
     }
 
     @Test func aKilledWorkersTasksRunElsewhereAndTheJobSucceeds() async throws {
-        try await withCluster(workers: 2) { cloud, workers, store in
+        // A 1 s TTL: the victim is frozen for a moment before it is killed, which must not look like a death.
+        try await withCluster(workers: 2, ttl: 1_000) { cloud, workers, store in
             let summary = Mutex<JobSummary?>(nil)
             let job = Task {
                 // Long enough (about 6 s on two workers) that a loaded machine still sees it mid-way.
@@ -70,6 +71,8 @@ struct DeliveryTests {
             for _ in 0..<50 {
                 let found = try #require(try await holder(client))
                 kill(found, SIGSTOP)
+                // Answers it had already written are let through before its hands are looked at.
+                try await Task.sleep(for: .milliseconds(250))
                 var id: String?
                 for key in try await client.send(RESPCommand("KEYS", keys.worker("") + "*")).array?.compactMap(\.string) ?? []
                 where try await client.send(RESPCommand("HGET", key, "pid")).string == String(found) {
