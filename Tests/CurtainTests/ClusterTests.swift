@@ -81,6 +81,10 @@ struct ClusterTests {
         try await withTestStore(.redis) { store in
             try await withWorkers(2, store: store) { cloud, workers, _ in
                 let job = Task { try await cloud.map(SlowSquare(milliseconds: 40), over: 0..<120) }
+                // A named job too: its results are moved, not popped, and read back after a lost connection.
+                let named = Task {
+                    try await cloud.map(SlowSquare(milliseconds: 40), over: 0..<120, options: JobOptions(id: "ride-\(getpid())"))
+                }
                 let client = try RESPClient(url: store.url)
                 defer { Task { await client.close() } }
                 // Drop every client connection twice mid-job (as a store restart or failover does); the
@@ -90,6 +94,7 @@ struct ClusterTests {
                     _ = try? await client.send(RESPCommand("CLIENT", "KILL", "TYPE", "normal"))
                 }
                 #expect(try await job.value == (0..<120).map { $0 * $0 })
+                #expect(try await named.value == (0..<120).map { $0 * $0 })
                 // The workers are still alive and still work.
                 #expect(workers.allSatisfy { $0.isRunning })
                 #expect(try await cloud.run(CurtainTestFunctions.Square(offset: 1), 4) == 17)

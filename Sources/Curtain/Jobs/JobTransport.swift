@@ -61,6 +61,11 @@ final class StoreTransport: JobTransport {
         var backlog: [ByteBuffer] = []
         /// One past the highest task index pushed (recorded with the pushes of a named job).
         var highWater = 0
+        /// How many entries of a named job's `received` list this driver has taken in.
+        var taken = 0
+        /// Whether a connection was lost since: moves whose replies were lost with it are read back from
+        /// `received` (a named job loses no result to a dropped connection).
+        var catchUp = false
     }
     private let state: Mutex<State>
     /// The job's record for `curtain status` (`curtain:{B}:job:<id>`).
@@ -108,6 +113,7 @@ final class StoreTransport: JobTransport {
         self.alreadySubmitted = resumed
         var initial = State(connection: try await client.leaseDedicatedConnection(), lastResult: ContinuousClock.now)
         initial.backlog = backlog
+        initial.taken = backlog.count
         initial.highWater = resumed
         self.state = Mutex(initial)
     }
@@ -165,7 +171,14 @@ final class StoreTransport: JobTransport {
                 connection = try await client.leaseDedicatedConnection()
                 state.withLock { $0.connection = connection }
             }
-            if durable {
+            if durable, let from = state.withLock({ $0.catchUp ? $0.taken : nil }) {
+                entries = (try await connection.send(RESPCommand("LRANGE", receivedKey, from, -1)).array ?? []).compactMap(\.buffer)
+                state.withLock { state in
+                    state.catchUp = false
+                    state.outageSince = nil
+                    state.taken += entries.count
+                }
+            } else if durable {
                 // Results move (atomically, one by one) to the job's `received` list instead of being
                 // popped, so a driver that reattaches finds them.
                 let first = try await connection.send(RESPCommand("BLMOVE", resultsKey, receivedKey, "LEFT", "RIGHT", 1))
@@ -180,6 +193,7 @@ final class StoreTransport: JobTransport {
                 } else {
                     entries = []
                 }
+                state.withLock { $0.taken += entries.count }
             } else {
                 let first = try await connection.send(RESPCommand("BLPOP", resultsKey, 1))
                 state.withLock { $0.outageSince = nil }
@@ -193,7 +207,10 @@ final class StoreTransport: JobTransport {
         } catch let error as RESPError where error.isTransient {
             // The connection is gone: a new one next time, once the store answers again.
             if let lost = state.withLock({ state -> RESPConnection? in
-                defer { state.connection = nil }
+                defer {
+                    state.connection = nil
+                    state.catchUp = true
+                }
                 return state.connection
             }) {
                 await lost.close()
