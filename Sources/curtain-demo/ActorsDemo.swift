@@ -1,7 +1,11 @@
 import ArgumentParser
 import Curtain
 import CurtainExamples
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `curtain-demo actors`: a parameter server (a distributed actor) fed by trainers (remote functions),
 /// first in this process with the actor on a local actor system and the trainers as local tasks, then

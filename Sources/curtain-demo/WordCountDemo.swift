@@ -1,7 +1,11 @@
 import ArgumentParser
 import Curtain
 import CurtainExamples
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `curtain-demo wordcount`: word count over a generated corpus stored as objects, in one process and as a
 /// Curtain map-reduce over partitions of the objects.
@@ -90,7 +94,7 @@ struct WordCountDemo: AsyncParsableCommand {
             for i in 0..<objects {
                 group.addTask {
                     let text = WordCount.text(bytes: each, vocabulary: words, seed: seed &* 1000 &+ UInt64(i))
-                    try await storage.write(prefix + String(format: "part-%04d.txt", i), text)
+                    try await storage.write(prefix + "part-\(String(repeating: "0", count: max(0, 4 - String(i).count)))\(i).txt", text)
                 }
             }
             try await group.waitForAll()
