@@ -56,4 +56,4 @@ swift test --skip-build
 
 # The multi-host scenario and the forgery test: network namespaces on this machine (needs root).
 echo "==> running the multi-host scenario (Scripts/cluster-test.sh)"
-bash Scripts/cluster-test.sh
+if [ "$(id -u)" -eq 0 ]; then bash Scripts/cluster-test.sh; else sudo bash Scripts/cluster-test.sh; fi

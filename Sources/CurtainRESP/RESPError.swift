@@ -21,11 +21,12 @@ public enum RESPError: Error, Sendable, Hashable {
 
     /// Whether the same command may succeed on a new connection a little later: the connection closed or
     /// could not be opened, a reply did not come in time, the peer broke the protocol, or the server is
-    /// still loading its data after a restart (`LOADING`) or cannot serve yet (`MASTERDOWN`, `TRYAGAIN`).
+    /// still loading its data after a restart (`LOADING`), cannot serve yet (`MASTERDOWN`, `TRYAGAIN`), or is
+    /// out of memory for now (`OOM`).
     public var isTransient: Bool {
         switch self {
         case .connectionClosed, .timeout, .protocolViolation: return true
-        case .server: return ["LOADING", "MASTERDOWN", "TRYAGAIN"].contains(serverCode ?? "")
+        case .server: return ["LOADING", "MASTERDOWN", "TRYAGAIN", "OOM"].contains(serverCode ?? "")
         case .invalidConfiguration, .clientClosed: return false
         }
     }

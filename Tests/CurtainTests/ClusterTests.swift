@@ -292,4 +292,88 @@ struct ClusterTests {
         #expect(throws: ConfigurationError.self) { try JobOptions(id: String(repeating: "a", count: 65)).validated() }
         #expect(throws: Never.self) { try JobOptions(id: "nightly-2026.11_29").validated() }
     }
+
+    @Test func oneLiveDriverPerNamedJobAndAFreshRunUnderAUsedName() async throws {
+        try await withTestStore(.redis) { store in
+            try await withWorkers(2, store: store) { cloud, _, _ in
+                let name = "owned-\(getpid())"
+                // Longer (about 12 s) than a second driver waits for the lease (6 s).
+                let first = Task {
+                    try await cloud.map(SlowSquare(milliseconds: 800), over: 0..<30, options: JobOptions(id: name))
+                }
+                let client = try RESPClient(url: store.url)
+                defer { Task { await client.close() } }
+                for _ in 0..<500 where try await client.send(RESPCommand("EXISTS", StoreKeys(buildID: "fixture").owner(name))).int != 1 {
+                    try await Task.sleep(for: .milliseconds(10))
+                }
+                // A second driver (here a second map in the same process) cannot take a job a live one runs.
+                await #expect {
+                    _ = try await cloud.map(SlowSquare(milliseconds: 200), over: 0..<30, options: JobOptions(id: name))
+                } throws: { error in
+                    (error as? ConfigurationError)?.description.contains("being run by a live driver") == true
+                }
+                #expect(try await first.value == (0..<30).map { $0 * $0 })
+                // Once it is over, the name starts a fresh run: other function, other inputs, its own results.
+                let again = try await cloud.map(CurtainTestFunctions.Square(offset: 1), over: [2, 3], options: JobOptions(id: name))
+                #expect(again == [5, 10])
+            }
+        }
+    }
+
+    @Test func aTaskOverTheWorkersLimitAsAWholeFailsBeforeItIsSent() async throws {
+        var configuration = CloudConfiguration(backend: .processes, workers: 1, workerExecutable: try fixtureWorkerPath(), buildID: "fixture")
+        configuration.maxPayloadBytes = 4_096
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        defer { Task { await cloud.shutdown() } }
+        // Input and function value are each under the limit; the task carrying both is not.
+        let probe = SpillProbe(storage: cloud.storage, ballast: String(repeating: "b", count: 2_500))
+        await #expect {
+            _ = try await cloud.run(probe, String(repeating: "i", count: 2_500))
+        } throws: { error in
+            let error = try #require(error as? InputEncodingError)
+            return error.index == 0 && error.description.contains("that workers accept")
+        }
+        #expect(try await cloud.run(probe, "ok")[0] == "ko")
+    }
+
+    @Test func aTaskThatIgnoresTheDrainCannotKeepItsWorkerAndIsHandedBack() async throws {
+        try await withTestStore(.redis) { store in
+            try await withWorkers(1, store: store, environment: ["CURTAIN_DRAIN_SECONDS": "1"]) { cloud, workers, _ in
+                let job = Task { try await cloud.map(Spin(milliseconds: 30_000), over: [7]) }
+                defer { job.cancel() }
+                let client = try RESPClient(url: store.url)
+                defer { Task { await client.close() } }
+                let pid = try #require(try await DeliveryTests().holder(client))
+                let worker = try #require(workers.first { $0.processIdentifier == pid })
+                let clock = ContinuousClock()
+                let start = clock.now
+                kill(pid, SIGTERM)
+                await waitForExit(worker)
+                // Drain timeout (1 s) + backstop (5 s), far less than the 30 s the task would spin.
+                #expect(clock.now - start < .seconds(15))
+                #expect(worker.terminationStatus == 0)
+                // The task it could not finish is back in the queue for another worker.
+                #expect(try await client.send(RESPCommand("LLEN", StoreKeys(buildID: "fixture").queue)).int == 1)
+            }
+        }
+    }
+
+    @Test func aStoreOutOfMemoryForAWhileLosesNoTask() async throws {
+        try await withTestStore(.redis) { store in
+            try await withWorkers(1, store: store) { cloud, workers, _ in
+                let job = Task { try await cloud.map(SlowSquare(milliseconds: 300), over: 0..<8) }
+                let client = try RESPClient(url: store.url)
+                defer { Task { await client.close() } }
+                _ = try #require(try await DeliveryTests().holder(client))
+                // Every write that needs memory is refused for a while (`maxmemory` 1 byte, no eviction):
+                // the worker's answers must not be half applied (in-flight removals without the results).
+                _ = try await client.send(RESPCommand("CONFIG", "SET", "maxmemory-policy", "noeviction"))
+                _ = try await client.send(RESPCommand("CONFIG", "SET", "maxmemory", "1"))
+                try await Task.sleep(for: .milliseconds(1_500))
+                _ = try await client.send(RESPCommand("CONFIG", "SET", "maxmemory", "0"))
+                #expect(try await job.value == (0..<8).map { $0 * $0 })
+                #expect(workers.allSatisfy { $0.isRunning })
+            }
+        }
+    }
 }

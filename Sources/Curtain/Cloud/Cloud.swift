@@ -203,15 +203,17 @@ public final class Cloud: Sendable {
         let registry = self.registry
         let width = configuration.workers
         let (spill, sealer) = (self.spill, self.sealer)
+        let (shared, maxEntry) = (isSharedStore, configuration.maxPayloadBytes)
         // Actor references among the outputs (and, in-process, the captures and inputs) resolve through
         // this cloud's actor system.
         return try await CurtainActorSystem.$taskCurrent.withValue(actors) {
             try await MapRunner.map(function, over: inputs, context: jobContext, options: options) { [client, buildID] jobID in
                 if let client {
                     return try await StoreTransport(
-                        client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer, durable: options.id != nil)
+                        client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer, durable: options.id != nil,
+                        sharedStore: shared, maxEntryBytes: maxEntry)
                 }
-                return LocalTransport(registry: registry, width: width, spill: spill)
+                return LocalTransport(registry: registry, width: width, spill: spill, jobID: jobID)
             }
         }
     }
@@ -228,9 +230,11 @@ public final class Cloud: Sendable {
         let jobID = TaskDispatcher.newJobID()
         let transport: any JobTransport
         if let client {
-            transport = try await StoreTransport(client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer)
+            transport = try await StoreTransport(
+                client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer, sharedStore: isSharedStore,
+                maxEntryBytes: configuration.maxPayloadBytes)
         } else {
-            transport = LocalTransport(registry: registry, width: configuration.workers, spill: spill)
+            transport = LocalTransport(registry: registry, width: configuration.workers, spill: spill, jobID: jobID)
         }
         let group = RemoteTaskGroup<F>(job: Job(jobID: jobID, transport: transport, context: jobContext, options: options))
         do {
@@ -241,6 +245,12 @@ public final class Cloud: Sendable {
             await group.finish()
             throw error
         }
+    }
+
+    /// Whether jobs go through a store that outlives this driver (`redis://…`), not its embedded one.
+    private var isSharedStore: Bool {
+        if case .store = configuration.backend { return true }
+        return false
     }
 
     /// What every job of this cloud shares.

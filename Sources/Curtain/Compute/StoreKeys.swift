@@ -25,6 +25,9 @@ struct StoreKeys: Sendable {
     /// A running job's record (``JobRecord``), for `curtain status`.
     func job(_ id: String) -> String { "curtain:{\(buildID)}:job:\(id)" }
 
+    /// The owner lease of a named job (the driver running it).
+    func owner(_ name: String) -> String { "curtain:{\(buildID)}:owner:\(name)" }
+
     /// The list a job's results are pushed to.
     static func results(job: String) -> String { "curtain:job:\(job):results" }
 

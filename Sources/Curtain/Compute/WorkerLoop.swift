@@ -126,8 +126,7 @@ public struct WorkerLoop: Sendable {
     /// else is still in this worker's in-flight list.
     private func resume(_ connection: RESPConnection) async throws {
         if let unsent = state.unsent.withLock({ $0 }) {
-            let answers = try await connection.pipeline(unsent)
-            if let error = answers.first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
+            try Self.check(try await connection.pipeline(unsent))
             state.unsent.withLock { $0 = nil }
         }
         let returned = try await handBack(connection)
@@ -248,19 +247,28 @@ public struct WorkerLoop: Sendable {
         for key in resultKeys { replies.append(RESPCommand("PEXPIRE", key, 24 * 3600 * 1000)) }
         Self.tasksDone.add(answered, ordering: .relaxed)
         guard !replies.isEmpty else { return taken.count }
-        // Kept until sent: a lost connection sends them on the next one (see `resume`).
-        state.unsent.withLock { $0 = replies }
-        let answers = try await connection.pipeline(replies)
+        // All or nothing (a store out of memory refuses the results but would still have let the in-flight
+        // removals through, losing the tasks). Kept until sent: a lost connection sends them on the next one
+        // (see `resume`).
+        let transaction = [RESPCommand("MULTI")] + replies + [RESPCommand("EXEC")]
+        state.unsent.withLock { $0 = transaction }
+        try Self.check(try await connection.pipeline(transaction))
         state.unsent.withLock { $0 = nil }
-        if let error = answers.first(where: { $0.errorMessage != nil })?.errorMessage {
-            throw RESPError.server(error)
-        }
         if stuck != nil || draining {
             // Hand back what this batch did not run (tail first, each to the queue's head: order is kept).
             try await handBack(connection)
             if let stuck { throw WorkerStuckError(function: stuck) }
         }
         return taken.count
+    }
+
+    /// Throws the first error among the replies of a pipelined transaction (queued commands, `EXEC`, and
+    /// the replies inside `EXEC`'s).
+    static func check(_ replies: [RESPValue]) throws {
+        if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
+        if let inner = replies.last?.array, let error = inner.first(where: { $0.errorMessage != nil })?.errorMessage {
+            throw RESPError.server(error)
+        }
     }
 
     /// Tasks this process has answered (for its heartbeat).

@@ -277,8 +277,9 @@ enum MapRunner {
         let captures = try Job<F>.encode(function: function)
         var first = try readInputs(room: window)
         if first.isEmpty { return [] }
-        let jobID = options.id ?? TaskDispatcher.newJobID()
-        var job = Job<F>(jobID: jobID, transport: try await makeTransport(jobID), context: context, options: options)
+        // A named job's transport decides its id (the name and its run's token).
+        let transport = try await makeTransport(options.id ?? TaskDispatcher.newJobID())
+        var job = Job<F>(jobID: transport.jobID, transport: transport, context: context, options: options)
         // A reattached job: everything its first driver submitted is pending from the start (its results may
         // be among those that driver had received).
         if job.transport.alreadySubmitted > first.count {

@@ -13,6 +13,8 @@ protocol JobTransport: Sendable {
     func receive() async throws -> [TaskResult]
     /// Ends the job: tasks not yet run never run, late results are dropped.
     func finish() async
+    /// The job's id, as envelopes and results carry it.
+    var jobID: String { get }
     /// Publishes the job's progress where operators can see it (at most about once a second).
     func progress(_ statistics: JobStatistics, submitted: Int) async
     /// For a job reattached to after its first driver died: how many of its first tasks that driver had
@@ -25,28 +27,41 @@ extension JobTransport {
     var alreadySubmitted: Int { 0 }
 }
 
-/// Through the store: envelopes are `RPUSH`ed to the build's queue (pipelined, in chunks), results read with
-/// `BLPOP` plus a bulk `LPOP` from the job's result list on a connection of the job's own. The path of the
-/// `processes` backend and of any shared store.
+/// Through the store: envelopes are `RPUSH`ed to the build's queue (pipelined, in chunks), results read on a
+/// connection of the job's own. The path of the `processes` backend and of any shared store.
+///
+/// On a shared store results are not popped but moved (`BLMOVE`, then `LMOVE`s) to the job's `received`
+/// list, so that a reply lost with a connection loses no result: after a lost connection the driver reads
+/// `received` again from the count it had taken in. (On the embedded store of the `processes` backend,
+/// which dies with its driver, a `BLPOP` and a bulk `LPOP` do.)
 ///
 /// It rides out a store that restarts or a network that drops for a while (up to ``outageLimit``):
 /// submissions are retried and the result reader reconnects (a task pushed twice is answered twice; the
 /// second answer is dropped as a duplicate). While it waits without results it says why when it can tell:
 /// no worker of this build is connected (only workers of other builds, or none), or results are being
 /// refused as unsigned or forged.
+///
+/// A named job (``JobOptions/id``) is owned by one driver at a time (a lease renewed about every second),
+/// runs under `<name>.<run token>` so that nothing of an earlier run under the same name can count, and
+/// records its submissions with its pushes, so that a driver that comes back can reattach.
 final class StoreTransport: JobTransport {
     let client: RESPClient
     let keys: StoreKeys
+    /// The job id the store's keys and the envelopes carry: a fresh random id, or `<name>.<run token>`.
     let jobID: String
     private let resultsKey: String
     /// Envelopes per `RPUSH`.
     private let pushChunk = 256
     /// Signs envelopes and checks results when the cloud has a secret.
     private let sealer: Sealer?
+    /// The largest queue entry workers accept (``CloudConfiguration/maxPayloadBytes``).
+    private let maxEntryBytes: Int
     /// How long the store may be unreachable before the job fails.
     static let outageLimit: Duration = .seconds(60)
     /// How long without a result before the job looks for a reason.
     static let quietLimit: Duration = .seconds(5)
+    /// How long a named job's owner lease lasts without renewal.
+    static let ownerLease: Duration = .seconds(5)
     private let clock = ContinuousClock()
 
     private struct State {
@@ -61,61 +76,103 @@ final class StoreTransport: JobTransport {
         var backlog: [ByteBuffer] = []
         /// One past the highest task index pushed (recorded with the pushes of a named job).
         var highWater = 0
-        /// How many entries of a named job's `received` list this driver has taken in.
+        /// How many entries of the `received` list this driver has taken in.
         var taken = 0
         /// Whether a connection was lost since: moves whose replies were lost with it are read back from
-        /// `received` (a named job loses no result to a dropped connection).
+        /// `received`.
         var catchUp = false
     }
     private let state: Mutex<State>
-    /// The job's record for `curtain status` (`curtain:{B}:job:<id>`).
+    /// The job's record for `curtain status` (`curtain:{B}:job:<id or name>`).
     private let record: JobRecord
-    /// Whether the job is named (``JobOptions/id``): its results are kept (moved to `received`) until it
-    /// ends, and its submissions are recorded atomically with the pushes, so a new driver can reattach.
+    /// Whether the job is named (``JobOptions/id``).
     private let durable: Bool
-    /// Results already taken from the result list, kept for a driver that reattaches.
+    /// Whether results are moved to `received` rather than popped (a shared store, or a named job).
+    private let keepsResults: Bool
+    /// Results taken from the result list, until the job ends.
     private let receivedKey: String
+    /// A named job's owner lease, and this driver's token in it.
+    private let owner: (key: String, token: String)?
     let alreadySubmitted: Int
 
+    /// Prepares a job's transport; for a named job, takes ownership (waiting up to the lease for a driver
+    /// that died) and reattaches to its running job if there is one.
+    ///
+    /// - Throws: ``ConfigurationError`` if another live driver owns the named job, or it runs another
+    ///   function; store errors.
     init(
-        client: RESPClient, buildID: String, jobID: String, function: String = "", sealer: Sealer? = nil, durable: Bool = false
+        client: RESPClient, buildID: String, jobID name: String, function: String = "", sealer: Sealer? = nil,
+        durable: Bool = false, sharedStore: Bool = false, maxEntryBytes: Int = CloudConfiguration.defaultMaxPayload
     ) async throws {
         self.sealer = sealer
         self.client = client
-        self.keys = StoreKeys(buildID: buildID)
-        self.jobID = jobID
+        self.maxEntryBytes = maxEntryBytes
+        let keys = StoreKeys(buildID: buildID)
+        self.keys = keys
         self.durable = durable
-        self.resultsKey = StoreKeys.results(job: jobID)
-        self.receivedKey = StoreKeys.received(job: jobID)
-        self.record = JobRecord(key: keys.job(jobID), function: function, durable: durable)
+        self.keepsResults = durable || sharedStore
+        var jobID = name
         var resumed = 0
         var backlog: [ByteBuffer] = []
+        let record = JobRecord(key: keys.job(name), function: function, durable: durable)
         if durable {
-            let found = try await client.pipeline([
-                RESPCommand("HMGET", record.key, "function", "submitted"), RESPCommand("LRANGE", receivedKey, 0, -1),
-            ])
-            let fields = found[0].array ?? []
-            if let running = fields.first?.string {
+            let owner = (key: keys.owner(name), token: record.driver + "-" + TaskDispatcher.newJobID().prefix(6))
+            try await Self.takeOwnership(owner, name: name, client: client)
+            self.owner = owner
+            let found = try await client.send(RESPCommand("HMGET", record.key, "function", "submitted", "run"))
+            let fields = (found.array ?? []).map(\.string)
+            if let running = fields.first ?? nil, let run = fields.count > 2 ? fields[2] : nil {
                 guard running == function else {
-                    throw ConfigurationError(description: "job '\(jobID)' is running \(running), not \(function): choose another JobOptions.id")
+                    _ = try? await client.send(RESPCommand("DEL", owner.key))
+                    throw ConfigurationError(description: "job '\(name)' is running \(running), not \(function): choose another JobOptions.id")
                 }
-                resumed = Int(fields[1].string ?? "") ?? 0
-                backlog = (found[1].array ?? []).compactMap(\.buffer)
+                jobID = name + "." + run
+                resumed = Int(fields[1] ?? "") ?? 0
+                backlog = (try await client.send(RESPCommand("LRANGE", StoreKeys.received(job: jobID), 0, -1)).array ?? [])
+                    .compactMap(\.buffer)
                 Self.logger.notice(
-                    "reattached to a running job", metadata: ["job": "\(jobID)", "submitted": "\(resumed)", "results": "\(backlog.count)"])
+                    "reattached to a running job", metadata: ["job": "\(name)", "submitted": "\(resumed)", "results": "\(backlog.count)"])
             } else {
-                // A fresh start under a name used before: nothing of an earlier run may count.
-                _ = try await client.pipeline([
-                    RESPCommand("DEL", StoreKeys.cancelled(job: jobID)), RESPCommand("DEL", resultsKey), RESPCommand("DEL", receivedKey),
-                ])
+                // A fresh run under this name: its own token, so nothing left of an earlier run can count.
+                let run = String(TaskDispatcher.newJobID().prefix(8))
+                jobID = name + "." + run
+                _ = try await client.pipeline([RESPCommand("HSET", record.key, "function", function, "run", run), record.expiry])
             }
+        } else {
+            self.owner = nil
         }
+        self.jobID = jobID
+        self.record = record
+        self.resultsKey = StoreKeys.results(job: jobID)
+        self.receivedKey = StoreKeys.received(job: jobID)
         self.alreadySubmitted = resumed
         var initial = State(connection: try await client.leaseDedicatedConnection(), lastResult: ContinuousClock.now)
         initial.backlog = backlog
         initial.taken = backlog.count
         initial.highWater = resumed
         self.state = Mutex(initial)
+    }
+
+    /// Takes a named job's owner lease, waiting up to one lease for a driver that died to lose it.
+    private static func takeOwnership(_ owner: (key: String, token: String), name: String, client: RESPClient) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + ownerLease + .seconds(1)
+        var logged = false
+        while true {
+            let taken = try await client.send(
+                RESPCommand("SET", owner.key, owner.token, "NX", "PX", Int(ownerLease.wholeMilliseconds)))
+            if taken.string == "OK" { return }
+            guard clock.now < deadline else {
+                let holder = (try? await client.send(RESPCommand("GET", owner.key)).string) ?? "another driver"
+                throw ConfigurationError(
+                    description: "job '\(name)' is being run by a live driver (\(holder ?? "another driver")): one driver per JobOptions.id")
+            }
+            if !logged {
+                logger.notice("waiting for the job's previous driver to lose its lease", metadata: ["job": "\(name)"])
+                logged = true
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
     }
 
     func submit(_ envelopes: [TaskEnvelope]) async throws {
@@ -125,7 +182,15 @@ final class StoreTransport: JobTransport {
             let end = min(start + pushChunk, envelopes.count)
             var arguments: [any RESPArgument] = [keys.queue]
             arguments.reserveCapacity(end - start + 1)
-            for envelope in envelopes[start..<end] { arguments.append(Sealer.seal(try envelope.encoded(), with: sealer)) }
+            for envelope in envelopes[start..<end] {
+                let entry = Sealer.seal(try envelope.encoded(), with: sealer)
+                guard entry.readableBytes <= maxEntryBytes else {
+                    throw InputEncodingError(
+                        function: envelope.function, index: Int(envelope.index),
+                        message: "its task is \(entry.readableBytes) bytes with the function value, over the limit of \(maxEntryBytes) (CURTAIN_MAX_PAYLOAD_BYTES) that workers accept")
+                }
+                arguments.append(entry)
+            }
             commands.append(RESPCommand("RPUSH", arguments: arguments))
             start = end
         }
@@ -171,20 +236,24 @@ final class StoreTransport: JobTransport {
                 connection = try await client.leaseDedicatedConnection()
                 state.withLock { $0.connection = connection }
             }
-            if durable, let from = state.withLock({ $0.catchUp ? $0.taken : nil }) {
+            if keepsResults, let from = state.withLock({ $0.catchUp ? $0.taken : nil }) {
                 entries = (try await connection.send(RESPCommand("LRANGE", receivedKey, from, -1)).array ?? []).compactMap(\.buffer)
                 state.withLock { state in
                     state.catchUp = false
                     state.outageSince = nil
                     state.taken += entries.count
                 }
-            } else if durable {
+            } else if keepsResults {
                 // Results move (atomically, one by one) to the job's `received` list instead of being
-                // popped, so a driver that reattaches finds them.
+                // popped: a reply lost with its connection is read back from there, and a driver that
+                // reattaches finds them.
                 let first = try await connection.send(RESPCommand("BLMOVE", resultsKey, receivedKey, "LEFT", "RIGHT", 1))
                 state.withLock { $0.outageSince = nil }
                 if let firstBytes = first.buffer {
-                    let waiting = min(999, try await connection.send(RESPCommand("LLEN", resultsKey)).int ?? 0)
+                    let counted = try await connection.pipeline([
+                        RESPCommand("LLEN", resultsKey), RESPCommand("PEXPIRE", receivedKey, 24 * 3600 * 1000),
+                    ])
+                    let waiting = min(999, counted[0].int ?? 0)
                     let more = waiting > 0
                         ? try await connection.pipeline(
                             Array(repeating: RESPCommand("LMOVE", resultsKey, receivedKey, "LEFT", "RIGHT"), count: waiting))
@@ -280,7 +349,9 @@ final class StoreTransport: JobTransport {
             return true
         }
         guard due else { return }
-        _ = try? await client.pipeline(record.commands(statistics, submitted: submitted))
+        var commands = record.commands(statistics, submitted: submitted)
+        if let owner { commands.append(RESPCommand("SET", owner.key, owner.token, "XX", "PX", Int(Self.ownerLease.wholeMilliseconds))) }
+        _ = try? await client.pipeline(commands)
     }
 
     private static let logger = Logger(label: "curtain.jobs")
@@ -303,8 +374,8 @@ final class StoreTransport: JobTransport {
             RESPCommand("SET", StoreKeys.cancelled(job: jobID), "1", "EX", 3600),
             RESPCommand("DEL", resultsKey),
             RESPCommand("DEL", receivedKey),
-            RESPCommand("DEL", keys.job(jobID)),
-        ])
+            RESPCommand("DEL", record.key),
+        ] + (owner.map { [RESPCommand("DEL", $0.key)] } ?? []))
     }
 }
 
@@ -325,7 +396,10 @@ final class LocalTransport: JobTransport {
     private let stream: AsyncStream<TaskResult>
     private let continuation: AsyncStream<TaskResult>.Continuation
 
-    init(registry: FunctionRegistry, width: Int, spill: SpillSettings? = nil) {
+    let jobID: String
+
+    init(registry: FunctionRegistry, width: Int, spill: SpillSettings? = nil, jobID: String = TaskDispatcher.newJobID()) {
+        self.jobID = jobID
         self.spill = spill
         self.registry = registry
         self.width = max(1, width)

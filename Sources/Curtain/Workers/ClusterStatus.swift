@@ -241,7 +241,7 @@ struct JobRecord: Sendable {
         self.started = Int(time(nil)) * 1000
     }
 
-    private var expiry: RESPCommand { RESPCommand("PEXPIRE", key, durable ? 24 * 3600 * 1000 : 15_000) }
+    var expiry: RESPCommand { RESPCommand("PEXPIRE", key, durable ? 24 * 3600 * 1000 : 15_000) }
 
     /// The statistics (`submitted` only ever counts tasks whose submission completed).
     func commands(_ statistics: JobStatistics, submitted: Int) -> [RESPCommand] {

@@ -216,10 +216,15 @@ public final class WorkerLauncher: Service, Sendable {
         }
     }
 
+    /// Stops every worker (SIGTERM: they drain) and waits for them; one still running a minute later (past
+    /// any drain timeout and its 5 s backstop) is killed.
     private func stopAll() async {
         stop(Int.max)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
         while state.withLock({ state in
             state.stopping.removeAll { !$0.isRunning }
+            if clock.now >= deadline { for process in state.stopping { process.send(SIGKILL) } }
             return !state.stopping.isEmpty
         }) {
             try? await Task.sleep(for: .milliseconds(20))

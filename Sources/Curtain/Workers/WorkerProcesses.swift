@@ -218,12 +218,15 @@ actor WorkerProcesses {
 /// The worker loop as a service of swift-service-lifecycle: a graceful shutdown drains it.
 struct WorkerService: Service {
     let loop: WorkerLoop
+    /// Called once when the drain starts (arms the backstop).
+    let onDrain: @Sendable () -> Void
 
     func run() async throws {
         try await withGracefulShutdownHandler {
             try await loop.run()
         } onGracefulShutdown: {
             loop.drain()
+            onDrain()
         }
     }
 }
@@ -260,7 +263,7 @@ enum WorkerRole {
             // its local workers; workers started by hand must be given the cluster's).
             let spill = SpillSettings(
                 storage: try Storage(url: configuration.storage ?? CloudConfiguration.defaultStorage),
-                threshold: configuration.spillThreshold)
+                threshold: configuration.spillThreshold, maxPayload: configuration.maxPayloadBytes)
             let loop = WorkerLoop(
                 client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill,
                 sealer: configuration.secret.map(Sealer.init(secret:)), maxEntryBytes: configuration.maxPayloadBytes)
@@ -273,8 +276,25 @@ enum WorkerRole {
             logger.info("worker ready", metadata: ["worker": "\(workerID)", "build": "\(buildID)", "store": "\(RESPConfiguration.redacted(url: url))"])
             // SIGTERM / SIGINT: take no new task, finish the running one, hand back the rest, exit 0; after
             // the drain timeout the running task is cancelled and handed back too.
+            // The backstop: a function that ignores cancellation cannot keep the process past the drain
+            // timeout by more than 5 s; whatever the worker holds goes back first. It runs on an event loop,
+            // since such a function may be holding the cooperative pool.
+            let drainTimeout = configuration.drainTimeout
+            let backstopLogger = logger
+            let backstop: @Sendable () -> Void = {
+                Task(executorPreference: client.backgroundExecutor()) {
+                    try? await Task.sleep(for: drainTimeout + .seconds(5))
+                    heartbeat.stop()
+                    let returned = (try? await loop.handBackAll()) ?? 0
+                    backstopLogger.warning(
+                        "a task ignored cancellation after the drain timeout; exiting anyway",
+                        metadata: ["worker": "\(workerID)", "handed back": "\(returned)"])
+                    exit(0)
+                }
+            }
             var groupConfiguration = ServiceGroupConfiguration(
-                services: [WorkerService(loop: loop)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+                services: [WorkerService(loop: loop, onDrain: backstop)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger)
             groupConfiguration.maximumGracefulShutdownDuration = configuration.drainTimeout
             var stuck: WorkerStuckError?
             do {
