@@ -19,6 +19,10 @@ struct StoreKeys: Sendable {
     /// unless renewed: while it exists the worker's in-flight tasks are its own.
     func worker(_ id: String) -> String { "curtain:{\(buildID)}:worker:\(id)" }
 
+    /// The set of this build's workers that keep a heartbeat (each adds itself with every beat; reapers
+    /// remove those whose heartbeat lapsed), so reapers find them without scanning the keyspace.
+    var workers: String { "curtain:{\(buildID)}:workers" }
+
     /// The latest 1,000 tasks given up on (JSON ``DeadLetter``s).
     var deadLetters: String { "curtain:{\(buildID)}:dead" }
 

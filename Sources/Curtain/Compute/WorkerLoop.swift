@@ -154,7 +154,9 @@ public struct WorkerLoop: Sendable {
                 state.unsent.withLock { $0 = nil }
             }
             let count = try await handBack(connection)
-            _ = try await connection.send(RESPCommand("DEL", keys.worker(workerID)))
+            _ = try await connection.pipeline([
+                RESPCommand("DEL", keys.worker(workerID)), RESPCommand("SREM", keys.workers, workerID),
+            ])
             return count
         }
     }

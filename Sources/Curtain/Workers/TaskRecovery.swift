@@ -109,27 +109,25 @@ final class TaskReaper: Sendable {
         }
     }
 
+    /// One pass: the build's registered workers (`curtain:{B}:workers`, kept by their heartbeats) whose
+    /// heartbeat lapsed have their in-flight tasks recovered and leave the set. No keyspace scan, so it
+    /// stays cheap on a big shared store.
     static func sweep(client: RESPClient, keys: StoreKeys, crashRetries: Int, sealer: Sealer?, logger: Logger) async throws {
-        let prefix = keys.inflight(worker: "")
-        var cursor = "0"
-        var workers: [String] = []
-        repeat {
-            let reply = try await client.send(RESPCommand("SCAN", cursor, "MATCH", prefix + "*", "COUNT", 1000))
-            guard let parts = reply.array, parts.count == 2 else { break }
-            cursor = parts[0].string ?? "0"
-            workers += (parts[1].array ?? []).compactMap(\.string).map { String($0.dropFirst(prefix.count)) }
-        } while cursor != "0"
+        let workers = (try await client.send(RESPCommand("SMEMBERS", keys.workers)).array ?? []).compactMap(\.string)
         guard !workers.isEmpty else { return }
         let alive = try await client.pipeline(workers.map { RESPCommand("EXISTS", keys.worker($0)) })
         for (worker, beat) in zip(workers, alive) where beat.int == 0 {
             if let counts = try await TaskRecovery.recover(
                 workerID: worker, how: "stopped sending heartbeats", keys: keys, crashRetries: crashRetries, client: client,
-                sealer: sealer),
-                counts.requeued + counts.givenUp > 0
+                sealer: sealer)
             {
-                logger.warning(
-                    "a worker's heartbeat lapsed; recovered its tasks",
-                    metadata: ["worker": "\(worker)", "requeued": "\(counts.requeued)", "given up": "\(counts.givenUp)"])
+                if counts.requeued + counts.givenUp > 0 {
+                    logger.warning(
+                        "a worker's heartbeat lapsed; recovered its tasks",
+                        metadata: ["worker": "\(worker)", "requeued": "\(counts.requeued)", "given up": "\(counts.givenUp)"])
+                }
+                // Gone for good unless it beats again (a stalled worker re-registers with its next beat).
+                _ = try await client.send(RESPCommand("SREM", keys.workers, worker))
             }
         }
     }
@@ -148,8 +146,14 @@ final class WorkerHeartbeat: Sendable {
     let buildID: String
     private let task = Mutex<Task<Void, Never>?>(nil)
 
+    /// The build's set of registered workers, and this one's id in it.
+    let workers: String
+    let workerID: String
+
     init(client: RESPClient, keys: StoreKeys, workerID: String, ttl: Duration) {
         self.client = client
+        self.workers = keys.workers
+        self.workerID = workerID
         self.key = keys.worker(workerID)
         self.ttl = ttl
         self.buildID = keys.buildID
@@ -161,6 +165,7 @@ final class WorkerHeartbeat: Sendable {
                 "HSET", key, "host", Self.hostName(), "pid", Int(getpid()), "build", buildID,
                 "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000),
             RESPCommand("PEXPIRE", key, Int((ttl * 0.9).wholeMilliseconds)),
+            RESPCommand("SADD", workers, workerID),
         ])
     }
 
