@@ -376,4 +376,19 @@ struct ClusterTests {
             }
         }
     }
+
+    @Test func theBuildIDFollowsTheCodeNotTheFile() throws {
+        let original = try fixtureWorkerPath()
+        let id = BuildID.of(path: original)
+        #expect(id.count == 16 && id.allSatisfy(\.isHexDigit))
+        // A copy (another inode, another modification time, as on another host) has the same id ...
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("copied-worker-\(UUID().uuidString)").path
+        try FileManager.default.copyItem(atPath: original, toPath: copy)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        #expect(BuildID.of(path: copy) == id)
+        // ... and other code another.
+        #expect(BuildID.of(path: try builtExecutablePath("curtain")) != id)
+        #expect(BuildID.gnuBuildID(path: "/nonexistent") == nil)
+        #expect(BuildID.gnuBuildID(path: "/etc/hostname") == nil)
+    }
 }
