@@ -391,4 +391,23 @@ struct ClusterTests {
         #expect(BuildID.gnuBuildID(path: "/nonexistent") == nil)
         #expect(BuildID.gnuBuildID(path: "/etc/hostname") == nil)
     }
+
+    @Test func theLauncherBacksOffWhenWorkersFailYoung() async throws {
+        try await withTestStore(.redis) { store in
+            let client = try RESPClient(url: store.url)
+            defer { Task { await client.close() } }
+            _ = try await client.send(RESPCommand("RPUSH", StoreKeys(buildID: "doomed").queue, "a task no worker will live to take"))
+            // /bin/false exits 1 at once, as a worker with a bad setting would.
+            let launcher = try WorkerLauncher(
+                executable: "/bin/false", storeURL: store.url, buildID: "doomed",
+                policy: ScalingPolicy(minimum: 0, maximum: 2, interval: .milliseconds(50)))
+            let running = Task { try await launcher.run() }
+            try await Task.sleep(for: .milliseconds(2_500))
+            running.cancel()
+            try await running.value
+            // Without the back-off: 2 starts every 50 ms (about 100); with it, a handful.
+            #expect(launcher.startedCount >= 2)
+            #expect(launcher.startedCount <= 10)
+        }
+    }
 }

@@ -92,9 +92,13 @@ public final class WorkerLauncher: Service, Sendable {
     private let state = Mutex(LaunchState())
 
     private struct LaunchState {
-        var workers: [(id: String, process: ChildProcess)] = []
+        var workers: [(id: String, process: ChildProcess, started: ContinuousClock.Instant)] = []
         var next = 0
         var stopping: [ChildProcess] = []
+        /// After workers that fail young (a bad setting, an unreachable store): no new worker before this,
+        /// and the delay doubles with each such failure (0.5 s to 30 s).
+        var holdUntil: ContinuousClock.Instant?
+        var backoff: Duration = .milliseconds(500)
     }
 
     /// Prepares a launcher (nothing starts until ``run()``).
@@ -122,6 +126,9 @@ public final class WorkerLauncher: Service, Sendable {
         self.logger = logger
         self.client = try RESPClient(url: storeURL)
     }
+
+    /// How many workers this launcher has started in all.
+    var startedCount: Int { state.withLock { $0.next } }
 
     /// The process ids of the workers running now.
     public var processIDs: [Int32] { state.withLock { $0.workers.map { $0.process.processIdentifier } } }
@@ -168,7 +175,8 @@ public final class WorkerLauncher: Service, Sendable {
         }
         let running = ids.count
         let desired = policy.desired(depth: depth, running: running, idleFor: idleFor)
-        if desired > running {
+        let held = state.withLock { state in state.holdUntil.map { now < $0 } ?? false }
+        if desired > running && !held {
             for _ in running..<desired { try start() }
             logger.info("scaled up", metadata: ["workers": "\(desired)", "queued": "\(depth)"])
         } else if desired < running {
@@ -190,7 +198,8 @@ public final class WorkerLauncher: Service, Sendable {
         environment["CURTAIN_WORKER_ID"] = id
         environment["CURTAIN_PARENT_PIPE"] = "1"  // a launcher that dies takes its workers with it
         try state.withLock { state in
-            state.workers.append((id, try ChildProcess(executable: executable, arguments: arguments, environment: environment)))
+            state.workers.append(
+                (id, try ChildProcess(executable: executable, arguments: arguments, environment: environment), ContinuousClock.now))
         }
     }
 
@@ -208,8 +217,16 @@ public final class WorkerLauncher: Service, Sendable {
     /// Forgets workers that exited (a crashed one is replaced at the next tick if still wanted).
     private func reap() {
         state.withLock { state in
+            let now = ContinuousClock.now
             for worker in state.workers where !worker.process.isRunning {
                 logger.warning("a worker exited", metadata: ["worker": "\(worker.id)", "how": "\(worker.process.termination!)"])
+                if worker.process.termination != .exited(0) && now - worker.started < .seconds(5) {
+                    state.holdUntil = now + state.backoff
+                    logger.warning("workers fail young; waiting before starting another", metadata: ["delay": "\(state.backoff)"])
+                    state.backoff = min(state.backoff * 2, .seconds(30))
+                } else {
+                    state.backoff = .milliseconds(500)
+                }
             }
             state.workers.removeAll { !$0.process.isRunning }
             state.stopping.removeAll { !$0.isRunning }
