@@ -165,7 +165,7 @@ final class StoreTransport: JobTransport {
             guard clock.now < deadline else {
                 let holder = (try? await client.send(RESPCommand("GET", owner.key)).string) ?? "another driver"
                 throw ConfigurationError(
-                    description: "job '\(name)' is being run by a live driver (\(holder ?? "another driver")): one driver per JobOptions.id")
+                    description: "job '\(name)' is being run by a live driver (\(holder)): one driver per JobOptions.id")
             }
             if !logged {
                 logger.notice("waiting for the job's previous driver to lose its lease", metadata: ["job": "\(name)"])
