@@ -233,8 +233,26 @@ final class ActorTransport: Sendable {
                     for id in groups[key]!.calls { fail(id, kind: .transport, "cannot reach the store: \(error)") }
                 }
                 logger.warning("actor messages could not be sent", metadata: ["error": "\(error)"])
+                // Replies (no call id: their caller waits on another process) are sent again while the store
+                // is only briefly away; a reply that arrives twice is harmless, a lost one would leave its
+                // caller waiting. Calls are not: a call sent twice could run twice.
+                let replies = order.filter { groups[$0]!.calls.isEmpty }.map {
+                    RESPCommand("RPUSH", arguments: [$0 as any RESPArgument] + groups[$0]!.values)
+                }
+                if !replies.isEmpty { await resend(replies) }
             }
         }
+    }
+
+    /// Sends `commands` again, with a doubling delay, for about ten seconds at most.
+    private func resend(_ commands: [RESPCommand]) async {
+        var delay = Duration.milliseconds(50)
+        for _ in 0..<8 {
+            try? await Task.sleep(for: delay)
+            if (try? await client.pipeline(commands)) != nil { return }
+            delay = min(delay * 2, .seconds(2))
+        }
+        logger.error("actor replies were lost: the store stayed out of reach", metadata: ["replies": "\(commands.count)"])
     }
 
     // MARK: Readers
