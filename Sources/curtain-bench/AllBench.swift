@@ -1,4 +1,5 @@
 import ArgumentParser
+import CurtainTestSupport
 import Foundation
 
 /// `curtain-bench all`: every benchmark and experiment with a target, one after the other, each in a
@@ -84,23 +85,17 @@ struct AllBench: AsyncParsableCommand {
 
     /// Runs `executable` with `arguments`; its standard output as lines (standard error passes through).
     static func run(_ executable: String, _ arguments: [String]) async throws -> (Int32, [String]) {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async {
-                do {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: executable)
-                    process.arguments = arguments
-                    let pipe = Pipe()
-                    process.standardOutput = pipe
-                    try process.run()
-                    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
-                    continuation.resume(returning: (process.terminationStatus, lines))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
+        try await runBlocking {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            let lines = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).map(String.init)
+            return (process.terminationStatus, lines)
         }
     }
 }

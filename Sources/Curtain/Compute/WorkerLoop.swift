@@ -125,14 +125,20 @@ public struct WorkerLoop: Sendable {
     /// After a reconnection: sends the answers the lost connection did not carry, then hands back whatever
     /// else is still in this worker's in-flight list.
     private func resume(_ connection: RESPConnection) async throws {
-        if let unsent = state.unsent.withLock({ $0 }) {
-            try Self.check(try await connection.pipeline(unsent))
-            state.unsent.withLock { $0 = nil }
-        }
+        try await sendUnsent(on: connection, checked: true)
         let returned = try await handBack(connection)
         if returned > 0 {
             logger.warning("handed back tasks whose delivery was interrupted", metadata: ["worker": "\(workerID)", "tasks": "\(returned)"])
         }
+    }
+
+    /// Sends the answers a lost connection did not carry, if any; they are kept for another try unless
+    /// they went through (and, when `checked`, the store accepted them).
+    private func sendUnsent(on connection: RESPConnection, checked: Bool) async throws {
+        guard let unsent = state.unsent.withLock({ $0 }) else { return }
+        let replies = try await connection.pipeline(unsent)
+        if checked { try Self.check(replies) }
+        state.unsent.withLock { $0 = nil }
     }
 
     /// Moves every entry of this worker's in-flight list back to the head of the queue (tail first, so
@@ -149,10 +155,7 @@ public struct WorkerLoop: Sendable {
     /// before the process exits), and removes its heartbeat.
     public func handBackAll() async throws -> Int {
         try await client.withDedicatedConnection { connection in
-            if let unsent = state.unsent.withLock({ $0 }) {
-                _ = try await connection.pipeline(unsent)
-                state.unsent.withLock { $0 = nil }
-            }
+            try await sendUnsent(on: connection, checked: false)
             let count = try await handBack(connection)
             _ = try await connection.pipeline([
                 RESPCommand("DEL", keys.worker(workerID)), RESPCommand("SREM", keys.workers, workerID),

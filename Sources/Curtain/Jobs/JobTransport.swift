@@ -208,9 +208,7 @@ final class StoreTransport: JobTransport {
                 let replies = durable
                     ? try await client.withDedicatedConnection { try await $0.pipeline(commands) }
                     : try await client.pipeline(commands)
-                if let message = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
-                    throw RESPError.server(message)
-                }
+                try WorkerLoop.check(replies)  // errors inside a named job's EXEC too
                 state.withLock { $0.outageSince = nil }
                 return
             } catch let error as RESPError where error.isTransient {
@@ -220,73 +218,38 @@ final class StoreTransport: JobTransport {
     }
 
     func receive() async throws -> [TaskResult] {
-        var entries: [ByteBuffer]
         let backlog = state.withLock { state -> [ByteBuffer] in
             defer { state.backlog = [] }
             return state.backlog
         }
+        let entries: [ByteBuffer]
         if !backlog.isEmpty {
             entries = backlog
         } else {
-        do {
-            let connection: RESPConnection
-            if let current = state.withLock({ $0.connection }) {
-                connection = current
-            } else {
-                connection = try await client.leaseDedicatedConnection()
-                state.withLock { $0.connection = connection }
-            }
-            if keepsResults, let from = state.withLock({ $0.catchUp ? $0.taken : nil }) {
-                entries = (try await connection.send(RESPCommand("LRANGE", receivedKey, from, -1)).array ?? []).compactMap(\.buffer)
-                state.withLock { state in
-                    state.catchUp = false
-                    state.outageSince = nil
-                    state.taken += entries.count
-                }
-            } else if keepsResults {
-                // Results move (atomically, one by one) to the job's `received` list instead of being
-                // popped: a reply lost with its connection is read back from there, and a driver that
-                // reattaches finds them.
-                let first = try await connection.send(RESPCommand("BLMOVE", resultsKey, receivedKey, "LEFT", "RIGHT", 1))
-                state.withLock { $0.outageSince = nil }
-                if let firstBytes = first.buffer {
-                    let counted = try await connection.pipeline([
-                        RESPCommand("LLEN", resultsKey), RESPCommand("PEXPIRE", receivedKey, 24 * 3600 * 1000),
-                    ])
-                    let waiting = min(999, counted[0].int ?? 0)
-                    let more = waiting > 0
-                        ? try await connection.pipeline(
-                            Array(repeating: RESPCommand("LMOVE", resultsKey, receivedKey, "LEFT", "RIGHT"), count: waiting))
-                        : []
-                    entries = [firstBytes] + more.compactMap(\.buffer)
+            do {
+                let connection: RESPConnection
+                if let current = state.withLock({ $0.connection }) {
+                    connection = current
                 } else {
-                    entries = []
+                    connection = try await client.leaseDedicatedConnection()
+                    state.withLock { $0.connection = connection }
                 }
-                state.withLock { $0.taken += entries.count }
-            } else {
-                let first = try await connection.send(RESPCommand("BLPOP", resultsKey, 1))
+                entries = try await take(on: connection)
                 state.withLock { $0.outageSince = nil }
-                if let pair = first.array, pair.count == 2, let firstBytes = pair[1].buffer {
-                    let more = try await connection.send(RESPCommand("LPOP", resultsKey, 1000))
-                    entries = [firstBytes] + (more.array ?? []).compactMap(\.buffer)
-                } else {
-                    entries = []
+            } catch let error as RESPError where error.isTransient {
+                // The connection is gone: a new one next time, once the store answers again.
+                if let lost = state.withLock({ state -> RESPConnection? in
+                    defer {
+                        state.connection = nil
+                        state.catchUp = true
+                    }
+                    return state.connection
+                }) {
+                    await lost.close()
                 }
+                try await waitOutOutage(error)
+                return []
             }
-        } catch let error as RESPError where error.isTransient {
-            // The connection is gone: a new one next time, once the store answers again.
-            if let lost = state.withLock({ state -> RESPConnection? in
-                defer {
-                    state.connection = nil
-                    state.catchUp = true
-                }
-                return state.connection
-            }) {
-                await lost.close()
-            }
-            try await waitOutOutage(error)
-            return []
-        }
         }
         var results: [TaskResult] = []
         var refused = 0
@@ -310,6 +273,35 @@ final class StoreTransport: JobTransport {
         }
         if quiet { await diagnose() }
         return results
+    }
+
+    /// The next results (waiting up to a second for the first): read back from `received` after a lost
+    /// connection; else moved there (`BLMOVE`, then `LMOVE`s, atomically one by one) when results are kept,
+    /// so a reply lost with its connection is read back and a driver that reattaches finds them; else popped.
+    private func take(on connection: RESPConnection) async throws -> [ByteBuffer] {
+        guard keepsResults else {
+            let first = try await connection.send(RESPCommand("BLPOP", resultsKey, 1))
+            guard let pair = first.array, pair.count == 2, let firstBytes = pair[1].buffer else { return [] }
+            let more = try await connection.send(RESPCommand("LPOP", resultsKey, 1000))
+            return [firstBytes] + (more.array ?? []).compactMap(\.buffer)
+        }
+        var entries: [ByteBuffer] = []
+        if let from = state.withLock({ $0.catchUp ? $0.taken : nil }) {
+            entries = (try await connection.send(RESPCommand("LRANGE", receivedKey, from, -1)).array ?? []).compactMap(\.buffer)
+            state.withLock { $0.catchUp = false }
+        } else if let first = try await connection.send(RESPCommand("BLMOVE", resultsKey, receivedKey, "LEFT", "RIGHT", 1)).buffer {
+            let counted = try await connection.pipeline([
+                RESPCommand("LLEN", resultsKey), RESPCommand("PEXPIRE", receivedKey, 24 * 3600 * 1000),
+            ])
+            let waiting = min(999, counted[0].int ?? 0)
+            let more = waiting > 0
+                ? try await connection.pipeline(
+                    Array(repeating: RESPCommand("LMOVE", resultsKey, receivedKey, "LEFT", "RIGHT"), count: waiting))
+                : []
+            entries = [first] + more.compactMap(\.buffer)
+        }
+        state.withLock { $0.taken += entries.count }
+        return entries
     }
 
     /// Keeps waiting through a store outage, up to ``outageLimit``.

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -107,4 +113,18 @@ final class ChildProcess {
     }
 
     deinit { closeInput() }
+
+    /// The environment of a worker process started by this one (a supervisor or a launcher): this
+    /// process's environment plus `settings`, then the worker role on the store at `storeURL` for
+    /// `buildID` under the id `id`, watching its standard input (it exits when its starter's end closes).
+    static func workerEnvironment(id: String, storeURL: String, buildID: String, settings: [String: String]) -> [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment.merge(settings) { _, new in new }
+        environment["CURTAIN_ROLE"] = "worker"
+        environment["CURTAIN_STORE"] = storeURL
+        environment["CURTAIN_BUILD_ID"] = buildID
+        environment["CURTAIN_WORKER_ID"] = id
+        environment["CURTAIN_PARENT_PIPE"] = "1"
+        return environment
+    }
 }

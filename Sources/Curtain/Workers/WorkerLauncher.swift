@@ -190,13 +190,8 @@ public final class WorkerLauncher: Service, Sendable {
             defer { state.next += 1 }
             return "\(WorkerHeartbeat.hostName())-launch-\(getpid())-\(state.next)"
         }
-        var environment = ProcessInfo.processInfo.environment
-        environment.merge(extraEnvironment) { _, new in new }
-        environment["CURTAIN_ROLE"] = "worker"
-        environment["CURTAIN_STORE"] = storeURL
-        environment["CURTAIN_BUILD_ID"] = buildID
-        environment["CURTAIN_WORKER_ID"] = id
-        environment["CURTAIN_PARENT_PIPE"] = "1"  // a launcher that dies takes its workers with it
+        // A launcher that dies takes its workers with it (they watch the pipe on their standard input).
+        let environment = ChildProcess.workerEnvironment(id: id, storeURL: storeURL, buildID: buildID, settings: extraEnvironment)
         try state.withLock { state in
             state.workers.append(
                 (id, try ChildProcess(executable: executable, arguments: arguments, environment: environment), ContinuousClock.now))

@@ -130,14 +130,9 @@ actor WorkerProcesses {
         id: String, executable: String, arguments: [String], storeURL: String, buildID: String, heartbeatTTL: Duration,
         extra: [String: String]
     ) throws -> Worker {
-        var environment = ProcessInfo.processInfo.environment
-        environment["CURTAIN_ROLE"] = "worker"
-        environment["CURTAIN_STORE"] = storeURL
-        environment["CURTAIN_BUILD_ID"] = buildID
-        environment["CURTAIN_PARENT_PIPE"] = "1"
-        environment["CURTAIN_WORKER_ID"] = id
-        environment["CURTAIN_HEARTBEAT_MS"] = "\(heartbeatTTL.wholeMilliseconds)"
-        environment.merge(extra) { _, new in new }
+        var settings = extra
+        settings["CURTAIN_HEARTBEAT_MS"] = "\(heartbeatTTL.wholeMilliseconds)"
+        let environment = ChildProcess.workerEnvironment(id: id, storeURL: storeURL, buildID: buildID, settings: settings)
         do {
             return Worker(id: id, process: try ChildProcess(executable: executable, arguments: arguments, environment: environment))
         } catch {
