@@ -30,4 +30,28 @@ public final class EventLoopTaskExecutor: TaskExecutor, Sendable {
             unowned.runSynchronously(on: self.asUnownedTaskExecutor())
         }
     }
+
+    /// Suspends the calling task for `duration`, woken by this event loop's own timer.
+    ///
+    /// `Task.sleep` is woken through the global executor: on Linux its timer fires on a thread of the
+    /// cooperative pool, so while CPU-bound tasks hold every thread of that pool a sleeping task is not woken,
+    /// even one that prefers this executor. Periodic work that must keep its schedule whatever user code does
+    /// (lease renewals, heartbeats) sleeps here instead: from a task that prefers this executor, it never needs
+    /// the pool.
+    ///
+    /// - Throws: `CancellationError` if the task is cancelled first.
+    public func sleep(for duration: Duration) async throws {
+        let (seconds, attoseconds) = duration.components
+        let nanoseconds = max(0, seconds) &* 1_000_000_000 &+ max(0, attoseconds / 1_000_000_000)
+        let scheduled = eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) {}
+        do {
+            try await withTaskCancellationHandler {
+                try await scheduled.futureResult.get()
+            } onCancel: {
+                scheduled.cancel()
+            }
+        } catch {
+            throw CancellationError()
+        }
+    }
 }

@@ -28,6 +28,8 @@ public final class RESPClient: Sendable {
     private let slots: [PoolSlot]
     private let next = Atomic<Int>(0)
     private let dedicated: Mutex<DedicatedPool>
+    /// The sibling on the keeper thread (see ``keeper``), made on first use.
+    private let keeperSibling = Mutex<RESPClient?>(nil)
 
     private struct DedicatedPool {
         var idle: [RESPConnection] = []
@@ -105,13 +107,38 @@ public final class RESPClient: Sendable {
         return result
     }
 
-    /// An executor on one of the client's event loops, for small periodic work (lease renewals, heartbeats)
-    /// that must keep its schedule even while the cooperative thread pool is busy with user code. It avoids
-    /// the loop the caller runs on, if any, so a caller's long critical section cannot delay it.
+    /// The event loop thread shared by every ``keeper`` client of this process: it runs nothing but small
+    /// periodic work and its round trips, so it is free whenever a timer fires.
+    static let keeperGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// A client to the same server whose one connection and whose tasks live on a thread of their own (one per
+    /// process, shared by all keepers), for small periodic work that must keep its schedule: lease renewals,
+    /// heartbeats, reapers. Neither the cooperative pool (which CPU-bound user code may fill) nor this client's
+    /// own event loops (which a long critical section or actor method run with ``withAffinity(_:)`` may hold)
+    /// can delay it; only the operating system's scheduler can, and it runs a thread that wakes from a sleep
+    /// within milliseconds even when every core is busy.
+    ///
+    /// Run the periodic work on ``backgroundExecutor()`` and send its commands through this client. It is made
+    /// on first use and closed with this client.
+    public var keeper: RESPClient {
+        if group === Self.keeperGroup { return self }
+        return keeperSibling.withLock { sibling in
+            if let sibling { return sibling }
+            var configuration = self.configuration
+            configuration.poolSize = 1
+            // Valid: it differs from a configuration that validated only in its pool size, which is positive.
+            let made = try! RESPClient(configuration: configuration, eventLoopGroup: Self.keeperGroup)
+            sibling = made
+            return made
+        }
+    }
+
+    /// An executor on the keeper thread (see ``keeper``), for small periodic work (lease renewals,
+    /// heartbeats) that must keep its schedule even while the cooperative pool and this client's event loops
+    /// are busy with user code. Send its commands through ``keeper``, whose connection lives on that thread,
+    /// so that they skip this client's loops too.
     public func backgroundExecutor() -> EventLoopTaskExecutor {
-        var loop = group.next()
-        if loop.inEventLoop { loop = group.next() }
-        return EventLoopTaskExecutor(eventLoop: loop)
+        EventLoopTaskExecutor(eventLoop: Self.keeperGroup.next())
     }
 
     /// Runs `body` on the event loop of one of the client's pooled connections (or on the one it already
@@ -177,6 +204,7 @@ public final class RESPClient: Sendable {
         }
         for connection in idle { await connection.close() }
         for slot in slots { await slot.close() }
+        if let keeper = keeperSibling.withLock({ $0 }) { await keeper.close() }
     }
 
     // MARK: Pool internals

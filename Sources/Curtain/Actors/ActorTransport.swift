@@ -311,9 +311,10 @@ final class ActorTransport: Sendable {
                 }
             }
         }
-        let heart = Task(executorPreference: client.backgroundExecutor()) { [self] in
+        let keeper = client.backgroundExecutor()
+        let heart = Task(executorPreference: keeper) { [self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: period)
+                try? await keeper.sleep(for: period)  // not Task.sleep: its wake-up needs the cooperative pool
                 try? await beat()
             }
         }
@@ -322,7 +323,8 @@ final class ActorTransport: Sendable {
 
     private func beat() async throws {
         let load = system.withLock { $0.value?.hostedCount } ?? 0
-        _ = try await client.send(RESPCommand("SET", keys.alive(node), load, "PX", Int(heartbeatTTL.wholeMilliseconds)))
+        // Through the keeper: actor methods run on the client's event loops and may hold them for long.
+        _ = try await client.keeper.send(RESPCommand("SET", keys.alive(node), load, "PX", Int(heartbeatTTL.wholeMilliseconds)))
     }
 
     /// Renews the heartbeat now, so that placement sees a changed load soon.
@@ -370,9 +372,10 @@ final class ActorTransport: Sendable {
     // MARK: Liveness
 
     private func startWatchdog() {
-        let task = Task(executorPreference: client.backgroundExecutor()) { [self] in
+        let keeper = client.backgroundExecutor()
+        let task = Task(executorPreference: keeper) { [self] in
             while !Task.isCancelled && !state.withLock({ $0.closed }) {
-                try? await Task.sleep(for: period)
+                try? await keeper.sleep(for: period)
                 try? await checkHosts()
             }
         }

@@ -151,9 +151,10 @@ extension Cloud {
     private func startRestartMonitor(transport: ActorTransport) {
         spawned.monitor.withLock { monitor in
             guard monitor == nil else { return }
-            monitor = Task(executorPreference: transport.client.backgroundExecutor()) { [weak self] in
+            let keeper = transport.client.backgroundExecutor()
+            monitor = Task(executorPreference: keeper) { [weak self] in
                 while !Task.isCancelled {
-                    try? await Task.sleep(for: transport.heartbeatTTL / 3)
+                    try? await keeper.sleep(for: transport.heartbeatTTL / 3)
                     guard let self else { return }
                     await self.restartLostActors(transport: transport)
                 }

@@ -25,12 +25,13 @@ final class MemoryJanitor: Sendable {
     func start() async {
         let (client, aliveKey, lifetime, namespace) = (client, aliveKey, lifetimeMilliseconds, namespace)
         _ = try? await client.send(RESPCommand("SET", aliveKey, "1", "PX", lifetime))
-        let task = Task(executorPreference: client.backgroundExecutor()) {
+        let keeper = client.backgroundExecutor()
+        let task = Task(executorPreference: keeper) {
             await Self.sweep(client: client, except: namespace)
             while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(lifetime / 3))
+                try? await keeper.sleep(for: .milliseconds(lifetime / 3))
                 guard !Task.isCancelled else { return }
-                _ = try? await client.send(RESPCommand("SET", aliveKey, "1", "PX", lifetime))
+                _ = try? await client.keeper.send(RESPCommand("SET", aliveKey, "1", "PX", lifetime))
             }
         }
         heartbeat.withLock { $0 = task }

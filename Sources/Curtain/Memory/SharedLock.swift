@@ -221,10 +221,15 @@ public final class LockLease: Sendable {
     /// nobody's), `nil` if the store could not be asked.
     func renew() async -> Bool? {
         let command = StoreFunctions.call(StoreFunctions.renew, keys: [lock.key], arguments: [token, lock.leaseMilliseconds])
-        // No longer than a renewal period: an unanswered renewal is retried at the next tick.
-        let timeout = TimeAmount.milliseconds(Int64(lock.renewalPeriod.wholeMilliseconds))
+        // A slow answer still counts while the lease may hold (it is dated from when it was sent), so the wait
+        // lasts what is left of the lease, at least a renewal period: a shorter one would give up on a loaded
+        // store's late answer and drop the connection (a timed-out reply cannot be matched), making the next
+        // renewal slower still. An unanswered renewal is retried at the next tick.
         let sentAt = ContinuousClock.now
-        guard let reply = try? await StoreFunctions.send(command, using: client, timeout: timeout) else { return nil }
+        let left = Duration.milliseconds(lock.leaseMilliseconds) - (sentAt - lastConfirmed)
+        let timeout = TimeAmount.milliseconds(Int64(Swift.max(lock.renewalPeriod, left).wholeMilliseconds))
+        // Through the keeper: its connection lives on the keeper thread, which user code never holds.
+        guard let reply = try? await StoreFunctions.send(command, using: client.keeper, timeout: timeout) else { return nil }
         if reply.int == 1 { confirm(sentAt: sentAt) }
         return reply.int == 1
     }
@@ -248,17 +253,23 @@ public final class LockLease: Sendable {
         let reply = try await StoreFunctions.send(command, using: client)
         guard reply.int == 1 else {
             let lost = value == nil ? "" : "; the new value was not stored"
+            let since = Format.duration(ContinuousClock.now - lastConfirmed)
+            let why = self.lost.load(ordering: .relaxed)
+                ? "a renewal found the lock no longer ours"
+                : "renewals went unanswered (the store unreachable or too slow)"
             throw SharedMemoryError(
-                description: "\(lock.object): the lease (fence \(fence)) expired before it was released\(lost)")
+                description: "\(lock.object): the lease (fence \(fence), \(Format.duration(.milliseconds(lock.leaseMilliseconds)))) "
+                    + "expired before it was released: last confirmed \(since) ago, \(why)\(lost)")
         }
     }
 
     deinit { LeaseRenewer.shared.unregister(self) }
 }
 
-/// Renews the leases this process holds: one ticker on an event loop (not the cooperative pool, so a
-/// holder whose own code keeps the pool busy does not lose its lease for want of a thread), which renews each
-/// lease a third of the way through it. Holding a lock briefly therefore costs no timer at all.
+/// Renews the leases this process holds: one ticker on the keeper thread (``RESPClient/keeper``: not the
+/// cooperative pool, which a holder's CPU-bound code may fill, nor the store connections' event loops, where
+/// critical sections and actor methods run), which renews each lease a third of the way through it through the
+/// keeper's own connection. Holding a lock briefly therefore costs no timer at all.
 final class LeaseRenewer: Sendable {
     static let shared = LeaseRenewer()
 
@@ -286,7 +297,8 @@ final class LeaseRenewer: Sendable {
             return !state.ticking
         }
         if start {
-            Task(executorPreference: lease.client.backgroundExecutor()) { await self.run() }
+            let keeper = lease.client.backgroundExecutor()
+            Task(executorPreference: keeper) { await self.run(on: keeper) }
         }
     }
 
@@ -294,11 +306,11 @@ final class LeaseRenewer: Sendable {
         _ = state.withLock { $0.held.removeValue(forKey: ObjectIdentifier(lease)) }
     }
 
-    private func run() async {
+    private func run(on keeper: EventLoopTaskExecutor) async {
         let clock = ContinuousClock()
         var idleSince = clock.now
         while true {
-            try? await Task.sleep(for: Self.tick)
+            try? await keeper.sleep(for: Self.tick)  // not Task.sleep: its wake-up needs the cooperative pool
             let now = clock.now
             let due = state.withLock { state -> [(ObjectIdentifier, LockLease)]? in
                 state.held = state.held.filter { $0.value.lease != nil }

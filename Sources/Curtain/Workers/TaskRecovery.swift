@@ -97,9 +97,10 @@ final class TaskReaper: Sendable {
         // A tenth of the TTL: with heartbeats that expire after 0.9 TTL, a dead worker's tasks are back in
         // the queue within the TTL of its death.
         let period = max(heartbeatTTL / 10, .milliseconds(20))
-        task = Task(executorPreference: client.backgroundExecutor()) {
+        let keeper = client.backgroundExecutor()
+        task = Task(executorPreference: keeper) {
             while !Task.isCancelled {
-                try? await Task.sleep(for: period)
+                try? await keeper.sleep(for: period)
                 do {
                     try await Self.sweep(client: client, keys: keys, crashRetries: crashRetries, sealer: sealer, logger: logger)
                 } catch {
@@ -136,8 +137,9 @@ final class TaskReaper: Sendable {
 }
 
 /// A worker's heartbeat: `curtain:{B}:worker:<id>`, a hash of its host, process id, build, tasks done and
-/// last beat (Unix ms), renewed every 0.3 TTL from an event loop (not the cooperative pool, which a
-/// CPU-bound task may be holding) and expiring 0.9 TTL after the last renewal, so that with reapers
+/// last beat (Unix ms), renewed every 0.3 TTL from the keeper thread through its own connection
+/// (``RESPClient/keeper``: neither the cooperative pool, which CPU-bound tasks may be holding, nor the
+/// connections' event loops can delay it) and expiring 0.9 TTL after the last renewal, so that with reapers
 /// sweeping every 0.1 TTL a dead worker is noticed within the TTL.
 final class WorkerHeartbeat: Sendable {
     let client: RESPClient
@@ -160,7 +162,7 @@ final class WorkerHeartbeat: Sendable {
     }
 
     func beat() async throws {
-        _ = try await client.pipeline([
+        _ = try await client.keeper.pipeline([
             RESPCommand(
                 "HSET", key, "host", Self.hostName(), "pid", Int(getpid()), "build", buildID,
                 "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000),
@@ -171,9 +173,10 @@ final class WorkerHeartbeat: Sendable {
 
     func start() {
         let period = ttl * 0.3
-        let task = Task(executorPreference: client.backgroundExecutor()) { [self] in
+        let keeper = client.backgroundExecutor()
+        let task = Task(executorPreference: keeper) { [self] in
             while !Task.isCancelled {
-                try? await Task.sleep(for: period)
+                try? await keeper.sleep(for: period)  // not Task.sleep: its wake-up needs the cooperative pool
                 try? await beat()
             }
         }

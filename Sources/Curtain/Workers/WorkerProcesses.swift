@@ -277,8 +277,11 @@ enum WorkerRole {
             let drainTimeout = configuration.drainTimeout
             let backstopLogger = logger
             let backstop: @Sendable () -> Void = {
-                Task(executorPreference: client.backgroundExecutor()) {
-                    try? await Task.sleep(for: drainTimeout + .seconds(5))
+                let keeper = client.backgroundExecutor()
+                Task(executorPreference: keeper) {
+                    // Not Task.sleep: its wake-up needs a thread of the cooperative pool, which the task that
+                    // ignores cancellation may be holding.
+                    try? await keeper.sleep(for: drainTimeout + .seconds(5))
                     heartbeat.stop()
                     let returned = (try? await loop.handBackAll()) ?? 0
                     backstopLogger.warning(
