@@ -4,8 +4,21 @@
 # S3 store; iproute2, for the network namespaces of the multi-host scenario), builds with warnings
 # checked, runs every test target, then the multi-host scenario (Scripts/cluster-test.sh, as root).
 # Exits non-zero on any failure.
+#
+#   Scripts/test.sh               the whole suite (what .ci/run runs)
+#   Scripts/test.sh --under-load  the same while stress-ng keeps every core busy (stress-ng --cpu $(nproc),
+#                                 installed if missing): the suite must hold on a shared, busy machine
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+under_load=0
+for argument in "$@"; do
+    case "$argument" in
+        --under-load) under_load=1 ;;
+        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "Scripts/test.sh: unknown option '$argument' (known: --under-load, --help)" >&2; exit 2 ;;
+    esac
+done
 
 need_apt=()
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
@@ -13,6 +26,7 @@ command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)  # network namespaces for Scripts/cluster-test.sh
+if [ "$under_load" -eq 1 ]; then command -v stress-ng >/dev/null 2>&1 || need_apt+=(stress-ng); fi
 if ((${#need_apt[@]})); then
     echo "==> installing ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -49,6 +63,16 @@ if [ "$build_status" -ne 0 ]; then echo "==> FAILED: the build failed"; tail -50
 if grep -E "^$(pwd)/(Sources|Tests)/.*warning:" "$log"; then
     echo "==> FAILED: the build has warnings in Curtain's own code"
     exit 1
+fi
+
+if [ "$under_load" -eq 1 ]; then
+    echo "==> loading every core: stress-ng --cpu $(nproc) (until the suite ends)"
+    stress-ng --cpu "$(nproc)" --timeout 3600s --quiet &
+    stress_pid=$!
+    trap 'kill "$stress_pid" 2>/dev/null || true; wait "$stress_pid" 2>/dev/null || true' EXIT
+    # Started before anything is measured: a stress-ng that could not start must not pass for a loaded run.
+    sleep 1
+    kill -0 "$stress_pid" 2>/dev/null || { echo "==> FAILED: stress-ng did not start"; exit 1; }
 fi
 
 echo "==> running the test suite"

@@ -4,6 +4,10 @@ import Dispatch
 public import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The two servers every store-facing test runs against: the embedded store and a real `redis-server`.
 public enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
@@ -115,7 +119,7 @@ public final class TestStore: Sendable {
             let executable = try redisServerPath()
             var lastError = ""
             for _ in 0..<5 {
-                let port = try fixedPort ?? freePort()
+                let port = try fixedPort ?? TestPorts.next()
                 var arguments = [
                     "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
                     "--dir", directory, "--daemonize", "no", "--loglevel", "warning",
@@ -163,7 +167,7 @@ public final class TestStore: Sendable {
             if let connection = try? await RESPConnection.connect(configuration: configuration()) {
                 var ok = (try? await connection.send("PING")) != nil
                 // The server answering must be ours: another test's redis-server may have taken the port
-                // between freePort() and our bind (ours then exits, but the watchdog lingers a moment), and
+                // between TestPorts.next() and our bind (ours then exits, but the watchdog lingers a moment), and
                 // two tests sharing a server see each other's keys.
                 if ok, kind == .redis {
                     let info = (try? await connection.send("INFO", "server"))?.string ?? ""
@@ -201,14 +205,63 @@ public final class TestStore: Sendable {
             description: "\(name) is not installed; run Scripts/test.sh, which installs it (apt-get install redis-server)")
     }
 
-    /// A TCP port on 127.0.0.1 that was free a moment ago.
-    public static func freePort() throws -> Int {
-        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .bind(host: "127.0.0.1", port: 0).wait()
-        defer { try? channel.close().wait() }
-        guard let port = channel.localAddress?.port else { throw TestStoreError(description: "no free port") }
-        return port
+    /// A TCP port for a server that must be told its number (redis-server, moto_server, a store restarted
+    /// on the address it had): see ``TestPorts/next()``.
+    public static func unusedPort() throws -> Int {
+        try TestPorts.next()
+    }
+}
+
+/// Ports for test servers that cannot bind port 0 and report back (redis-server, moto_server), or that must
+/// come back on the same address. A port the kernel handed out and was given back can be taken by any
+/// process's outgoing connection a moment later, so these come from below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`), where the kernel never assigns one, and this process never
+/// hands out the same number twice. A server that still loses a race for one (another test run on the
+/// machine) fails to bind, and its starter retries with the next.
+public enum TestPorts {
+    private static let state = Mutex<(next: Int, span: Range<Int>)?>(nil)
+
+    /// The next port of this process's sequence that nothing listens on now.
+    public static func next() throws -> Int {
+        try state.withLock { state in
+            if state == nil {
+                let low = ephemeralLow()
+                // 10,000 ports below the ephemeral range (never below 1024), each run starting elsewhere.
+                let span = max(1024, low - 10_000)..<low
+                state = (span.lowerBound + Int(getpid() &* 7919) % span.count, span)
+            }
+            for _ in 0..<state!.span.count {
+                let candidate = state!.next
+                state!.next = candidate + 1 < state!.span.upperBound ? candidate + 1 : state!.span.lowerBound
+                if canBind(candidate) { return candidate }
+            }
+            throw TestStoreError(description: "no free TCP port below the ephemeral range \(state!.span)")
+        }
+    }
+
+    /// The first port of the kernel's ephemeral range (32768 if it cannot be read).
+    static func ephemeralLow() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+            let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first,
+            let low = Int(first), low > 2048
+        else { return 32768 }
+        return low
+    }
+
+    /// Whether a listener could bind 127.0.0.1:`port` now (probed with a socket that is closed at once).
+    static func canBind(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 }
 

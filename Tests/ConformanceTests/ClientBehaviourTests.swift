@@ -68,8 +68,10 @@ struct ClientBehaviourTests {
 
     @Test(arguments: allStores)
     func reconnectsAfterTheServerRestarts(kind: StoreKind) async throws {
-        let first = try await TestStore.start(kind)
-        let port = first.port
+        // A port from below the ephemeral range: once the first server gives it back, no outgoing connection
+        // of any process can be handed it before the second server takes it again.
+        let port = try TestStore.unusedPort()
+        let first = try await TestStore.start(kind, port: port)
         var config = first.configuration()
         config.initialReconnectDelay = .milliseconds(10)
         config.maximumReconnectDelay = .milliseconds(100)
@@ -166,7 +168,7 @@ struct ClientBehaviourTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await runBlocking { [self] in try makeCertificates(in: dir) }
-        let tlsPort = try TestStore.freePort()
+        let tlsPort = try TestStore.unusedPort()
         let store = try await TestStore.start(
             .redis,
             extraRedisArguments: [

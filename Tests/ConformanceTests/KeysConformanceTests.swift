@@ -29,10 +29,12 @@ struct KeysConformanceTests {
             #expect(try await c.cmd("SET", "k", "v") == .ok)
             #expect(try await c.cmd("TTL", "k") == .integer(-1))
             #expect(try await c.cmd("EXPIRE", "k", "100") == .integer(1))
+            // Bounded from above by what was set; from below only by a generous floor, since a loaded
+            // machine may pause for seconds between the commands (a lost or doubled unit still fails).
             let ttl = try await c.cmd("TTL", "k").int ?? -99
-            #expect((99...100).contains(ttl))
+            #expect((50...100).contains(ttl))
             let pttl = try await c.cmd("PTTL", "k").int ?? -99
-            #expect((98_000...100_000).contains(pttl))
+            #expect((50_000...100_000).contains(pttl))
             #expect(try await c.cmd("EXPIRE", "missing", "100") == .integer(0))
             // SET without KEEPTTL clears the timeout.
             #expect(try await c.cmd("SET", "k", "v2") == .ok)

@@ -3,6 +3,7 @@ import CurtainRESP
 import CurtainTestFunctions
 import CurtainTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// A cloud on `store` (no workers of its own), for shared objects on either kind of server.
@@ -16,6 +17,11 @@ func withStoreCloud(_ store: TestStore, _ body: (Cloud) async throws -> Void) as
         throw error
     }
     await cloud.shutdown()
+}
+
+/// A flag a task sets when it ends, for a test that works until then.
+final class FinishedFlag: Sendable {
+    let value = Atomic<Bool>(false)
 }
 
 /// Starts `count` fixture worker processes on `url` by hand, as a cluster's workers would be.
@@ -96,13 +102,26 @@ struct MemoryTests {
     func aLockExcludesAndFencesItsHolders(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
             try await withStoreCloud(store) { cloud in
-                // Leases are generous here: the whole suite shares two cores and the embedded stores' event loops.
-                let lock = try cloud.memory.lock("l", lease: .seconds(3))
+                let lock = try cloud.memory.lock("l", lease: .seconds(6))
+                let clock = ContinuousClock()
+                let taken = clock.now
                 let first = try #require(try await lock.tryAcquire())
                 #expect(try await lock.tryAcquire() == nil)
                 await #expect(throws: SharedMemoryError.self) { _ = try await lock.acquire(timeout: .milliseconds(50)) }
-                // Renewal keeps it past its lease.
-                try await Task.sleep(for: .seconds(4))
+                // Renewal keeps it past its lease: wait until a lease has passed since it was taken and the
+                // store has seen a renewal since then (its time to live went back up).
+                let raw = try RESPClient(url: store.url)
+                var lowest = Int.max
+                var renewed = false
+                while !(renewed && clock.now - taken > .seconds(7)), clock.now - taken < .seconds(60) {
+                    let ttl = try await raw.send("PTTL", lock.key).int ?? -2
+                    #expect(ttl > 0, "the lock's key lapsed while its holder renews it")
+                    if lowest != .max, ttl > lowest + 500 { renewed = true }
+                    lowest = min(lowest, ttl)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                await raw.close()
+                #expect(renewed)
                 #expect(first.isHeld)
                 #expect(try await lock.tryAcquire() == nil)
                 try await first.release()
@@ -118,7 +137,7 @@ struct MemoryTests {
     func aWaiterGetsTheLockHandedOverAndOneThatGaveUpLeavesTheQueue(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
             try await withStoreCloud(store) { cloud in
-                let lock = try cloud.memory.lock("handover", lease: .seconds(5))
+                let lock = try cloud.memory.lock("handover", lease: .seconds(20))
                 let holder = try #require(try await lock.tryAcquire())
                 // A waiter that gives up leaves the queue: the next release frees the lock.
                 await #expect(throws: SharedMemoryError.self) { _ = try await lock.acquire(timeout: .milliseconds(120)) }
@@ -230,18 +249,66 @@ struct MemoryTests {
         let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
         let report = temporaryPath("curtain-lock-holder")
         defer { try? FileManager.default.removeItem(atPath: report) }
-        let lock = try cloud.memory.lock("held", lease: .seconds(2))
+        let lock = try cloud.memory.lock("held", lease: .seconds(3))
         let job = Task { try await cloud.run(HoldLock(lock: lock, report: report), 1) }
-        for _ in 0..<3000 where !FileManager.default.fileExists(atPath: report) { try await Task.sleep(for: .milliseconds(10)) }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(120)
+        while !FileManager.default.fileExists(atPath: report), clock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         let fields = try String(contentsOfFile: report, encoding: .utf8).split(separator: " ")
         let holder = try #require(Int32(fields[0]))
         let holderFence = try #require(Int(fields[1]))
         #expect(try await lock.tryAcquire() == nil)  // held by the worker
         kill(holder, SIGKILL)
-        let lease = try await lock.acquire(timeout: .seconds(20))
+        let lease = try await lock.acquire(timeout: .seconds(60))
         #expect(lease.fence > holderFence)
         try await lease.release()
         await #expect(throws: RemoteTaskError.self) { _ = try await job.value }
+        await cloud.shutdown()
+    }
+
+    /// A worker whose every thread that user code can reach is busy (a CPU-bound spinner on each thread of the
+    /// cooperative pool and on each event loop of its store client) keeps renewing a short lease from its
+    /// keeper thread: nobody else gets the lock meanwhile, and the holder still has it at the end.
+    @Test func aLeaseIsRenewedWhileItsHolderKeepsEveryCoreBusy() async throws {
+        var configuration = try CloudTests.configurations()[1]
+        configuration.workers = 1
+        configuration.crashRetries = 0
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        let report = temporaryPath("curtain-spin-holder")
+        defer {
+            try? FileManager.default.removeItem(atPath: report)
+            try? FileManager.default.removeItem(atPath: report + ".done")
+        }
+        // A short lease (the default is 10 s) and three leases of spinning: without renewals it would lapse
+        // twice over.
+        let lock = try cloud.memory.lock("spun", lease: .seconds(2))
+        let finished = FinishedFlag()
+        let job = Task {
+            defer { finished.value.store(true, ordering: .relaxed) }
+            return try await cloud.run(HoldLockWhileSpinning(lock: lock, report: report, milliseconds: 6_000), 0)
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(120)
+        while !FileManager.default.fileExists(atPath: report), clock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+        let fields = try String(contentsOfFile: report, encoding: .utf8).split(separator: " ")
+        let holderFence = try #require(Int(fields[1]))
+        // Meanwhile nobody else gets it (each try is one round trip; a lapsed lease would hand it over). Once
+        // the worker has said it is done, the lock may be free because it released it.
+        var tries = 0
+        while !finished.value.load(ordering: .relaxed) {
+            if let taken = try await lock.tryAcquire() {
+                if !FileManager.default.fileExists(atPath: report + ".done") {
+                    Issue.record("the lock was taken (fence \(taken.fence)) while the spinning worker held it (fence \(holderFence))")
+                }
+                try? await taken.release()
+                break
+            }
+            tries += 1
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let result = try await job.value  // the holder's release throws if its lease was lost
+        #expect(result == [holderFence, 1])
+        #expect(tries > 0)
         await cloud.shutdown()
     }
 

@@ -224,6 +224,76 @@ public struct HoldLock: RemoteFunction {
     }
 }
 
+/// Waits until a gate file exists, then pauses and squares: tasks a test can find in flight for as long as it
+/// needs (however loaded the machine), then let go.
+public struct GatedSquare: RemoteFunction {
+    /// The file whose existence opens the gate.
+    public var gate: String
+    /// Milliseconds of pause once the gate is open.
+    public var milliseconds: Int
+    /// Creates the function.
+    public init(gate: String, milliseconds: Int = 0) {
+        self.gate = gate
+        self.milliseconds = milliseconds
+    }
+    /// `x * x`, once the gate is open.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        while access(gate, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
+        if milliseconds > 0 { try await Task.sleep(for: .milliseconds(milliseconds)) }
+        return x * x
+    }
+}
+
+/// Takes a lock with a short lease, writes "<pid> <fence>" to a file, then keeps every thread of its process
+/// that user code can reach busy for a while: a spinner on each thread of the cooperative pool and one on each
+/// event loop of the store client. Then it creates `<report>.done` and releases the lock (a lease lost
+/// meanwhile makes the release, and so the task, throw); it returns the fence and whether the lease was still
+/// held at the end (1 or 0).
+public struct HoldLockWhileSpinning: RemoteFunction {
+    /// The lock to hold.
+    public var lock: SharedLock
+    /// Where to write the process id and fencing token once the lock is held.
+    public var report: String
+    /// How long every thread spins.
+    public var milliseconds: Int
+    /// Creates the function.
+    public init(lock: SharedLock, report: String, milliseconds: Int) {
+        self.lock = lock
+        self.report = report
+        self.milliseconds = milliseconds
+    }
+    /// `[fence, held at the end ? 1 : 0]`.
+    public func callAsFunction(_ x: Int) async throws -> [Int] {
+        let lease = try await lock.acquire(timeout: .seconds(60))
+        let text = "\(getpid()) \(lease.fence)"
+        let fd = open(report + ".tmp", O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+        if fd >= 0 {
+            _ = text.withCString { write(fd, $0, strlen($0)) }
+            close(fd)
+            rename(report + ".tmp", report)
+        }
+        let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        let spin = { @Sendable (milliseconds: Int) in
+            let clock = ContinuousClock()
+            let end = clock.now + .milliseconds(milliseconds)
+            while clock.now < end {}
+        }
+        let milliseconds = self.milliseconds
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<cores { group.addTask { spin(milliseconds) } }
+            // The store client's event loops too (a long critical section or actor method runs there).
+            for _ in 0..<2 { group.addTask { try await lock.withAffinity { spin(milliseconds) } } }
+            try await group.waitForAll()
+        }
+        let held = lease.isHeld
+        // Said before the release: a test that gets the lock after this file exists got it from the release.
+        let done = open(report + ".done", O_CREAT | O_WRONLY, 0o644)
+        if done >= 0 { close(done) }
+        try await lease.release()
+        return [lease.fence, held ? 1 : 0]
+    }
+}
+
 /// Pulls a shared array, writes `1000` elements starting at its input (element `i` = `i`), pushes them back.
 public struct FillSlice: RemoteFunction {
     /// The array to fill.
@@ -263,5 +333,6 @@ public struct AddThroughReplica: RemoteFunction {
 public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
     CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self, FillSlice.self,
-    AddThroughReplica.self, FeedTally.self, PartitionLines.self, SpillProbe.self,
+    AddThroughReplica.self, FeedTally.self, PartitionLines.self, SpillProbe.self, GatedSquare.self,
+    HoldLockWhileSpinning.self,
 ]
