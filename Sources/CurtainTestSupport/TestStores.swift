@@ -75,6 +75,9 @@ public final class TestStore: Sendable {
         var c = RESPConfiguration(endpoint: .tcp(host: "127.0.0.1", port: port))
         c.password = password
         c.protocolVersion = protocolVersion
+        // Generous: on a loaded machine (the whole suite shares two cores) a connection and its handshake
+        // can take seconds; the product's 5 s default is for a cluster, not a crowded test run.
+        c.connectTimeout = .seconds(30)
         return c
     }
 
