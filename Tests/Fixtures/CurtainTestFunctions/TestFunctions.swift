@@ -14,6 +14,18 @@ func firstTime(_ marker: String) -> Bool {
     return true
 }
 
+/// Writes "<pid> <fence>" to `report` at once (through a temporary file and a rename), for a test waiting to
+/// learn who holds a lock.
+func reportHolder(_ lease: LockLease, to report: String) {
+    let text = "\(getpid()) \(lease.fence)"
+    let fd = open(report + ".tmp", O_CREAT | O_WRONLY | O_TRUNC, 0o644)
+    if fd >= 0 {
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        rename(report + ".tmp", report)
+    }
+}
+
 /// `x² + offset`: the plainest remote function, with one capture.
 public struct Square: RemoteFunction {
     /// Added to every square (a capture).
@@ -212,13 +224,7 @@ public struct HoldLock: RemoteFunction {
     /// Never returns normally (sleeps a minute holding the lock).
     public func callAsFunction(_ x: Int) async throws -> Int {
         let lease = try await lock.acquire(timeout: .seconds(30))
-        let text = "\(getpid()) \(lease.fence)"
-        let fd = open(report + ".tmp", O_CREAT | O_WRONLY | O_TRUNC, 0o644)
-        if fd >= 0 {
-            _ = text.withCString { write(fd, $0, strlen($0)) }
-            close(fd)
-            rename(report + ".tmp", report)
-        }
+        reportHolder(lease, to: report)
         try await Task.sleep(for: .seconds(60))
         return x
     }
@@ -265,13 +271,7 @@ public struct HoldLockWhileSpinning: RemoteFunction {
     /// `[fence, held at the end ? 1 : 0]`.
     public func callAsFunction(_ x: Int) async throws -> [Int] {
         let lease = try await lock.acquire(timeout: .seconds(60))
-        let text = "\(getpid()) \(lease.fence)"
-        let fd = open(report + ".tmp", O_CREAT | O_WRONLY | O_TRUNC, 0o644)
-        if fd >= 0 {
-            _ = text.withCString { write(fd, $0, strlen($0)) }
-            close(fd)
-            rename(report + ".tmp", report)
-        }
+        reportHolder(lease, to: report)
         let cores = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         let spin = { @Sendable (milliseconds: Int) in
             let clock = ContinuousClock()
