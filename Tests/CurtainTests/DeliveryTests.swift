@@ -82,23 +82,84 @@ struct DeliveryTests {
         }
     }
 
+    /// The id and process of a worker holding a task other than `index` (polled for up to 60 s).
+    func holder(_ client: RESPClient, holdingOtherThan index: UInt64) async throws -> (id: String, pid: Int32)? {
+        let keys = StoreKeys(buildID: "fixture")
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while clock.now < deadline {
+            let lists = try await client.send(RESPCommand("KEYS", keys.inflight(worker: "") + "*")).array ?? []
+            for list in lists.compactMap(\.string) {
+                let held = (try await client.send(RESPCommand("LRANGE", list, 0, -1)).array ?? []).compactMap(\.buffer)
+                guard held.contains(where: { (try? TaskEnvelope(decoding: $0))?.index != index }) else { continue }
+                let worker = String(list.dropFirst(keys.inflight(worker: "").count))
+                if let pid = try await client.send(RESPCommand("HGET", keys.worker(worker), "pid")).string.flatMap({ Int32($0) }) {
+                    return (worker, pid)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return nil
+    }
+
+    /// Waits (up to 60 s) until `condition` holds; records an issue naming `what` if it never does.
+    func waitUntil(_ what: String, _ condition: () async throws -> Bool) async throws {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(60)
+        while clock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("gave up waiting until \(what)")
+    }
+
     @Test func aWorkerPresumedDeadThatAnswersLateIsCountedAsADuplicate() async throws {
         try await withCluster(workers: 2) { cloud, workers, store in
+            // Every step waits for its condition, so a loaded machine only makes it slower: the tasks wait at
+            // a gate until a worker holding some is frozen and presumed dead, and the last task waits at a
+            // second gate until the frozen worker's late answers are in, so the job is surely still running.
+            let gate = temporaryPath("curtain-gate")
+            let lastGate = temporaryPath("curtain-last-gate")
+            defer {
+                try? FileManager.default.removeItem(atPath: gate)
+                try? FileManager.default.removeItem(atPath: lastGate)
+            }
             let summary = Mutex<JobSummary?>(nil)
             let job = Task {
                 try await cloud.map(
-                    SlowSquare(milliseconds: 200), over: 0..<30,
-                    options: JobOptions(onSummary: { s in summary.withLock { $0 = s } }))
+                    GatedSquare(gate: gate, holdBack: 29, lastGate: lastGate), over: 0..<30,
+                    options: JobOptions(retries: 10_000, onSummary: { s in summary.withLock { $0 = s } }))
             }
-            // Freeze a worker mid-task (as a cut link would): its heartbeat lapses, its task runs again
-            // elsewhere; thawed, it answers too, and that second answer is dropped and counted.
             let client = try RESPClient(url: store.url)
             defer { Task { await client.close() } }
-            let frozen = try #require(try await holder(client))
-            #expect(workers.contains { $0.processIdentifier == frozen })
-            kill(frozen, SIGSTOP)
-            try await Task.sleep(for: .milliseconds(1_200))
-            kill(frozen, SIGCONT)
+            let keys = StoreKeys(buildID: "fixture")
+            let frozen = try #require(try await holder(client, holdingOtherThan: 29))
+            #expect(workers.contains { $0.processIdentifier == frozen.pid })
+            // Frozen (as a cut link would leave it): its heartbeat lapses and its tasks go back to the queue.
+            kill(frozen.pid, SIGSTOP)
+            try await waitUntil("the frozen worker's tasks were recovered") {
+                try await client.send(RESPCommand("EXISTS", keys.worker(frozen.id), keys.inflight(worker: frozen.id))) == .integer(0)
+            }
+            // Outputs that reached the store (waiting to be read, or read and kept); the held-back task's
+            // failures are not counted.
+            let answers = { () async throws -> Int in
+                var count = 0
+                for key in try await client.send(RESPCommand("KEYS", "curtain:job:*")).array?.compactMap(\.string) ?? []
+                where key.hasSuffix(":results") || key.hasSuffix(":received") {
+                    for entry in try await client.send(RESPCommand("LRANGE", key, 0, -1)).array?.compactMap(\.buffer) ?? [] {
+                        if case .success = try TaskResult(decoding: entry).outcome { count += 1 }
+                    }
+                }
+                return count
+            }
+            // The other worker runs them all (the frozen one's again) but the last; only then does the frozen
+            // one wake and answer its copies, late. At most 29 tasks are answered before the last gate opens,
+            // so a 30th answer is a second one for some task.
+            _ = FileManager.default.createFile(atPath: gate, contents: nil)
+            try await waitUntil("the other worker answered all but the last task") { try await answers() >= 29 }
+            kill(frozen.pid, SIGCONT)
+            try await waitUntil("the late answers reached the store") { try await answers() >= 30 }
+            _ = FileManager.default.createFile(atPath: lastGate, contents: nil)
             #expect(try await job.value == (0..<30).map { $0 * $0 })
             let seen = try #require(summary.withLock { $0 })
             #expect(seen.tasks == 30)

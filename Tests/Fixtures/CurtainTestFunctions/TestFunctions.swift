@@ -230,6 +230,14 @@ public struct HoldLock: RemoteFunction {
     }
 }
 
+/// The failure of ``GatedSquare``'s held-back input while its last gate is closed.
+public struct NotYet: Error, CustomStringConvertible {
+    /// Creates the error.
+    public init() {}
+    /// `the last gate is closed`.
+    public var description: String { "the last gate is closed" }
+}
+
 /// Waits until a gate file exists, then pauses and squares: tasks a test can find in flight for as long as it
 /// needs (however loaded the machine), then let go.
 public struct GatedSquare: RemoteFunction {
@@ -237,14 +245,26 @@ public struct GatedSquare: RemoteFunction {
     public var gate: String
     /// Milliseconds of pause once the gate is open.
     public var milliseconds: Int
+    /// An input held back until a second gate opens, so that a job is surely still running until the test
+    /// opens it: while the gate is closed it fails with ``NotYet`` (give the job retries), which keeps no
+    /// worker busy and so holds up no other task.
+    public var holdBack: Int?
+    /// The second gate, for `holdBack`.
+    public var lastGate: String?
     /// Creates the function.
-    public init(gate: String, milliseconds: Int = 0) {
+    public init(gate: String, milliseconds: Int = 0, holdBack: Int? = nil, lastGate: String? = nil) {
         self.gate = gate
         self.milliseconds = milliseconds
+        self.holdBack = holdBack
+        self.lastGate = lastGate
     }
-    /// `x * x`, once the gate is open.
+    /// `x * x`, once the gate (and for `holdBack`, the last gate) is open.
     public func callAsFunction(_ x: Int) async throws -> Int {
         while access(gate, F_OK) != 0 { try await Task.sleep(for: .milliseconds(10)) }
+        if x == holdBack, let lastGate, access(lastGate, F_OK) != 0 {
+            try await Task.sleep(for: .milliseconds(20))
+            throw NotYet()
+        }
         if milliseconds > 0 { try await Task.sleep(for: .milliseconds(milliseconds)) }
         return x * x
     }
