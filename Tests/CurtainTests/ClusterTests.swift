@@ -356,8 +356,9 @@ struct ClusterTests {
                 let start = clock.now
                 kill(pid, SIGTERM)
                 await waitForExit(worker)
-                // Drain timeout (1 s) + backstop (5 s), far less than the 30 s the task would spin.
-                #expect(clock.now - start < .seconds(15))
+                // Drain timeout (1 s) + backstop (5 s), less than the 30 s the task would spin (the rest is room
+                // for a loaded machine).
+                #expect(clock.now - start < .seconds(25))
                 #expect(worker.terminationStatus == 0)
                 // The task it could not finish is back in the queue for another worker.
                 #expect(try await client.send(RESPCommand("LLEN", StoreKeys(buildID: "fixture").queue)).int == 1)

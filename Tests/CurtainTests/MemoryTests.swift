@@ -176,11 +176,12 @@ struct MemoryTests {
                 kill(server, SIGSTOP)  // the store stops answering: renewals time out
                 let clock = ContinuousClock()
                 let frozenAt = clock.now
-                while lease.isHeld, clock.now - frozenAt < .seconds(10) { try await Task.sleep(for: .milliseconds(20)) }
+                while lease.isHeld, clock.now - frozenAt < .seconds(30) { try await Task.sleep(for: .milliseconds(20)) }
                 let noticed = clock.now - frozenAt
                 kill(server, SIGCONT)
                 #expect(!lease.isHeld)
-                #expect(noticed < .seconds(2), "isHeld stayed true \(noticed) after the store stopped answering")
+                // About one lease (600 ms); the bound only leaves room for a loaded machine's pauses between looks.
+                #expect(noticed < .seconds(8), "isHeld stayed true \(noticed) after the store stopped answering")
                 try? await lease.release()
             }
         }
