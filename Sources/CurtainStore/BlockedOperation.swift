@@ -18,6 +18,9 @@ struct BlockedOperation {
     let kind: Kind
     /// The timeout timer, `nil` when waiting forever.
     var timeout: Scheduled<Void>?
+
+    /// The longest timeout a timer is scheduled for: `TimeAmount` counts nanoseconds in an `Int64`.
+    static let longestTimerMilliseconds = Int64.max / 1_000_000 - 1
 }
 
 extension StoreState {
@@ -28,7 +31,8 @@ extension StoreState {
         for key in keys where seen.insert(key).inserted {
             database.blocked[key, default: []].append(client)
         }
-        if timeoutMilliseconds > 0 {
+        // A timeout beyond what a timer can represent (about 292 years in nanoseconds) is waited out forever.
+        if timeoutMilliseconds > 0 && timeoutMilliseconds <= BlockedOperation.longestTimerMilliseconds {
             operation.timeout = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(timeoutMilliseconds)) { [self] in
                 self.blockTimedOut(client)
             }
@@ -94,8 +98,11 @@ extension CommandContext {
             throw .message("ERR timeout is not a float or out of range")
         }
         let milliseconds = (seconds * 1000).rounded(.up)
-        guard milliseconds < 9.2e18 else { throw .message("ERR timeout is out of range") }
         guard milliseconds >= 0 else { throw .message("ERR timeout is negative") }
+        // As Redis 7.2 does: a deadline (now + timeout) that does not fit in 64 bits is refused.
+        guard milliseconds < 9.2e18, Int64(milliseconds) <= Int64.max - store.now else {
+            throw .message("ERR timeout is out of range")
+        }
         return Int64(milliseconds)
     }
 }

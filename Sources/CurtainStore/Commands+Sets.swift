@@ -120,7 +120,7 @@ extension Commands {
             }
             return
         }
-        guard let count = context.args.int64(2), count > Int64.min / 2 else { throw .notInteger }
+        let count = try randomSampleCount(context, 2)
         guard let set = try context.setValue(key), count != 0 else {
             context.out.writeArrayHeader(0)
             return
@@ -135,5 +135,23 @@ extension Commands {
         let chosen = Array(set.members.shuffled().prefix(Int(min(count, Int64(set.members.count)))))
         context.out.writeArrayHeader(chosen.count)
         for member in chosen { context.out.writeBulk(member) }
+    }
+
+    /// The most elements a sampling reply with repetitions (`SRANDMEMBER`/`HRANDFIELD` with a negative count)
+    /// may hold: Redis would try to build any size, which here would stall the store (and the program hosting
+    /// it) for minutes and exhaust its memory.
+    static let largestRepeatingSample: Int64 = 1 << 24
+
+    /// Parses the count of `SRANDMEMBER`/`HRANDFIELD`: Redis' range is -LONG_MAX…LONG_MAX; a negative count
+    /// (repetitions allowed) is limited to ``largestRepeatingSample`` elements, with the same message.
+    static func randomSampleCount(_ context: CommandContext, _ index: Int) throws(CommandError) -> Int64 {
+        let count = try context.integer(index)
+        guard count >= -Int64.max else {
+            throw .message("ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807")
+        }
+        guard count >= -largestRepeatingSample else {
+            throw .message("ERR value is out of range, value must between -\(largestRepeatingSample) and 9223372036854775807")
+        }
+        return count
     }
 }

@@ -319,7 +319,8 @@ extension Commands {
             context.out.writeIntegerReply(existing?.count ?? 0)
             return
         }
-        guard offset + Int64(patchLength) <= Int64(maxStringLength) else {
+        // Compared without adding: a client-chosen offset near Int64.max must not overflow.
+        guard offset <= Int64(maxStringLength - patchLength) else {
             throw .message("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
         }
         var bytes = existing?.array ?? []
