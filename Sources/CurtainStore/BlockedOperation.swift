@@ -1,6 +1,6 @@
 import NIOCore
 
-/// What a client blocked in `BLPOP`, `BRPOP`, `BLMOVE` or `BRPOPLPUSH` waits for.
+/// What a client blocked in `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH` or `BLMPOP` waits for.
 struct BlockedOperation {
     /// The operation to perform once a key has elements.
     enum Kind {
@@ -8,6 +8,8 @@ struct BlockedOperation {
         case pop(fromLeft: Bool)
         /// Move one element to `destination` and reply with it (`BLMOVE`, `BRPOPLPUSH`).
         case move(destination: StoreBytes, fromLeft: Bool, toLeft: Bool)
+        /// Pop up to `count` elements and reply `[key, [elements…]]` (`BLMPOP`).
+        case multiPop(fromLeft: Bool, count: Int)
     }
 
     /// The database of the keys.
@@ -76,6 +78,25 @@ extension StoreState {
                 client.deliver { $0.writeBulk(value) }
             } catch {
                 client.deliver { $0.writeErrorReply(error.message) }
+            }
+        case .multiPop(let fromLeft, let count):
+            client.deliver { out in
+                Commands.popMany(count, from: list, at: key, fromLeft: fromLeft, in: database, into: &out)
+            }
+        }
+        client.scheduleResume()
+    }
+
+    /// `CLIENT UNBLOCK`: replies as if timed out, or with the `UNBLOCKED` error, and lets it continue.
+    func unblockByRequest(_ client: ClientConnection, withError: Bool) {
+        guard client.blocked != nil else { return }
+        unblock(client)
+        let resp3 = client.protocolVersion == 3
+        client.deliver { out in
+            if withError {
+                out.writeErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+            } else {
+                out.writeNullArray(resp3: resp3)
             }
         }
         client.scheduleResume()

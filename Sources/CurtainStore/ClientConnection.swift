@@ -89,6 +89,18 @@ final class ClientConnection: ChannelInboundHandler {
     /// What the client is blocked on, if anything.
     @exclusivity(unchecked) var blocked: BlockedOperation?
 
+    /// `CLIENT REPLY` state: ``replyOff`` and/or ``replySkipNext`` bits (0, the usual case, costs one test).
+    @exclusivity(unchecked) var replyState: UInt8 = 0
+    /// `CLIENT REPLY OFF`: no reply or pushed message is sent.
+    static let replyOff: UInt8 = 1
+    /// `CLIENT REPLY SKIP`: the next command's reply is not sent.
+    static let replySkipNext: UInt8 = 2
+    /// Messages published to this client while it runs a command (keyspace notifications it caused),
+    /// written ahead of that command's reply.
+    @exclusivity(unchecked) private var pendingPushes: ByteBuffer?
+    /// Set by the subscribe commands while `CLIENT REPLY` is not `ON`: their replies are pub/sub messages.
+    @exclusivity(unchecked) var replyIsPush = false
+
     init(store: StoreState) {
         self.store = store
         self.id = store.makeClientID()
@@ -168,7 +180,13 @@ final class ClientConnection: ChannelInboundHandler {
             }
             guard let arguments else { break }
             context.args = arguments
+            let replyStateBefore = replyState
+            if replyStateBefore & Self.replySkipNext != 0 { replyState &= ~Self.replySkipNext }
+            let mark = context.out.writerIndex
             dispatch(&context)
+            if replyStateBefore != 0 || replyState != 0 || pendingPushes != nil {
+                finishReply(&context.out, from: mark, skipped: replyStateBefore & Self.replySkipNext != 0)
+            }
             context.args = .empty
         }
         isExecuting = false
@@ -247,6 +265,25 @@ final class ClientConnection: ChannelInboundHandler {
         return "ERR unknown command '\(name)', with args beginning with: \(list)"
     }
 
+    /// Applies `CLIENT REPLY` to the reply written from `mark`, and puts pending pushed messages before it.
+    /// Pub/sub messages (subscription confirmations included) are pushed even when replies are off, as Redis does.
+    private func finishReply(_ out: inout ByteBuffer, from mark: Int, skipped: Bool) {
+        let suppressed = (skipped || replyState & Self.replyOff != 0) && !replyIsPush
+        replyIsPush = false
+        let pending = pendingPushes
+        pendingPushes = nil
+        if suppressed {
+            out.moveWriterIndex(to: mark)
+            if var pushes = pending { out.writeBuffer(&pushes) }
+            return
+        }
+        guard var pushes = pending else { return }
+        var reply = out.getSlice(at: mark, length: out.writerIndex - mark) ?? ByteBuffer()
+        out.moveWriterIndex(to: mark)
+        out.writeBuffer(&pushes)
+        out.writeBuffer(&reply)
+    }
+
     // MARK: Output
 
     /// Takes the pending output for a batch (leaving an empty buffer, so appends do not copy).
@@ -263,6 +300,19 @@ final class ClientConnection: ChannelInboundHandler {
         guard lifecycle == .active else { return }
         write(&output)
         flushAndCloseIfNeeded()
+    }
+
+    /// Sends a message the server publishes (keyspace notifications): now, or, if this client is running a
+    /// command, ahead of that command's reply.
+    func push(_ write: (inout ByteBuffer) -> Void) {
+        if isExecuting {
+            var pushes = pendingPushes ?? ByteBuffer()
+            pendingPushes = nil
+            write(&pushes)
+            pendingPushes = pushes
+        } else {
+            deliver(write)
+        }
     }
 
     /// Writes and flushes pending output; closes the channel afterwards if closing.

@@ -211,9 +211,42 @@ extension Commands {
                 text += clientInfoLine(other, context.store) + "\n"
             }
             context.out.writeVerbatimText(text, resp3: context.resp3)
-        case "reply", "no-evict", "no-touch":
+        case "reply":
             try arity(3)
+            if context.args.matches(2, "on") {
+                client.replyState = 0
+                context.out.writeOK()
+            } else if context.args.matches(2, "off") {
+                client.replyState |= ClientConnection.replyOff
+            } else if context.args.matches(2, "skip") {
+                if client.replyState & ClientConnection.replyOff == 0 { client.replyState |= ClientConnection.replySkipNext }
+            } else {
+                throw .syntax
+            }
+        case "no-evict":
+            // The store never evicts keys, so every client is already exempt: ON and OFF are both true.
+            try arity(3)
+            guard context.args.matches(2, "on") || context.args.matches(2, "off") else { throw .syntax }
             context.out.writeOK()
+        case "unblock":
+            guard context.args.count == 3 || context.args.count == 4 else {
+                throw .message("ERR wrong number of arguments for 'client|unblock' command")
+            }
+            guard let id = context.args.int64(2) else { throw .notInteger }
+            var withError = false
+            if context.args.count == 4 {
+                if context.args.matches(3, "error") {
+                    withError = true
+                } else if !context.args.matches(3, "timeout") {
+                    throw .message("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+                }
+            }
+            guard let target = context.store.clients[id], target.blocked != nil else {
+                context.out.writeIntegerReply(0)
+                return
+            }
+            context.store.unblockByRequest(target, withError: withError)
+            context.out.writeIntegerReply(1)
         case "help":
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -223,6 +256,9 @@ extension Commands {
                 "GETNAME", "    Return the name of the current connection.",
                 "SETNAME <name>", "    Assign the name <name> to the current connection.",
                 "SETINFO <option> <value>", "    Set client meta attr. Options are LIB-NAME and LIB-VER.",
+                "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+                "NO-EVICT (ON|OFF)", "    Accepted: the store never evicts keys.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
                 "HELP", "    Print this help.",
             ]
             context.out.writeArrayHeader(lines.count)
@@ -254,7 +290,7 @@ extension Commands {
             + "lib-ver=\(client.libraryVersion ?? "") resp=\(client.protocolVersion)"
     }
 
-    // MARK: COMMAND, CONFIG
+    // MARK: COMMAND
 
     private static func command(_ context: inout CommandContext) throws(CommandError) {
         guard context.args.count >= 2 else {
@@ -278,59 +314,6 @@ extension Commands {
             context.out.writeStaticString("+COMMAND [COUNT|DOCS|INFO|LIST]\r\n")
         default:
             throw .unknownSubcommand(context.args.string(1), of: "command")
-        }
-    }
-
-    private static func config(_ context: inout CommandContext) throws(CommandError) {
-        let subcommand = context.args.string(1).lowercased()
-        switch subcommand {
-        case "get":
-            guard context.args.count >= 3 else {
-                throw .message("ERR wrong number of arguments for 'config|get' command")
-            }
-            let configuration = context.store.configuration
-            let parameters: [(String, String)] = [
-                ("save", ""),
-                ("appendonly", "no"),
-                ("databases", String(context.store.databases.count)),
-                ("maxclients", String(configuration.maxClients)),
-                ("port", String(context.store.tcpPort ?? 0)),
-                ("bind", configuration.host ?? ""),
-                ("unixsocket", configuration.unixSocketPath ?? ""),
-                ("requirepass", configuration.requirePass ?? ""),
-                ("timeout", "0"),
-                ("maxmemory", "0"),
-                ("maxmemory-policy", "noeviction"),
-                ("notify-keyspace-events", ""),
-                ("proto-max-bulk-len", String(maxStringLength)),
-            ]
-            var matched: [(String, String)] = []
-            for index in 2..<context.args.count {
-                let pattern = StoreBytes(context.args.string(index).lowercased())
-                for parameter in parameters
-                where !matched.contains(where: { $0.0 == parameter.0 })
-                    && GlobPattern.matches(pattern, StoreBytes(parameter.0))
-                {
-                    matched.append(parameter)
-                }
-            }
-            context.out.writeMapHeader(matched.count, resp3: context.resp3)
-            for (name, value) in matched {
-                context.out.writeBulk(name)
-                context.out.writeBulk(value)
-            }
-        case "set":
-            guard context.args.count >= 4, context.args.count % 2 == 0 else {
-                throw .message("ERR wrong number of arguments for 'config|set' command")
-            }
-            context.out.writeOK()
-        case "resetstat":
-            context.store.stats = StoreState.Stats()
-            context.out.writeOK()
-        case "rewrite":
-            throw .message("ERR The server is running without a config file")
-        default:
-            throw .unknownSubcommand(context.args.string(1), of: "config")
         }
     }
 

@@ -23,7 +23,163 @@ extension Commands {
         CommandSpec("mget", arity: -2, [], mget),
         CommandSpec("mset", arity: -3, .write, mset),
         CommandSpec("msetnx", arity: -3, .write, msetnx),
+        CommandSpec("setbit", arity: 4, .write, setbit),
+        CommandSpec("getbit", arity: 3, [], getbit),
+        CommandSpec("lcs", arity: -3, [], lcs),
     ]
+
+    // MARK: Bits
+
+    /// A bit offset argument: 0 ≤ offset < 8 × `proto-max-bulk-len`.
+    private static func bitOffset(_ context: CommandContext, _ index: Int) throws(CommandError) -> Int {
+        guard let offset = context.args.int64(index), offset >= 0, offset >> 3 < Int64(maxStringLength) else {
+            throw .message("ERR bit offset is not an integer or out of range")
+        }
+        return Int(offset)
+    }
+
+    private static func setbit(_ context: inout CommandContext) throws(CommandError) {
+        let offset = try bitOffset(context, 2)
+        guard let bit = context.args.int64(3), bit == 0 || bit == 1 else {
+            throw .message("ERR bit is not an integer or out of range")
+        }
+        let key = context.args.bytes(1)
+        var bytes = try context.stringValue(key)?.array ?? []
+        let byteIndex = offset >> 3
+        if bytes.count <= byteIndex { bytes.append(contentsOf: repeatElement(0, count: byteIndex + 1 - bytes.count)) }
+        let mask = UInt8(0x80) >> UInt8(offset & 7)
+        let previous = bytes[byteIndex] & mask != 0 ? 1 : 0
+        if bit == 1 { bytes[byteIndex] |= mask } else { bytes[byteIndex] &= ~mask }
+        context.db.replaceStringInPlace(key, StoreBytes(bytes))
+        context.db.touch(key)
+        context.notify(.string, "setbit", key)
+        context.out.writeIntegerReply(previous)
+    }
+
+    private static func getbit(_ context: inout CommandContext) throws(CommandError) {
+        let offset = try bitOffset(context, 2)
+        guard let value = try context.stringValue(context.args.bytes(1)), offset >> 3 < value.count else {
+            context.out.writeIntegerReply(0)
+            return
+        }
+        let byte = value.withUnsafeBytes { $0[offset >> 3] }
+        context.out.writeIntegerReply(byte & (UInt8(0x80) >> UInt8(offset & 7)) != 0 ? 1 : 0)
+    }
+
+    // MARK: LCS
+
+    private static func lcs(_ context: inout CommandContext) throws(CommandError) {
+        let database = context.db
+        let first = database.lookup(context.args.bytes(1))
+        let second = database.lookup(context.args.bytes(2))
+        var a: [UInt8] = []
+        var b: [UInt8] = []
+        for (entry, target) in [(first, 0), (second, 1)] {
+            guard let entry else { continue }
+            guard case .string(let bytes) = entry.value else {
+                throw .message("ERR The specified keys must contain string values")
+            }
+            if target == 0 { a = bytes.array } else { b = bytes.array }
+        }
+        var wantLength = false
+        var wantIndexes = false
+        var withMatchLength = false
+        var minimumMatch: Int64 = 0
+        var index = 3
+        while index < context.args.count {
+            if context.args.matches(index, "idx") {
+                wantIndexes = true
+            } else if context.args.matches(index, "len") {
+                wantLength = true
+            } else if context.args.matches(index, "withmatchlen") {
+                withMatchLength = true
+            } else if context.args.matches(index, "minmatchlen") && index + 1 < context.args.count {
+                minimumMatch = max(try context.integer(index + 1), 0)
+                index += 1
+            } else {
+                throw .syntax
+            }
+            index += 1
+        }
+        if wantLength && wantIndexes {
+            throw .message("ERR If you want both the length and indexes, please just use IDX.")
+        }
+        let columns = b.count + 1
+        // The table Redis would allocate: refused beyond proto-max-bulk-len, as Redis does.
+        let (cells, overflow) = (a.count + 1).multipliedReportingOverflow(by: columns)
+        guard !overflow, cells <= maxStringLength / 4 else {
+            throw .message("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")
+        }
+        var table = [UInt32](repeating: 0, count: cells)
+        if !a.isEmpty && !b.isEmpty {
+            for i in 1...a.count {
+                for j in 1...b.count {
+                    if a[i - 1] == b[j - 1] {
+                        table[i * columns + j] = table[(i - 1) * columns + j - 1] + 1
+                    } else {
+                        table[i * columns + j] = max(table[(i - 1) * columns + j], table[i * columns + j - 1])
+                    }
+                }
+            }
+        }
+        let total = Int(table[a.count * columns + b.count])
+        if wantLength {
+            context.out.writeIntegerReply(total)
+            return
+        }
+        // Walk back from the end, collecting the common string and the matching ranges (latest first).
+        var common = [UInt8](repeating: 0, count: total)
+        var ranges: [(aStart: Int, aEnd: Int, bStart: Int, bEnd: Int)] = []
+        var i = a.count
+        var j = b.count
+        var position = total
+        var current: (aStart: Int, aEnd: Int, bStart: Int, bEnd: Int)? = nil
+        func emit() {
+            if let range = current, minimumMatch == 0 || Int64(range.aEnd - range.aStart + 1) >= minimumMatch {
+                ranges.append(range)
+            }
+            current = nil
+        }
+        while i > 0 && j > 0 {
+            if a[i - 1] == b[j - 1] {
+                common[position - 1] = a[i - 1]
+                position -= 1
+                if var range = current, range.aStart == i && range.bStart == j {
+                    range.aStart -= 1
+                    range.bStart -= 1
+                    current = range
+                } else {
+                    emit()
+                    current = (i - 1, i - 1, j - 1, j - 1)
+                }
+                i -= 1
+                j -= 1
+            } else {
+                if table[(i - 1) * columns + j] > table[i * columns + j - 1] { i -= 1 } else { j -= 1 }
+                emit()
+            }
+        }
+        emit()
+        guard wantIndexes else {
+            context.out.writeBulk(StoreBytes(common))
+            return
+        }
+        context.out.writeMapHeader(2, resp3: context.resp3)
+        context.out.writeBulk("matches")
+        context.out.writeArrayHeader(ranges.count)
+        for range in ranges {
+            context.out.writeArrayHeader(withMatchLength ? 3 : 2)
+            context.out.writeArrayHeader(2)
+            context.out.writeIntegerReply(range.aStart)
+            context.out.writeIntegerReply(range.aEnd)
+            context.out.writeArrayHeader(2)
+            context.out.writeIntegerReply(range.bStart)
+            context.out.writeIntegerReply(range.bEnd)
+            if withMatchLength { context.out.writeIntegerReply(range.aEnd - range.aStart + 1) }
+        }
+        context.out.writeBulk("len")
+        context.out.writeIntegerReply(total)
+    }
 
     /// The largest string value (Redis' `proto-max-bulk-len`).
     static let maxStringLength = 512 * 1024 * 1024
@@ -52,6 +208,7 @@ extension Commands {
             // The common case: no options.
             database.set(key, .string(context.args.bytes(2)))
             database.touch(key)
+            database.notify(.string, "set", key)
             context.out.writeOK()
             return
         }
@@ -110,6 +267,10 @@ extension Commands {
             }
         }
         database.touch(key)
+        database.notify(.string, "set", key)
+        if case .at(let time) = expiry {
+            database.notify(.generic, time <= context.store.now ? "del" : "expire", key)
+        }
         if returnOld {
             if let old { context.out.writeBulk(old) } else { context.out.writeNullBulk(resp3: context.resp3) }
         } else {
@@ -151,6 +312,7 @@ extension Commands {
         }
         database.set(key, .string(context.args.bytes(2)))
         database.touch(key)
+        database.notify(.string, "set", key)
         context.out.writeIntegerReply(1)
     }
 
@@ -160,6 +322,8 @@ extension Commands {
         let key = context.args.bytes(1)
         context.db.set(key, .string(context.args.bytes(3)), expiresAt: time)
         context.db.touch(key)
+        context.notify(.string, "set", key)
+        context.notify(.generic, "expire", key)
         context.out.writeOK()
     }
 
@@ -171,6 +335,7 @@ extension Commands {
         }
         context.db.remove(key)
         context.db.touch(key)
+        context.notify(.generic, "del", key)
         context.out.writeBulk(value)
     }
 
@@ -179,6 +344,7 @@ extension Commands {
         let old = try context.stringValue(key)
         context.db.set(key, .string(context.args.bytes(2)))
         context.db.touch(key)
+        context.notify(.string, "set", key)
         if let old { context.out.writeBulk(old) } else { context.out.writeNullBulk(resp3: context.resp3) }
     }
 
@@ -207,12 +373,15 @@ extension Commands {
         if let expiry {
             if expiry <= context.store.now {
                 database.remove(key)
+                database.notify(.generic, "del", key)
             } else {
                 database.setExpiry(key, at: expiry)
+                database.notify(.generic, "expire", key)
             }
             database.touch(key)
         } else if persist, database.removeExpiry(key) {
             database.touch(key)
+            database.notify(.generic, "persist", key)
         }
         context.out.writeBulk(value)
     }
@@ -237,6 +406,7 @@ extension Commands {
         if overflow { throw .overflow }
         database.replaceValue(key, .string(StoreBytes(decimal: result)))
         database.touch(key)
+        database.notify(.string, "incrby", key)
         context.out.writeRESPInteger(result)
     }
 
@@ -253,6 +423,7 @@ extension Commands {
         let formatted = Number.formatHuman(result)
         context.db.replaceValue(key, .string(formatted))
         context.db.touch(key)
+        context.notify(.string, "incrbyfloat", key)
         context.out.writeBulk(formatted)
     }
 
@@ -265,6 +436,7 @@ extension Commands {
             let value = context.args.bytes(2)
             database.set(key, .string(value))
             database.touch(key)
+            database.notify(.string, "append", key)
             context.out.writeIntegerReply(value.count)
             return
         }
@@ -274,8 +446,9 @@ extension Commands {
         var bytes = existing.array
         context.args.withBytes(2) { bytes.append(contentsOf: $0) }
         let length = bytes.count
-        database.replaceValue(key, .string(StoreBytes(bytes)))
+        database.replaceStringInPlace(key, StoreBytes(bytes))
         database.touch(key)
+        database.notify(.string, "append", key)
         context.out.writeIntegerReply(length)
     }
 
@@ -330,12 +503,9 @@ extension Commands {
             for i in 0..<patch.count { bytes[Int(offset) + i] = patch[i] }
         }
         let length = bytes.count
-        if existing == nil {
-            context.db.set(key, .string(StoreBytes(bytes)))
-        } else {
-            context.db.replaceValue(key, .string(StoreBytes(bytes)))
-        }
+        context.db.replaceStringInPlace(key, StoreBytes(bytes))
         context.db.touch(key)
+        context.notify(.string, "setrange", key)
         context.out.writeIntegerReply(length)
     }
 
@@ -362,6 +532,7 @@ extension Commands {
             let key = context.args.bytes(index)
             database.set(key, .string(context.args.bytes(index + 1)))
             database.touch(key)
+            database.notify(.string, "set", key)
         }
         context.out.writeOK()
     }
@@ -379,6 +550,7 @@ extension Commands {
             let key = context.args.bytes(index)
             database.set(key, .string(context.args.bytes(index + 1)))
             database.touch(key)
+            database.notify(.string, "set", key)
         }
         context.out.writeIntegerReply(1)
     }

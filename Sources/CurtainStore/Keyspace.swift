@@ -23,6 +23,11 @@ final class Database {
     @exclusivity(unchecked) var watchers: [StoreBytes: [ClientConnection]] = [:]
     /// Clients blocked on each key (`BLPOP` and friends), first come first served.
     @exclusivity(unchecked) var blocked: [StoreBytes: Deque<ClientConnection>] = [:]
+    /// String keys modified in place (`APPEND`, `SETRANGE`, `SETBIT`), which Redis keeps `raw`-encoded until
+    /// the key is next overwritten or deleted. Usually empty, so keeping it costs writes one test.
+    @exclusivity(unchecked) var rawStrings: Set<StoreBytes> = []
+    /// A copy of the store's ``StoreState/notifyFlags``, so that the check on every write stays local.
+    @exclusivity(unchecked) var notifyFlags: NotifyFlags = []
 
     init(index: Int, store: StoreState) {
         self.index = index
@@ -95,12 +100,14 @@ final class Database {
     func set(_ key: StoreBytes, _ value: StoreValue) {
         let old = entries.updateValue(StoreEntry(value), forKey: key)
         if let old, old.expiresAt != 0 { expiringCount -= 1 }
+        if !rawStrings.isEmpty { rawStrings.remove(key) }
     }
 
     /// Stores `value` under `key` with an absolute expiry (`0` for none).
     func set(_ key: StoreBytes, _ value: StoreValue, expiresAt: Int64) {
         let old = entries.updateValue(StoreEntry(value, expiresAt: expiresAt), forKey: key)
         if let old, old.expiresAt != 0 { expiringCount -= 1 }
+        if !rawStrings.isEmpty { rawStrings.remove(key) }
         if expiresAt != 0 {
             expiringCount += 1
             expiryHeap.push(at: expiresAt, key: key)
@@ -111,6 +118,7 @@ final class Database {
     /// Replaces the value of an existing `key`, keeping its expiry; stores it without expiry if absent.
     @inline(__always)
     func replaceValue(_ key: StoreBytes, _ value: StoreValue) {
+        if !rawStrings.isEmpty { rawStrings.remove(key) }
         if entries[key] != nil {
             entries[key]!.value = value
         } else {
@@ -123,7 +131,40 @@ final class Database {
     func remove(_ key: StoreBytes) -> StoreEntry? {
         guard let old = entries.removeValue(forKey: key) else { return nil }
         if old.expiresAt != 0 { expiringCount -= 1 }
+        if !rawStrings.isEmpty { rawStrings.remove(key) }
         return old
+    }
+
+    /// Replaces the string at `key` with `bytes` modified in place (`APPEND`, `SETRANGE`, `SETBIT`): kept
+    /// with its expiry (created without one) and reported `raw` by `OBJECT ENCODING`, as Redis does.
+    func replaceStringInPlace(_ key: StoreBytes, _ bytes: StoreBytes) {
+        replaceValue(key, .string(bytes))
+        rawStrings.insert(key)
+    }
+
+    /// A key drawn at random (possibly logically expired), `nil` if the database is empty.
+    func randomKey() -> StoreBytes? {
+        guard !entries.isEmpty else { return nil }
+        let offset = Int.random(in: 0..<entries.count)
+        return entries[entries.index(entries.startIndex, offsetBy: offset)].key
+    }
+
+    /// `SWAPDB`: exchanges every key (and expiry) with `other`. Watchers and blocked clients stay with their
+    /// database number, as in Redis: watchers of keys present on either side are signalled, and clients
+    /// blocked on keys that now hold lists are served.
+    func swapContents(with other: Database) {
+        let before = (Set(watchers.keys.filter { entries[$0] != nil }), Set(other.watchers.keys.filter { other.entries[$0] != nil }))
+        swap(&entries, &other.entries)
+        swap(&expiringCount, &other.expiringCount)
+        swap(&expiryHeap, &other.expiryHeap)
+        swap(&rawStrings, &other.rawStrings)
+        for key in before.0.union(watchers.keys.filter { entries[$0] != nil }) { touch(key) }
+        for key in before.1.union(other.watchers.keys.filter { other.entries[$0] != nil }) { other.touch(key) }
+        for database in [self, other] {
+            for key in database.blocked.keys {
+                if let entry = database.lookup(key), case .list = entry.value { store.markReady(database: database, key: key) }
+            }
+        }
     }
 
     /// Sets the expiry of an existing `key` (absolute Unix milliseconds, non-zero).
@@ -154,6 +195,7 @@ final class Database {
         entries = [:]
         expiringCount = 0
         expiryHeap = ExpiryHeap()
+        rawStrings = []
     }
 
     // MARK: Expiry
@@ -163,6 +205,7 @@ final class Database {
         remove(key)
         store.stats.expiredKeys += 1
         touch(key)
+        notify(.expired, "expired", key)
     }
 
     /// Reclaims keys whose expiry has passed, at most `budget` heap records.
