@@ -98,7 +98,7 @@ final class ClientConnection: ChannelInboundHandler {
     /// Messages published to this client while it runs a command (keyspace notifications it caused),
     /// written ahead of that command's reply.
     @exclusivity(unchecked) private var pendingPushes: ByteBuffer?
-    /// Set by the subscribe commands while `CLIENT REPLY` is not `ON`: their replies are pub/sub messages.
+    /// Set by the subscribe commands: their replies are pub/sub messages, sent whatever `CLIENT REPLY` says.
     @exclusivity(unchecked) var replyIsPush = false
 
     init(store: StoreState) {
@@ -184,7 +184,7 @@ final class ClientConnection: ChannelInboundHandler {
             if replyStateBefore & Self.replySkipNext != 0 { replyState &= ~Self.replySkipNext }
             let mark = context.out.writerIndex
             dispatch(&context)
-            if replyStateBefore != 0 || replyState != 0 || pendingPushes != nil {
+            if replyStateBefore != 0 || replyState != 0 || pendingPushes != nil || replyIsPush {
                 finishReply(&context.out, from: mark, skipped: replyStateBefore & Self.replySkipNext != 0)
             }
             context.args = .empty

@@ -74,7 +74,7 @@ enum CommandTable {
     static let all: [CommandSpec] =
         Commands.serverCommands + Commands.keyspaceCommands + Commands.stringCommands + Commands.listCommands
         + Commands.hashCommands + Commands.setCommands + Commands.pubSubCommands + Commands.transactionCommands
-        + Commands.functionCommands + Commands.objectCommands
+        + Commands.functionCommands + Commands.objectCommands + Commands.sortCommands
 
     private static let byName: [CommandName: CommandSpec] = {
         var table: [CommandName: CommandSpec] = [:]

@@ -87,10 +87,12 @@ extension Commands {
         }
         let (key, hash) = try hashForWriting(&context)
         var added = 0
+        let limits = context.store.encodingLimits
         for index in stride(from: 2, to: context.args.count, by: 2) {
-            if hash.fields.updateValue(context.args.bytes(index + 1), forKey: context.args.bytes(index)) == nil {
-                added += 1
-            }
+            let field = context.args.bytes(index)
+            let value = context.args.bytes(index + 1)
+            if hash.fields.updateValue(value, forKey: field) == nil { added += 1 }
+            hash.noteWrite(field, value, limits: limits)
         }
         context.db.touch(key)
         context.notify(.hash, "hset", key)
@@ -105,6 +107,7 @@ extension Commands {
             return
         }
         hash.fields[field] = context.args.bytes(3)
+        hash.noteWrite(field, context.args.bytes(3), limits: context.store.encodingLimits)
         context.db.touch(key)
         context.notify(.hash, "hset", key)
         context.out.writeIntegerReply(1)
@@ -179,6 +182,7 @@ extension Commands {
         if overflow { throw .overflow }
         let (_, hash) = try hashForWriting(&context)
         hash.fields[field] = StoreBytes(decimal: result)
+        hash.noteWrite(field, StoreBytes(decimal: result), limits: context.store.encodingLimits)
         context.db.touch(key)
         context.notify(.hash, "hincrby", key)
         context.out.writeRESPInteger(result)
@@ -186,6 +190,7 @@ extension Commands {
 
     private static func hincrbyfloat(_ context: inout CommandContext) throws(CommandError) {
         guard let increment = context.args.withBytes(3, { Number.parseWideFloat($0) }) else { throw .notFloat }
+        guard increment.isFinite else { throw .message("ERR value is NaN or Infinity") }
         let key = context.args.bytes(1)
         let field = context.args.bytes(2)
         var current: Number.WideFloat = 0
@@ -201,6 +206,7 @@ extension Commands {
         let formatted = Number.formatHuman(result)
         let (_, hash) = try hashForWriting(&context)
         hash.fields[field] = formatted
+        hash.noteWrite(field, formatted, limits: context.store.encodingLimits)
         context.db.touch(key)
         context.notify(.hash, "hincrbyfloat", key)
         context.out.writeBulk(formatted)

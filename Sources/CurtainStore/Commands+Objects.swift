@@ -71,12 +71,14 @@ extension Commands {
         case .list:
             return "quicklist"
         case .set(let set):
+            if set.isHashtable { return "hashtable" }
             guard Int64(set.members.count) <= limits.setMaxIntsetEntries else { return "hashtable" }
             for member in set.members where member.withUnsafeBytes({ Number.parseInt64($0) }) == nil {
                 return "hashtable"
             }
             return "intset"
         case .hash(let hash):
+            if hash.isHashtable { return "hashtable" }
             guard Int64(hash.fields.count) <= limits.hashMaxListpackEntries else { return "hashtable" }
             let longest = limits.hashMaxListpackValue
             for (field, value) in hash.fields where Int64(field.count) > longest || Int64(value.count) > longest {
@@ -184,8 +186,14 @@ extension StoreValue {
         switch self {
         case .string: return self
         case .list(let list): return .list(ListValue(list.items))
-        case .hash(let hash): return .hash(HashValue(hash.fields))
-        case .set(let set): return .set(SetValue(set.members))
+        case .hash(let hash):
+            let copy = HashValue(hash.fields)
+            copy.isHashtable = hash.isHashtable
+            return .hash(copy)
+        case .set(let set):
+            let copy = SetValue(set.members)
+            copy.isHashtable = set.isHashtable
+            return .set(copy)
         }
     }
 }

@@ -12,7 +12,7 @@ extension Commands {
 
     private static func subscribe(_ context: inout CommandContext, pattern: Bool) {
         let client = context.client
-        if client.replyState != 0 { client.replyIsPush = true }
+        client.replyIsPush = true
         for index in 1..<context.args.count {
             let name = context.args.bytes(index)
             context.store.subscribe(client, to: name, pattern: pattern)
@@ -25,7 +25,7 @@ extension Commands {
 
     private static func unsubscribe(_ context: inout CommandContext, pattern: Bool) {
         let client = context.client
-        if client.replyState != 0 { client.replyIsPush = true }
+        client.replyIsPush = true
         var names: [StoreBytes] = []
         if context.args.count > 1 {
             for index in 1..<context.args.count { names.append(context.args.bytes(index)) }

@@ -48,13 +48,20 @@ extension Commands {
             database.notify(.generic, "del", sourceKey)
         }
         database.touch(sourceKey)
+        // As in Redis, the destination is signalled only when the member was not already there.
         if let destination {
-            destination.members.insert(member)
+            if destination.members.insert(member).inserted {
+                destination.noteInsertion(member, limits: database.store.encodingLimits)
+                database.touch(destinationKey)
+                database.notify(.set, "sadd", destinationKey)
+            }
         } else {
-            database.set(destinationKey, .set(SetValue([member])))
+            let created = SetValue([member])
+            created.noteInsertion(member, limits: database.store.encodingLimits)
+            database.set(destinationKey, .set(created))
+            database.touch(destinationKey)
+            database.notify(.set, "sadd", destinationKey)
         }
-        database.touch(destinationKey)
-        database.notify(.set, "sadd", destinationKey)
         context.out.writeIntegerReply(1)
     }
 
@@ -71,18 +78,14 @@ extension Commands {
         }
     }
 
-    /// The members of the sets at `keys` combined by `operation`. As in Redis, an intersection stops at the
-    /// first missing key (later keys' types are not checked); union and difference check every key.
+    /// The members of the sets at `keys` combined by `operation` (every key's type is checked first).
     private static func combined(_ database: Database, _ keys: [StoreBytes], _ operation: SetOperation) throws(CommandError) -> Set<StoreBytes> {
         var sets: [Set<StoreBytes>?] = []
         sets.reserveCapacity(keys.count)
-        for key in keys {
-            let set = try database.setValue(key)
-            if set == nil && operation == .intersection { return [] }
-            sets.append(set?.members)
-        }
+        for key in keys { sets.append(try database.setValue(key)?.members) }
         switch operation {
         case .intersection:
+            if sets.contains(where: { $0 == nil }) { return [] }
             let ordered = sets.compactMap { $0 }.sorted { $0.count < $1.count }
             var result = ordered[0]
             for other in ordered.dropFirst() {
@@ -181,8 +184,13 @@ extension Commands {
             context.db.set(key, .set(set))
         }
         var added = 0
-        for index in 2..<context.args.count where set.members.insert(context.args.bytes(index)).inserted {
-            added += 1
+        let limits = context.store.encodingLimits
+        for index in 2..<context.args.count {
+            let member = context.args.bytes(index)
+            if set.members.insert(member).inserted {
+                added += 1
+                set.noteInsertion(member, limits: limits)
+            }
         }
         if added > 0 {
             context.db.touch(key)

@@ -101,6 +101,7 @@ final class Database {
         let old = entries.updateValue(StoreEntry(value), forKey: key)
         if let old, old.expiresAt != 0 { expiringCount -= 1 }
         if !rawStrings.isEmpty { rawStrings.remove(key) }
+        if old == nil && !notifyFlags.isEmpty { notify(.new, "new", key) }
     }
 
     /// Stores `value` under `key` with an absolute expiry (`0` for none).
@@ -108,6 +109,7 @@ final class Database {
         let old = entries.updateValue(StoreEntry(value, expiresAt: expiresAt), forKey: key)
         if let old, old.expiresAt != 0 { expiringCount -= 1 }
         if !rawStrings.isEmpty { rawStrings.remove(key) }
+        if old == nil && !notifyFlags.isEmpty { notify(.new, "new", key) }
         if expiresAt != 0 {
             expiringCount += 1
             expiryHeap.push(at: expiresAt, key: key)
@@ -123,6 +125,7 @@ final class Database {
             entries[key]!.value = value
         } else {
             entries[key] = StoreEntry(value)
+            if !notifyFlags.isEmpty { notify(.new, "new", key) }
         }
     }
 

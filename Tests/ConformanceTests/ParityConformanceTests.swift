@@ -64,6 +64,26 @@ struct ParityConformanceTests {
     }
 
     @Test(arguments: allStores)
+    func newKeyEventsOnlyForNewKeys(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, store) async throws in
+            #expect(try await c.cmd("CONFIG", "SET", "notify-keyspace-events", "En") == .ok)
+            let listener = try store.client()
+            let subscription = try await listener.subscribe(patterns: ["*"])
+            #expect(try await c.cmd("SET", "foo", "bar") == .ok)
+            #expect(try await c.cmd("SET", "foo", "baz") == .ok)
+            #expect(try await c.cmd("RPUSH", "bar", "x") == .integer(1))
+            var received: [String] = []
+            for try await message in subscription {
+                received.append("\(message.channel) \(message.payloadString)")
+                if received.count == 2 { break }
+            }
+            #expect(received == ["__keyevent@0__:new foo", "__keyevent@0__:new bar"])
+            await subscription.close()
+            await listener.close()
+        }
+    }
+
+    @Test(arguments: allStores)
     func clientReplyOffAndSkip(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
             let socket = try RawSocket(port: store.port)
@@ -205,6 +225,36 @@ struct ParityConformanceTests {
         }
     }
 
+    @Test(arguments: allStores)
+    func sortWithPatternsLimitsAndStore(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, _) async throws in
+            #expect(try await c.cmd("RPUSH", "l", "3", "1", "2", "10") == .integer(4))
+            #expect(try await c.cmd("SORT", "l") == .bulkArray(["1", "2", "3", "10"]))
+            #expect(try await c.cmd("SORT", "l", "DESC", "LIMIT", "1", "2") == .bulkArray(["3", "2"]))
+            #expect(try await c.cmd("SORT", "l", "ALPHA") == .bulkArray(["1", "10", "2", "3"]))
+            for (id, weight) in [("1", "40"), ("2", "30"), ("3", "20"), ("10", "10")] {
+                #expect(try await c.cmd("SET", "w_\(id)", weight) == .ok)
+                #expect(try await c.cmd("HSET", "o_\(id)", "name", "n\(id)") == .integer(1))
+            }
+            #expect(try await c.cmd("SORT", "l", "BY", "w_*") == .bulkArray(["10", "3", "2", "1"]))
+            #expect(try await c.cmd("SORT", "l", "BY", "nosort") == .bulkArray(["3", "1", "2", "10"]))
+            #expect(try await c.cmd("SORT", "l", "BY", "w_*", "GET", "#", "GET", "o_*->name", "LIMIT", "0", "2")
+                == .bulkArray(["10", "n10", "3", "n3"]))
+            #expect(try await c.cmd("SORT", "l", "GET", "missing_*") == .array([.bulkString(nil), .bulkString(nil), .bulkString(nil), .bulkString(nil)]))
+            #expect(try await c.cmd("SORT", "l", "STORE", "dst") == .integer(4))
+            #expect(try await c.cmd("LRANGE", "dst", "0", "-1") == .bulkArray(["1", "2", "3", "10"]))
+            #expect(try await c.cmd("SORT", "missing", "STORE", "dst") == .integer(0))
+            #expect(try await c.cmd("EXISTS", "dst") == .integer(0))
+            #expect(try await c.cmd("SORT", "l", "LIMIT", "-9223372036854775808", "9223372036854775807").array?.count == 4)
+            #expect(try await c.cmd("RPUSH", "words", "b", "a") == .integer(2))
+            await expectServerError("ERR One or more scores can't be converted into double") { _ = try await c.cmd("SORT", "words") }
+            await expectServerError("ERR syntax error") { _ = try await c.cmd("SORT_RO", "words", "STORE", "x") }
+            #expect(try await c.cmd("SORT_RO", "words", "ALPHA") == .bulkArray(["a", "b"]))
+            #expect(try await c.cmd("SET", "str", "x") == .ok)
+            await expectServerError("WRONGTYPE") { _ = try await c.cmd("SORT", "str") }
+        }
+    }
+
     // MARK: Sets
 
     @Test(arguments: allStores)
@@ -294,6 +344,23 @@ struct ParityConformanceTests {
             await expectServerError("ERR value is out of range") {
                 _ = try await c.cmd("HRANDFIELD", "h", "-9223372036854775808")
             }
+        }
+    }
+
+    @Test(arguments: allStores)
+    func hashEncodingStaysConvertedAndFloatIncrementsStayFinite(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, _) async throws in
+            #expect(try await c.cmd("HSET", "h", "f", String(repeating: "v", count: 100)) == .integer(1))
+            #expect(try await c.cmd("OBJECT", "ENCODING", "h") == .bulk("hashtable"))
+            #expect(try await c.cmd("HSET", "h", "f", "short") == .integer(0))
+            #expect(try await c.cmd("OBJECT", "ENCODING", "h") == .bulk("hashtable"))
+            #expect(try await c.cmd("SADD", "s", "1", "a") == .integer(2))
+            #expect(try await c.cmd("SREM", "s", "a") == .integer(1))
+            #expect(try await c.cmd("OBJECT", "ENCODING", "s") == .bulk("hashtable"))
+            await expectServerError("ERR value is NaN or Infinity") { _ = try await c.cmd("HINCRBYFLOAT", "n", "f", "+inf") }
+            #expect(try await c.cmd("EXISTS", "n") == .integer(0))
+            #expect(try await c.cmd("MEMORY", "USAGE", "h").int ?? 0 > 0)
+            #expect(try await c.cmd("MEMORY", "USAGE", "missing") == .bulkString(nil))
         }
     }
 
