@@ -206,6 +206,9 @@ extension Commands {
             try arity(2)
             context.out.writeVerbatimText(clientInfoLine(client, context.store) + "\n", resp3: context.resp3)
         case "list":
+            guard context.args.count == 2 else {
+                throw .message("ERR CLIENT LIST options (TYPE, ID) are not supported by the embedded store")
+            }
             var text = ""
             for other in context.store.clients.values.sorted(by: { $0.id < $1.id }) {
                 text += clientInfoLine(other, context.store) + "\n"
@@ -293,25 +296,26 @@ extension Commands {
     // MARK: COMMAND
 
     private static func command(_ context: inout CommandContext) throws(CommandError) {
+        // The table holds no key positions, flags or docs: rather than an empty or null answer (which a client
+        // would read as "no such command"), COMMAND, COMMAND INFO and COMMAND DOCS say they are not there.
         guard context.args.count >= 2 else {
-            context.out.writeArrayHeader(0)
-            return
+            throw .message("ERR COMMAND without a subcommand is not supported by the embedded store (COUNT and LIST are)")
         }
         let subcommand = context.args.string(1).lowercased()
         switch subcommand {
         case "count":
             context.out.writeIntegerReply(CommandTable.all.count)
-        case "docs":
-            context.out.writeMapHeader(0, resp3: context.resp3)
-        case "info":
-            context.out.writeArrayHeader(max(context.args.count - 2, 0))
-            for _ in 2..<max(context.args.count, 2) { context.out.writeNullArray(resp3: context.resp3) }
+        case "docs", "info", "getkeys", "getkeysandflags":
+            throw .message("ERR COMMAND \(subcommand.uppercased()) is not supported by the embedded store (COUNT and LIST are)")
         case "list":
+            guard context.args.count == 2 else {
+                throw .message("ERR COMMAND LIST FILTERBY is not supported by the embedded store")
+            }
             context.out.writeArrayHeader(CommandTable.all.count)
             for spec in CommandTable.all { context.out.writeBulk("\(spec.name)") }
         case "help":
             context.out.writeArrayHeader(1)
-            context.out.writeStaticString("+COMMAND [COUNT|DOCS|INFO|LIST]\r\n")
+            context.out.writeStaticString("+COMMAND [COUNT|LIST]\r\n")
         default:
             throw .unknownSubcommand(context.args.string(1), of: "command")
         }
@@ -367,6 +371,7 @@ extension Commands {
             text += "# Memory\r\n"
             text += "used_memory:\(used)\r\n"
             text += "used_memory_human:\(humanBytes(used))\r\n"
+            text += "mem_allocator:libc\r\n"
             text += "maxmemory:0\r\n"
             text += "maxmemory_policy:noeviction\r\n"
             text += "\r\n"
@@ -389,8 +394,10 @@ extension Commands {
         }
         if wanted("keyspace") {
             text += "# Keyspace\r\n"
+            let now = store.now
             for database in store.databases where database.count > 0 {
-                text += "db\(database.index):keys=\(database.count),expires=\(database.expiringCount),avg_ttl=0\r\n"
+                text += "db\(database.index):keys=\(database.count),expires=\(database.expiringCount),"
+                text += "avg_ttl=\(database.averageTTL(now: now))\r\n"
             }
         }
         // "\r\n" is one Character in Swift: drop blank lines until the text ends with a single CRLF, as Redis does.

@@ -37,6 +37,19 @@ final class Database {
     /// The number of keys (including expired keys not yet reclaimed, as Redis' `DBSIZE` does).
     var count: Int { entries.count }
 
+    /// The mean remaining time to live of the keys with an expiry, in milliseconds (`INFO keyspace`); 0
+    /// without any. Redis reports a running estimate; this is exact.
+    func averageTTL(now: Int64) -> Int64 {
+        // Summed as a double: a client can give many keys TTLs near Int64.max.
+        var total = 0.0
+        var counted = 0.0
+        for entry in entries.values where entry.expiresAt > now {
+            total += Double(entry.expiresAt - now)
+            counted += 1
+        }
+        return counted == 0 ? 0 : Int64(total / counted)
+    }
+
     // MARK: Reading
 
     /// The live entry for `key`, deleting it first if it has expired.

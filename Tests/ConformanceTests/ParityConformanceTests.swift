@@ -216,10 +216,27 @@ struct ParityConformanceTests {
             let other = try await RESPConnection.connect(configuration: store.configuration())
             #expect(try await conn.cmd("SET", "a", "1") == .ok)
             #expect(try await conn.cmd("SET", "b", "1", "EX", "100") == .ok)
-            let info = try await conn.cmd("INFO").string ?? ""
+            // A connection the harness used to see the server up may still be closing: wait for it to go.
+            var info = ""
+            for _ in 0..<1000 {
+                info = try await conn.cmd("INFO").string ?? ""
+                if info.contains("connected_clients:2\r\n") { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
             #expect(info.contains("connected_clients:2\r\n"))
             #expect(info.contains("blocked_clients:0\r\n"))
             #expect(info.contains("db0:keys=2,expires=1,"))
+            // The blocked count follows a client blocking and being served.
+            async let served = other.cmd("BLPOP", "q", "0")
+            var blocked = false
+            for _ in 0..<1000 where !blocked {
+                blocked = (try await conn.cmd("INFO", "clients").string ?? "").contains("blocked_clients:1\r\n")
+                if !blocked { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(blocked)
+            #expect(try await conn.cmd("RPUSH", "q", "x") == .integer(1))
+            #expect(try await served == .bulkArray(["q", "x"]))
+            #expect((try await conn.cmd("INFO", "clients").string ?? "").contains("blocked_clients:0\r\n"))
             await other.close()
             await conn.close()
         }
