@@ -26,7 +26,170 @@ extension Commands {
         CommandSpec("setbit", arity: 4, .write, setbit),
         CommandSpec("getbit", arity: 3, [], getbit),
         CommandSpec("lcs", arity: -3, [], lcs),
+        CommandSpec("bitcount", arity: -2, [], bitcount),
+        CommandSpec("bitpos", arity: -3, [], bitpos),
+        CommandSpec("bitop", arity: -4, .write, bitop),
     ]
+
+    /// The inclusive bit range of `BITCOUNT`/`BITPOS` `start end [BYTE|BIT]` over a string of `length` bytes,
+    /// with Redis' negative-index and clamping rules; `nil` when empty.
+    private static func bitRange(length: Int, start: Int64, end: Int64, inBits: Bool) -> (first: Int64, last: Int64)? {
+        let total = Int64(length) * (inBits ? 8 : 1)
+        var start = start < 0 ? total + start : start
+        var end = end < 0 ? total + end : end
+        if start < 0 { start = 0 }
+        if end < 0 { end = 0 }
+        if end >= total { end = total - 1 }
+        guard start <= end else { return nil }
+        return inBits ? (start, end) : (start * 8, end * 8 + 7)
+    }
+
+    /// Parses `BYTE`/`BIT` at argument `index`.
+    private static func bitUnit(_ context: CommandContext, _ index: Int) throws(CommandError) -> Bool {
+        if context.args.matches(index, "bit") { return true }
+        if context.args.matches(index, "byte") { return false }
+        throw .syntax
+    }
+
+    private static func bitcount(_ context: inout CommandContext) throws(CommandError) {
+        guard let value = try context.stringValue(context.args.bytes(1)) else {
+            context.out.writeIntegerReply(0)
+            return
+        }
+        var range: (first: Int64, last: Int64)? = value.count > 0 ? (0, Int64(value.count) * 8 - 1) : nil
+        if context.args.count == 4 || context.args.count == 5 {
+            let start = try context.integer(2)
+            let end = try context.integer(3)
+            if start < 0 && end < 0 && start > end {
+                context.out.writeIntegerReply(0)
+                return
+            }
+            let inBits = context.args.count == 5 ? try bitUnit(context, 4) : false
+            range = bitRange(length: value.count, start: start, end: end, inBits: inBits)
+        } else if context.args.count != 2 {
+            throw .syntax
+        }
+        guard let range else {
+            context.out.writeIntegerReply(0)
+            return
+        }
+        let count = value.withUnsafeBytes { bytes -> Int in
+            var count = 0
+            var bit = range.first
+            while bit <= range.last {
+                if bit & 7 == 0 && bit + 7 <= range.last {
+                    count += bytes[Int(bit >> 3)].nonzeroBitCount
+                    bit += 8
+                } else {
+                    if bytes[Int(bit >> 3)] & (UInt8(0x80) >> UInt8(bit & 7)) != 0 { count += 1 }
+                    bit += 1
+                }
+            }
+            return count
+        }
+        context.out.writeIntegerReply(count)
+    }
+
+    private static func bitpos(_ context: inout CommandContext) throws(CommandError) {
+        guard let bit = context.args.int64(2) else { throw .notInteger }
+        guard bit == 0 || bit == 1 else { throw .message("ERR The bit argument must be 1 or 0.") }
+        guard let value = try context.stringValue(context.args.bytes(1)) else {
+            context.out.writeIntegerReply(bit == 1 ? -1 : 0)
+            return
+        }
+        guard context.args.count <= 6 else { throw .syntax }
+        var range: (first: Int64, last: Int64)? = value.count > 0 ? (0, Int64(value.count) * 8 - 1) : nil
+        let endGiven = context.args.count >= 5
+        if context.args.count >= 4 {
+            let start = try context.integer(3)
+            let inBits = context.args.count == 6 ? try bitUnit(context, 5) : false
+            let total = Int64(value.count) * (inBits ? 8 : 1)
+            let end = endGiven ? try context.integer(4) : total - 1
+            range = bitRange(length: value.count, start: start, end: end, inBits: inBits)
+        }
+        guard let range else {
+            context.out.writeIntegerReply(-1)
+            return
+        }
+        let wanted: UInt8 = bit == 1 ? 1 : 0
+        let found = value.withUnsafeBytes { bytes -> Int64? in
+            var position = range.first
+            while position <= range.last {
+                let byte = bytes[Int(position >> 3)]
+                // Skip whole bytes that cannot hold the bit.
+                if position & 7 == 0 && position + 7 <= range.last && byte == (wanted == 1 ? 0x00 : 0xFF) {
+                    position += 8
+                    continue
+                }
+                if (byte >> UInt8(7 - (position & 7))) & 1 == wanted { return position }
+                position += 1
+            }
+            return nil
+        }
+        if let found {
+            context.out.writeRESPInteger(found)
+        } else if bit == 0 && !endGiven {
+            // Looking for a clear bit in a range of set bits without an end: the bit right after the string.
+            context.out.writeRESPInteger(range.last + 1)
+        } else {
+            context.out.writeIntegerReply(-1)
+        }
+    }
+
+    private static func bitop(_ context: inout CommandContext) throws(CommandError) {
+        enum Operation { case and, or, xor, not }
+        let operation: Operation
+        if context.args.matches(1, "and") {
+            operation = .and
+        } else if context.args.matches(1, "or") {
+            operation = .or
+        } else if context.args.matches(1, "xor") {
+            operation = .xor
+        } else if context.args.matches(1, "not") {
+            operation = .not
+        } else {
+            throw .syntax
+        }
+        if operation == .not && context.args.count != 4 {
+            throw .message("ERR BITOP NOT must be called with a single source key.")
+        }
+        var sources: [[UInt8]] = []
+        for index in 3..<context.args.count {
+            sources.append(try context.stringValue(context.args.bytes(index))?.array ?? [])
+        }
+        let length = sources.map(\.count).max() ?? 0
+        var result = [UInt8](repeating: 0, count: length)
+        for position in 0..<length {
+            var byte: UInt8 = position < sources[0].count ? sources[0][position] : 0
+            if operation == .not {
+                byte = ~byte
+            } else {
+                for source in sources.dropFirst() {
+                    let other: UInt8 = position < source.count ? source[position] : 0
+                    switch operation {
+                    case .and: byte &= other
+                    case .or: byte |= other
+                    default: byte ^= other
+                    }
+                }
+            }
+            result[position] = byte
+        }
+        let destination = context.args.bytes(2)
+        let database = context.db
+        if result.isEmpty {
+            if database.lookup(destination) != nil {
+                database.remove(destination)
+                database.touch(destination)
+                database.notify(.generic, "del", destination)
+            }
+        } else {
+            database.set(destination, .string(StoreBytes(result)))
+            database.touch(destination)
+            database.notify(.string, "set", destination)
+        }
+        context.out.writeIntegerReply(result.count)
+    }
 
     // MARK: Bits
 

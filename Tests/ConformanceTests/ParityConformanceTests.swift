@@ -163,6 +163,42 @@ struct ParityConformanceTests {
         }
     }
 
+    @Test(arguments: allStores)
+    func bitcountBitposAndBitop(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, _) async throws in
+            #expect(try await c.cmd("SET", "s", "foobar") == .ok)
+            #expect(try await c.cmd("BITCOUNT", "s") == .integer(26))
+            #expect(try await c.cmd("BITCOUNT", "s", "1", "1") == .integer(6))
+            #expect(try await c.cmd("BITCOUNT", "s", "5", "30", "BIT") == .integer(17))
+            #expect(try await c.cmd("BITCOUNT", "s", "-9223372036854775808", "9223372036854775807") == .integer(26))
+            #expect(try await c.cmd("BITCOUNT", "missing", "0") == .integer(0))
+            await expectServerError("ERR syntax error") { _ = try await c.cmd("BITCOUNT", "s", "0") }
+            #expect(try await c.send("SET", "b", [UInt8(0xff), 0xf0, 0x00]) == .ok)
+            #expect(try await c.cmd("BITPOS", "b", "0") == .integer(12))
+            #expect(try await c.cmd("BITPOS", "b", "1", "2") == .integer(-1))
+            #expect(try await c.cmd("BITPOS", "b", "0", "0", "0") == .integer(-1))
+            #expect(try await c.cmd("BITPOS", "b", "1", "7", "15", "BIT") == .integer(7))
+            #expect(try await c.send("SET", "ones", [UInt8(0xff), 0xff]) == .ok)
+            #expect(try await c.cmd("BITPOS", "ones", "0") == .integer(16))
+            #expect(try await c.cmd("BITPOS", "missing", "0") == .integer(0))
+            #expect(try await c.cmd("BITPOS", "missing", "1") == .integer(-1))
+            await expectServerError("ERR The bit argument must be 1 or 0.") { _ = try await c.cmd("BITPOS", "b", "2") }
+            #expect(try await c.cmd("SET", "x", "abc") == .ok)
+            #expect(try await c.cmd("SET", "y", "a") == .ok)
+            #expect(try await c.cmd("BITOP", "AND", "dst", "x", "y") == .integer(3))
+            #expect(try await c.send("GET", "dst").bytes == [0x61, 0, 0])
+            #expect(try await c.cmd("BITOP", "NOT", "dst", "y") == .integer(1))
+            #expect(try await c.send("GET", "dst").bytes == [0x9e])
+            #expect(try await c.cmd("BITOP", "OR", "dst", "missing") == .integer(0))
+            #expect(try await c.cmd("EXISTS", "dst") == .integer(0))
+            await expectServerError("ERR BITOP NOT must be called with a single source key.") {
+                _ = try await c.cmd("BITOP", "NOT", "dst", "x", "y")
+            }
+            #expect(try await c.cmd("RPUSH", "l", "a") == .integer(1))
+            await expectServerError("WRONGTYPE") { _ = try await c.cmd("BITOP", "OR", "dst", "x", "l") }
+        }
+    }
+
     // MARK: Keyspace
 
     @Test(arguments: allStores)
