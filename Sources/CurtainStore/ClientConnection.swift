@@ -81,9 +81,12 @@ final class ClientConnection: ChannelInboundHandler {
     /// Channels and patterns subscribed to.
     @exclusivity(unchecked) var subscribedChannels: Set<StoreBytes> = []
     @exclusivity(unchecked) var subscribedPatterns: Set<StoreBytes> = []
+    /// Shard channels subscribed to (`SSUBSCRIBE`).
+    @exclusivity(unchecked) var subscribedShardChannels: Set<StoreBytes> = []
     /// Whether RESP2 subscribe mode restricts the commands allowed.
     var isInSubscribeMode: Bool {
-        protocolVersion == 2 && (!subscribedChannels.isEmpty || !subscribedPatterns.isEmpty)
+        protocolVersion == 2
+            && (!subscribedChannels.isEmpty || !subscribedPatterns.isEmpty || !subscribedShardChannels.isEmpty)
     }
 
     /// What the client is blocked on, if anything.

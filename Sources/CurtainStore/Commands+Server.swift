@@ -282,13 +282,15 @@ extension Commands {
         var flags = ""
         if case .queuing = client.transaction { flags += "x" }
         if client.blocked != nil { flags += "b" }
-        if !client.subscribedChannels.isEmpty || !client.subscribedPatterns.isEmpty { flags += "P" }
+        if !client.subscribedChannels.isEmpty || !client.subscribedPatterns.isEmpty || !client.subscribedShardChannels.isEmpty {
+            flags += "P"
+        }
         if flags.isEmpty { flags = "N" }
         var multi = -1
         if case .queuing(let commands, _) = client.transaction { multi = commands.count }
         return "id=\(client.id) addr=\(client.remoteAddress) laddr=\(client.localAddress) fd=-1 name=\(client.name ?? "") "
             + "age=\(age) idle=\(idle) flags=\(flags) db=\(client.databaseIndex) sub=\(client.subscribedChannels.count) "
-            + "psub=\(client.subscribedPatterns.count) ssub=0 multi=\(multi) watch=\(client.watchedKeys.count) "
+            + "psub=\(client.subscribedPatterns.count) ssub=\(client.subscribedShardChannels.count) multi=\(multi) watch=\(client.watchedKeys.count) "
             + "cmd=\(client.lastCommand) user=default lib-name=\(client.libraryName ?? "") "
             + "lib-ver=\(client.libraryVersion ?? "") resp=\(client.protocolVersion)"
     }

@@ -71,6 +71,8 @@ final class StoreState {
 
     /// Subscribers of each channel, in subscription order.
     var channels: [StoreBytes: [ClientConnection]] = [:]
+    /// Subscribers of each shard channel (`SSUBSCRIBE`), in subscription order.
+    var shardChannels: [StoreBytes: [ClientConnection]] = [:]
     /// Subscribers of each pattern, in subscription order.
     var patterns: [StoreBytes: [ClientConnection]] = [:]
 

@@ -84,6 +84,33 @@ struct ParityConformanceTests {
     }
 
     @Test(arguments: allStores)
+    func shardedPubSubIsItsOwnNamespace(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            let subscriber = try RawSocket(port: store.port)
+            let publisher = try await RESPConnection.connect(configuration: store.configuration())
+            try subscriber.send("*2\r\n$10\r\nSSUBSCRIBE\r\n$2\r\nch\r\n")
+            let confirmation = "*3\r\n$10\r\nssubscribe\r\n$2\r\nch\r\n:1\r\n"
+            #expect(try subscriber.receive(count: confirmation.utf8.count) == confirmation)
+            #expect(try await publisher.cmd("PUBLISH", "ch", "plain") == .integer(0))
+            #expect(try await publisher.cmd("PUBSUB", "SHARDNUMSUB", "ch", "other") == .array([.bulk("ch"), .integer(1), .bulk("other"), .integer(0)]))
+            #expect(try await publisher.cmd("PUBSUB", "SHARDCHANNELS") == .bulkArray(["ch"]))
+            #expect(try await publisher.cmd("PUBSUB", "NUMSUB", "ch") == .array([.bulk("ch"), .integer(0)]))
+            #expect(try await publisher.cmd("SPUBLISH", "ch", "hello") == .integer(1))
+            let message = "*3\r\n$8\r\nsmessage\r\n$2\r\nch\r\n$5\r\nhello\r\n"
+            #expect(try subscriber.receive(count: message.utf8.count) == message)
+            try subscriber.send("*1\r\n$3\r\nGET\r\n")
+            let refusal = try subscriber.receive(count: 5)
+            #expect(refusal.hasPrefix("-ERR "))
+            _ = try subscriber.receive(until: "\r\n")
+            try subscriber.send("*1\r\n$12\r\nSUNSUBSCRIBE\r\n")
+            let goodbye = "*3\r\n$12\r\nsunsubscribe\r\n$2\r\nch\r\n:0\r\n"
+            #expect(try subscriber.receive(count: goodbye.utf8.count) == goodbye)
+            #expect(try await publisher.cmd("SPUBLISH", "ch", "again") == .integer(0))
+            await publisher.close()
+        }
+    }
+
+    @Test(arguments: allStores)
     func clientReplyOffAndSkip(kind: StoreKind) async throws {
         try await withTestStore(kind) { (store) async throws in
             let socket = try RawSocket(port: store.port)
@@ -509,6 +536,17 @@ private final class RawSocket {
             guard written > 0 else { throw TestStoreError(description: "send failed: errno \(errno)") }
             offset += written
         }
+    }
+
+    /// Reads until the text read ends with `terminator` (or the 30 s timeout, or the peer closed).
+    func receive(until terminator: String) throws -> String {
+        var received = ""
+        while !received.hasSuffix(terminator) {
+            let next = try receive(count: 1)
+            if next.isEmpty { break }
+            received += next
+        }
+        return received
     }
 
     /// Reads until `count` bytes arrived (or the 30 s timeout, or the peer closed), and returns them.
