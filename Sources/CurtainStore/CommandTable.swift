@@ -74,7 +74,7 @@ enum CommandTable {
     static let all: [CommandSpec] =
         Commands.serverCommands + Commands.keyspaceCommands + Commands.stringCommands + Commands.listCommands
         + Commands.hashCommands + Commands.setCommands + Commands.pubSubCommands + Commands.transactionCommands
-        + Commands.functionCommands + Commands.objectCommands + Commands.sortCommands
+        + Commands.functionCommands + Commands.objectCommands + Commands.sortCommands + Commands.bitfieldCommands
 
     private static let byName: [CommandName: CommandSpec] = {
         var table: [CommandName: CommandSpec] = [:]

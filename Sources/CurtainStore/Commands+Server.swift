@@ -379,7 +379,9 @@ extension Commands {
             text += "\r\n"
         }
         if wanted("persistence") {
-            text += "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n\r\n"
+            var changes = 0
+            for database in store.databases { changes &+= database.changeCount }
+            text += "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:\(changes)\r\naof_enabled:0\r\n\r\n"
         }
         if wanted("stats") {
             text += "# Stats\r\n"

@@ -207,15 +207,23 @@ extension Commands {
             throw .message("ERR bit is not an integer or out of range")
         }
         let key = context.args.bytes(1)
-        var bytes = try context.stringValue(key)?.array ?? []
+        let existing = try context.stringValue(key)
+        var bytes = existing?.array ?? []
         let byteIndex = offset >> 3
-        if bytes.count <= byteIndex { bytes.append(contentsOf: repeatElement(0, count: byteIndex + 1 - bytes.count)) }
+        // As in Redis, only a created or grown string, or a flipped bit, counts as a modification.
+        var changed = existing == nil
+        if bytes.count <= byteIndex {
+            bytes.append(contentsOf: repeatElement(0, count: byteIndex + 1 - bytes.count))
+            changed = true
+        }
         let mask = UInt8(0x80) >> UInt8(offset & 7)
         let previous = bytes[byteIndex] & mask != 0 ? 1 : 0
         if bit == 1 { bytes[byteIndex] |= mask } else { bytes[byteIndex] &= ~mask }
-        context.db.replaceStringInPlace(key, StoreBytes(bytes))
-        context.db.touch(key)
-        context.notify(.string, "setbit", key)
+        if changed || previous != Int(bit) {
+            context.db.replaceStringInPlace(key, StoreBytes(bytes))
+            context.db.touch(key)
+            context.notify(.string, "setbit", key)
+        }
         context.out.writeIntegerReply(previous)
     }
 

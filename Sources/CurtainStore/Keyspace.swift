@@ -26,6 +26,9 @@ final class Database {
     /// String keys modified in place (`APPEND`, `SETRANGE`, `SETBIT`), which Redis keeps `raw`-encoded until
     /// the key is next overwritten or deleted. Usually empty, so keeping it costs writes one test.
     @exclusivity(unchecked) var rawStrings: Set<StoreBytes> = []
+    /// Modifications signalled since the store started (`INFO` `rdb_changes_since_last_save`: the store never
+    /// saves, so every change is unsaved).
+    @exclusivity(unchecked) var changeCount = 0
     /// A copy of the store's ``StoreState/notifyFlags``, so that the check on every write stays local.
     @exclusivity(unchecked) var notifyFlags: NotifyFlags = []
 
@@ -257,6 +260,7 @@ final class Database {
     /// Signals that `key` was modified: every client watching it will fail its `EXEC`.
     @inline(__always)
     func touch(_ key: StoreBytes) {
+        changeCount &+= 1
         if watchers.isEmpty { return }
         guard let clients = watchers[key] else { return }
         for client in clients { client.watchedKeyTouched() }

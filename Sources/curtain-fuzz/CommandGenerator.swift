@@ -3,9 +3,9 @@ import NIOCore
 /// Builds client requests for the store: plausible commands (multibulk or inline) and hostile tails.
 ///
 /// Keys are drawn from a small `fz:` key space, and commands that could legitimately destroy other data
-/// (`FLUSHALL`, `FLUSHDB`, `SWAPDB`, `CONFIG`, `CLIENT`) or allocate without bound on purpose (`SETRANGE` with a large
-/// offset, `SRANDMEMBER` with a huge negative count) are never generated, so any change to the canary keys
-/// is a bug.
+/// (`FLUSHALL`, `FLUSHDB`, `SWAPDB`, `CONFIG` other than `notify-keyspace-events`, `CLIENT`) or allocate
+/// without bound on purpose (`SETRANGE` with a large offset, `SRANDMEMBER` with a huge negative count) are
+/// never generated, so any change to the canary keys is a bug.
 struct CommandGenerator {
     var frames: FrameGenerator
 
@@ -38,6 +38,13 @@ struct CommandGenerator {
         "LMPOP n k LEFT COUNT n", "BLMPOP T n k RIGHT COUNT n", "SINTERCARD n k LIMIT n", "SSCAN k n COUNT n",
         "HSCAN k n COUNT n", "HRANDFIELD k n", "HRANDFIELD k n WITHVALUES", "MOVE k n", "COPY k k DB n",
         "SORT k LIMIT n n", "LCS k k MINMATCHLEN n", "OBJECT ENCODING k",
+        // The parity commands, on the fuzz key space.
+        "SINTERSTORE k k k", "SUNION k k", "SDIFFSTORE k k k", "SMOVE k k v", "SINTERCARD 2 k k", "SORT k ALPHA",
+        "SORT k ALPHA STORE k", "SORT k BY fz:* GET # GET fz:*->v", "SORT_RO k DESC", "BITOP XOR k k k",
+        "BITOP NOT k k", "BITCOUNT k n n BIT", "BITPOS k 1 n n BYTE", "COPY k k REPLACE", "COPY k k DB d", "RANDOMKEY",
+        "LMPOP 2 k k LEFT COUNT i", "LPOS k v RANK i", "HRANDFIELD k i", "SRANDMEMBER k i", "MEMORY USAGE k",
+        "SSUBSCRIBE c", "SUNSUBSCRIBE", "SPUBLISH c v", "PUBSUB SHARDNUMSUB c", "PSUBSCRIBE __key*",
+        "CONFIG SET notify-keyspace-events KEA", "CONFIG SET notify-keyspace-events x",
     ].map { $0.split(separator: " ").map(String.init) }
 
     /// Integers at the edges: zero, ±1, the 32- and 64-bit limits and one past them, the string size limit

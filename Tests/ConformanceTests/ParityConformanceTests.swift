@@ -226,6 +226,33 @@ struct ParityConformanceTests {
         }
     }
 
+    @Test(arguments: allStores)
+    func bitfieldOverflowsAndReadOnly(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, _) async throws in
+            #expect(try await c.cmd("BITFIELD", "b", "SET", "i8", "0", "100", "GET", "i8", "0") == .array([.integer(0), .integer(100)]))
+            #expect(try await c.cmd("BITFIELD", "b", "INCRBY", "i8", "0", "100") == .array([.integer(-56)]))
+            #expect(try await c.cmd("BITFIELD", "b", "OVERFLOW", "SAT", "INCRBY", "i8", "0", "-200") == .array([.integer(-128)]))
+            #expect(try await c.cmd("BITFIELD", "b", "OVERFLOW", "FAIL", "INCRBY", "i8", "0", "-1") == .array([.bulkString(nil)]))
+            #expect(try await c.cmd("BITFIELD", "b", "SET", "u4", "#1", "15", "GET", "u4", "#1", "GET", "u8", "0")
+                == .array([.integer(0), .integer(15), .integer(143)]))
+            #expect(try await c.cmd("BITFIELD", "b", "OVERFLOW", "SAT", "SET", "u4", "4", "-1", "GET", "u4", "4") == .array([.integer(15), .integer(15)]))
+            #expect(try await c.cmd("BITFIELD", "b", "SET", "i64", "64", "-9223372036854775808", "INCRBY", "i64", "64", "-1")
+                == .array([.integer(0), .integer(9223372036854775807)]))
+            #expect(try await c.cmd("BITFIELD_RO", "b", "GET", "u8", "0") == .array([.integer(143)]))
+            #expect(try await c.cmd("BITFIELD", "missing", "GET", "u8", "100") == .array([.integer(0)]))
+            #expect(try await c.cmd("EXISTS", "missing") == .integer(0))
+            await expectServerError("ERR BITFIELD_RO only supports the GET subcommand") {
+                _ = try await c.cmd("BITFIELD_RO", "b", "SET", "u8", "0", "1")
+            }
+            await expectServerError("ERR Invalid bitfield type") { _ = try await c.cmd("BITFIELD", "b", "GET", "u64", "0") }
+            await expectServerError("ERR bit offset is not an integer or out of range") {
+                _ = try await c.cmd("BITFIELD", "b", "GET", "u8", "#9223372036854775807")
+            }
+            await expectServerError("ERR Invalid OVERFLOW type specified") { _ = try await c.cmd("BITFIELD", "b", "OVERFLOW", "NOPE") }
+            #expect(try await c.cmd("STRLEN", "b") == .integer(16))
+        }
+    }
+
     // MARK: Keyspace
 
     @Test(arguments: allStores)
