@@ -94,7 +94,7 @@ final class ClientConnection: ChannelInboundHandler {
 
     /// `CLIENT REPLY` state: ``replyOff`` and/or ``replySkipNext`` bits (0, the usual case, costs one test).
     @exclusivity(unchecked) var replyState: UInt8 = 0
-    /// `CLIENT REPLY OFF`: no reply or pushed message is sent.
+    /// `CLIENT REPLY OFF`: no command reply is sent (pub/sub messages still are, as in Redis).
     static let replyOff: UInt8 = 1
     /// `CLIENT REPLY SKIP`: the next command's reply is not sent.
     static let replySkipNext: UInt8 = 2
