@@ -391,6 +391,7 @@ extension Commands {
             text += "expired_keys:\(store.stats.expiredKeys)\r\n"
             text += "pubsub_channels:\(store.channels.count)\r\n"
             text += "pubsub_patterns:\(store.patterns.count)\r\n"
+            text += "pubsubshard_channels:\(store.shardChannels.count)\r\n"
             text += "\r\n"
         }
         if wanted("replication") {
