@@ -93,36 +93,37 @@ extension Commands {
             database.replaceStringInPlace(key, StoreBytes(bytes))
             database.touch(key)
             database.notify(.string, "setbit", key)
+        } else if highestWrittenBit >= 0 {
+            database.noteStringEncoding(key, .raw)  // Redis unshares (and so un-encodes) it all the same
         }
     }
 
     /// The value to store (as `bits` raw bits) and the reply of a `SET` or `INCRBY`, or `nil` when it
-    /// overflows under `OVERFLOW FAIL`.
+    /// overflows under `OVERFLOW FAIL`. The overflow tests are Redis' own, in wrapping 64-bit arithmetic, so
+    /// that even its corner cases (a signed `SET` of Int64.min saturates upwards) come out the same.
     private static func bitfieldResult(_ operation: BitfieldOperation, old: UInt64) -> (UInt64, Int64)? {
         let bits = operation.bits
         let mask: UInt64 = bits == 64 ? .max : (1 << UInt64(bits)) - 1
+        let isIncrement = operation.kind == .incrby
         if operation.signed {
             let maximum: Int64 = bits == 64 ? .max : (1 << Int64(bits - 1)) - 1
             let minimum = -maximum - 1
             let current = signExtend(old, bits: bits)
-            // The exact result, and whether it leaves the range (up or down).
+            let value = isIncrement ? current : operation.value
+            let increment = isIncrement ? operation.value : 0
+            let maxIncrement = Int64(bitPattern: UInt64(bitPattern: maximum) &- UInt64(bitPattern: value))
+            let minIncrement = minimum &- value
             var direction = 0
-            var wrapped: UInt64
-            if operation.kind == .incrby {
-                let (sum, overflowed) = current.addingReportingOverflow(operation.value)
-                if overflowed {
-                    direction = operation.value > 0 ? 1 : -1
-                } else if sum > maximum {
-                    direction = 1
-                } else if sum < minimum {
-                    direction = -1
-                }
-                wrapped = UInt64(bitPattern: current &+ operation.value) & mask
-            } else {
-                if operation.value > maximum { direction = 1 } else if operation.value < minimum { direction = -1 }
-                wrapped = UInt64(bitPattern: operation.value) & mask
+            if value > maximum || (bits != 64 && increment > maxIncrement)
+                || (value >= 0 && increment > 0 && increment > maxIncrement)
+            {
+                direction = 1
+            } else if value < minimum || (bits != 64 && increment < minIncrement)
+                || (value < 0 && increment < 0 && increment < minIncrement)
+            {
+                direction = -1
             }
-            var stored = wrapped
+            var stored = UInt64(bitPattern: value &+ increment) & mask
             if direction != 0 {
                 switch operation.overflow {
                 case .fail: return nil
@@ -130,25 +131,20 @@ extension Commands {
                 case .wrap: break
                 }
             }
-            let reply = operation.kind == .incrby ? signExtend(stored, bits: bits) : current
-            return (stored, reply)
+            return (stored, isIncrement ? signExtend(stored, bits: bits) : current)
         }
+        // Unsigned: as in Redis, a SET value is read as its 64-bit pattern (a negative one is far above range).
+        let value = isIncrement ? old : UInt64(bitPattern: operation.value)
+        let increment = isIncrement ? operation.value : 0
+        let maxIncrement = Int64(bitPattern: mask &- value)
+        let minIncrement = Int64(bitPattern: 0 &- value)
         var direction = 0
-        var wrapped: UInt64
-        if operation.kind == .incrby {
-            if operation.value >= 0 {
-                if UInt64(operation.value) > mask - old { direction = 1 }
-            } else if operation.value.magnitude > old {
-                direction = -1
-            }
-            wrapped = (old &+ UInt64(bitPattern: operation.value)) & mask
-        } else {
-            // As in Redis, a negative value is read as its 64-bit pattern: far above the range.
-            let value = UInt64(bitPattern: operation.value)
-            if value > mask { direction = 1 }
-            wrapped = value & mask
+        if value > mask || (increment > 0 && increment > maxIncrement) {
+            direction = 1
+        } else if increment < 0 && increment < minIncrement {
+            direction = -1
         }
-        var stored = wrapped
+        var stored = (value &+ UInt64(bitPattern: increment)) & mask
         if direction != 0 {
             switch operation.overflow {
             case .fail: return nil
@@ -156,7 +152,7 @@ extension Commands {
             case .wrap: break
             }
         }
-        return (stored, operation.kind == .incrby ? Int64(stored) : Int64(old))
+        return (stored, isIncrement ? Int64(stored) : Int64(old))
     }
 
     /// `i1`…`i64` or `u1`…`u63`.

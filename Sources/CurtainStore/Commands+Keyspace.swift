@@ -159,8 +159,10 @@ extension Commands {
             context.out.writeIntegerReply(0)
             return
         }
+        let hint = database.stringEncodings[source]
         database.remove(source)
         database.set(destination, entry.value, expiresAt: entry.expiresAt)
+        if let hint { database.noteStringEncoding(destination, hint) }
         database.touch(source)
         database.touch(destination)
         database.notify(.generic, "rename_from", source)

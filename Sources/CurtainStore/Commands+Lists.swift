@@ -308,11 +308,12 @@ extension Commands {
 
     private static func lindex(_ context: inout CommandContext) throws(CommandError) {
         let key = context.args.bytes(1)
-        let index = try context.integer(2)
+        // Redis looks the key up (and checks its type) before it parses the index.
         guard let list = try context.listValue(key) else {
             context.out.writeNullBulk(resp3: context.resp3)
             return
         }
+        let index = try context.integer(2)
         let resolved = index < 0 ? Int64(list.items.count) + index : index
         guard resolved >= 0 && resolved < Int64(list.items.count) else {
             context.out.writeNullBulk(resp3: context.resp3)
@@ -325,8 +326,8 @@ extension Commands {
 
     private static func lset(_ context: inout CommandContext) throws(CommandError) {
         let key = context.args.bytes(1)
-        let index = try context.integer(2)
         guard let list = try context.listValue(key) else { throw .noSuchKey }
+        let index = try context.integer(2)
         let resolved = index < 0 ? Int64(list.items.count) + index : index
         guard resolved >= 0 && resolved < Int64(list.items.count) else { throw .indexOutOfRange }
         list.items[Int(resolved)] = context.args.bytes(3)

@@ -45,7 +45,7 @@ extension Commands {
         case "refcount":
             // Redis shares the integers 0…9999 (reported as INT_MAX); everything else has one reference.
             if case .string(let bytes) = entry.value, let number = bytes.withUnsafeBytes({ Number.parseInt64($0) }),
-                number >= 0 && number < 10_000 && !context.db.rawStrings.contains(context.args.bytes(2))
+                number >= 0 && number < 10_000 && context.db.stringEncodings[context.args.bytes(2)] == nil
             {
                 context.out.writeIntegerReply(Int(Int32.max))
             } else {
@@ -65,7 +65,11 @@ extension Commands {
         let limits = database.store.encodingLimits
         switch value {
         case .string(let bytes):
-            if database.rawStrings.contains(key) { return "raw" }
+            switch database.stringEncodings[key] {
+            case .raw?: return "raw"
+            case .text?: return bytes.count <= 44 ? "embstr" : "raw"
+            case nil: break
+            }
             if bytes.count <= 20, bytes.withUnsafeBytes({ Number.parseInt64($0) }) != nil { return "int" }
             return bytes.count <= 44 ? "embstr" : "raw"
         case .list:
@@ -134,6 +138,7 @@ extension Commands {
             destination.remove(newKey)
         }
         destination.set(newKey, entry.value.copied(), expiresAt: entry.expiresAt)
+        if let hint = source.stringEncodings[key] { destination.noteStringEncoding(newKey, hint) }
         destination.touch(newKey)
         if case .list = entry.value { destination.signalListPush(newKey) }
         destination.notify(.generic, "copy_to", newKey)
@@ -149,7 +154,9 @@ extension Commands {
             context.out.writeIntegerReply(0)
             return
         }
+        let hint = source.stringEncodings[key]
         destination.set(key, entry.value, expiresAt: entry.expiresAt)
+        if let hint { destination.noteStringEncoding(key, hint) }
         source.remove(key)
         source.touch(key)
         destination.touch(key)

@@ -28,12 +28,16 @@ extension Commands {
         let destinationKey = context.args.bytes(2)
         let member = context.args.bytes(3)
         let database = context.db
-        let source = try context.setValue(sourceKey)
-        let destination = try context.setValue(destinationKey)
-        guard let source else {
+        // As in Redis: a missing source answers 0 before either type is checked.
+        guard database.lookup(sourceKey) != nil else {
             context.out.writeIntegerReply(0)
             return
         }
+        guard let source = try context.setValue(sourceKey) else {
+            context.out.writeIntegerReply(0)
+            return
+        }
+        let destination = try context.setValue(destinationKey)
         if sourceKey == destinationKey {
             context.out.writeIntegerReply(source.members.contains(member) ? 1 : 0)
             return

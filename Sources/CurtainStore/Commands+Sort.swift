@@ -200,11 +200,13 @@ extension Commands {
         return value
     }
 
-    /// A weight as Redis reads it with `strtod`: the whole string must be a number (empty counts as 0).
+    /// A weight as Redis reads it with `strtod`: the whole string must be a number (empty counts as 0). Like
+    /// Redis' C string, it ends at the first NUL byte.
     private static func sortScore(_ bytes: StoreBytes) -> Double? {
-        if bytes.count == 0 { return 0 }
-        return bytes.withUnsafeBytes { raw -> Double? in
-            withUnsafeTemporaryAllocation(of: CChar.self, capacity: raw.count + 1) { scratch -> Double? in
+        return bytes.withUnsafeBytes { whole -> Double? in
+            let raw = UnsafeRawBufferPointer(rebasing: whole[..<(whole.firstIndex(of: 0) ?? whole.count)])
+            if raw.isEmpty { return 0 }
+            return withUnsafeTemporaryAllocation(of: CChar.self, capacity: raw.count + 1) { scratch -> Double? in
                 UnsafeMutableRawBufferPointer(scratch).copyMemory(from: raw)
                 scratch[raw.count] = 0
                 var end: UnsafeMutablePointer<CChar>? = nil

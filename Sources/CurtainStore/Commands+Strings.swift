@@ -185,6 +185,7 @@ extension Commands {
             }
         } else {
             database.set(destination, .string(StoreBytes(result)))
+            database.noteStringEncoding(destination, .raw)
             database.touch(destination)
             database.notify(.string, "set", destination)
         }
@@ -223,6 +224,8 @@ extension Commands {
             context.db.replaceStringInPlace(key, StoreBytes(bytes))
             context.db.touch(key)
             context.notify(.string, "setbit", key)
+        } else {
+            context.db.noteStringEncoding(key, .raw)  // Redis unshares (and so un-encodes) it all the same
         }
         context.out.writeIntegerReply(previous)
     }
@@ -593,6 +596,7 @@ extension Commands {
         guard result.isFinite else { throw .message("ERR increment would produce NaN or Infinity") }
         let formatted = Number.formatHuman(result)
         context.db.replaceValue(key, .string(formatted))
+        context.db.noteStringEncoding(key, .text)
         context.db.touch(key)
         context.notify(.string, "incrbyfloat", key)
         context.out.writeBulk(formatted)

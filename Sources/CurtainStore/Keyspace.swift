@@ -23,9 +23,10 @@ final class Database {
     @exclusivity(unchecked) var watchers: [StoreBytes: [ClientConnection]] = [:]
     /// Clients blocked on each key (`BLPOP` and friends), first come first served.
     @exclusivity(unchecked) var blocked: [StoreBytes: Deque<ClientConnection>] = [:]
-    /// String keys modified in place (`APPEND`, `SETRANGE`, `SETBIT`), which Redis keeps `raw`-encoded until
-    /// the key is next overwritten or deleted. Usually empty, so keeping it costs writes one test.
-    @exclusivity(unchecked) var rawStrings: Set<StoreBytes> = []
+    /// String keys whose Redis encoding is not what their bytes alone suggest, until the key is next
+    /// overwritten or deleted: modified in place (`APPEND`, `SETRANGE`, `SETBIT`, `BITOP`: `raw`), or written
+    /// as text (`INCRBYFLOAT`: never `int`). Usually empty, so keeping it costs writes one test.
+    @exclusivity(unchecked) var stringEncodings: [StoreBytes: StringEncodingHint] = [:]
     /// Modifications signalled since the store started (`INFO` `rdb_changes_since_last_save`: the store never
     /// saves, so every change is unsaved).
     @exclusivity(unchecked) var changeCount = 0
@@ -116,7 +117,7 @@ final class Database {
     func set(_ key: StoreBytes, _ value: StoreValue) {
         let old = entries.updateValue(StoreEntry(value), forKey: key)
         if let old, old.expiresAt != 0 { expiringCount -= 1 }
-        if !rawStrings.isEmpty { rawStrings.remove(key) }
+        if !stringEncodings.isEmpty { stringEncodings[key] = nil }
         if old == nil && !notifyFlags.isEmpty { notify(.new, "new", key) }
     }
 
@@ -124,7 +125,7 @@ final class Database {
     func set(_ key: StoreBytes, _ value: StoreValue, expiresAt: Int64) {
         let old = entries.updateValue(StoreEntry(value, expiresAt: expiresAt), forKey: key)
         if let old, old.expiresAt != 0 { expiringCount -= 1 }
-        if !rawStrings.isEmpty { rawStrings.remove(key) }
+        if !stringEncodings.isEmpty { stringEncodings[key] = nil }
         if old == nil && !notifyFlags.isEmpty { notify(.new, "new", key) }
         if expiresAt != 0 {
             expiringCount += 1
@@ -136,7 +137,7 @@ final class Database {
     /// Replaces the value of an existing `key`, keeping its expiry; stores it without expiry if absent.
     @inline(__always)
     func replaceValue(_ key: StoreBytes, _ value: StoreValue) {
-        if !rawStrings.isEmpty { rawStrings.remove(key) }
+        if !stringEncodings.isEmpty { stringEncodings[key] = nil }
         if entries[key] != nil {
             entries[key]!.value = value
         } else {
@@ -150,7 +151,7 @@ final class Database {
     func remove(_ key: StoreBytes) -> StoreEntry? {
         guard let old = entries.removeValue(forKey: key) else { return nil }
         if old.expiresAt != 0 { expiringCount -= 1 }
-        if !rawStrings.isEmpty { rawStrings.remove(key) }
+        if !stringEncodings.isEmpty { stringEncodings[key] = nil }
         return old
     }
 
@@ -158,7 +159,12 @@ final class Database {
     /// with its expiry (created without one) and reported `raw` by `OBJECT ENCODING`, as Redis does.
     func replaceStringInPlace(_ key: StoreBytes, _ bytes: StoreBytes) {
         replaceValue(key, .string(bytes))
-        rawStrings.insert(key)
+        stringEncodings[key] = .raw
+    }
+
+    /// Records how Redis would encode the string just stored at `key` (see ``stringEncodings``).
+    func noteStringEncoding(_ key: StoreBytes, _ hint: StringEncodingHint) {
+        stringEncodings[key] = hint
     }
 
     /// A key drawn at random (possibly logically expired), `nil` if the database is empty.
@@ -176,7 +182,7 @@ final class Database {
         swap(&entries, &other.entries)
         swap(&expiringCount, &other.expiringCount)
         swap(&expiryHeap, &other.expiryHeap)
-        swap(&rawStrings, &other.rawStrings)
+        swap(&stringEncodings, &other.stringEncodings)
         for key in before.0.union(watchers.keys.filter { entries[$0] != nil }) { touch(key) }
         for key in before.1.union(other.watchers.keys.filter { other.entries[$0] != nil }) { other.touch(key) }
         for database in [self, other] {
@@ -214,7 +220,7 @@ final class Database {
         entries = [:]
         expiringCount = 0
         expiryHeap = ExpiryHeap()
-        rawStrings = []
+        stringEncodings = [:]
     }
 
     // MARK: Expiry

@@ -102,6 +102,14 @@ final class SetValue {
     }
 }
 
+/// How Redis encodes a string that its bytes alone do not tell (`OBJECT ENCODING`).
+enum StringEncodingHint {
+    /// Modified in place: `raw` whatever its length.
+    case raw
+    /// Stored as text, never as an integer: `embstr` up to 44 bytes, else `raw`.
+    case text
+}
+
 /// One keyspace entry: a value and its expiry.
 struct StoreEntry {
     /// The value.
