@@ -210,8 +210,20 @@ final class ClientConnection: ChannelInboundHandler {
             return
         }
         guard command.accepts(argumentCount: context.args.count) else {
+            if "\(command.name)" == "exec" {
+                // As Redis does for any rejected EXEC: the transaction (if any) is discarded, and said so.
+                transaction = .none
+                unwatchAll()
+                context.out.writeErrorReply("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command")
+                return
+            }
             abortTransactionIfQueuing()
             context.out.writeErrorReply("ERR wrong number of arguments for '\(command.name)' command")
+            return
+        }
+        if command.flags.contains(.container), let message = CommandTable.subcommandError(command, context.args) {
+            abortTransactionIfQueuing()
+            context.out.writeErrorReply(message)
             return
         }
         if !isAuthenticated && !command.flags.contains(.noAuth) {

@@ -151,9 +151,10 @@ extension Commands {
     /// `CONFIG SET name value [name value …]`: every pair is checked before any is applied, as in Redis. A
     /// parameter the store cannot change is refused unless the value is the one it already has.
     private static func configSet(_ context: inout CommandContext) throws(CommandError) {
-        guard context.args.count >= 4, context.args.count % 2 == 0 else {
+        guard context.args.count >= 4 else {
             throw .message("ERR wrong number of arguments for 'config|set' command")
         }
+        guard context.args.count % 2 == 0 else { throw .syntax }  // a name without its value, as Redis says
         let store = context.store
         var changes: [ConfigParameter.Change] = []
         var seen: Set<String> = []

@@ -2,7 +2,7 @@ import NIOCore
 
 extension Commands {
     static let objectCommands: [CommandSpec] = [
-        CommandSpec("object", arity: -2, [], object),
+        CommandSpec("object", arity: -2, .container, object),
         CommandSpec("copy", arity: -3, .write, copy),
         CommandSpec("move", arity: 3, .write, move),
         CommandSpec("swapdb", arity: 3, .write, swapdb),

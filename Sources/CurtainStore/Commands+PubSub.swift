@@ -7,7 +7,7 @@ extension Commands {
         CommandSpec("unsubscribe", arity: -1, .pubSubContext) { unsubscribe(&$0, pattern: false) },
         CommandSpec("punsubscribe", arity: -1, .pubSubContext) { unsubscribe(&$0, pattern: true) },
         CommandSpec("publish", arity: 3, [], publish),
-        CommandSpec("pubsub", arity: -2, [], pubsub),
+        CommandSpec("pubsub", arity: -2, .container, pubsub),
         CommandSpec("ssubscribe", arity: -2, .pubSubContext, ssubscribe),
         CommandSpec("sunsubscribe", arity: -1, .pubSubContext, sunsubscribe),
         CommandSpec("spublish", arity: 3, [], spublish),

@@ -12,7 +12,7 @@ extension Commands {
     static let sortCommands: [CommandSpec] = [
         CommandSpec("sort", arity: -2, .write) { try sort(&$0, readOnly: false) },
         CommandSpec("sort_ro", arity: -2, []) { try sort(&$0, readOnly: true) },
-        CommandSpec("memory", arity: -2, [], memory),
+        CommandSpec("memory", arity: -2, .container, memory),
     ]
 
     /// One element being sorted, with its weight (numeric) or comparison bytes (`ALPHA` with `BY`).

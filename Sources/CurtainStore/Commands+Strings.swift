@@ -391,6 +391,7 @@ extension Commands {
         var returnOld = false
         var expiry = ExpiryOption.clear
         var hasExpiry = false
+        var expiryArgument: (index: Int, unit: (milliseconds: Bool, absolute: Bool))? = nil
         var index = 3
         let count = context.args.count
         while index < count {
@@ -405,13 +406,17 @@ extension Commands {
                 expiry = .keep
                 hasExpiry = true
             } else if hasNext && !hasExpiry, let unit = expiryUnit(context.args, index) {
-                expiry = .at(try absoluteExpiry(context, index + 1, unit: unit, command: "set"))
+                expiryArgument = (index + 1, unit)
                 hasExpiry = true
                 index += 1
             } else {
                 throw .syntax
             }
             index += 1
+        }
+        // As in Redis, every option is parsed (a syntax error wins) before the time is checked.
+        if let expiryArgument {
+            expiry = .at(try absoluteExpiry(context, expiryArgument.index, unit: expiryArgument.unit, command: "set"))
         }
         let existing = database.lookup(key)
         var old: StoreBytes? = nil
@@ -524,24 +529,29 @@ extension Commands {
 
     private static func getex(_ context: inout CommandContext) throws(CommandError) {
         let key = context.args.bytes(1)
-        var expiry: Int64? = nil
+        var expiryOption: (index: Int, unit: (milliseconds: Bool, absolute: Bool))? = nil
         var persist = false
         var index = 2
         while index < context.args.count {
-            if context.args.matches(index, "persist") && expiry == nil && !persist {
+            if context.args.matches(index, "persist") && expiryOption == nil && !persist {
                 persist = true
-            } else if index + 1 < context.args.count && expiry == nil && !persist,
+            } else if index + 1 < context.args.count && expiryOption == nil && !persist,
                       let unit = expiryUnit(context.args, index) {
-                expiry = try absoluteExpiry(context, index + 1, unit: unit, command: "getex")
+                expiryOption = (index + 1, unit)
                 index += 1
             } else {
                 throw .syntax
             }
             index += 1
         }
+        // As in Redis, the time is checked after the key: a missing key answers nil whatever it says.
         guard let value = try context.stringValue(key) else {
             context.out.writeNullBulk(resp3: context.resp3)
             return
+        }
+        var expiry: Int64? = nil
+        if let expiryOption {
+            expiry = try absoluteExpiry(context, expiryOption.index, unit: expiryOption.unit, command: "getex")
         }
         let database = context.db
         if let expiry {

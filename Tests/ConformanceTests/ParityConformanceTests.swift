@@ -16,6 +16,7 @@ struct ParityConformanceTests {
             await expectServerError("ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events')") {
                 _ = try await c.cmd("CONFIG", "SET", "notify-keyspace-events", "KQ")
             }
+            await expectServerError("ERR syntax error") { _ = try await c.cmd("CONFIG", "SET", "set-max-intset-entries", "1", "junk") }
             #expect(try await c.cmd("CONFIG", "SET", "notify-keyspace-events", "KEA") == .ok)
             #expect(try await c.cmd("CONFIG", "GET", "notify-keyspace-events") == .bulkArray(["notify-keyspace-events", "AKE"]))
             #expect(try await c.cmd("CONFIG", "SET", "notify-keyspace-events", "Elg") == .ok)
@@ -262,6 +263,10 @@ struct ParityConformanceTests {
             await expectServerError("ERR no such key") { _ = try await c.cmd("LSET", "missing", "1.5", "x") }
             #expect(try await c.cmd("SET", "str", "1") == .ok)
             await expectServerError("WRONGTYPE") { _ = try await c.cmd("LINDEX", "str", "abc") }
+            // GETEX checks its time after the key: a missing key answers nil whatever the time says.
+            #expect(try await c.cmd("GETEX", "missing", "EXAT", "-1") == .bulkString(nil))
+            await expectServerError("ERR invalid expire time in 'getex' command") { _ = try await c.cmd("GETEX", "str", "EXAT", "-1") }
+            await expectServerError("ERR syntax error") { _ = try await c.cmd("SET", "k", "v", "EX", "-1", "junk") }
             // A missing source answers 0 before the destination's type is checked.
             #expect(try await c.cmd("SMOVE", "missing", "str", "m") == .integer(0))
             // Encodings that depend on how the string was written.
@@ -327,6 +332,28 @@ struct ParityConformanceTests {
             #expect(try await conn.cmd("MULTI") == .ok)
             #expect(try await conn.cmd("PING") == .simple("QUEUED"))
             #expect(try await conn.cmd("EXEC") == .array(nil))
+            await conn.close()
+        }
+    }
+
+    @Test(arguments: allStores)
+    func execWithArgumentsDiscardsTheTransaction(kind: StoreKind) async throws {
+        try await withTestStore(kind) { (store) async throws in
+            let conn = try await RESPConnection.connect(configuration: store.configuration())
+            #expect(try await conn.cmd("MULTI") == .ok)
+            #expect(try await conn.cmd("SET", "a", "1") == .simple("QUEUED"))
+            await expectServerError("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command") {
+                _ = try await conn.cmd("EXEC", "now")
+            }
+            #expect(try await conn.cmd("GET", "a") == .bulkString(nil))
+            await expectServerError("ERR EXEC without MULTI") { _ = try await conn.cmd("EXEC") }
+            // A subcommand's arity is checked when it is queued, and that aborts the transaction.
+            #expect(try await conn.cmd("MULTI") == .ok)
+            await expectServerError("ERR wrong number of arguments for 'object|encoding' command") {
+                _ = try await conn.cmd("OBJECT", "ENCODING")
+            }
+            await expectServerError("ERR unknown subcommand 'NOPE'. Try CONFIG HELP.") { _ = try await conn.cmd("CONFIG", "NOPE") }
+            await expectServerError("EXECABORT Transaction discarded because of previous errors.") { _ = try await conn.cmd("EXEC") }
             await conn.close()
         }
     }
