@@ -1,6 +1,6 @@
 import NIOCore
 
-/// What a client blocked in `BLPOP`, `BRPOP`, `BLMOVE` or `BRPOPLPUSH` waits for.
+/// What a client blocked in `BLPOP`, `BRPOP`, `BLMOVE`, `BRPOPLPUSH` or `BLMPOP` waits for.
 struct BlockedOperation {
     /// The operation to perform once a key has elements.
     enum Kind {
@@ -8,6 +8,8 @@ struct BlockedOperation {
         case pop(fromLeft: Bool)
         /// Move one element to `destination` and reply with it (`BLMOVE`, `BRPOPLPUSH`).
         case move(destination: StoreBytes, fromLeft: Bool, toLeft: Bool)
+        /// Pop up to `count` elements and reply `[key, [elements…]]` (`BLMPOP`).
+        case multiPop(fromLeft: Bool, count: Int)
     }
 
     /// The database of the keys.
@@ -18,6 +20,9 @@ struct BlockedOperation {
     let kind: Kind
     /// The timeout timer, `nil` when waiting forever.
     var timeout: Scheduled<Void>?
+
+    /// The longest timeout a timer is scheduled for: `TimeAmount` counts nanoseconds in an `Int64`.
+    static let longestTimerMilliseconds = Int64.max / 1_000_000 - 1
 }
 
 extension StoreState {
@@ -28,7 +33,8 @@ extension StoreState {
         for key in keys where seen.insert(key).inserted {
             database.blocked[key, default: []].append(client)
         }
-        if timeoutMilliseconds > 0 {
+        // A timeout beyond what a timer can represent (about 292 years in nanoseconds) is waited out forever.
+        if timeoutMilliseconds > 0 && timeoutMilliseconds <= BlockedOperation.longestTimerMilliseconds {
             operation.timeout = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(timeoutMilliseconds)) { [self] in
                 self.blockTimedOut(client)
             }
@@ -73,6 +79,25 @@ extension StoreState {
             } catch {
                 client.deliver { $0.writeErrorReply(error.message) }
             }
+        case .multiPop(let fromLeft, let count):
+            client.deliver { out in
+                Commands.popMany(count, from: list, at: key, fromLeft: fromLeft, in: database, into: &out)
+            }
+        }
+        client.scheduleResume()
+    }
+
+    /// `CLIENT UNBLOCK`: replies as if timed out, or with the `UNBLOCKED` error, and lets it continue.
+    func unblockByRequest(_ client: ClientConnection, withError: Bool) {
+        guard client.blocked != nil else { return }
+        unblock(client)
+        let resp3 = client.protocolVersion == 3
+        client.deliver { out in
+            if withError {
+                out.writeErrorReply("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+            } else {
+                out.writeNullArray(resp3: resp3)
+            }
         }
         client.scheduleResume()
     }
@@ -94,8 +119,11 @@ extension CommandContext {
             throw .message("ERR timeout is not a float or out of range")
         }
         let milliseconds = (seconds * 1000).rounded(.up)
-        guard milliseconds < 9.2e18 else { throw .message("ERR timeout is out of range") }
         guard milliseconds >= 0 else { throw .message("ERR timeout is negative") }
+        // As Redis 7.2 does: a deadline (now + timeout) that does not fit in 64 bits is refused.
+        guard milliseconds < 9.2e18, Int64(milliseconds) <= Int64.max - store.now else {
+            throw .message("ERR timeout is out of range")
+        }
         return Int64(milliseconds)
     }
 }

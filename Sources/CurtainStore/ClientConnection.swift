@@ -81,13 +81,28 @@ final class ClientConnection: ChannelInboundHandler {
     /// Channels and patterns subscribed to.
     @exclusivity(unchecked) var subscribedChannels: Set<StoreBytes> = []
     @exclusivity(unchecked) var subscribedPatterns: Set<StoreBytes> = []
+    /// Shard channels subscribed to (`SSUBSCRIBE`).
+    @exclusivity(unchecked) var subscribedShardChannels: Set<StoreBytes> = []
     /// Whether RESP2 subscribe mode restricts the commands allowed.
     var isInSubscribeMode: Bool {
-        protocolVersion == 2 && (!subscribedChannels.isEmpty || !subscribedPatterns.isEmpty)
+        protocolVersion == 2
+            && (!subscribedChannels.isEmpty || !subscribedPatterns.isEmpty || !subscribedShardChannels.isEmpty)
     }
 
     /// What the client is blocked on, if anything.
     @exclusivity(unchecked) var blocked: BlockedOperation?
+
+    /// `CLIENT REPLY` state: ``replyOff`` and/or ``replySkipNext`` bits (0, the usual case, costs one test).
+    @exclusivity(unchecked) var replyState: UInt8 = 0
+    /// `CLIENT REPLY OFF`: no command reply is sent (pub/sub messages still are, as in Redis).
+    static let replyOff: UInt8 = 1
+    /// `CLIENT REPLY SKIP`: the next command's reply is not sent.
+    static let replySkipNext: UInt8 = 2
+    /// Messages published to this client while it runs a command (keyspace notifications it caused),
+    /// written ahead of that command's reply.
+    @exclusivity(unchecked) private var pendingPushes: ByteBuffer?
+    /// Set by the subscribe commands: their replies are pub/sub messages, sent whatever `CLIENT REPLY` says.
+    @exclusivity(unchecked) var replyIsPush = false
 
     init(store: StoreState) {
         self.store = store
@@ -168,7 +183,13 @@ final class ClientConnection: ChannelInboundHandler {
             }
             guard let arguments else { break }
             context.args = arguments
+            let replyStateBefore = replyState
+            if replyStateBefore & Self.replySkipNext != 0 { replyState &= ~Self.replySkipNext }
+            let mark = context.out.writerIndex
             dispatch(&context)
+            if replyStateBefore != 0 || replyState != 0 || pendingPushes != nil || replyIsPush {
+                finishReply(&context.out, from: mark, skipped: replyStateBefore & Self.replySkipNext != 0)
+            }
             context.args = .empty
         }
         isExecuting = false
@@ -189,8 +210,20 @@ final class ClientConnection: ChannelInboundHandler {
             return
         }
         guard command.accepts(argumentCount: context.args.count) else {
+            if "\(command.name)" == "exec" {
+                // As Redis does for any rejected EXEC: the transaction (if any) is discarded, and said so.
+                transaction = .none
+                unwatchAll()
+                context.out.writeErrorReply("EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command")
+                return
+            }
             abortTransactionIfQueuing()
             context.out.writeErrorReply("ERR wrong number of arguments for '\(command.name)' command")
+            return
+        }
+        if command.flags.contains(.container), let message = CommandTable.subcommandError(command, context.args) {
+            abortTransactionIfQueuing()
+            context.out.writeErrorReply(message)
             return
         }
         if !isAuthenticated && !command.flags.contains(.noAuth) {
@@ -247,6 +280,25 @@ final class ClientConnection: ChannelInboundHandler {
         return "ERR unknown command '\(name)', with args beginning with: \(list)"
     }
 
+    /// Applies `CLIENT REPLY` to the reply written from `mark`, and puts pending pushed messages before it.
+    /// Pub/sub messages (subscription confirmations included) are pushed even when replies are off, as Redis does.
+    private func finishReply(_ out: inout ByteBuffer, from mark: Int, skipped: Bool) {
+        let suppressed = (skipped || replyState & Self.replyOff != 0) && !replyIsPush
+        replyIsPush = false
+        let pending = pendingPushes
+        pendingPushes = nil
+        if suppressed {
+            out.moveWriterIndex(to: mark)
+            if var pushes = pending { out.writeBuffer(&pushes) }
+            return
+        }
+        guard var pushes = pending else { return }
+        var reply = out.getSlice(at: mark, length: out.writerIndex - mark) ?? ByteBuffer()
+        out.moveWriterIndex(to: mark)
+        out.writeBuffer(&pushes)
+        out.writeBuffer(&reply)
+    }
+
     // MARK: Output
 
     /// Takes the pending output for a batch (leaving an empty buffer, so appends do not copy).
@@ -263,6 +315,19 @@ final class ClientConnection: ChannelInboundHandler {
         guard lifecycle == .active else { return }
         write(&output)
         flushAndCloseIfNeeded()
+    }
+
+    /// Sends a message the server publishes (keyspace notifications): now, or, if this client is running a
+    /// command, ahead of that command's reply.
+    func push(_ write: (inout ByteBuffer) -> Void) {
+        if isExecuting {
+            var pushes = pendingPushes ?? ByteBuffer()
+            pendingPushes = nil
+            write(&pushes)
+            pendingPushes = pushes
+        } else {
+            deliver(write)
+        }
     }
 
     /// Writes and flushes pending output; closes the channel afterwards if closing.

@@ -11,6 +11,9 @@ struct CommandSpec: Sendable {
         static let transactionControl = Flags(rawValue: 1 << 2)
         /// Modifies the keyspace.
         static let write = Flags(rawValue: 1 << 3)
+        /// A container (`CONFIG`, `OBJECT`, …): its subcommand and that subcommand's arity are checked before
+        /// it runs or is queued, as Redis checks them (``CommandTable/subcommandArity``).
+        static let container = Flags(rawValue: 1 << 4)
     }
 
     /// The implementation. It appends exactly one reply to `context.out`, or throws the ``CommandError`` to
@@ -74,7 +77,7 @@ enum CommandTable {
     static let all: [CommandSpec] =
         Commands.serverCommands + Commands.keyspaceCommands + Commands.stringCommands + Commands.listCommands
         + Commands.hashCommands + Commands.setCommands + Commands.pubSubCommands + Commands.transactionCommands
-        + Commands.functionCommands
+        + Commands.functionCommands + Commands.objectCommands + Commands.sortCommands + Commands.bitfieldCommands
 
     private static let byName: [CommandName: CommandSpec] = {
         var table: [CommandName: CommandSpec] = [:]
@@ -85,6 +88,35 @@ enum CommandTable {
         }
         return table
     }()
+
+    /// The arity of each subcommand of the ``CommandSpec/Flags/container`` commands, as Redis declares them.
+    static let subcommandArity: [String: [String: Int]] = [
+        "config": ["get": -3, "set": -4, "resetstat": 2, "rewrite": 2, "help": 2],
+        "object": ["encoding": 3, "refcount": 3, "idletime": 3, "freq": 3, "help": 2],
+        "memory": ["usage": -3, "help": 2],
+        "client": [
+            "id": 2, "setname": 3, "getname": 2, "setinfo": 4, "info": 2, "list": -2, "reply": 3, "no-evict": 3,
+            "unblock": -3, "help": 2,
+        ],
+        "pubsub": ["channels": -2, "numsub": -2, "numpat": 2, "shardchannels": -2, "shardnumsub": -2, "help": 2],
+        "command": ["count": 2, "list": -2, "docs": -2, "info": -2, "getkeys": -3, "getkeysandflags": -3, "help": 2],
+    ]
+
+    /// The error for a container command whose subcommand is unknown or has the wrong number of arguments,
+    /// worded as Redis words it; `nil` when it is fine.
+    static func subcommandError(_ spec: CommandSpec, _ arguments: CommandArguments) -> String? {
+        let name = "\(spec.name)"
+        guard arguments.count >= 2, let table = subcommandArity[name] else { return nil }
+        let subcommand = arguments.string(1).lowercased()
+        guard let arity = table[subcommand] else {
+            return "ERR unknown subcommand '\(arguments.string(1).prefix(128))'. Try \(name.uppercased()) HELP."
+        }
+        let count = arguments.count
+        guard arity >= 0 ? count == arity : count >= -arity else {
+            return "ERR wrong number of arguments for '\(name)|\(subcommand)' command"
+        }
+        return nil
+    }
 
     /// The command named by argument 0 of `arguments`, or `nil`.
     @inline(__always)

@@ -96,6 +96,7 @@ extension Commands {
         guard let window = args[2].withUnsafeBytes({ Number.parseInt64($0) }), window >= 0 else {
             throw .message("ERR value is not a non-negative integer")
         }
+        guard window <= longestDuration else { throw durationOutOfRange }
         let queue = derived(lock, ":queue")
         let waiters = derived(lock, ":waiters")
         try checkTypes(db, lock: lock, valueKey: keys.count > 1 ? keys[1] : nil)
@@ -189,10 +190,13 @@ extension Commands {
         let entries = try db.listValue(keys[0])
         let seq = try counter(db, derived(keys[0], ":seq"))
         let count = Int64(entries?.items.count ?? 0)
-        let first = seq - count + 1
-        let start = max(after + 1, first)
+        // Every step checked: `after` comes from the client and `seq` from a key a client may have rewritten.
+        let (beforeFirst, overflow) = seq.subtractingReportingOverflow(count)
+        guard !overflow, beforeFirst < Int64.max else { throw .overflow }
+        let first = beforeFirst + 1
+        let start = after < first ? first : after + (after < seq ? 1 : 0)
         var returned: [StoreBytes] = []
-        if let entries, start <= seq {
+        if let entries, after < seq, start <= seq {
             let tag = args.count > 1 ? args[1].array : nil
             for item in entries.items[Int(start - first)...] {
                 if let tag, item.count >= tag.count, item.withUnsafeBytes({ $0.starts(with: tag) }) { continue }
@@ -201,7 +205,7 @@ extension Commands {
         }
         context.out.writeArrayHeader(2 + returned.count)
         context.out.writeRESPInteger(seq)
-        context.out.writeRESPInteger(max(0, first - after - 1))
+        context.out.writeRESPInteger(after < beforeFirst ? beforeFirst - after : 0)
         for item in returned { context.out.writeBulk(item) }
     }
 
@@ -241,7 +245,9 @@ extension Commands {
     /// A waiter's `"<deadline>:<lease>"`.
     private static func waiterEntry(_ bytes: StoreBytes) -> (deadline: Int64, lease: Int64)? {
         let parts = bytes.string.split(separator: ":")
-        guard parts.count == 2, let deadline = Int64(parts[0]), let lease = Int64(parts[1]), deadline >= 0, lease > 0 else {
+        guard parts.count == 2, let deadline = Int64(parts[0]), let lease = Int64(parts[1]), deadline >= 0, lease > 0,
+              lease <= longestDuration
+        else {
             return nil
         }
         return (deadline, lease)
@@ -289,8 +295,15 @@ extension Commands {
         guard let value = argument.withUnsafeBytes({ Number.parseInt64($0) }), value > 0 else {
             throw .message("ERR value is not a positive integer")
         }
+        guard value <= longestDuration else { throw durationOutOfRange }
         return value
     }
+
+    /// The longest lease or waiting window in milliseconds (about 35,000 years), so that `now + duration`
+    /// can never overflow.
+    private static let longestDuration: Int64 = 1 << 50
+
+    private static let durationOutOfRange = CommandError.message("ERR value is out of range")
 
     /// The hash at `key`, made empty if absent.
     private static func hashCreating(_ db: Database, _ key: StoreBytes) throws(CommandError) -> HashValue {

@@ -16,7 +16,61 @@ extension Commands {
         CommandSpec("hkeys", arity: 2, [], hkeys),
         CommandSpec("hvals", arity: 2, [], hvals),
         CommandSpec("hstrlen", arity: 3, [], hstrlen),
+        CommandSpec("hrandfield", arity: -2, [], hrandfield),
+        CommandSpec("hscan", arity: -3, [], hscan),
     ]
+
+    private static func hrandfield(_ context: inout CommandContext) throws(CommandError) {
+        let key = context.args.bytes(1)
+        guard context.args.count >= 3 else {
+            if let hash = try context.hashValue(key), let field = hash.fields.keys.randomElement() {
+                context.out.writeBulk(field)
+            } else {
+                context.out.writeNullBulk(resp3: context.resp3)
+            }
+            return
+        }
+        let count = try randomSampleCount(context, 2)
+        guard context.args.count == 3 || (context.args.count == 4 && context.args.matches(3, "withvalues")) else {
+            throw .syntax
+        }
+        let withValues = context.args.count == 4
+        if withValues && count > Int64.max / 2 { throw .message("ERR value is out of range") }
+        guard let hash = try context.hashValue(key), count != 0 else {
+            context.out.writeArrayHeader(0)
+            return
+        }
+        let chosen: [StoreBytes]
+        if count < 0 {
+            let fields = Array(hash.fields.keys)
+            chosen = (0..<Int(-count)).map { _ in fields.randomElement()! }
+        } else {
+            chosen = Array(hash.fields.keys.shuffled().prefix(Int(min(count, Int64(hash.fields.count)))))
+        }
+        let pairs = withValues && context.resp3
+        context.out.writeArrayHeader(withValues && !pairs ? chosen.count * 2 : chosen.count)
+        for field in chosen {
+            if pairs { context.out.writeArrayHeader(2) }
+            context.out.writeBulk(field)
+            if withValues { context.out.writeBulk(hash.fields[field]!) }
+        }
+    }
+
+    private static func hscan(_ context: inout CommandContext) throws(CommandError) {
+        let cursor = try scanCursor(context, 2)
+        let options = try ScanOptions(context, from: 3, allowType: false)
+        guard let hash = try context.hashValue(context.args.bytes(1)) else {
+            writeScanReply(&context, next: 0, items: [])
+            return
+        }
+        let (next, fields) = scanPage(Array(hash.fields.keys), cursor: cursor, count: options.count)
+        var items: [StoreBytes] = []
+        for field in fields where options.matches(context, field) {
+            items.append(field)
+            items.append(hash.fields[field]!)
+        }
+        writeScanReply(&context, next: next, items: items)
+    }
 
     /// The hash at argument 1, created (and stored) if absent.
     private static func hashForWriting(_ context: inout CommandContext) throws(CommandError) -> (StoreBytes, HashValue) {
@@ -33,12 +87,15 @@ extension Commands {
         }
         let (key, hash) = try hashForWriting(&context)
         var added = 0
+        let limits = context.store.encodingLimits
         for index in stride(from: 2, to: context.args.count, by: 2) {
-            if hash.fields.updateValue(context.args.bytes(index + 1), forKey: context.args.bytes(index)) == nil {
-                added += 1
-            }
+            let field = context.args.bytes(index)
+            let value = context.args.bytes(index + 1)
+            if hash.fields.updateValue(value, forKey: field) == nil { added += 1 }
+            hash.noteWrite(field, value, limits: limits)
         }
         context.db.touch(key)
+        context.notify(.hash, "hset", key)
         if replyOK { context.out.writeOK() } else { context.out.writeIntegerReply(added) }
     }
 
@@ -50,7 +107,9 @@ extension Commands {
             return
         }
         hash.fields[field] = context.args.bytes(3)
+        hash.noteWrite(field, context.args.bytes(3), limits: context.store.encodingLimits)
         context.db.touch(key)
+        context.notify(.hash, "hset", key)
         context.out.writeIntegerReply(1)
     }
 
@@ -97,7 +156,11 @@ extension Commands {
             removed += 1
         }
         if removed > 0 {
-            if hash.fields.isEmpty { context.db.remove(key) }
+            context.notify(.hash, "hdel", key)
+            if hash.fields.isEmpty {
+                context.db.remove(key)
+                context.notify(.generic, "del", key)
+            }
             context.db.touch(key)
         }
         context.out.writeIntegerReply(removed)
@@ -119,12 +182,15 @@ extension Commands {
         if overflow { throw .overflow }
         let (_, hash) = try hashForWriting(&context)
         hash.fields[field] = StoreBytes(decimal: result)
+        hash.noteWrite(field, StoreBytes(decimal: result), limits: context.store.encodingLimits)
         context.db.touch(key)
+        context.notify(.hash, "hincrby", key)
         context.out.writeRESPInteger(result)
     }
 
     private static func hincrbyfloat(_ context: inout CommandContext) throws(CommandError) {
         guard let increment = context.args.withBytes(3, { Number.parseWideFloat($0) }) else { throw .notFloat }
+        guard increment.isFinite else { throw .message("ERR value is NaN or Infinity") }
         let key = context.args.bytes(1)
         let field = context.args.bytes(2)
         var current: Number.WideFloat = 0
@@ -140,7 +206,9 @@ extension Commands {
         let formatted = Number.formatHuman(result)
         let (_, hash) = try hashForWriting(&context)
         hash.fields[field] = formatted
+        hash.noteWrite(field, formatted, limits: context.store.encodingLimits)
         context.db.touch(key)
+        context.notify(.hash, "hincrbyfloat", key)
         context.out.writeBulk(formatted)
     }
 

@@ -34,6 +34,7 @@ extension Commands {
             if database.lookup(key) != nil {
                 database.remove(key)
                 database.touch(key)
+                database.notify(.generic, "del", key)
                 removed += 1
             }
         }
@@ -107,8 +108,10 @@ extension Commands {
         }
         if when <= context.store.now {
             database.remove(key)
+            database.notify(.generic, "del", key)
         } else {
             database.setExpiry(key, at: when)
+            database.notify(.generic, "expire", key)
         }
         database.touch(key)
         context.out.writeIntegerReply(1)
@@ -139,6 +142,7 @@ extension Commands {
             return
         }
         database.touch(key)
+        database.notify(.generic, "persist", key)
         context.out.writeIntegerReply(1)
     }
 
@@ -155,10 +159,14 @@ extension Commands {
             context.out.writeIntegerReply(0)
             return
         }
+        let hint = database.stringEncodings[source]
         database.remove(source)
         database.set(destination, entry.value, expiresAt: entry.expiresAt)
+        if let hint { database.noteStringEncoding(destination, hint) }
         database.touch(source)
         database.touch(destination)
+        database.notify(.generic, "rename_from", source)
+        database.notify(.generic, "rename_to", destination)
         if case .list = entry.value { database.signalListPush(destination) }
         if onlyIfAbsent { context.out.writeIntegerReply(1) } else { context.out.writeOK() }
     }
@@ -236,6 +244,76 @@ extension Commands {
         context.out.writeBulk(String(next))
         context.out.writeArrayHeader(results.count)
         for key in results { context.out.writeBulk(key) }
+    }
+
+    /// The options of `SCAN`, `SSCAN` and `HSCAN`: `MATCH pattern`, `COUNT n` (at least 1), `TYPE t` (SCAN only).
+    struct ScanOptions {
+        /// The `COUNT` hint (10 by default).
+        var count = 10
+        /// The argument index of the `MATCH` pattern.
+        var patternIndex: Int?
+        /// The `TYPE` filter, lowercased.
+        var type: String?
+
+        init(_ context: CommandContext, from start: Int, allowType: Bool) throws(CommandError) {
+            var index = start
+            while index < context.args.count {
+                guard index + 1 < context.args.count else { throw .syntax }
+                if context.args.matches(index, "count") {
+                    guard let value = context.args.int64(index + 1) else { throw .notInteger }
+                    guard value >= 1 else { throw .syntax }
+                    count = Int(Swift.min(value, Int64(Int32.max)))
+                } else if context.args.matches(index, "match") {
+                    patternIndex = index + 1
+                } else if allowType && context.args.matches(index, "type") {
+                    type = context.args.string(index + 1).lowercased()
+                } else {
+                    throw .syntax
+                }
+                index += 2
+            }
+        }
+
+        /// Whether `item` matches the `MATCH` pattern (always, without one).
+        func matches(_ context: CommandContext, _ item: StoreBytes) -> Bool {
+            guard let patternIndex else { return true }
+            return context.args.withBytes(patternIndex) { pattern in
+                item.withUnsafeBytes { GlobPattern.matches(pattern, $0) }
+            }
+        }
+    }
+
+    /// Parses the cursor at argument `index` (`ERR invalid cursor`).
+    static func scanCursor(_ context: CommandContext, _ index: Int) throws(CommandError) -> UInt64 {
+        guard let cursor = context.args.withBytes(index, { parseCursor($0) }) else {
+            throw .message("ERR invalid cursor")
+        }
+        return cursor
+    }
+
+    /// One page of a cursor iteration over `items`, visited in the order of their stable hash: the cursor is
+    /// the hash to resume from, so every item present for a whole iteration is returned at least once.
+    static func scanPage(_ items: [StoreBytes], cursor: UInt64, count: Int) -> (next: UInt64, page: [StoreBytes]) {
+        var candidates: [(hash: UInt64, item: StoreBytes)] = []
+        for item in items {
+            let hash = item.stableHash
+            if hash >= cursor { candidates.append((hash, item)) }
+        }
+        candidates.sort { $0.hash < $1.hash }
+        var end = Swift.min(count, candidates.count)
+        while end < candidates.count && end > 0 && candidates[end].hash == candidates[end - 1].hash {
+            end += 1
+        }
+        let next: UInt64 = end < candidates.count ? candidates[end].hash : 0
+        return (next, candidates[0..<end].map(\.item))
+    }
+
+    /// Writes `[next cursor, [items…]]`.
+    static func writeScanReply(_ context: inout CommandContext, next: UInt64, items: [StoreBytes]) {
+        context.out.writeArrayHeader(2)
+        context.out.writeBulk(String(next))
+        context.out.writeArrayHeader(items.count)
+        for item in items { context.out.writeBulk(item) }
     }
 
     /// Parses an unsigned decimal cursor.

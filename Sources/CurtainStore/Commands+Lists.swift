@@ -22,7 +22,133 @@ extension Commands {
         CommandSpec("brpop", arity: -3, .write) { try blockingPop(&$0, left: false) },
         CommandSpec("blmove", arity: 6, .write, blmove),
         CommandSpec("brpoplpush", arity: 4, .write, brpoplpush),
+        CommandSpec("lpos", arity: -3, [], lpos),
+        CommandSpec("lmpop", arity: -4, .write) { try multiPop(&$0, numberOfKeysIndex: 1, blocking: false) },
+        CommandSpec("blmpop", arity: -5, .write) { try multiPop(&$0, numberOfKeysIndex: 2, blocking: true) },
     ]
+
+    // MARK: LPOS
+
+    private static func lpos(_ context: inout CommandContext) throws(CommandError) {
+        var rank: Int64 = 1
+        var count: Int64 = -1
+        var maxLength: Int64 = 0
+        var index = 3
+        while index < context.args.count {
+            let hasValue = index + 1 < context.args.count
+            if hasValue && context.args.matches(index, "rank") {
+                rank = try context.integer(index + 1)
+                if rank == 0 {
+                    throw .message(
+                        "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"
+                    )
+                }
+            } else if hasValue && context.args.matches(index, "count") {
+                guard let value = context.args.int64(index + 1), value >= 0 else {
+                    throw .message("ERR COUNT can't be negative")
+                }
+                count = value
+            } else if hasValue && context.args.matches(index, "maxlen") {
+                guard let value = context.args.int64(index + 1), value >= 0 else {
+                    throw .message("ERR MAXLEN can't be negative")
+                }
+                maxLength = value
+            } else {
+                throw .syntax
+            }
+            index += 2
+        }
+        // Int64.min has no positive counterpart; Redis' `-rank` would overflow, here it only means "from the
+        // tail, a match that cannot exist".
+        let fromTail = rank < 0
+        let wanted = rank == Int64.min ? UInt64(Int64.max) + 1 : rank.magnitude
+        guard let list = try context.listValue(context.args.bytes(1)) else {
+            if count >= 0 { context.out.writeArrayHeader(0) } else { context.out.writeNullBulk(resp3: context.resp3) }
+            return
+        }
+        let element = context.args.bytes(2)
+        let length = list.items.count
+        var matches: UInt64 = 0
+        var found: [Int] = []
+        var scanned: Int64 = 0
+        var position = 0
+        while position < length && (maxLength == 0 || scanned < maxLength) {
+            let itemIndex = fromTail ? length - 1 - position : position
+            if list.items[itemIndex] == element {
+                matches += 1
+                if matches >= wanted {
+                    found.append(itemIndex)
+                    if count >= 0 ? (count != 0 && Int64(found.count) == count) : true { break }
+                }
+            }
+            scanned += 1
+            position += 1
+        }
+        if count >= 0 {
+            context.out.writeArrayHeader(found.count)
+            for item in found { context.out.writeIntegerReply(item) }
+        } else if let first = found.first {
+            context.out.writeIntegerReply(first)
+        } else {
+            context.out.writeNullBulk(resp3: context.resp3)
+        }
+    }
+
+    // MARK: LMPOP, BLMPOP
+
+    /// Pops up to `count` elements of the non-empty `list` at `key` and writes `[key, [elements…]]`.
+    static func popMany(_ count: Int, from list: ListValue, at key: StoreBytes, fromLeft: Bool, in database: Database, into out: inout ByteBuffer) {
+        let taken = min(count, list.items.count)
+        out.writeArrayHeader(2)
+        out.writeBulk(key)
+        out.writeArrayHeader(taken)
+        for _ in 0..<taken {
+            out.writeBulk(fromLeft ? list.items.removeFirst() : list.items.removeLast())
+        }
+        database.notify(.list, fromLeft ? "lpop" : "rpop", key)
+        if list.items.isEmpty {
+            database.remove(key)
+            database.notify(.generic, "del", key)
+        }
+        database.touch(key)
+    }
+
+    private static func multiPop(_ context: inout CommandContext, numberOfKeysIndex: Int, blocking: Bool) throws(CommandError) {
+        let timeout = blocking ? try context.blockingTimeout(1) : 0
+        let keyCount = try numberOfKeys(context, numberOfKeysIndex)
+        let sideIndex = numberOfKeysIndex + keyCount + 1
+        guard sideIndex < context.args.count else { throw .syntax }
+        let fromLeft = try side(context, sideIndex)
+        var count: Int64 = -1
+        var index = sideIndex + 1
+        while index < context.args.count {
+            guard count == -1, context.args.matches(index, "count"), index + 1 < context.args.count else { throw .syntax }
+            guard let value = context.args.int64(index + 1), value > 0 else {
+                throw .message("ERR count should be greater than 0")
+            }
+            count = value
+            index += 2
+        }
+        let popCount = count == -1 ? 1 : Int(count)
+        let database = context.db
+        var keys: [StoreBytes] = []
+        for keyIndex in (numberOfKeysIndex + 1)..<sideIndex {
+            let key = context.args.bytes(keyIndex)
+            if let list = try context.listValue(key) {
+                popMany(popCount, from: list, at: key, fromLeft: fromLeft, in: database, into: &context.out)
+                return
+            }
+            keys.append(key)
+        }
+        if !blocking || context.inTransaction {
+            context.out.writeNullArray(resp3: context.resp3)
+            return
+        }
+        context.store.block(
+            context.client, on: keys, in: database, kind: .multiPop(fromLeft: fromLeft, count: popCount),
+            timeoutMilliseconds: timeout
+        )
+    }
 
     // MARK: Shared element moves
 
@@ -30,7 +156,11 @@ extension Commands {
     /// signals the modification.
     static func popElement(from list: ListValue, at key: StoreBytes, fromLeft: Bool, in database: Database) -> StoreBytes {
         let value = fromLeft ? list.items.removeFirst() : list.items.removeLast()
-        if list.items.isEmpty { database.remove(key) }
+        database.notify(.list, fromLeft ? "lpop" : "rpop", key)
+        if list.items.isEmpty {
+            database.remove(key)
+            database.notify(.generic, "del", key)
+        }
         database.touch(key)
         return value
     }
@@ -43,6 +173,7 @@ extension Commands {
             database.set(key, .list(ListValue([value])))
         }
         database.touch(key)
+        database.notify(.list, toLeft ? "lpush" : "rpush", key)
         database.signalListPush(key)
     }
 
@@ -61,13 +192,18 @@ extension Commands {
             guard case .list = entry.value else { throw .wrongType }
         }
         let value = fromLeft ? source.items.removeFirst() : source.items.removeLast()
+        database.notify(.list, fromLeft ? "lpop" : "rpop", sourceKey)
         if sourceKey == destinationKey {
             if toLeft { source.items.prepend(value) } else { source.items.append(value) }
             database.touch(sourceKey)
+            database.notify(.list, toLeft ? "lpush" : "rpush", sourceKey)
             database.signalListPush(sourceKey)
             return value
         }
-        if source.items.isEmpty { database.remove(sourceKey) }
+        if source.items.isEmpty {
+            database.remove(sourceKey)
+            database.notify(.generic, "del", sourceKey)
+        }
         database.touch(sourceKey)
         pushElement(value, onto: destinationKey, toLeft: toLeft, in: database)
         return value
@@ -96,6 +232,7 @@ extension Commands {
             for index in 2..<count { list.items.append(context.args.bytes(index)) }
         }
         database.touch(key)
+        database.notify(.list, left ? "lpush" : "rpush", key)
         database.signalListPush(key)
         context.out.writeIntegerReply(list.items.count)
     }
@@ -130,7 +267,11 @@ extension Commands {
             context.out.writeBulk(left ? list.items.removeFirst() : list.items.removeLast())
         }
         if taken > 0 {
-            if list.items.isEmpty { database.remove(key) }
+            database.notify(.list, left ? "lpop" : "rpop", key)
+            if list.items.isEmpty {
+                database.remove(key)
+                database.notify(.generic, "del", key)
+            }
             database.touch(key)
         }
     }
@@ -167,11 +308,12 @@ extension Commands {
 
     private static func lindex(_ context: inout CommandContext) throws(CommandError) {
         let key = context.args.bytes(1)
-        let index = try context.integer(2)
+        // Redis looks the key up (and checks its type) before it parses the index.
         guard let list = try context.listValue(key) else {
             context.out.writeNullBulk(resp3: context.resp3)
             return
         }
+        let index = try context.integer(2)
         let resolved = index < 0 ? Int64(list.items.count) + index : index
         guard resolved >= 0 && resolved < Int64(list.items.count) else {
             context.out.writeNullBulk(resp3: context.resp3)
@@ -184,12 +326,13 @@ extension Commands {
 
     private static func lset(_ context: inout CommandContext) throws(CommandError) {
         let key = context.args.bytes(1)
-        let index = try context.integer(2)
         guard let list = try context.listValue(key) else { throw .noSuchKey }
+        let index = try context.integer(2)
         let resolved = index < 0 ? Int64(list.items.count) + index : index
         guard resolved >= 0 && resolved < Int64(list.items.count) else { throw .indexOutOfRange }
         list.items[Int(resolved)] = context.args.bytes(3)
         context.db.touch(key)
+        context.notify(.list, "lset", key)
         context.out.writeOK()
     }
 
@@ -218,7 +361,11 @@ extension Commands {
         list.items.removeFirst(Int(removeHead))
         list.items.removeLast(Int(removeTail))
         let database = context.db
-        if list.items.isEmpty { database.remove(key) }
+        database.notify(.list, "ltrim", key)
+        if list.items.isEmpty {
+            database.remove(key)
+            database.notify(.generic, "del", key)
+        }
         database.touch(key)
         context.out.writeOK()
     }
@@ -255,7 +402,11 @@ extension Commands {
         }
         if removed > 0 {
             let database = context.db
-            if list.items.isEmpty { database.remove(key) }
+            database.notify(.list, "lrem", key)
+            if list.items.isEmpty {
+                database.remove(key)
+                database.notify(.generic, "del", key)
+            }
             database.touch(key)
         }
         context.out.writeIntegerReply(removed)
@@ -282,6 +433,7 @@ extension Commands {
         }
         list.items.insert(context.args.bytes(4), at: before ? index : index + 1)
         context.db.touch(key)
+        context.notify(.list, "linsert", key)
         context.db.signalListPush(key)
         context.out.writeIntegerReply(list.items.count)
     }

@@ -7,11 +7,75 @@ extension Commands {
         CommandSpec("unsubscribe", arity: -1, .pubSubContext) { unsubscribe(&$0, pattern: false) },
         CommandSpec("punsubscribe", arity: -1, .pubSubContext) { unsubscribe(&$0, pattern: true) },
         CommandSpec("publish", arity: 3, [], publish),
-        CommandSpec("pubsub", arity: -2, [], pubsub),
+        CommandSpec("pubsub", arity: -2, .container, pubsub),
+        CommandSpec("ssubscribe", arity: -2, .pubSubContext, ssubscribe),
+        CommandSpec("sunsubscribe", arity: -1, .pubSubContext, sunsubscribe),
+        CommandSpec("spublish", arity: 3, [], spublish),
     ]
+
+    // MARK: Sharded pub/sub (one shard: the store is not a cluster)
+
+    private static func ssubscribe(_ context: inout CommandContext) {
+        let client = context.client
+        client.replyIsPush = true
+        for index in 1..<context.args.count {
+            let name = context.args.bytes(index)
+            if client.subscribedShardChannels.insert(name).inserted {
+                context.store.shardChannels[name, default: []].append(client)
+            }
+            context.out.writePushHeader(3, resp3: context.resp3)
+            context.out.writeBulk("ssubscribe")
+            context.out.writeBulk(name)
+            context.out.writeIntegerReply(client.subscribedShardChannels.count)
+        }
+    }
+
+    private static func sunsubscribe(_ context: inout CommandContext) {
+        let client = context.client
+        client.replyIsPush = true
+        var names: [StoreBytes] = []
+        if context.args.count > 1 {
+            for index in 1..<context.args.count { names.append(context.args.bytes(index)) }
+        } else {
+            names = Array(client.subscribedShardChannels)
+        }
+        if names.isEmpty {
+            context.out.writePushHeader(3, resp3: context.resp3)
+            context.out.writeBulk("sunsubscribe")
+            context.out.writeNullBulk(resp3: context.resp3)
+            context.out.writeIntegerReply(0)
+            return
+        }
+        for name in names {
+            context.store.unsubscribeShard(client, from: name)
+            context.out.writePushHeader(3, resp3: context.resp3)
+            context.out.writeBulk("sunsubscribe")
+            context.out.writeBulk(name)
+            context.out.writeIntegerReply(client.subscribedShardChannels.count)
+        }
+    }
+
+    private static func spublish(_ context: inout CommandContext) throws(CommandError) {
+        let channel = context.args.bytes(1)
+        let message = context.args.bytes(2)
+        var receivers = 0
+        for subscriber in context.store.shardChannels[channel] ?? [] {
+            let resp3 = subscriber.protocolVersion == 3
+            let write: (inout ByteBuffer) -> Void = { out in
+                out.writePushHeader(3, resp3: resp3)
+                out.writeStaticString("$8\r\nsmessage\r\n")
+                out.writeBulk(channel)
+                out.writeBulk(message)
+            }
+            if subscriber === context.client { write(&context.out) } else { subscriber.deliver(write) }
+            receivers += 1
+        }
+        context.out.writeIntegerReply(receivers)
+    }
 
     private static func subscribe(_ context: inout CommandContext, pattern: Bool) {
         let client = context.client
+        client.replyIsPush = true
         for index in 1..<context.args.count {
             let name = context.args.bytes(index)
             context.store.subscribe(client, to: name, pattern: pattern)
@@ -24,6 +88,7 @@ extension Commands {
 
     private static func unsubscribe(_ context: inout CommandContext, pattern: Bool) {
         let client = context.client
+        client.replyIsPush = true
         var names: [StoreBytes] = []
         if context.args.count > 1 {
             for index in 1..<context.args.count { names.append(context.args.bytes(index)) }
@@ -72,6 +137,21 @@ extension Commands {
                 context.out.writeBulk(name)
                 context.out.writeIntegerReply(store.channels[name]?.count ?? 0)
             }
+        case "shardchannels":
+            guard context.args.count <= 3 else {
+                throw .message("ERR wrong number of arguments for 'pubsub|shardchannels' command")
+            }
+            let pattern = context.args.count == 3 ? context.args.bytes(2) : nil
+            let names = store.shardChannels.keys.filter { pattern == nil || GlobPattern.matches(pattern!, $0) }
+            context.out.writeArrayHeader(names.count)
+            for name in names { context.out.writeBulk(name) }
+        case "shardnumsub":
+            context.out.writeMapHeader(context.args.count - 2, resp3: context.resp3)
+            for index in 2..<max(context.args.count, 2) {
+                let name = context.args.bytes(index)
+                context.out.writeBulk(name)
+                context.out.writeIntegerReply(store.shardChannels[name]?.count ?? 0)
+            }
         case "numpat":
             guard context.args.count == 2 else {
                 throw .message("ERR wrong number of arguments for 'pubsub|numpat' command")
@@ -106,10 +186,18 @@ extension StoreState {
         }
     }
 
+    /// Removes a shard channel subscription.
+    func unsubscribeShard(_ client: ClientConnection, from name: StoreBytes) {
+        guard client.subscribedShardChannels.remove(name) != nil else { return }
+        shardChannels[name]?.removeAll { $0 === client }
+        if shardChannels[name]?.isEmpty == true { shardChannels[name] = nil }
+    }
+
     /// Drops every subscription of `client` (disconnect, `RESET`).
     func unsubscribeAll(_ client: ClientConnection) {
         for name in client.subscribedChannels { unsubscribe(client, from: name, pattern: false) }
         for name in client.subscribedPatterns { unsubscribe(client, from: name, pattern: true) }
+        for name in client.subscribedShardChannels { unsubscribeShard(client, from: name) }
     }
 
     /// Delivers `message` to the subscribers of `channel` and of matching patterns.

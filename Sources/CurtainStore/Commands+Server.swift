@@ -19,11 +19,11 @@ extension Commands {
         CommandSpec("echo", arity: 2, [], echo),
         CommandSpec("hello", arity: -1, [.noAuth], hello),
         CommandSpec("auth", arity: -2, [.noAuth], auth),
-        CommandSpec("client", arity: -2, [], client),
+        CommandSpec("client", arity: -2, .container, client),
         CommandSpec("quit", arity: -1, [.noAuth, .pubSubContext, .transactionControl], quit),
         CommandSpec("reset", arity: 1, [.noAuth, .pubSubContext, .transactionControl], reset),
-        CommandSpec("command", arity: -1, [], command),
-        CommandSpec("config", arity: -2, [], config),
+        CommandSpec("command", arity: -1, .container, command),
+        CommandSpec("config", arity: -2, .container, config),
         CommandSpec("time", arity: 1, [], time),
         CommandSpec("info", arity: -1, [], info),
     ]
@@ -206,14 +206,50 @@ extension Commands {
             try arity(2)
             context.out.writeVerbatimText(clientInfoLine(client, context.store) + "\n", resp3: context.resp3)
         case "list":
+            guard context.args.count == 2 else {
+                throw .message("ERR CLIENT LIST options (TYPE, ID) are not supported by the embedded store")
+            }
             var text = ""
             for other in context.store.clients.values.sorted(by: { $0.id < $1.id }) {
                 text += clientInfoLine(other, context.store) + "\n"
             }
             context.out.writeVerbatimText(text, resp3: context.resp3)
-        case "reply", "no-evict", "no-touch":
+        case "reply":
             try arity(3)
+            if context.args.matches(2, "on") {
+                client.replyState = 0
+                context.out.writeOK()
+            } else if context.args.matches(2, "off") {
+                client.replyState |= ClientConnection.replyOff
+            } else if context.args.matches(2, "skip") {
+                if client.replyState & ClientConnection.replyOff == 0 { client.replyState |= ClientConnection.replySkipNext }
+            } else {
+                throw .syntax
+            }
+        case "no-evict":
+            // The store never evicts keys, so every client is already exempt: ON and OFF are both true.
+            try arity(3)
+            guard context.args.matches(2, "on") || context.args.matches(2, "off") else { throw .syntax }
             context.out.writeOK()
+        case "unblock":
+            guard context.args.count == 3 || context.args.count == 4 else {
+                throw .message("ERR wrong number of arguments for 'client|unblock' command")
+            }
+            guard let id = context.args.int64(2) else { throw .notInteger }
+            var withError = false
+            if context.args.count == 4 {
+                if context.args.matches(3, "error") {
+                    withError = true
+                } else if !context.args.matches(3, "timeout") {
+                    throw .message("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+                }
+            }
+            guard let target = context.store.clients[id], target.blocked != nil else {
+                context.out.writeIntegerReply(0)
+                return
+            }
+            context.store.unblockByRequest(target, withError: withError)
+            context.out.writeIntegerReply(1)
         case "help":
             let lines = [
                 "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
@@ -223,6 +259,9 @@ extension Commands {
                 "GETNAME", "    Return the name of the current connection.",
                 "SETNAME <name>", "    Assign the name <name> to the current connection.",
                 "SETINFO <option> <value>", "    Set client meta attr. Options are LIB-NAME and LIB-VER.",
+                "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
+                "NO-EVICT (ON|OFF)", "    Accepted: the store never evicts keys.",
+                "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
                 "HELP", "    Print this help.",
             ]
             context.out.writeArrayHeader(lines.count)
@@ -243,94 +282,44 @@ extension Commands {
         var flags = ""
         if case .queuing = client.transaction { flags += "x" }
         if client.blocked != nil { flags += "b" }
-        if !client.subscribedChannels.isEmpty || !client.subscribedPatterns.isEmpty { flags += "P" }
+        if !client.subscribedChannels.isEmpty || !client.subscribedPatterns.isEmpty || !client.subscribedShardChannels.isEmpty {
+            flags += "P"
+        }
         if flags.isEmpty { flags = "N" }
         var multi = -1
         if case .queuing(let commands, _) = client.transaction { multi = commands.count }
         return "id=\(client.id) addr=\(client.remoteAddress) laddr=\(client.localAddress) fd=-1 name=\(client.name ?? "") "
             + "age=\(age) idle=\(idle) flags=\(flags) db=\(client.databaseIndex) sub=\(client.subscribedChannels.count) "
-            + "psub=\(client.subscribedPatterns.count) ssub=0 multi=\(multi) watch=\(client.watchedKeys.count) "
+            + "psub=\(client.subscribedPatterns.count) ssub=\(client.subscribedShardChannels.count) multi=\(multi) watch=\(client.watchedKeys.count) "
             + "cmd=\(client.lastCommand) user=default lib-name=\(client.libraryName ?? "") "
             + "lib-ver=\(client.libraryVersion ?? "") resp=\(client.protocolVersion)"
     }
 
-    // MARK: COMMAND, CONFIG
+    // MARK: COMMAND
 
     private static func command(_ context: inout CommandContext) throws(CommandError) {
+        // The table holds no key positions, flags or docs: rather than an empty or null answer (which a client
+        // would read as "no such command"), COMMAND, COMMAND INFO and COMMAND DOCS say they are not there.
         guard context.args.count >= 2 else {
-            context.out.writeArrayHeader(0)
-            return
+            throw .message("ERR COMMAND without a subcommand is not supported by the embedded store (COUNT and LIST are)")
         }
         let subcommand = context.args.string(1).lowercased()
         switch subcommand {
         case "count":
             context.out.writeIntegerReply(CommandTable.all.count)
-        case "docs":
-            context.out.writeMapHeader(0, resp3: context.resp3)
-        case "info":
-            context.out.writeArrayHeader(max(context.args.count - 2, 0))
-            for _ in 2..<max(context.args.count, 2) { context.out.writeNullArray(resp3: context.resp3) }
+        case "docs", "info", "getkeys", "getkeysandflags":
+            throw .message("ERR COMMAND \(subcommand.uppercased()) is not supported by the embedded store (COUNT and LIST are)")
         case "list":
+            guard context.args.count == 2 else {
+                throw .message("ERR COMMAND LIST FILTERBY is not supported by the embedded store")
+            }
             context.out.writeArrayHeader(CommandTable.all.count)
             for spec in CommandTable.all { context.out.writeBulk("\(spec.name)") }
         case "help":
             context.out.writeArrayHeader(1)
-            context.out.writeStaticString("+COMMAND [COUNT|DOCS|INFO|LIST]\r\n")
+            context.out.writeStaticString("+COMMAND [COUNT|LIST]\r\n")
         default:
             throw .unknownSubcommand(context.args.string(1), of: "command")
-        }
-    }
-
-    private static func config(_ context: inout CommandContext) throws(CommandError) {
-        let subcommand = context.args.string(1).lowercased()
-        switch subcommand {
-        case "get":
-            guard context.args.count >= 3 else {
-                throw .message("ERR wrong number of arguments for 'config|get' command")
-            }
-            let configuration = context.store.configuration
-            let parameters: [(String, String)] = [
-                ("save", ""),
-                ("appendonly", "no"),
-                ("databases", String(context.store.databases.count)),
-                ("maxclients", String(configuration.maxClients)),
-                ("port", String(context.store.tcpPort ?? 0)),
-                ("bind", configuration.host ?? ""),
-                ("unixsocket", configuration.unixSocketPath ?? ""),
-                ("requirepass", configuration.requirePass ?? ""),
-                ("timeout", "0"),
-                ("maxmemory", "0"),
-                ("maxmemory-policy", "noeviction"),
-                ("notify-keyspace-events", ""),
-                ("proto-max-bulk-len", String(maxStringLength)),
-            ]
-            var matched: [(String, String)] = []
-            for index in 2..<context.args.count {
-                let pattern = StoreBytes(context.args.string(index).lowercased())
-                for parameter in parameters
-                where !matched.contains(where: { $0.0 == parameter.0 })
-                    && GlobPattern.matches(pattern, StoreBytes(parameter.0))
-                {
-                    matched.append(parameter)
-                }
-            }
-            context.out.writeMapHeader(matched.count, resp3: context.resp3)
-            for (name, value) in matched {
-                context.out.writeBulk(name)
-                context.out.writeBulk(value)
-            }
-        case "set":
-            guard context.args.count >= 4, context.args.count % 2 == 0 else {
-                throw .message("ERR wrong number of arguments for 'config|set' command")
-            }
-            context.out.writeOK()
-        case "resetstat":
-            context.store.stats = StoreState.Stats()
-            context.out.writeOK()
-        case "rewrite":
-            throw .message("ERR The server is running without a config file")
-        default:
-            throw .unknownSubcommand(context.args.string(1), of: "config")
         }
     }
 
@@ -384,12 +373,15 @@ extension Commands {
             text += "# Memory\r\n"
             text += "used_memory:\(used)\r\n"
             text += "used_memory_human:\(humanBytes(used))\r\n"
+            text += "mem_allocator:libc\r\n"
             text += "maxmemory:0\r\n"
             text += "maxmemory_policy:noeviction\r\n"
             text += "\r\n"
         }
         if wanted("persistence") {
-            text += "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:0\r\naof_enabled:0\r\n\r\n"
+            var changes = 0
+            for database in store.databases { changes &+= database.changeCount }
+            text += "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:\(changes)\r\naof_enabled:0\r\n\r\n"
         }
         if wanted("stats") {
             text += "# Stats\r\n"
@@ -399,6 +391,7 @@ extension Commands {
             text += "expired_keys:\(store.stats.expiredKeys)\r\n"
             text += "pubsub_channels:\(store.channels.count)\r\n"
             text += "pubsub_patterns:\(store.patterns.count)\r\n"
+            text += "pubsubshard_channels:\(store.shardChannels.count)\r\n"
             text += "\r\n"
         }
         if wanted("replication") {
@@ -406,8 +399,10 @@ extension Commands {
         }
         if wanted("keyspace") {
             text += "# Keyspace\r\n"
+            let now = store.now
             for database in store.databases where database.count > 0 {
-                text += "db\(database.index):keys=\(database.count),expires=\(database.expiringCount),avg_ttl=0\r\n"
+                text += "db\(database.index):keys=\(database.count),expires=\(database.expiringCount),"
+                text += "avg_ttl=\(database.averageTTL(now: now))\r\n"
             }
         }
         // "\r\n" is one Character in Swift: drop blank lines until the text ends with a single CRLF, as Redis does.

@@ -23,6 +23,15 @@ final class Database {
     @exclusivity(unchecked) var watchers: [StoreBytes: [ClientConnection]] = [:]
     /// Clients blocked on each key (`BLPOP` and friends), first come first served.
     @exclusivity(unchecked) var blocked: [StoreBytes: Deque<ClientConnection>] = [:]
+    /// String keys whose Redis encoding is not what their bytes alone suggest, until the key is next
+    /// overwritten or deleted: modified in place (`APPEND`, `SETRANGE`, `SETBIT`, `BITOP`: `raw`), or written
+    /// as text (`INCRBYFLOAT`: never `int`). Usually empty, so keeping it costs writes one test.
+    @exclusivity(unchecked) var stringEncodings: [StoreBytes: StringEncodingHint] = [:]
+    /// Modifications signalled since the store started (`INFO` `rdb_changes_since_last_save`: the store never
+    /// saves, so every change is unsaved).
+    @exclusivity(unchecked) var changeCount = 0
+    /// A copy of the store's ``StoreState/notifyFlags``, so that the check on every write stays local.
+    @exclusivity(unchecked) var notifyFlags: NotifyFlags = []
 
     init(index: Int, store: StoreState) {
         self.index = index
@@ -31,6 +40,19 @@ final class Database {
 
     /// The number of keys (including expired keys not yet reclaimed, as Redis' `DBSIZE` does).
     var count: Int { entries.count }
+
+    /// The mean remaining time to live of the keys with an expiry, in milliseconds (`INFO keyspace`); 0
+    /// without any. Redis reports a running estimate; this is exact.
+    func averageTTL(now: Int64) -> Int64 {
+        // Summed as a double: a client can give many keys TTLs near Int64.max.
+        var total = 0.0
+        var counted = 0.0
+        for entry in entries.values where entry.expiresAt > now {
+            total += Double(entry.expiresAt - now)
+            counted += 1
+        }
+        return counted == 0 ? 0 : Int64(total / counted)
+    }
 
     // MARK: Reading
 
@@ -95,12 +117,16 @@ final class Database {
     func set(_ key: StoreBytes, _ value: StoreValue) {
         let old = entries.updateValue(StoreEntry(value), forKey: key)
         if let old, old.expiresAt != 0 { expiringCount -= 1 }
+        if !stringEncodings.isEmpty { stringEncodings[key] = nil }
+        if old == nil && !notifyFlags.isEmpty { notify(.new, "new", key) }
     }
 
     /// Stores `value` under `key` with an absolute expiry (`0` for none).
     func set(_ key: StoreBytes, _ value: StoreValue, expiresAt: Int64) {
         let old = entries.updateValue(StoreEntry(value, expiresAt: expiresAt), forKey: key)
         if let old, old.expiresAt != 0 { expiringCount -= 1 }
+        if !stringEncodings.isEmpty { stringEncodings[key] = nil }
+        if old == nil && !notifyFlags.isEmpty { notify(.new, "new", key) }
         if expiresAt != 0 {
             expiringCount += 1
             expiryHeap.push(at: expiresAt, key: key)
@@ -111,10 +137,12 @@ final class Database {
     /// Replaces the value of an existing `key`, keeping its expiry; stores it without expiry if absent.
     @inline(__always)
     func replaceValue(_ key: StoreBytes, _ value: StoreValue) {
+        if !stringEncodings.isEmpty { stringEncodings[key] = nil }
         if entries[key] != nil {
             entries[key]!.value = value
         } else {
             entries[key] = StoreEntry(value)
+            if !notifyFlags.isEmpty { notify(.new, "new", key) }
         }
     }
 
@@ -123,7 +151,45 @@ final class Database {
     func remove(_ key: StoreBytes) -> StoreEntry? {
         guard let old = entries.removeValue(forKey: key) else { return nil }
         if old.expiresAt != 0 { expiringCount -= 1 }
+        if !stringEncodings.isEmpty { stringEncodings[key] = nil }
         return old
+    }
+
+    /// Replaces the string at `key` with `bytes` modified in place (`APPEND`, `SETRANGE`, `SETBIT`): kept
+    /// with its expiry (created without one) and reported `raw` by `OBJECT ENCODING`, as Redis does.
+    func replaceStringInPlace(_ key: StoreBytes, _ bytes: StoreBytes) {
+        replaceValue(key, .string(bytes))
+        stringEncodings[key] = .raw
+    }
+
+    /// Records how Redis would encode the string just stored at `key` (see ``stringEncodings``).
+    func noteStringEncoding(_ key: StoreBytes, _ hint: StringEncodingHint) {
+        stringEncodings[key] = hint
+    }
+
+    /// A key drawn at random (possibly logically expired), `nil` if the database is empty.
+    func randomKey() -> StoreBytes? {
+        guard !entries.isEmpty else { return nil }
+        let offset = Int.random(in: 0..<entries.count)
+        return entries[entries.index(entries.startIndex, offsetBy: offset)].key
+    }
+
+    /// `SWAPDB`: exchanges every key (and expiry) with `other`. Watchers and blocked clients stay with their
+    /// database number, as in Redis: watchers of keys present on either side are signalled, and clients
+    /// blocked on keys that now hold lists are served.
+    func swapContents(with other: Database) {
+        let before = (Set(watchers.keys.filter { entries[$0] != nil }), Set(other.watchers.keys.filter { other.entries[$0] != nil }))
+        swap(&entries, &other.entries)
+        swap(&expiringCount, &other.expiringCount)
+        swap(&expiryHeap, &other.expiryHeap)
+        swap(&stringEncodings, &other.stringEncodings)
+        for key in before.0.union(watchers.keys.filter { entries[$0] != nil }) { touch(key) }
+        for key in before.1.union(other.watchers.keys.filter { other.entries[$0] != nil }) { other.touch(key) }
+        for database in [self, other] {
+            for key in database.blocked.keys {
+                if let entry = database.lookup(key), case .list = entry.value { store.markReady(database: database, key: key) }
+            }
+        }
     }
 
     /// Sets the expiry of an existing `key` (absolute Unix milliseconds, non-zero).
@@ -154,6 +220,7 @@ final class Database {
         entries = [:]
         expiringCount = 0
         expiryHeap = ExpiryHeap()
+        stringEncodings = [:]
     }
 
     // MARK: Expiry
@@ -163,6 +230,7 @@ final class Database {
         remove(key)
         store.stats.expiredKeys += 1
         touch(key)
+        notify(.expired, "expired", key)
     }
 
     /// Reclaims keys whose expiry has passed, at most `budget` heap records.
@@ -198,6 +266,7 @@ final class Database {
     /// Signals that `key` was modified: every client watching it will fail its `EXEC`.
     @inline(__always)
     func touch(_ key: StoreBytes) {
+        changeCount &+= 1
         if watchers.isEmpty { return }
         guard let clients = watchers[key] else { return }
         for client in clients { client.watchedKeyTouched() }

@@ -62,8 +62,17 @@ final class StoreState {
     /// The bound TCP port, once listening (for `INFO` and `CONFIG GET port`).
     var tcpPort: Int?
 
+    /// The enabled keyspace notification classes (`notify-keyspace-events`; empty by default).
+    var notifyFlags: NotifyFlags = [] {
+        didSet { for database in databases { database.notifyFlags = notifyFlags } }
+    }
+    /// Encoding thresholds (`CONFIG SET`), for `OBJECT ENCODING`.
+    var encodingLimits = EncodingLimits()
+
     /// Subscribers of each channel, in subscription order.
     var channels: [StoreBytes: [ClientConnection]] = [:]
+    /// Subscribers of each shard channel (`SSUBSCRIBE`), in subscription order.
+    var shardChannels: [StoreBytes: [ClientConnection]] = [:]
     /// Subscribers of each pattern, in subscription order.
     var patterns: [StoreBytes: [ClientConnection]] = [:]
 

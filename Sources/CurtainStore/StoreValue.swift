@@ -59,6 +59,21 @@ final class ListValue {
 final class HashValue {
     /// The fields and their values.
     @exclusivity(unchecked) var fields: [StoreBytes: StoreBytes]
+    /// Whether Redis would have converted this hash to a hash table (more fields than
+    /// `hash-max-listpack-entries`, or a field or value longer than `hash-max-listpack-value`): a conversion
+    /// Redis never undoes while the key lives.
+    var isHashtable = false
+
+    /// Records that `field` was set to `value`, for ``isHashtable``.
+    @inline(__always)
+    func noteWrite(_ field: StoreBytes, _ value: StoreBytes, limits: EncodingLimits) {
+        if isHashtable { return }
+        if Int64(fields.count) > limits.hashMaxListpackEntries || Int64(field.count) > limits.hashMaxListpackValue
+            || Int64(value.count) > limits.hashMaxListpackValue
+        {
+            isHashtable = true
+        }
+    }
 
     init(_ fields: [StoreBytes: StoreBytes] = [:]) {
         self.fields = fields
@@ -69,10 +84,30 @@ final class HashValue {
 final class SetValue {
     /// The members.
     @exclusivity(unchecked) var members: Set<StoreBytes>
+    /// Whether Redis would have converted this set to a hash table (a non-integer member, or more members
+    /// than `set-max-intset-entries`): a conversion Redis never undoes while the key lives.
+    var isHashtable = false
+
+    /// Records that `member` was added, for ``isHashtable``.
+    @inline(__always)
+    func noteInsertion(_ member: StoreBytes, limits: EncodingLimits) {
+        if isHashtable { return }
+        if Int64(members.count) > limits.setMaxIntsetEntries || member.withUnsafeBytes({ Number.parseInt64($0) }) == nil {
+            isHashtable = true
+        }
+    }
 
     init(_ members: Set<StoreBytes> = []) {
         self.members = members
     }
+}
+
+/// How Redis encodes a string that its bytes alone do not tell (`OBJECT ENCODING`).
+enum StringEncodingHint {
+    /// Modified in place: `raw` whatever its length.
+    case raw
+    /// Stored as text, never as an integer: `embstr` up to 44 bytes, else `raw`.
+    case text
 }
 
 /// One keyspace entry: a value and its expiry.

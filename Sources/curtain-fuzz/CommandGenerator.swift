@@ -3,13 +3,14 @@ import NIOCore
 /// Builds client requests for the store: plausible commands (multibulk or inline) and hostile tails.
 ///
 /// Keys are drawn from a small `fz:` key space, and commands that could legitimately destroy other data
-/// (`FLUSHALL`, `FLUSHDB`, `CONFIG`, `CLIENT`) or allocate without bound on purpose (`SETRANGE` with a large
-/// offset, `SRANDMEMBER` with a huge negative count) are never generated, so any change to the canary keys
-/// is a bug.
+/// (`FLUSHALL`, `FLUSHDB`, `SWAPDB`, `CONFIG` other than `notify-keyspace-events`, `CLIENT`) or allocate
+/// without bound on purpose (`SETRANGE` with a large offset, `SRANDMEMBER` with a huge negative count) are
+/// never generated, so any change to the canary keys is a bug.
 struct CommandGenerator {
     var frames: FrameGenerator
 
-    /// Templates: `k` key, `v` value, `i` small integer, `f` float, `t` short timeout, `c` channel, `d` database.
+    /// Templates: `k` key, `v` value, `i` small integer, `f` float, `t` short timeout, `c` channel, `d` database,
+    /// `n` boundary integer, `b` boundary float, `T` boundary timeout.
     private static let templates: [[String]] = [
         "PING", "PING v", "ECHO v", "SET k v", "SET k v EX i", "SET k v PX i NX", "SET k v XX GET", "GET k",
         "GETDEL k", "GETEX k PX i", "GETSET k v", "SETNX k v", "SETEX k i v", "MSET k v k v", "MGET k k k", "INCR k",
@@ -24,7 +25,49 @@ struct CommandGenerator {
         "SCAN i", "SCAN i MATCH fz:* COUNT i", "KEYS fz:1*", "SUBSCRIBE c", "PSUBSCRIBE c*", "UNSUBSCRIBE",
         "PUBLISH c v", "HELLO 3", "HELLO 2", "HELLO", "INFO", "TIME", "COMMAND", "RESET", "AUTH v", "NOSUCHCOMMAND v",
         "GET", "SET k", "LPUSH k",
+        // Boundary numbers wherever a client number reaches arithmetic, an allocation or an index.
+        "SETRANGE k n v", "SETRANGE k n x", "GETRANGE k n n", "SUBSTR k n n", "LRANGE k n n", "LINDEX k n",
+        "LSET k n v", "LTRIM k n n", "LREM k n v", "LPOP k n", "RPOP k n", "SPOP k n", "SRANDMEMBER k n",
+        "INCRBY k n", "DECRBY k n", "HINCRBY k v n", "INCRBYFLOAT k b", "HINCRBYFLOAT k v b", "EXPIRE k n",
+        "PEXPIRE k n", "EXPIREAT k n", "PEXPIREAT k n", "EXPIRE k n GT", "SET k v EX n", "SET k v PX n",
+        "SET k v EXAT n", "SET k v PXAT n", "GETEX k EX n", "GETEX k PXAT n", "SETEX k n v", "PSETEX k n v",
+        "SCAN n", "SCAN 0 COUNT n", "SCAN n MATCH * COUNT n", "SELECT n", "BLPOP k T", "BRPOP k k T",
+        "BLMOVE k k LEFT LEFT T", "BRPOPLPUSH k k T", "HELLO n", "SETRANGE k n", "FCALL curtain_log_read_v1 1 k n",
+        "FCALL curtain_renew_v1 1 k v n", "FCALL curtain_lock_v1 1 k v n n", "FCALL curtain_log_append_v1 1 k v n",
+        "FCALL curtain_log_read_v1 n k n", "SETBIT k n x", "GETBIT k n", "LPOS k v RANK n COUNT n MAXLEN n",
+        "LMPOP n k LEFT COUNT n", "BLMPOP T n k RIGHT COUNT n", "SINTERCARD n k LIMIT n", "SSCAN k n COUNT n",
+        "HSCAN k n COUNT n", "HRANDFIELD k n", "HRANDFIELD k n WITHVALUES", "MOVE k n", "COPY k k DB n",
+        "SORT k LIMIT n n", "LCS k k MINMATCHLEN n", "OBJECT ENCODING k",
+        // The parity commands, on the fuzz key space.
+        "SINTERSTORE k k k", "SUNION k k", "SDIFFSTORE k k k", "SMOVE k k v", "SINTERCARD 2 k k", "SORT k ALPHA",
+        "SORT k ALPHA STORE k", "SORT k BY fz:* GET # GET fz:*->v", "SORT_RO k DESC", "BITOP XOR k k k",
+        "BITOP NOT k k", "BITCOUNT k n n BIT", "BITPOS k 1 n n BYTE", "COPY k k REPLACE", "COPY k k DB d", "RANDOMKEY",
+        "LMPOP 2 k k LEFT COUNT i", "LPOS k v RANK i", "HRANDFIELD k i", "SRANDMEMBER k i", "MEMORY USAGE k",
+        "SSUBSCRIBE c", "SUNSUBSCRIBE", "SPUBLISH c v", "PUBSUB SHARDNUMSUB c", "PSUBSCRIBE __key*",
+        "CONFIG SET notify-keyspace-events KEA", "CONFIG SET notify-keyspace-events x",
     ].map { $0.split(separator: " ").map(String.init) }
+
+    /// Integers at the edges: zero, ±1, the 32- and 64-bit limits and one past them, the string size limit
+    /// (512 MiB) and its neighbours, and near-integers Redis refuses. Offsets that would legitimately allocate
+    /// hundreds of megabytes (just under the string limit) are left out, as the templates above say.
+    static let boundaryIntegers = [
+        "0", "-1", "1", "2", "-2", "9223372036854775807", "-9223372036854775808", "9223372036854775806",
+        "-9223372036854775807", "9223372036854775808", "-9223372036854775809", "18446744073709551615",
+        "2147483647", "-2147483648", "2147483648", "4294967295", "4294967296", "536870912", "536870913",
+        "-536870912", "4611686018427387904", "-4611686018427387904", "9007199254740993", "-16777217",
+        "00", "+1", "1 ", " 1", "1e3", "0x10", "",
+    ]
+    /// Floats at the edges (for `INCRBYFLOAT`).
+    static let boundaryFloats = [
+        "0", "-0", "1e308", "-1e308", "1.7976931348623157e308", "4.9e-324", "inf", "-inf", "nan", "1e309",
+        "9223372036854775807", "-9223372036854775808", "0x1p3", "1.5e", ".",
+    ]
+    /// Timeouts at the edges: negative, not numbers, and too large to be a deadline (short ones only, so a
+    /// connection never blocks for long).
+    static let boundaryTimeouts = [
+        "-1", "-0.001", "1e300", "inf", "-inf", "nan", "9223372036854775807", "9223372036854775.807",
+        "9223372036854775", "1e16", "abc", "", "0.001", "0.01",
+    ]
 
     init(frames: FrameGenerator) {
         self.frames = frames
@@ -45,6 +88,9 @@ struct CommandGenerator {
             case "t": return Array(frames.rng.pick(["0.01", "0.02", "0.001"]).utf8)
             case "c": return Array("chan\(frames.rng.below(4))".utf8)
             case "d": return Array(String(frames.rng.below(16)).utf8)
+            case "n": return Array(frames.rng.pick(Self.boundaryIntegers).utf8)
+            case "b": return Array(frames.rng.pick(Self.boundaryFloats).utf8)
+            case "T": return Array(frames.rng.pick(Self.boundaryTimeouts).utf8)
             default: return Array(word.utf8)
             }
         }
