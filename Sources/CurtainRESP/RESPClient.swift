@@ -141,6 +141,20 @@ public final class RESPClient: Sendable {
         EventLoopTaskExecutor(eventLoop: Self.keeperGroup.next())
     }
 
+    /// Runs `body` every `period` on the keeper thread (see ``keeper``), sleeping on that thread's own timer
+    /// (``EventLoopTaskExecutor/sleep(for:)``), until the returned task is cancelled or `body` returns `false`:
+    /// the shape of every heartbeat, reaper and watchdog.
+    @discardableResult
+    public func everyPeriod(_ period: Duration, _ body: @escaping @Sendable () async -> Bool) -> Task<Void, Never> {
+        let keeper = backgroundExecutor()
+        return Task(executorPreference: keeper) {
+            while !Task.isCancelled {
+                try? await keeper.sleep(for: period)
+                guard !Task.isCancelled, await body() else { return }
+            }
+        }
+    }
+
     /// Runs `body` on the event loop of one of the client's pooled connections (or on the one it already
     /// runs on). Commands that `body` sends through this client then use connections of that loop, so each
     /// round trip skips the two thread hops between Swift's cooperative pool and the I/O thread, which

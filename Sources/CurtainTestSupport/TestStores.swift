@@ -207,12 +207,6 @@ public final class TestStore: Sendable {
         throw TestStoreError(
             description: "\(name) is not installed; run Scripts/test.sh, which installs it (apt-get install redis-server)")
     }
-
-    /// A TCP port for a server that must be told its number (redis-server, moto_server, a store restarted
-    /// on the address it had): see ``TestPorts/next()``.
-    public static func unusedPort() throws -> Int {
-        try TestPorts.next()
-    }
 }
 
 /// Ports for test servers that cannot bind port 0 and report back (redis-server, moto_server), or that must

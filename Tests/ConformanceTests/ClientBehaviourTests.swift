@@ -70,7 +70,7 @@ struct ClientBehaviourTests {
     func reconnectsAfterTheServerRestarts(kind: StoreKind) async throws {
         // A port from below the ephemeral range: once the first server gives it back, no outgoing connection
         // of any process can be handed it before the second server takes it again.
-        let port = try TestStore.unusedPort()
+        let port = try TestPorts.next()
         let first = try await TestStore.start(kind, port: port)
         var config = first.configuration()
         config.initialReconnectDelay = .milliseconds(10)
@@ -168,7 +168,7 @@ struct ClientBehaviourTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try await runBlocking { [self] in try makeCertificates(in: dir) }
-        let tlsPort = try TestStore.unusedPort()
+        let tlsPort = try TestPorts.next()
         let store = try await TestStore.start(
             .redis,
             extraRedisArguments: [

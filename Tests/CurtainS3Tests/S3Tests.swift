@@ -31,7 +31,7 @@ final class MotoServer: Sendable {
         var environment = ProcessInfo.processInfo.environment
         if authenticated { environment["INITIAL_NO_AUTH_ACTION_COUNT"] = "3" }
         for _ in 0..<5 {
-            let port = try TestStore.unusedPort()
+            let port = try TestPorts.next()
             let process = Process()
             process.executableURL = URL(fileURLWithPath: try Self.executable())
             process.arguments = ["-H", "127.0.0.1", "-p", String(port)]
@@ -295,7 +295,7 @@ struct S3StoreTests {
     }
 
     @Test func aBadEndpointAndAMissingBucketAreClearErrors() async throws {
-        let port = try TestStore.unusedPort()
+        let port = try TestPorts.next()
         var configuration = try S3Configuration(
             bucket: "nowhere", region: "us-east-1", endpoint: "http://127.0.0.1:\(port)", accessKey: "k", secretKey: "s")
         configuration.attempts = 2

@@ -311,12 +311,9 @@ final class ActorTransport: Sendable {
                 }
             }
         }
-        let keeper = client.backgroundExecutor()
-        let heart = Task(executorPreference: keeper) { [self] in
-            while !Task.isCancelled {
-                try? await keeper.sleep(for: period)  // not Task.sleep: its wake-up needs the cooperative pool
-                try? await beat()
-            }
+        let heart = client.everyPeriod(period) { [self] in
+            try? await beat()
+            return true
         }
         state.withLock { $0.tasks += [task, heart] }
     }
@@ -372,12 +369,10 @@ final class ActorTransport: Sendable {
     // MARK: Liveness
 
     private func startWatchdog() {
-        let keeper = client.backgroundExecutor()
-        let task = Task(executorPreference: keeper) { [self] in
-            while !Task.isCancelled && !state.withLock({ $0.closed }) {
-                try? await keeper.sleep(for: period)
-                try? await checkHosts()
-            }
+        let task = client.everyPeriod(period) { [self] in
+            guard !state.withLock({ $0.closed }) else { return false }
+            try? await checkHosts()
+            return true
         }
         state.withLock { $0.tasks.append(task) }
     }

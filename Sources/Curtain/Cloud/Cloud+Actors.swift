@@ -151,13 +151,10 @@ extension Cloud {
     private func startRestartMonitor(transport: ActorTransport) {
         spawned.monitor.withLock { monitor in
             guard monitor == nil else { return }
-            let keeper = transport.client.backgroundExecutor()
-            monitor = Task(executorPreference: keeper) { [weak self] in
-                while !Task.isCancelled {
-                    try? await keeper.sleep(for: transport.heartbeatTTL / 3)
-                    guard let self else { return }
-                    await self.restartLostActors(transport: transport)
-                }
+            monitor = transport.client.everyPeriod(transport.heartbeatTTL / 3) { [weak self] in
+                guard let self else { return false }
+                await self.restartLostActors(transport: transport)
+                return true
             }
         }
     }

@@ -97,16 +97,13 @@ final class TaskReaper: Sendable {
         // A tenth of the TTL: with heartbeats that expire after 0.9 TTL, a dead worker's tasks are back in
         // the queue within the TTL of its death.
         let period = max(heartbeatTTL / 10, .milliseconds(20))
-        let keeper = client.backgroundExecutor()
-        task = Task(executorPreference: keeper) {
-            while !Task.isCancelled {
-                try? await keeper.sleep(for: period)
-                do {
-                    try await Self.sweep(client: client, keys: keys, crashRetries: crashRetries, sealer: sealer, logger: logger)
-                } catch {
-                    logger.debug("reaper sweep failed", metadata: ["error": "\(error)"])
-                }
+        task = client.everyPeriod(period) {
+            do {
+                try await Self.sweep(client: client, keys: keys, crashRetries: crashRetries, sealer: sealer, logger: logger)
+            } catch {
+                logger.debug("reaper sweep failed", metadata: ["error": "\(error)"])
             }
+            return true
         }
     }
 
@@ -172,13 +169,9 @@ final class WorkerHeartbeat: Sendable {
     }
 
     func start() {
-        let period = ttl * 0.3
-        let keeper = client.backgroundExecutor()
-        let task = Task(executorPreference: keeper) { [self] in
-            while !Task.isCancelled {
-                try? await keeper.sleep(for: period)  // not Task.sleep: its wake-up needs the cooperative pool
-                try? await beat()
-            }
+        let task = client.everyPeriod(ttl * 0.3) { [self] in
+            try? await beat()
+            return true
         }
         self.task.withLock { $0 = task }
     }
