@@ -134,6 +134,7 @@ let package = Package(
             name: "curtain-fuzz",
             dependencies: [
                 "CurtainRESP",
+                "CurtainTestFunctions",  // the payload decoder's fuzz (types and generator shared with the tests)
                 "CurtainStore",
                 "CurtainTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -5,6 +5,8 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
+import CurtainTestFunctions
+import CurtainTestSupport
 
 /// `curtain-fuzz`: feeds random and malformed RESP to the decoder, the embedded store and the client.
 ///
@@ -12,6 +14,7 @@ import NIOCore
 /// curtain-fuzz decoder [--count N] [--seed S] [--start I] [--index I] [--max-attribute-chain N] [--verbose]
 /// curtain-fuzz server  [--count N] [--seed S] [--concurrency C] [--skip-reply-check] [--verbose]
 /// curtain-fuzz client  [--count N] [--seed S] [--verbose]
+/// curtain-fuzz payload [--count N] [--seed S] [--start I]
 /// ```
 /// Exits 0 when every invariant held, 1 on a violation, 2 on a usage error. Built with
 /// `-DCURTAIN_LIBFUZZER` (see `Scripts/fuzz.sh`) this file is left out and libFuzzer drives
@@ -22,6 +25,7 @@ struct CurtainFuzz {
         usage: curtain-fuzz decoder [--count N] [--seed S] [--start I] [--index I] [--max-attribute-chain N] [--verbose]
                curtain-fuzz server  [--count N] [--seed S] [--concurrency C] [--skip-reply-check] [--verbose]
                curtain-fuzz client  [--count N] [--seed S] [--verbose]
+               curtain-fuzz payload [--count N] [--seed S] [--start I]
         """
 
     static func fail(_ message: String, code: Int32) -> Never {
@@ -32,7 +36,7 @@ struct CurtainFuzz {
 
     static func main() async {
         var arguments = Array(CommandLine.arguments.dropFirst())
-        guard let mode = arguments.first, ["decoder", "server", "client"].contains(mode) else {
+        guard let mode = arguments.first, ["decoder", "server", "client", "payload"].contains(mode) else {
             fail(usage, code: 2)
         }
         arguments.removeFirst()
@@ -88,6 +92,32 @@ struct CurtainFuzz {
                         + "\(c.values) values, \(c.incomplete) incomplete, \(c.errors) protocol errors, in \(elapsed())")
             } catch {
                 fail("decoder fuzz FAILED (seed \(seed), input --index \(CrashReporter.current)): \(error)", code: 1)
+            }
+        case "payload":
+            let count = number("count", 1_000_000)
+            let start = number("start", 0)
+            guard options.isEmpty else { fail("unknown options: \(options.keys.sorted())\n\(usage)", code: 2) }
+            CrashReporter.install(seed: seed)
+            print("payload fuzz: \(count) inputs from #\(start), seed \(seed)")
+            fflush(nil)
+            do {
+                let c = try PayloadFuzz.run(
+                    count: count, start: start, generator: { SplitMix64(seed: seed, index: $0) },
+                    onInput: { CrashReporter.current = $0 })
+                var usage = rusage()
+                #if canImport(Glibc)
+                getrusage(RUSAGE_SELF.rawValue, &usage)
+                #else
+                getrusage(RUSAGE_SELF, &usage)
+                #endif
+                let peakMiB = usage.ru_maxrss / 1024
+                print(
+                    "payload fuzz OK: \(c.inputs) inputs (\(c.bytes) bytes): \(c.roundTrips) valid payloads round-tripped, "
+                        + "\(c.decoded) decoded as some type, \(c.rejected) refused with a DecodingError; peak RSS \(peakMiB) MiB; in \(elapsed())")
+                // Hostile lengths must never be allocated: a run of small inputs stays small.
+                if peakMiB > 512 { fail("payload fuzz FAILED: peak RSS \(peakMiB) MiB for inputs under 1 KiB", code: 1) }
+            } catch {
+                fail("payload fuzz FAILED (seed \(seed), input --start \(CrashReporter.current) --count 1): \(error)", code: 1)
             }
         case "server":
             var fuzz = ServerFuzz(seed: seed, count: number("count", 100_000))

@@ -5,12 +5,73 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// Encodes and decodes the values that cross a process boundary: functions (their captures), inputs and
-/// outputs.
+/// Encodes and decodes the values that cross a process boundary.
 ///
-/// JSON for now: readable in the store and in dead-letter records, and measured before anything faster is
-/// chosen (a compact binary form replaces it on the hot path if JSON proves to be the bottleneck).
+/// Task and actor payloads (captures, inputs, outputs, arguments, replies) use ``encodePayload(_:settings:)``
+/// and ``decodePayload(_:from:shared:actorSystem:)``: the binary format of ``PayloadEncoder`` by default,
+/// JSON when `CURTAIN_PAYLOAD_FORMAT=json` (for debugging). Decoding tells the two apart by their first
+/// byte, so either side may switch.
+///
+/// Shared memory, failure records and dead letters use ``encode(_:)``/``decode(_:from:actorSystem:)``:
+/// JSON (readable in the store, and deterministic for dictionary keys), with numeric arrays as raw bytes.
 enum PayloadCodec {
+    /// How task payloads are written.
+    struct Settings: Sendable {
+        var format: PayloadFormat = PayloadCodec.defaultFormat
+        /// Values above this many bytes are shared by reference (binary format only); `nil` never.
+        var shareAbove: Int?
+        /// Shared values above `above` bytes go to the object store at `url`.
+        var objectStore: (above: Int, url: String)?
+        /// Whether the root value itself may be shared (captures and inputs: yes; outputs: no).
+        var shareRoot = false
+    }
+
+    /// `CURTAIN_PAYLOAD_FORMAT` (`binary`, the default, or `json`).
+    static let defaultFormat: PayloadFormat = {
+        guard let text = ProcessInfo.processInfo.environment["CURTAIN_PAYLOAD_FORMAT"], !text.isEmpty else { return .binary }
+        guard let format = PayloadFormat(rawValue: text.lowercased()) else {
+            StandardError.write("curtain: CURTAIN_PAYLOAD_FORMAT='\(text)' is neither 'binary' nor 'json'; using binary\n")
+            return .binary
+        }
+        return format
+    }()
+
+    /// Encodes a task or actor payload.
+    static func encodePayload<T: Encodable>(_ value: T, settings: Settings = Settings()) throws -> EncodedPayload {
+        if settings.format == .binary {
+            var encoder = PayloadEncoder()
+            encoder.shareAbove = settings.shareAbove
+            encoder.objectStore = settings.objectStore
+            do {
+                let (bytes, shared) = try encoder.encodeSharing(value, hoistRoot: settings.shareRoot)
+                return EncodedPayload(bytes: bytes, shared: shared.map { (ref: $0.0, bytes: $0.1) })
+            } catch is PayloadOrderError {
+                // Containers written out of order: JSON holds that.
+            }
+        }
+        return EncodedPayload(bytes: try encode(value))
+    }
+
+    /// Decodes a task or actor payload, binary or JSON.
+    static func decodePayload<T: Decodable>(
+        _ type: T.Type, from bytes: UnsafeRawBufferPointer, shared: (any SharedValueSource)? = nil,
+        actorSystem: CurtainActorSystem? = CurtainActorSystem.current
+    ) throws -> T {
+        guard PayloadWire.isBinary(bytes) else { return try decode(type, from: Array(bytes), actorSystem: actorSystem) }
+        var decoder = PayloadDecoder()
+        if let actorSystem { decoder.userInfo[.actorSystemKey] = actorSystem }
+        return try decoder.decode(type, from: bytes, shared: shared)
+    }
+
+    /// Decodes a task or actor payload, binary or JSON.
+    static func decodePayload<T: Decodable>(
+        _ type: T.Type, from bytes: [UInt8], shared: (any SharedValueSource)? = nil,
+        actorSystem: CurtainActorSystem? = CurtainActorSystem.current
+    ) throws -> T {
+        try bytes.withUnsafeBytes { try decodePayload(type, from: $0, shared: shared, actorSystem: actorSystem) }
+    }
+
+
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         // Integers and booleans directly: the same bytes JSONEncoder writes, without its setup cost (which
         // dominates for a small value on a lock's or a task's critical path).

@@ -1,0 +1,176 @@
+/// How values are written when they cross a process boundary (captures, inputs, outputs, actor arguments).
+public enum PayloadFormat: String, Sendable, Hashable, CaseIterable {
+    /// Curtain's binary format (the default): numbers as fixed-width little-endian bytes, arrays of
+    /// numbers as one block of raw bytes, strings as UTF-8. See ``PayloadEncoder``.
+    case binary
+    /// JSON, readable in the store and in dead letters: for debugging (`CURTAIN_PAYLOAD_FORMAT=json`).
+    case json
+}
+
+/// The binary payload format's constants and byte-level helpers, shared by ``PayloadEncoder`` and
+/// ``PayloadDecoder``.
+///
+/// Layout (version 1), little-endian throughout:
+///
+/// ```
+/// payload  := 0xC3 · version (1) · trailer offset (u32) · value · trailer
+/// trailer  := key count (varint) · (length (varint) · UTF-8)* · ref count (varint) · ref*
+/// ref      := SHA-256 (32 bytes) · length (varint) · place (u8: 0 the store, 1 an object store) · [URL (varint + UTF-8)]
+/// value    := tag (u8) · body
+///   0x00 nil · 0x01 false · 0x02 true
+///   0x03…0x0E Int8 Int16 Int32 Int64 UInt8 UInt16 UInt32 UInt64 Float Double Int UInt: fixed width
+///   0x10 string: length (varint) · UTF-8
+///   0x11 numeric array: element kind (u8, the tag of its element) · count (varint) · raw elements
+///   0x12 bytes (Data): length (varint) · bytes
+///   0x20 unkeyed container: body length (u32) · count (u32) · value*
+///   0x21 keyed container: body length (u32) · (key index (varint) · value)*
+///   0x30 shared value: ref index (varint): the value is the payload stored under that ref's hash
+/// ```
+///
+/// Keys are written once per payload, in the trailer; containers carry their byte length, so a decoder
+/// finds a key out of order, or skips one it does not want, without reading what is inside.
+enum PayloadWire {
+    /// The first byte of every binary payload. Not ASCII (JSON text starts with ASCII), not the spill
+    /// reference's `0xFE` nor the old raw array's `0xFF`.
+    static let marker: UInt8 = 0xC3
+    /// The format version this build writes and reads.
+    static let version: UInt8 = 1
+    /// Marker, version and the trailer's offset.
+    static let headerSize = 6
+    /// Containers nested deeper than this are refused when decoding (hostile bytes must not exhaust the
+    /// stack through a recursive type).
+    static let maxDepth = 512
+
+    enum Tag: UInt8 {
+        case null = 0x00, falseValue = 0x01, trueValue = 0x02
+        case int8 = 0x03, int16 = 0x04, int32 = 0x05, int64 = 0x06
+        case uint8 = 0x07, uint16 = 0x08, uint32 = 0x09, uint64 = 0x0A
+        case float = 0x0B, double = 0x0C, int = 0x0D, uint = 0x0E
+        case string = 0x10, numbers = 0x11, bytes = 0x12
+        case unkeyed = 0x20, keyed = 0x21
+        case shared = 0x30
+
+        /// The byte width of a fixed-width scalar or numeric-array element; `nil` for other tags.
+        var width: Int? {
+            switch self {
+            case .int8, .uint8: 1
+            case .int16, .uint16: 2
+            case .int32, .uint32, .float: 4
+            case .int64, .uint64, .double, .int, .uint: 8
+            default: nil
+            }
+        }
+
+        var name: String {
+            switch self {
+            case .null: "nil"
+            case .falseValue, .trueValue: "Bool"
+            case .int8: "Int8"
+            case .int16: "Int16"
+            case .int32: "Int32"
+            case .int64: "Int64"
+            case .uint8: "UInt8"
+            case .uint16: "UInt16"
+            case .uint32: "UInt32"
+            case .uint64: "UInt64"
+            case .float: "Float"
+            case .double: "Double"
+            case .int: "Int"
+            case .uint: "UInt"
+            case .string: "a string"
+            case .numbers: "an array of numbers"
+            case .bytes: "bytes"
+            case .unkeyed: "an unkeyed container (array)"
+            case .keyed: "a keyed container (struct or dictionary)"
+            case .shared: "a shared value"
+            }
+        }
+    }
+
+    /// The element tag of a numeric array type (`[Double]`, `[UInt16]`, …); `nil` for any other type.
+    static func numericElement<T>(of _: T.Type) -> Tag? {
+        if T.self == [Double].self { return .double }
+        if T.self == [Float].self { return .float }
+        if T.self == [Int].self { return .int }
+        if T.self == [UInt8].self { return .uint8 }
+        if T.self == [UInt16].self { return .uint16 }
+        if T.self == [Int32].self { return .int32 }
+        if T.self == [Int64].self { return .int64 }
+        if T.self == [UInt32].self { return .uint32 }
+        if T.self == [UInt64].self { return .uint64 }
+        if T.self == [Int16].self { return .int16 }
+        if T.self == [Int8].self { return .int8 }
+        if T.self == [UInt].self { return .uint }
+        return nil
+    }
+
+    /// Whether `bytes` start like a binary payload.
+    static func isBinary(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.count >= headerSize && bytes[0] == marker
+    }
+}
+
+#if _endian(big)
+#error("the binary payload format writes numbers in the host's byte order, which must be little-endian")
+#endif
+
+/// A value stored once under its content hash and referenced from payloads (see ``PayloadEncoder/shareAbove``).
+struct SharedRef: Sendable, Hashable {
+    /// Where a shared value is kept.
+    enum Place: Sendable, Hashable {
+        /// In the store, under ``SharedRef/storeKey`` (with an expiry).
+        case store
+        /// In an object store, under ``SharedRef/objectKey``.
+        case objects(url: String)
+    }
+
+    /// SHA-256 of the stored bytes (themselves a complete payload).
+    var hash: [UInt8]
+    /// The stored bytes' length.
+    var length: Int
+    var place: Place
+
+    /// The hash in hexadecimal.
+    var hex: String {
+        var text = ""
+        text.reserveCapacity(64)
+        for byte in hash {
+            let digits = Array("0123456789abcdef".utf8)
+            text.unicodeScalars.append(UnicodeScalar(digits[Int(byte >> 4)]))
+            text.unicodeScalars.append(UnicodeScalar(digits[Int(byte & 15)]))
+        }
+        return text
+    }
+
+    /// The store key of a value kept in the store.
+    var storeKey: String { "curtain:shared:" + hex }
+    /// The object key of a value kept in an object store.
+    var objectKey: String { "curtain-shared/" + hex }
+}
+
+/// Byte-level writing helpers for the binary format.
+extension Array where Element == UInt8 {
+    @inline(__always)
+    mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
+        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+    }
+
+    @inline(__always)
+    mutating func appendVarint(_ value: Int) {
+        var v = UInt64(value)
+        while v >= 0x80 {
+            append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        append(UInt8(v))
+    }
+
+    @inline(__always)
+    mutating func patchUInt32(_ value: Int, at offset: Int) {
+        let v = UInt32(truncatingIfNeeded: value)
+        self[offset] = UInt8(truncatingIfNeeded: v)
+        self[offset + 1] = UInt8(truncatingIfNeeded: v >> 8)
+        self[offset + 2] = UInt8(truncatingIfNeeded: v >> 16)
+        self[offset + 3] = UInt8(truncatingIfNeeded: v >> 24)
+    }
+}
