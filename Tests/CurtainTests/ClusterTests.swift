@@ -187,7 +187,7 @@ struct ClusterTests {
         }
         // An output over the limit (the input just fits): the task fails, naming the limit.
         await #expect {
-            _ = try await cloud.run(probe, String(repeating: "y", count: 4_090))
+            _ = try await cloud.run(probe, String(repeating: "y", count: 4_080))
         } throws: { error in
             let error = try #require(error as? RemoteTaskError)
             return error.failure.kind == .encoding && error.failure.message.contains("over the limit")

@@ -9,7 +9,7 @@ func withWorkers<T>(
     _ store: TestStore, workers: Int = 2, buildID: String = "test-build",
     _ body: (RESPClient) async throws -> T
 ) async throws -> T {
-    let registry = try FunctionRegistry([Square.self, Fails.self, Renamed.self])
+    let registry = try FunctionRegistry([Square.self, Fails.self, Renamed.self, EchoPicky.self])
     let client = try store.client()
     let loops = (0..<workers).map { i in
         Task {
@@ -94,11 +94,11 @@ struct DispatchTests {
             let client = try store.client()
             let dispatcher = TaskDispatcher(client: client, buildID: "test-build")
             do {
-                _ = try await dispatcher.map(Renamed(), over: [1.0, .nan, 2.0])
-                Issue.record("NaN cannot be encoded as JSON")
+                _ = try await dispatcher.map(EchoPicky(), over: [1, 2, 3].map { Picky(value: $0, refused: $0 == 2) })
+                Issue.record("input 1 refuses to be encoded")
             } catch let error as InputEncodingError {
                 #expect(error.index == 1)
-                #expect(error.function == "geometry.square")
+                #expect(error.function == "EchoPicky")
             }
             #expect(try await client.send("LLEN", StoreKeys(buildID: "test-build").queue) == .integer(0))
             await client.close()

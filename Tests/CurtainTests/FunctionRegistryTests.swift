@@ -34,17 +34,17 @@ struct FunctionRegistryTests {
     @Test func runsAFunctionThroughEncodeAndDecode() async throws {
         let registry = try FunctionRegistry([Square.self, Fails.self, Renamed.self])
         #expect(registry.names == ["Fails", "Square", "geometry.square"])
-        let result = await registry.run(
-            "Square", function: try PayloadCodec.encode(Square(offset: 1)), input: try PayloadCodec.encode(7))
+        let result = (await registry.run(
+            "Square", function: try PayloadCodec.encode(Square(offset: 1)), input: try PayloadCodec.encode(7))).0
         let output = try PayloadCodec.decode(Int.self, from: try result.get())
         #expect(output == 50)
-        let renamed = await registry.run("geometry.square", function: try PayloadCodec.encode(Renamed()), input: try PayloadCodec.encode(1.5))
+        let renamed = (await registry.run("geometry.square", function: try PayloadCodec.encode(Renamed()), input: try PayloadCodec.encode(1.5))).0
         #expect(try PayloadCodec.decode(Double.self, from: try renamed.get()) == 2.25)
     }
 
     @Test func aThrownErrorKeepsItsTypeAndMessage() async throws {
         let registry = try FunctionRegistry([Fails.self])
-        let result = await registry.run("Fails", function: try PayloadCodec.encode(Fails()), input: try PayloadCodec.encode("x"))
+        let result = (await registry.run("Fails", function: try PayloadCodec.encode(Fails()), input: try PayloadCodec.encode("x"))).0
         guard case .failure(let failure) = result else {
             Issue.record("expected a failure")
             return
@@ -56,22 +56,22 @@ struct FunctionRegistryTests {
 
     @Test func unknownNamesAndBadPayloadsAreRefusedWithReasons() async throws {
         let registry = try FunctionRegistry([Square.self])
-        guard case .failure(let unknown) = await registry.run("Nope", function: [], input: []) else {
+        guard case .failure(let unknown) = (await registry.run("Nope", function: [], input: [])).0 else {
             Issue.record("an unknown function must fail")
             return
         }
         #expect(unknown.kind == .unknownFunction)
         #expect(unknown.message.contains("'Nope'"))
         #expect(unknown.message.contains("Square"))
-        guard case .failure(let badInput) = await registry.run(
-            "Square", function: try PayloadCodec.encode(Square(offset: 0)), input: Array("\"seven\"".utf8))
+        guard case .failure(let badInput) = (await registry.run(
+            "Square", function: try PayloadCodec.encode(Square(offset: 0)), input: Array("\"seven\"".utf8))).0
         else {
             Issue.record("a wrongly typed input must fail")
             return
         }
         #expect(badInput.kind == .decoding)
         #expect(badInput.message.contains("input of Square"))
-        guard case .failure(let badCaptures) = await registry.run("Square", function: [0xFF, 0x00], input: Array("1".utf8)) else {
+        guard case .failure(let badCaptures) = (await registry.run("Square", function: [0xFF, 0x00], input: Array("1".utf8))).0 else {
             Issue.record("garbage captures must fail")
             return
         }

@@ -145,10 +145,10 @@ struct JobTests {
         try await withTestStore(.embedded) { (store) async throws in
             try await withWorkers(store) { client in
                 let dispatcher = TaskDispatcher(client: client, buildID: "test-build")
-                let inputs = (0..<1000).map { $0 == 700 ? Double.nan : Double($0) }
+                let inputs = (0..<1000).map { Picky(value: $0, refused: $0 == 700) }
                 do {
-                    _ = try await dispatcher.map(Renamed(), over: inputs, options: JobOptions(window: 100))
-                    Issue.record("NaN cannot be encoded as JSON")
+                    _ = try await dispatcher.map(EchoPicky(), over: inputs, options: JobOptions(window: 100))
+                    Issue.record("input 700 refuses to be encoded")
                 } catch let error as InputEncodingError {
                     #expect(error.index == 700)
                 }
@@ -294,4 +294,25 @@ struct ProgressBarTests {
         #expect(piped.contains("sum:2646700"))
         #expect(!piped.contains("\u{1B}["))
     }
+}
+
+/// An input that refuses to be encoded when told to.
+struct Picky: Codable, Sendable {
+    var value: Int
+    var refused = false
+    init(value: Int, refused: Bool) {
+        self.value = value
+        self.refused = refused
+    }
+    init(from decoder: any Decoder) throws { value = try decoder.singleValueContainer().decode(Int.self) }
+    func encode(to encoder: any Encoder) throws {
+        if refused { throw EncodingError.invalidValue(value, .init(codingPath: [], debugDescription: "refused")) }
+        var container = encoder.singleValueContainer()
+        try container.encode(value)
+    }
+}
+
+/// Returns the value of a ``Picky`` input.
+struct EchoPicky: RemoteFunction {
+    func callAsFunction(_ input: Picky) async throws -> Int { input.value }
 }

@@ -20,7 +20,7 @@ public struct CurtainInvocationEncoder: DistributedTargetInvocationEncoder {
     /// Encodes one argument.
     public mutating func recordArgument<Value: Codable>(_ argument: RemoteCallArgument<Value>) throws {
         do {
-            arguments.append(try PayloadCodec.encode(argument.value))
+            arguments.append(try PayloadCodec.encodePayload(argument.value).bytes)
         } catch {
             throw ActorCallError(
                 kind: .transport, actor: "", method: "",
@@ -66,7 +66,7 @@ public struct CurtainInvocationDecoder: DistributedTargetInvocationDecoder {
         }
         defer { next += 1 }
         do {
-            return try PayloadCodec.decode(Argument.self, from: arguments[next], actorSystem: system)
+            return try PayloadCodec.decodePayload(Argument.self, from: arguments[next], actorSystem: system)
         } catch {
             throw ActorCallError(
                 kind: .badCall, actor: "", method: "",
@@ -92,7 +92,7 @@ public struct CurtainResultHandler: DistributedTargetInvocationResultHandler {
     /// Encodes the returned value.
     public func onReturn<Success: Codable>(value: Success) async throws {
         do {
-            await send(ActorReply(callID: callID, status: .value, payload: try PayloadCodec.encode(value)))
+            await send(ActorReply(callID: callID, status: .value, payload: try PayloadCodec.encodePayload(value).bytes))
         } catch {
             await send(ActorReply(
                 callID: callID, status: .badCall, errorType: String(reflecting: type(of: error)),

@@ -157,7 +157,7 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
         let reply = try await call(actor, target: target, invocation: invocation)
         guard reply.status == .value else { throw Self.error(from: reply, actor: actor, target: target) }
         do {
-            return try PayloadCodec.decode(Res.self, from: reply.payload, actorSystem: self)
+            return try PayloadCodec.decodePayload(Res.self, from: reply.payload, actorSystem: self)
         } catch {
             throw ActorCallError(
                 kind: .transport, actor: Self.label(actor), method: Self.method(target),

@@ -52,8 +52,16 @@ public final class Cloud: Sendable {
     var sealer: Sealer? { configuration.secret.map(Sealer.init(secret:)) }
     /// Where this cloud's large payloads go.
     var spill: SpillSettings {
-        SpillSettings(storage: storage, threshold: configuration.spillThreshold, maxPayload: configuration.maxPayloadBytes)
+        var settings = SpillSettings(storage: storage, threshold: configuration.spillThreshold, maxPayload: configuration.maxPayloadBytes)
+        settings.format = configuration.payloadFormat
+        settings.shareAbove = configuration.shareThreshold
+        settings.shelf = shelf
+        // In-process tasks fetch shared values as a worker would (once per process, through the cache).
+        settings.place = SharedValuePlace(client: memoryClient, verify: false)
+        return settings
     }
+    /// Where this cloud's jobs put the values they share by hash.
+    let shelf: SharedValueShelf
     /// On a shared store: recovers the tasks of workers whose heartbeat lapsed.
     private let reaper = Mutex<TaskReaper?>(nil)
 
@@ -63,6 +71,7 @@ public final class Cloud: Sendable {
         coldStart: ColdStartClock, actors: CurtainActorSystem, actorRegistry: ActorRegistry, storage: Storage
     ) {
         self.storage = storage
+        self.shelf = SharedValueShelf(client: memoryClient)
         self.actors = actors
         self.actorRegistry = actorRegistry
         self.coldStart = coldStart
@@ -162,6 +171,7 @@ public final class Cloud: Sendable {
                 heartbeatTTL: configuration.heartbeatTTL,
                 environment: [
                     "CURTAIN_STORAGE": storage.url, "CURTAIN_SPILL_BYTES": "\(configuration.spillThreshold)",
+                    "CURTAIN_PAYLOAD_FORMAT": configuration.payloadFormat.rawValue,
                     "CURTAIN_MAX_PAYLOAD_BYTES": "\(configuration.maxPayloadBytes)",
                 ]
                     .merging(configuration.secret.map { ["CURTAIN_SECRET": $0] } ?? [:]) { _, new in new },
@@ -304,6 +314,7 @@ public final class Cloud: Sendable {
         CurtainActorSystem.clearFallback(actors)
         await workers?.shutdown()
         await janitor.stop()
+        await shelf.removeAll()
         await memory.removeAll(using: memoryClient)
         MemoryBinding.unbind(memoryClient)
         await memoryClient.close()

@@ -56,6 +56,17 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// instead of through the store's queues (`CURTAIN_SPILL_BYTES`; default 256 KiB), so a job's data has
     /// no fixed cap; the objects are deleted when the job ends.
     public var spillThreshold: Int = 256 * 1024
+    /// A value captured or passed as input whose encoded form is larger than this (`CURTAIN_SHARE_BYTES`;
+    /// default 64 KiB) is stored once under its SHA-256 and referenced from each task: above
+    /// ``spillThreshold`` in ``storage``, below it in the store (expiring an hour after its last use). Each
+    /// worker keeps the values it has decoded in a cache (`CURTAIN_CACHE_BYTES`, default 1 GiB, least
+    /// recently used out first), so a value captured by every task of every job reaches each worker once.
+    /// Binary format only.
+    public var shareThreshold: Int = 64 * 1024
+    /// How captures, inputs, outputs and actor arguments are written (`CURTAIN_PAYLOAD_FORMAT`: `binary`,
+    /// the default, or `json` for payloads readable in the store while debugging). Workers answer in the
+    /// format their task came in.
+    public var payloadFormat: PayloadFormat = PayloadCodec.defaultFormat
     /// The largest task input, function value (captures) or output, in encoded bytes, and the largest queue
     /// entry a worker reads (`CURTAIN_MAX_PAYLOAD_BYTES`; default 256 MiB). A larger input or function value
     /// fails its job with an ``InputEncodingError`` before it is sent, a larger output fails its task, and a
@@ -84,7 +95,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -115,6 +126,18 @@ public struct CloudConfiguration: Sendable, Hashable {
         if let ttl = try heartbeatTTL(in: environment) { configuration.heartbeatTTL = ttl }
         if let value = environment["CURTAIN_STORAGE"], !value.isEmpty { configuration.storage = value }
         if let threshold = try spillThreshold(in: environment) { configuration.spillThreshold = threshold }
+        if let value = environment["CURTAIN_SHARE_BYTES"], !value.isEmpty {
+            guard let bytes = Int(value), bytes >= 1024 else {
+                throw ConfigurationError(description: "CURTAIN_SHARE_BYTES='\(value)' is not an integer of at least 1024")
+            }
+            configuration.shareThreshold = bytes
+        }
+        if let value = environment["CURTAIN_PAYLOAD_FORMAT"], !value.isEmpty {
+            guard let format = PayloadFormat(rawValue: value.lowercased()) else {
+                throw ConfigurationError(description: "CURTAIN_PAYLOAD_FORMAT='\(value)' is neither binary nor json")
+            }
+            configuration.payloadFormat = format
+        }
         if let value = environment["CURTAIN_MAX_PAYLOAD_BYTES"], !value.isEmpty {
             guard let bytes = Int(value), bytes >= 1024 else {
                 throw ConfigurationError(description: "CURTAIN_MAX_PAYLOAD_BYTES='\(value)' is not an integer of at least 1024")

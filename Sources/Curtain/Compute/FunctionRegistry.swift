@@ -22,6 +22,9 @@ public struct RemoteFailure: Error, Codable, Sendable, Hashable {
         case crashed
         /// The function ran longer than its job's per-task timeout.
         case timedOut
+        /// A value the task's payload shares by hash could not be fetched (expired or evicted from the
+        /// store): the caller puts it back and sends the task again.
+        case missingSharedValue
     }
 
     /// What kind of failure it was.
@@ -46,7 +49,7 @@ public struct RemoteFailure: Error, Codable, Sendable, Hashable {
 /// registered on purpose.
 public struct FunctionRegistry: Sendable {
     /// Runs one call from encoded captures and input to encoded output.
-    typealias Runner = @Sendable (_ function: [UInt8], _ input: [UInt8], _ spill: SpillContext?) async -> Result<[UInt8], RemoteFailure>
+    typealias Runner = @Sendable (_ function: [UInt8], _ input: [UInt8], _ spill: SpillContext?) async -> (Result<[UInt8], RemoteFailure>, SharedUse)
 
     /// Where a task's large output goes: the spill settings and the task's name in its job.
     struct SpillContext: Sendable {
@@ -84,11 +87,11 @@ public struct FunctionRegistry: Sendable {
     public func contains(_ name: String) -> Bool { runners[name] != nil }
 
     /// Runs the function `name` with encoded captures and input, returning the encoded output or why not.
-    func run(_ name: String, function: [UInt8], input: [UInt8], spill: SpillContext? = nil) async -> Result<[UInt8], RemoteFailure> {
+    func run(_ name: String, function: [UInt8], input: [UInt8], spill: SpillContext? = nil) async -> (Result<[UInt8], RemoteFailure>, SharedUse) {
         guard let runner = runners[name] else {
-            return .failure(RemoteFailure(
+            return (.failure(RemoteFailure(
                 kind: .unknownFunction, errorType: "Curtain.FunctionRegistry",
-                message: "no function named '\(Abbreviation.text(name, limit: 80))' is registered here (registered: \(names.joined(separator: ", ")))"))
+                message: "no function named '\(Abbreviation.text(name, limit: 80))' is registered here (registered: \(names.joined(separator: ", ")))")), SharedUse())
         }
         return await runner(function, input, spill)
     }
@@ -110,48 +113,60 @@ public struct FunctionRegistry: Sendable {
 
     private static func runner<F: RemoteFunction>(for type: F.Type) -> Runner {
         { functionBytes, inputBytes, spill in
+            var use = SharedUse()
+            func failed(_ kind: RemoteFailure.Kind, _ error: any Error, _ message: String) -> (Result<[UInt8], RemoteFailure>, SharedUse) {
+                (.failure(RemoteFailure(kind: kind, errorType: String(reflecting: Swift.type(of: error)), message: message)), use)
+            }
             let function: F
             let input: F.Input
+            let captures: [UInt8]
+            let argument: [UInt8]
+            let shared: TaskSharedValues?
             do {
-                function = try PayloadCodec.decode(F.self, from: try await Spill.resolve(functionBytes))
+                captures = try await Spill.resolve(functionBytes)
+                argument = try await Spill.resolve(inputBytes)
+                // Values shared by hash: from this process's cache, else fetched (once per process).
+                shared = try await TaskSharedValues.prepare([captures, argument], from: spill?.settings.place)
+                use = shared?.use ?? use
+            } catch let missing as SharedValueMissing {
+                return failed(.missingSharedValue, missing, "cannot run \(F.name): \(missing)")
             } catch {
-                return .failure(RemoteFailure(
-                    kind: .decoding, errorType: String(reflecting: Swift.type(of: error)),
-                    message: "cannot decode the captures of \(F.name): \(error)"))
+                return failed(.decoding, error, "cannot read the payloads of \(F.name): \(error)")
             }
             do {
-                input = try PayloadCodec.decode(F.Input.self, from: try await Spill.resolve(inputBytes))
+                function = try PayloadCodec.decodePayload(F.self, from: captures, shared: shared)
             } catch {
-                return .failure(RemoteFailure(
-                    kind: .decoding, errorType: String(reflecting: Swift.type(of: error)),
-                    message: "cannot decode the input of \(F.name) as \(F.Input.self): \(error)"))
+                return failed(.decoding, error, "cannot decode the captures of \(F.name): \(error)")
+            }
+            do {
+                input = try PayloadCodec.decodePayload(F.Input.self, from: argument, shared: shared)
+            } catch {
+                return failed(.decoding, error, "cannot decode the input of \(F.name) as \(F.Input.self): \(error)")
             }
             let output: F.Output
             do {
                 output = try await function(input)
             } catch {
-                return .failure(RemoteFailure(
-                    kind: .thrown, errorType: String(reflecting: Swift.type(of: error)), message: String(describing: error)))
+                return (.failure(RemoteFailure(
+                    kind: .thrown, errorType: String(reflecting: Swift.type(of: error)), message: String(describing: error))), use)
             }
             let encoded: [UInt8]
             do {
-                encoded = try PayloadCodec.encode(output)
+                // Answered in the format the task came in.
+                let format: PayloadFormat = captures.first == PayloadWire.marker ? .binary : .json
+                encoded = try PayloadCodec.encodePayload(output, settings: PayloadCodec.Settings(format: format)).bytes
             } catch {
-                return .failure(RemoteFailure(
-                    kind: .encoding, errorType: String(reflecting: Swift.type(of: error)),
-                    message: "cannot encode the output of \(F.name): \(error)"))
+                return failed(.encoding, error, "cannot encode the output of \(F.name): \(error)")
             }
             if let spill, let over = spill.settings.overLimit(encoded.count) {
-                return .failure(RemoteFailure(
-                    kind: .encoding, errorType: "Curtain.PayloadLimit", message: "the output of \(F.name) is \(over)"))
+                return (.failure(RemoteFailure(
+                    kind: .encoding, errorType: "Curtain.PayloadLimit", message: "the output of \(F.name) is \(over)")), use)
             }
-            guard let spill, encoded.count > spill.settings.threshold else { return .success(encoded) }
+            guard let spill, encoded.count > spill.settings.threshold else { return (.success(encoded), use) }
             do {
-                return .success(try await Spill.store(encoded, as: spill.outputKey, in: spill.settings.storage))
+                return (.success(try await Spill.store(encoded, as: spill.outputKey, in: spill.settings.storage)), use)
             } catch {
-                return .failure(RemoteFailure(
-                    kind: .encoding, errorType: String(reflecting: Swift.type(of: error)),
-                    message: "cannot spill the \(encoded.count)-byte output of \(F.name) to \(spill.settings.storage.url): \(error)"))
+                return failed(.encoding, error, "cannot spill the \(encoded.count)-byte output of \(F.name) to \(spill.settings.storage.url): \(error)")
             }
         }
     }

@@ -32,6 +32,7 @@ public struct RemoteTaskError: Error, Sendable, CustomStringConvertible {
         case .badEnvelope: what = "was refused: malformed envelope"
         case .crashed: what = "crashed its worker on every attempt"
         case .timedOut: what = "timed out"
+        case .missingSharedValue: what = "could not fetch a value it shares by hash, however often it was put back"
         }
         return "\(function) task #\(index) (input \(input)) \(what): \(failure.message)"
     }

@@ -2,9 +2,9 @@ public import NIOCore
 
 /// One task's outcome as it travels back to the job's caller.
 ///
-/// Wire form: magic `CTR3` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · crashes (u16) ·
-/// workerID (u16 + UTF-8) ·
-/// duration (u64 µs) · outcome (u8: 0 output, 1 failure) · payload (u32 + bytes: the encoded output, or the JSON of a
+/// Wire form: magic `CTR4` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · crashes (u16) ·
+/// workerID (u16 + UTF-8) · duration (u64 µs) · shared values at hand (u32) · shared bytes fetched (u64) ·
+/// outcome (u8: 0 output, 1 failure) · payload (u32 + bytes: the encoded output, or the JSON of a
 /// ``RemoteFailure``). Decoding never traps; malformed bytes give an ``EnvelopeError``.
 public struct TaskResult: Sendable, Hashable {
     /// The job the task belongs to.
@@ -20,7 +20,15 @@ public struct TaskResult: Sendable, Hashable {
     /// How long the function ran, in microseconds (0 when it never ran).
     public var durationMicroseconds: UInt64
     /// The encoded output, or why there is none.
-    public var outcome: Result<[UInt8], RemoteFailure>
+    public var outcome: Result<[UInt8], RemoteFailure> {
+        get { payload.map { Array($0.readableBytesView) } }
+        set { payload = newValue.map { ByteBuffer(bytes: $0) } }
+    }
+    /// The encoded output as received (a view of the bytes read from the store, not a copy), or why there
+    /// is none.
+    var payload: Result<ByteBuffer, RemoteFailure>
+    /// What the task used of the values its payloads share by hash.
+    var shared = SharedUse()
 
     /// Creates a result.
     public init(
@@ -33,10 +41,10 @@ public struct TaskResult: Sendable, Hashable {
         self.crashes = crashes
         self.workerID = workerID
         self.durationMicroseconds = durationMicroseconds
-        self.outcome = outcome
+        self.payload = outcome.map { ByteBuffer(bytes: $0) }
     }
 
-    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 3]
+    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 4]
 
     /// The wire form.
     public func encoded() throws -> ByteBuffer {
@@ -48,18 +56,20 @@ public struct TaskResult: Sendable, Hashable {
         b.writeInteger(crashes)
         try b.writeShortString(workerID, field: "workerID")
         b.writeInteger(durationMicroseconds)
-        let payload: [UInt8]
-        switch outcome {
-        case .success(let bytes):
+        b.writeInteger(UInt32(clamping: shared.hits))
+        b.writeInteger(UInt64(clamping: shared.fetchedBytes))
+        var bytes: ByteBuffer
+        switch payload {
+        case .success(let output):
             b.writeInteger(UInt8(0))
-            payload = bytes
+            bytes = output
         case .failure(let failure):
             b.writeInteger(UInt8(1))
-            payload = try PayloadCodec.encode(failure)
+            bytes = ByteBuffer(bytes: try PayloadCodec.encode(failure))
         }
-        guard payload.count <= Int(UInt32.max) else { throw EnvelopeError(description: "result payload over 4 GiB") }
-        b.writeInteger(UInt32(payload.count))
-        b.writeBytes(payload)
+        guard bytes.readableBytes <= Int(UInt32.max) else { throw EnvelopeError(description: "result payload over 4 GiB") }
+        b.writeInteger(UInt32(bytes.readableBytes))
+        b.writeBuffer(&bytes)
         return b
     }
 
@@ -74,16 +84,18 @@ public struct TaskResult: Sendable, Hashable {
             throw EnvelopeError(description: "result truncated in index, attempt or crashes")
         }
         let workerID = try b.readShortString(field: "workerID")
-        guard let duration = b.readInteger(as: UInt64.self) else { throw EnvelopeError(description: "result truncated in duration") }
+        guard let duration = b.readInteger(as: UInt64.self), let hits = b.readInteger(as: UInt32.self),
+            let fetched = b.readInteger(as: UInt64.self)
+        else { throw EnvelopeError(description: "result truncated in duration or shared-value counts") }
         guard let kind = b.readInteger(as: UInt8.self), let length = b.readInteger(as: UInt32.self),
-            let payload = b.readBytes(length: Int(length)), b.readableBytes == 0
+            let payload = b.readSlice(length: Int(length)), b.readableBytes == 0
         else { throw EnvelopeError(description: "result truncated or followed by stray bytes") }
-        let outcome: Result<[UInt8], RemoteFailure>
+        let outcome: Result<ByteBuffer, RemoteFailure>
         switch kind {
         case 0:
             outcome = .success(payload)
         case 1:
-            guard let failure = try? PayloadCodec.decode(RemoteFailure.self, from: payload) else {
+            guard let failure = try? PayloadCodec.decode(RemoteFailure.self, from: Array(payload.readableBytesView)) else {
                 throw EnvelopeError(description: "result carries an unreadable failure record")
             }
             outcome = .failure(failure)
@@ -92,6 +104,8 @@ public struct TaskResult: Sendable, Hashable {
         }
         self.init(
             jobID: jobID, index: index, attempt: attempt, crashes: crashes, workerID: workerID,
-            durationMicroseconds: duration, outcome: outcome)
+            durationMicroseconds: duration, outcome: .success([]))
+        self.payload = outcome
+        self.shared = SharedUse(hits: Int(hits), fetchedBytes: Int(clamping: fetched))
     }
 }

@@ -222,6 +222,7 @@ public struct WorkerLoop: Sendable {
             }
             let outcome: Result<[UInt8], RemoteFailure>
             var duration: UInt64 = 0
+            var shared = SharedUse()
             if envelope.buildID != keys.buildID {
                 // Checked before running: code from another build must never run here.
                 logger.warning(
@@ -233,15 +234,16 @@ public struct WorkerLoop: Sendable {
                 let ran = await Self.run(envelope, registry: registry, stuckGrace: stuckGrace, spill: spill)
                 // Cancelled (a drain ran out of time): unanswered, the task stays in-flight to be handed back.
                 if Task.isCancelled { break }
-                (outcome, duration) = (ran.outcome, ran.microseconds)
+                (outcome, duration, shared) = (ran.outcome, ran.microseconds, ran.shared)
                 if ran.stuck { stuck = envelope.function }
             }
             if case .failure(let failure) = outcome, failure.kind == .unknownFunction {
                 logger.warning("rejected a task for an unknown function", metadata: ["function": "\(envelope.function)"])
             }
-            let result = TaskResult(
+            var result = TaskResult(
                 jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
                 workerID: workerID, durationMicroseconds: duration, outcome: outcome)
+            result.shared = shared
             let resultsKey = StoreKeys.results(job: envelope.jobID)
             replies.append(RESPCommand("RPUSH", resultsKey, Sealer.seal(try result.encoded(), with: sealer)))
             replies.append(RESPCommand("LREM", inflight, 1, raw))
@@ -282,28 +284,28 @@ public struct WorkerLoop: Sendable {
     /// Runs one task, within its timeout if it has one.
     static func run(
         _ envelope: TaskEnvelope, registry: FunctionRegistry, stuckGrace: Duration, spill: SpillSettings? = nil
-    ) async -> (outcome: Result<[UInt8], RemoteFailure>, microseconds: UInt64, stuck: Bool) {
+    ) async -> (outcome: Result<[UInt8], RemoteFailure>, microseconds: UInt64, stuck: Bool, shared: SharedUse) {
         let clock = ContinuousClock()
         let start = clock.now
         let context = spill.map {
             FunctionRegistry.SpillContext(settings: $0, jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt)
         }
         guard envelope.timeoutMilliseconds > 0 else {
-            let outcome = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input, spill: context)
-            return (outcome, (clock.now - start).microseconds, false)
+            let (outcome, shared) = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input, spill: context)
+            return (outcome, (clock.now - start).microseconds, false, shared)
         }
         let limit = Duration.milliseconds(Int64(envelope.timeoutMilliseconds))
         let (function, captures, input) = (envelope.function, envelope.functionPayload, envelope.input)
         switch await Deadline.run(within: limit, { await registry.run(function, function: captures, input: input, spill: context) }) {
-        case .finished(let outcome):
-            return (outcome, (clock.now - start).microseconds, false)
+        case .finished(let (outcome, shared)):
+            return (outcome, (clock.now - start).microseconds, false, shared)
         case .timedOut(let task):
             let failure = RemoteFailure(
                 kind: .timedOut, errorType: "Curtain.TaskTimeout",
                 message: "ran longer than its timeout of \(Format.duration(limit))")
             let microseconds = (clock.now - start).microseconds
             let stuck = !(await Deadline.ends(task, within: stuckGrace))
-            return (.failure(failure), microseconds, stuck)
+            return (.failure(failure), microseconds, stuck, SharedUse())
         }
     }
 }

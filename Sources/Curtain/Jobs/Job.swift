@@ -1,4 +1,5 @@
 import CurtainRESP
+import NIOCore
 import Synchronization
 
 /// What a job needs to know about the cloud it runs on, beyond its transport.
@@ -57,6 +58,8 @@ struct Job<F: RemoteFunction> {
         /// Crashes charged so far (carried back by results, so a retry keeps the crash budget spent).
         var crashes: UInt16 = 0
         var retriesUsed: Int
+        /// Times the task was sent again because a worker could not fetch a shared value.
+        var reshared = 0
     }
 
     let jobID: String
@@ -76,6 +79,8 @@ struct Job<F: RemoteFunction> {
     private var spilled = false
     /// The captures as sent: the reference, once spilled.
     private var sentCaptures: (original: [UInt8], sent: [UInt8])?
+    /// The values this job's payloads share by hash (kept to put them back if a worker finds one gone).
+    private var shared: [[UInt8]: SharedBlob] = [:]
 
     /// Prepares a job (`options` already validated).
     init(jobID: String, transport: any JobTransport, context: JobContext, options: JobOptions) {
@@ -92,21 +97,73 @@ struct Job<F: RemoteFunction> {
     /// The tasks submitted and not yet answered.
     var outstanding: Int { pending.count }
 
-    /// Encodes a function value's captures.
-    static func encode(function: F) throws -> [UInt8] {
+    /// Encodes a function value's captures (values above the share threshold by reference).
+    static func encode(function: F, context: JobContext) throws -> EncodedPayload {
         do {
-            return try PayloadCodec.encode(function)
+            return try PayloadCodec.encodePayload(function, settings: context.spill?.inputSettings ?? PayloadCodec.Settings())
         } catch {
             throw InputEncodingError(function: F.name, index: -1, message: "the function value cannot be encoded: \(error)")
         }
     }
 
     /// Encodes one input, naming its index if it cannot be.
-    static func encode(_ input: F.Input, index: Int) throws -> [UInt8] {
+    static func encode(_ input: F.Input, index: Int, context: JobContext) throws -> EncodedPayload {
         do {
-            return try PayloadCodec.encode(input)
+            return try PayloadCodec.encodePayload(input, settings: context.spill?.inputSettings ?? PayloadCodec.Settings())
         } catch {
             throw InputEncodingError(function: F.name, index: index, message: "\(error)")
+        }
+    }
+
+    /// Decodes an output as received (read in place: a large output is copied once, into its value).
+    static func decode(output bytes: ByteBuffer) async throws -> F.Output {
+        if bytes.readableBytesView.first == Spill.marker {
+            return try PayloadCodec.decodePayload(F.Output.self, from: try await Spill.resolve(Array(bytes.readableBytesView)))
+        }
+        return try bytes.withUnsafeReadableBytes { try PayloadCodec.decodePayload(F.Output.self, from: $0) }
+    }
+
+    /// Decodes the outputs of `ended` tasks (`.success` bytes), in parallel when there is enough to decode.
+    static func decode(
+        _ ended: [(index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)]
+    ) async -> [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] {
+        func one(_ item: (index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)) async -> (index: UInt64, outcome: Result<F.Output, RemoteTaskError>) {
+            switch item.outcome {
+            case .failure(let error): return (item.index, .failure(error))
+            case .success(let bytes):
+                do {
+                    return (item.index, .success(try await decode(output: bytes)))
+                } catch {
+                    return (item.index, .failure(RemoteTaskError(
+                        function: F.name, index: item.index, input: "(see the job's inputs)",
+                        failure: RemoteFailure(
+                            kind: .decoding, errorType: "\(type(of: error))",
+                            message: "the caller could not decode the output as \(F.Output.self): \(error)"))))
+                }
+            }
+        }
+        let bytes = ended.reduce(0) { total, item in total + ((try? item.outcome.get().readableBytes) ?? 0) }
+        guard ended.count > 1, bytes >= 64 * 1024 else {
+            var decoded: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
+            decoded.reserveCapacity(ended.count)
+            for item in ended { decoded.append(await one(item)) }
+            return decoded
+        }
+        let parts = min(ended.count, 4)
+        let size = (ended.count + parts - 1) / parts
+        return await withTaskGroup(of: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)].self) { group in
+            for start in stride(from: 0, to: ended.count, by: size) {
+                let slice = Array(ended[start..<min(start + size, ended.count)])
+                group.addTask {
+                    var decoded: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
+                    for item in slice { decoded.append(await one(item)) }
+                    return decoded
+                }
+            }
+            var all: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
+            all.reserveCapacity(ended.count)
+            for await part in group { all += part }
+            return all
         }
     }
 
@@ -117,22 +174,35 @@ struct Job<F: RemoteFunction> {
     ///
     /// Tasks below ``JobTransport/alreadySubmitted`` (a reattached job's first driver sent them) are only
     /// registered as pending.
-    mutating func submit(_ tasks: [(index: UInt64, input: [UInt8])], captures: [UInt8]) async throws {
+    mutating func submit(_ tasks: [(index: UInt64, input: EncodedPayload)], captures encoded: EncodedPayload) async throws {
         guard !tasks.isEmpty else { return }
         let already = UInt64(transport.alreadySubmitted)
-        if let over = context.spill?.overLimit(captures.count) {
+        if let over = context.spill?.overLimit(encoded.bytes.count) {
             throw InputEncodingError(function: F.name, index: -1, message: "the function value is \(over)")
         }
         for task in tasks {
-            if let over = context.spill?.overLimit(task.input.count) {
+            if let over = context.spill?.overLimit(task.input.bytes.count) {
                 throw InputEncodingError(function: F.name, index: Int(task.index), message: "it is \(over)")
             }
         }
-        let captures = try await spillCaptures(captures)
+        // Values shared by hash go where workers fetch them before any task that needs them is sent.
+        var blobs = encoded.shared
+        for task in tasks { blobs += task.input.shared }
+        for blob in blobs {
+            if let over = context.spill?.overLimit(blob.bytes.count) {
+                let index = encoded.shared.contains { $0.ref == blob.ref } ? -1 : Int(tasks.first { $0.input.shared.contains { $0.ref == blob.ref } }?.index ?? 0)
+                throw InputEncodingError(function: F.name, index: index, message: "a value in it is \(over)")
+            }
+        }
+        if !blobs.isEmpty {
+            for blob in blobs { shared[blob.ref.hash] = blob }
+            try await shareValues(blobs)
+        }
+        let captures = try await spillCaptures(encoded.bytes)
         var envelopes: [TaskEnvelope] = []
         envelopes.reserveCapacity(tasks.count)
         for task in tasks {
-            var input = task.input
+            var input = task.input.bytes
             if let spill = context.spill, input.count > spill.threshold {
                 input = try await Spill.store(input, as: Spill.prefix(job: jobID) + "in-\(task.index)", in: spill.storage)
                 spilled = true
@@ -141,8 +211,31 @@ struct Job<F: RemoteFunction> {
             submitted = Swift.max(submitted, task.index + 1)
             if task.index < already { continue }
             envelopes.append(envelope(index: task.index, captures: captures, input: input, attempt: 1))
+            statistics.bytesSent += captures.count + input.count
         }
         if !envelopes.isEmpty { try await transport.submit(envelopes) }
+    }
+
+    /// An input as an error message shows it: JSON as is, a binary payload decoded and described.
+    static func describe(input bytes: [UInt8]) -> String {
+        if Spill.isReference(bytes) { return "(spilled) " + Abbreviation.bytes(Array(bytes.dropFirst())) }
+        guard bytes.first == PayloadWire.marker else { return Abbreviation.bytes(bytes) }
+        guard let input = try? PayloadCodec.decodePayload(F.Input.self, from: bytes, actorSystem: nil) else {
+            return "(\(bytes.count) bytes, shared by hash)"
+        }
+        return Abbreviation.text(String(reflecting: input))
+    }
+
+    /// Puts shared values where workers fetch them (those already there cost nothing).
+    private mutating func shareValues(_ blobs: [SharedBlob]) async throws {
+        guard let shelf = context.spill?.shelf else {
+            throw InputEncodingError(function: F.name, index: -1, message: "values to share by hash, and no store to put them in")
+        }
+        do {
+            statistics.bytesSent += try await shelf.ensure(blobs)
+        } catch {
+            throw InputEncodingError(function: F.name, index: -1, message: "cannot store the values the tasks share by hash: \(error)")
+        }
     }
 
     private mutating func spillCaptures(_ captures: [UInt8]) async throws -> [UInt8] {
@@ -171,36 +264,47 @@ struct Job<F: RemoteFunction> {
     ///
     /// - Throws: `CancellationError`; store errors.
     mutating func receive() async throws -> [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] {
+        await Self.decode(try await receiveEncoded())
+    }
+
+    /// ``receive()`` without decoding the outputs (the caller decodes them, perhaps while receiving more).
+    mutating func receiveEncoded() async throws -> [(index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)] {
         let results = try await transport.receive()
         try Task.checkCancellation()
-        var ended: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
+        var ended: [(index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)] = []
         var again: [TaskEnvelope] = []
+        var reshare = false
         for result in results {
-            if case .success(let bytes) = result.outcome, Spill.isReference(bytes) { spilled = true }
+            if case .success(let bytes) = result.payload, bytes.readableBytesView.first == Spill.marker { spilled = true }
             guard result.jobID == jobID else { continue }
             guard var task = pending[result.index] else {
                 if result.index < submitted { statistics.duplicates += 1 }  // answered already: the first wins
                 continue
             }
             guard result.attempt >= task.attempt else { continue }
-            var failure: RemoteFailure
-            switch result.outcome {
+            let failure: RemoteFailure
+            switch result.payload {
             case .success(let bytes):
-                do {
-                    let output = try PayloadCodec.decode(F.Output.self, from: try await Spill.resolve(bytes))
-                    pending[result.index] = nil
-                    statistics.completed += 1
-                    statistics.record(result)
-                    progress?.done.add(1, ordering: .relaxed)
-                    ended.append((result.index, .success(output)))
-                    continue
-                } catch {
-                    failure = RemoteFailure(
-                        kind: .decoding, errorType: "\(type(of: error))",
-                        message: "the caller could not decode the output as \(F.Output.self): \(error)")
-                }
+                pending[result.index] = nil
+                statistics.completed += 1
+                statistics.record(result)
+                progress?.done.add(1, ordering: .relaxed)
+                ended.append((result.index, .success(bytes)))
+                continue
             case .failure(let remote):
                 failure = remote
+            }
+            statistics.record(shared: result.shared)
+            if failure.kind == .missingSharedValue && task.reshared < 3 {
+                // Expired or evicted from the store: put back, and the task sent again (not a retry).
+                task.reshared += 1
+                task.attempt = result.attempt + 1
+                task.crashes = result.crashes
+                pending[result.index] = task
+                reshare = true
+                again.append(envelope(
+                    index: result.index, captures: task.captures, input: task.input, attempt: task.attempt, crashes: task.crashes))
+                continue
             }
             progress?.failures.add(1, ordering: .relaxed)
             let retriable = failure.kind == .thrown || failure.kind == .timedOut
@@ -220,9 +324,12 @@ struct Job<F: RemoteFunction> {
                 progress?.done.add(1, ordering: .relaxed)
                 ended.append((result.index, .failure(RemoteTaskError(
                     function: F.name, index: result.index,
-                    input: Spill.isReference(task.input) ? "(spilled) " + Abbreviation.bytes(Array(task.input.dropFirst())) : Abbreviation.bytes(task.input),
-                    failure: failure))))
+                    input: Self.describe(input: task.input), failure: failure))))
             }
+        }
+        if reshare, let shelf = context.spill?.shelf {
+            shelf.forget(Array(shared.values))
+            try await shareValues(Array(shared.values))
         }
         if !again.isEmpty { try await transport.submit(again) }
         await transport.progress(statistics, submitted: Int(submitted))
@@ -242,7 +349,8 @@ struct Job<F: RemoteFunction> {
             function: F.name, backend: context.backend, tasks: statistics.completed, failed: statistics.failed,
             workers: context.reportedWorkers ?? statistics.workers.count, wallTime: clock.now - start,
             coldStart: context.coldStart?.value, p50: statistics.quantile(0.5), p99: statistics.quantile(0.99),
-            retries: statistics.retries, duplicates: statistics.duplicates)
+            retries: statistics.retries, duplicates: statistics.duplicates, bytesSent: statistics.bytesSent,
+            sharedHits: statistics.sharedHits, sharedBytesFetched: statistics.sharedBytesFetched)
         options.onSummary?(summary)
         if wantSummary { StandardError.write(summary.description + "\n") }
     }
@@ -260,21 +368,21 @@ enum MapRunner {
         var read = 0
         var exhausted = false
         /// Reads and encodes inputs until `room` tasks are ready or the inputs run out.
-        func readInputs(room: Int) throws -> [(index: UInt64, input: [UInt8])] {
-            var batch: [(index: UInt64, input: [UInt8])] = []
+        func readInputs(room: Int) throws -> [(index: UInt64, input: EncodedPayload)] {
+            var batch: [(index: UInt64, input: EncodedPayload)] = []
             while batch.count < room, !exhausted {
                 guard let input = iterator.next() else {
                     exhausted = true
                     break
                 }
-                batch.append((UInt64(read), try Job<F>.encode(input, index: read)))
+                batch.append((UInt64(read), try Job<F>.encode(input, index: read, context: context)))
                 read += 1
             }
             return batch
         }
         // The first window is encoded before anything is dispatched: a bad input among them stops the job
         // before any task runs.
-        let captures = try Job<F>.encode(function: function)
+        let captures = try Job<F>.encode(function: function, context: context)
         var first = try readInputs(room: window)
         if first.isEmpty { return [] }
         // A named job's transport decides its id (the name and its run's token).
@@ -297,19 +405,37 @@ enum MapRunner {
         do {
             try await job.submit(first, captures: captures)
             showTotal()
-            while done < read || !exhausted {
-                for (index, outcome) in try await job.receive() {
-                    outputs[Int(index)] = try outcome.get()
-                    done += 1
+            // Outputs are decoded by child tasks while this one goes on receiving (and on other cores).
+            typealias Decoded = [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)]
+            try await withThrowingTaskGroup(of: Decoded.self) { decoders in
+                var decoding = 0
+                func collect(_ part: Decoded) throws {
+                    for (index, outcome) in part { outputs[Int(index)] = try outcome.get() }
                 }
-                // Top the window up in chunks, so each refill is one pipelined push.
-                let room = window - job.outstanding
-                if !exhausted && (room >= window / 4 || job.outstanding == 0) {
-                    let more = try readInputs(room: room)
-                    outputs.append(contentsOf: repeatElement(nil, count: more.count))
-                    try await job.submit(more, captures: captures)
-                    showTotal()
+                while done < read || !exhausted {
+                    let ended = try await job.receiveEncoded()
+                    done += ended.count
+                    // A task that failed for good ends the job now.
+                    for item in ended { if case .failure(let error) = item.outcome { throw error } }
+                    if !ended.isEmpty {
+                        decoders.addTask { await Job<F>.decode(ended) }
+                        decoding += 1
+                    }
+                    // At most a few batches in decoding at once (their bytes are held until then).
+                    while decoding > 4, let part = try await decoders.next() {
+                        try collect(part)
+                        decoding -= 1
+                    }
+                    // Top the window up in chunks, so each refill is one pipelined push.
+                    let room = window - job.outstanding
+                    if !exhausted && (room >= window / 4 || job.outstanding == 0) {
+                        let more = try readInputs(room: room)
+                        outputs.append(contentsOf: repeatElement(nil, count: more.count))
+                        try await job.submit(more, captures: captures)
+                        showTotal()
+                    }
                 }
+                for try await part in decoders { try collect(part) }
             }
             await job.finish()
         } catch {

@@ -29,6 +29,13 @@ public struct JobSummary: Sendable, CustomStringConvertible {
     /// Results dropped because their task had already been answered (a task re-run after its worker was
     /// presumed dead, which then answered after all): the first result wins.
     public var duplicates: Int = 0
+    /// Bytes the driver sent for the job: task payloads (captures and inputs, as sent) and the values it
+    /// shares by hash that were not where workers fetch them already.
+    public var bytesSent: Int = 0
+    /// Times a task found a value shared by hash already decoded in its worker's cache.
+    public var sharedHits: Int = 0
+    /// Bytes of shared values workers fetched for the job (each worker fetches a value once).
+    public var sharedBytesFetched: Int = 0
 
     /// One line: tasks, workers, wall time and rate, cold start, p50/p99 task time, retries, duplicates.
     public var description: String {
@@ -43,6 +50,10 @@ public struct JobSummary: Sendable, CustomStringConvertible {
         parts.append("task p50 \(Format.duration(p50)), p99 \(Format.duration(p99))")
         parts.append("\(retries) retr\(retries == 1 ? "y" : "ies")")
         if duplicates > 0 { parts.append("\(duplicates) duplicate\(duplicates == 1 ? "" : "s") dropped") }
+        parts.append("sent \(Format.bytes(bytesSent))")
+        if sharedHits > 0 || sharedBytesFetched > 0 {
+            parts.append("shared values: \(sharedHits) cache hit\(sharedHits == 1 ? "" : "s"), \(Format.bytes(sharedBytesFetched)) fetched")
+        }
         parts.append(backend)
         return parts.joined(separator: " · ")
     }
@@ -57,6 +68,10 @@ struct JobStatistics {
     var retries = 0
     /// Results for tasks already answered.
     var duplicates = 0
+    /// Bytes of task payloads and shared values sent.
+    var bytesSent = 0
+    var sharedHits = 0
+    var sharedBytesFetched = 0
     var workers = Set<String>()
     /// Function run times in microseconds, kept only when a summary was asked for.
     var durations: [UInt64]?
@@ -69,6 +84,13 @@ struct JobStatistics {
         workers.insert(result.workerID)
         retries += Int(result.attempt) - 1
         durations?.append(result.durationMicroseconds)
+        record(shared: result.shared)
+    }
+
+    /// Counts what a task (ended or not) used of the shared values.
+    mutating func record(shared: SharedUse) {
+        sharedHits += shared.hits
+        sharedBytesFetched += shared.fetchedBytes
     }
 
     /// The `fraction` quantile of the recorded run times (nearest rank).
@@ -98,6 +120,15 @@ enum Format {
         if x < 1000 { return "\(Int(x.rounded()))" }
         if x < 1_000_000 { return fixed(x / 1000, digits: x < 10_000 ? 2 : 1) + "k" }
         return fixed(x / 1_000_000, digits: 2) + "M"
+    }
+
+    /// `512 B`, `12.3 kB`, `6.40 MB`, `1.20 GB` (decimal units).
+    static func bytes(_ n: Int) -> String {
+        let x = Double(n)
+        if n < 1000 { return "\(n) B" }
+        if x < 1e6 { return fixed(x / 1e3, digits: 1) + " kB" }
+        if x < 1e9 { return fixed(x / 1e6, digits: 2) + " MB" }
+        return fixed(x / 1e9, digits: 2) + " GB"
     }
 
     /// `x` with `digits` decimals, without Foundation.

@@ -420,10 +420,12 @@ final class LocalTransport: JobTransport {
             return next
         }) {
             let ran = await WorkerLoop.run(envelope, registry: registry, stuckGrace: .zero, spill: spill)
-            continuation.yield(TaskResult(
+            var result = TaskResult(
                 jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
                 workerID: "inprocess",
-                durationMicroseconds: ran.microseconds, outcome: ran.outcome))
+                durationMicroseconds: ran.microseconds, outcome: ran.outcome)
+            result.shared = ran.shared
+            continuation.yield(result)
         }
     }
 

@@ -1,10 +1,24 @@
-/// Where large task payloads go, and above what size.
+/// How task payloads are written and where large ones go, and above what size.
 struct SpillSettings: Sendable {
     var storage: Storage
     /// Payloads of more bytes than this travel as references to objects.
     var threshold: Int
     /// Payloads of more bytes than this are refused (``CloudConfiguration/maxPayloadBytes``).
     var maxPayload: Int = CloudConfiguration.defaultMaxPayload
+    /// The format of captures and inputs (a worker answers in the format of its task's captures).
+    var format: PayloadFormat = PayloadCodec.defaultFormat
+    /// Captures and inputs above this many bytes are shared by hash (``CloudConfiguration/shareThreshold``).
+    var shareAbove: Int = 64 * 1024
+    /// Where the driver puts shared values (`nil` on a worker).
+    var shelf: SharedValueShelf?
+    /// Where a worker fetches shared values.
+    var place: SharedValuePlace?
+
+    /// How captures and inputs are encoded: shared by hash above ``shareAbove`` (in ``storage`` above
+    /// ``threshold``, in the store below it).
+    var inputSettings: PayloadCodec.Settings {
+        PayloadCodec.Settings(format: format, shareAbove: shareAbove, objectStore: (threshold, storage.url), shareRoot: true)
+    }
 
     /// The message for a payload over ``maxPayload``.
     func overLimit(_ count: Int) -> String? {

@@ -256,9 +256,12 @@ enum WorkerRole {
             try await transport.startHosting(advertise: true)
             // Large outputs spill to the object store the driver reads (the driver sets CURTAIN_STORAGE for
             // its local workers; workers started by hand must be given the cluster's).
-            let spill = SpillSettings(
+            var spill = SpillSettings(
                 storage: try Storage(url: configuration.storage ?? CloudConfiguration.defaultStorage),
                 threshold: configuration.spillThreshold, maxPayload: configuration.maxPayloadBytes)
+            // Shared values come from the store (and object stores): checked against their hash when tasks
+            // are signed, since the hash is then their only proof.
+            spill.place = SharedValuePlace(client: client, verify: configuration.secret != nil)
             let loop = WorkerLoop(
                 client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill,
                 sealer: configuration.secret.map(Sealer.init(secret:)), maxEntryBytes: configuration.maxPayloadBytes)
