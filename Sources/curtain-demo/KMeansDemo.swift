@@ -9,11 +9,11 @@ struct KMeansDemo: AsyncParsableCommand {
         commandName: "kmeans",
         abstract: "k-means: a TaskGroup per round (the local baseline) vs a cloud.map per round with shared accumulators.",
         discussion: """
-            Every task of every round captures the whole point set (points × dimensions Doubles: 6.4 MB by
-            default) and the round's centroids; it sums its slice's clusters and stores them in its block of a
-            SharedMutex of accumulators. The driver adds the blocks in slice order, so both runs give the same
-            bits. The Curtain time excludes the cloud's start-up (workers are started and connected before
-            either run is timed) and includes everything else: encoding the captures, transfer, the shared
+            Every task of every round captures the whole point set (points × dimensions Doubles: 6.4 MB by \
+            default) and the round's centroids; it sums its slice's clusters and stores them in its block of a \
+            SharedMutex of accumulators. The driver adds the blocks in slice order, so both runs give the same \
+            bits. The Curtain time excludes the cloud's start-up (workers are started and connected before \
+            either run is timed) and includes everything else: encoding the captures, transfer, the shared \
             memory's round trips. Generating the points and the starting centroids is timed in neither.
             """
     )

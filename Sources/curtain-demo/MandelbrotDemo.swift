@@ -9,9 +9,9 @@ struct MandelbrotDemo: AsyncParsableCommand {
         commandName: "mandelbrot",
         abstract: "Mandelbrot rows: a plain Swift TaskGroup (the local baseline) vs cloud.map over the rows.",
         discussion: """
-            Each row is one task returning its pixels' escape counts as [UInt16]. The default iteration cap
-            makes a row about 2.5 ms of compute in a release build. The Curtain time excludes the cloud's
-            start-up (workers are started and connected before either run is timed) and includes everything
+            Each row is one task returning its pixels' escape counts as [UInt16]. The default iteration cap \
+            makes a row about 2.5 ms of compute in a release build. The Curtain time excludes the cloud's \
+            start-up (workers are started and connected before either run is timed) and includes everything \
             else: encoding, transfer through the store, decoding of every row.
             """
     )
@@ -23,17 +23,12 @@ struct MandelbrotDemo: AsyncParsableCommand {
     var height: Int = 1_200
 
     @Option(help: "The iteration cap (at most 65535): the count of the set's points.")
-    var iterations: Int = MandelbrotDemo.defaultIterations
+    var iterations: Int = MandelbrotRow.defaultMaxIterations
 
     @Flag(help: "Print one JSON line instead of text.")
     var json = false
 
     @OptionGroup var cloudOptions: CloudOptions
-
-    /// About 2.5 ms per 1,600-pixel row of the whole set (the mean over the 1,200 rows) in optimized code:
-    /// measured with the row function compiled by `swiftc -O` on the 2-core machine the examples were
-    /// written on (2.49 ms; a debug build is about 3.6 times slower).
-    static let defaultIterations = 2_800
 
     func validate() throws {
         guard width >= 1, height >= 1 else { throw ValidationError("--width and --height must be at least 1") }
