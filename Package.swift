@@ -202,6 +202,13 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // The examples against their local baselines (curtain-demo mandelbrot and kmeans), on worker processes
+        // started from curtain-demo itself, which registers the examples' functions.
+        .testTarget(
+            name: "CurtainExamplesTests",
+            dependencies: ["Curtain", "CurtainExamples", "CurtainTestSupport"],
+            swiftSettings: strictSwift
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
