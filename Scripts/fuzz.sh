@@ -8,6 +8,8 @@
 # 1. seeded decoder fuzz (curtain-fuzz decoder): N >= 1,000,000 random, valid, mutated and hostile inputs;
 # 2. seeded server fuzz (curtain-fuzz server): raw connections to an in-process store, canary keys checked;
 # 3. seeded client fuzz (curtain-fuzz client): a fake server feeds scripted replies to RESPConnection;
+# 3b. seeded payload fuzz (curtain-fuzz payload): N valid, cut, mutated and random binary payloads decoded
+#    as eight types; valid ones must round-trip, the rest fail with a DecodingError, peak RSS stays small;
 # 4. libFuzzer on the decoder, if the toolchain can build it (-sanitize=fuzzer), for a bounded time, with
 #    its corpus in .build-libfuzzer/corpus and any crashing input in .build-libfuzzer/artifacts.
 # Exits non-zero on the first failure. A crash of a seeded run names the input; replay it with
@@ -66,6 +68,9 @@ run_bounded 1800 "$bin" server --count "$server_count" --seed "$seed" ${server_e
 
 step "client: $client_count connections, seed $seed"
 run_bounded 1800 "$bin" client --count "$client_count" --seed "$seed"
+
+step "payload: $count inputs, seed $seed"
+run_bounded 3600 "$bin" payload --count "$count" --seed "$seed"
 
 if (( libfuzzer_seconds <= 0 )); then
     step "libFuzzer: skipped"

@@ -23,7 +23,7 @@ struct AllBench: AsyncParsableCommand {
 
     /// The benchmarks, in order: this executable's subcommands, then curtain-demo's experiments.
     static let benches = ["resp", "tasks", "coldstart", "pi", "memory", "memory-ops", "actors", "storage", "cluster", "payloads"]
-    static let experiments = ["sgd", "wordcount"]
+    static let experiments = ["sgd", "wordcount", "mandelbrot", "kmeans"]
 
     func run() async throws {
         let skipped = Set(skip.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
@@ -73,6 +73,18 @@ struct AllBench: AsyncParsableCommand {
                 Figure(
                     name: "SGD two-tier loss gap to local (|gap| ≤ 2 %)", value: abs(number("loss_gap")) * 100, unit: "%",
                     target: nil, maximum: 2),
+            ]
+        case "mandelbrot":
+            return [
+                Figure(
+                    name: "mandelbrot 1600x1200, 2 workers, local_s / curtain_s", value: 1 / number("curtain_s"), unit: "runs/s",
+                    baseline: 1 / number("local_s"), baselineName: "local TaskGroup", target: 0.9)
+            ]
+        case "kmeans":
+            return [
+                Figure(
+                    name: "kmeans 10 rounds, 6.4 MB capture, 2 workers, local_s / curtain_s", value: 1 / number("curtain_s"),
+                    unit: "runs/s", baseline: 1 / number("local_s"), baselineName: "local TaskGroup", target: 0.7)
             ]
         default:
             return [

@@ -33,7 +33,14 @@ public struct WorkerLoop: Sendable {
         let draining = Atomic<Bool>(false)
         /// The answers (results and in-flight removals) of a batch whose pipeline failed.
         let unsent = Mutex<[RESPCommand]?>(nil)
+        /// Jobs seen running, and when: not asked about again for ``liveFor`` (one round trip less per
+        /// task of a job with long tasks, which take one at a time).
+        let live = Mutex<[String: ContinuousClock.Instant]>([:])
     }
+
+    /// How long a job seen running is taken to be running still (its tasks queued after it ended run
+    /// at most this much longer).
+    static let liveFor: Duration = .milliseconds(100)
 
     /// Creates a worker loop for executables of `buildID`.
     public init(
@@ -205,10 +212,18 @@ public struct WorkerLoop: Sendable {
             if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
             envelopes = [envelopes[suspect]]
         }
-        // Skip the tasks of jobs that were cancelled or are over.
-        let jobs = Array(Set(envelopes.compactMap { $0.envelope?.jobID }))
-        let flags = try await connection.pipeline(jobs.map { RESPCommand("EXISTS", StoreKeys.cancelled(job: $0)) })
+        // Skip the tasks of jobs that were cancelled or are over (asking only about jobs not seen running
+        // within the last ``liveFor``).
+        let now = ContinuousClock.now
+        let jobs = state.live.withLock { live in
+            Array(Set(envelopes.compactMap { $0.envelope?.jobID })).filter { job in live[job].map { now - $0 > Self.liveFor } ?? true }
+        }
+        let flags = jobs.isEmpty ? [] : try await connection.pipeline(jobs.map { RESPCommand("EXISTS", StoreKeys.cancelled(job: $0)) })
         let cancelled = Set(zip(jobs, flags).filter { $0.1.int == 1 }.map(\.0))
+        state.live.withLock { live in
+            live = live.filter { now - $0.value <= Self.liveFor }
+            for job in jobs where !cancelled.contains(job) { live[job] = now }
+        }
 
         var replies: [RESPCommand] = []
         var resultKeys = Set<String>()

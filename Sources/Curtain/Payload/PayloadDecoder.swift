@@ -442,9 +442,15 @@ final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol 
     @inline(__always)
     private func scalar<T>(_ key: Key, _ type: T.Type, _ read: (Int) throws -> T) throws -> T {
         let p = try value(key, type)
-        reader.path.append(key)
-        defer { reader.path.removeLast() }
-        let result = try read(p)
+        let result: T
+        do {
+            result = try read(p)
+        } catch {
+            // Read again with the key on the path, for the error (the path is not kept up for every scalar).
+            reader.path.append(key)
+            defer { reader.path.removeLast() }
+            result = try read(p)
+        }
         cursor = try reader.skip(p)
         return result
     }
@@ -545,9 +551,14 @@ struct PayloadUnkeyedDecoder: UnkeyedDecodingContainer {
 
     private mutating func scalar<T>(_ type: T.Type, _ read: (Int) throws -> T) throws -> T {
         let p = try next(type)
-        reader.path.append(PayloadIndexKey(intValue: currentIndex))
-        defer { reader.path.removeLast() }
-        let value = try read(p)
+        let value: T
+        do {
+            value = try read(p)
+        } catch {
+            reader.path.append(PayloadIndexKey(intValue: currentIndex))
+            defer { reader.path.removeLast() }
+            value = try read(p)
+        }
         cursor = try reader.skip(p)
         currentIndex += 1
         return value

@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -200,15 +201,33 @@ final class PayloadWriter {
     /// The number of elements written so far to the (unkeyed) container starting at `start`.
     func elementCount(of start: Int) -> Int { open.last(where: { $0.start == start })?.count ?? 0 }
 
+    /// Which key followed each key last time (structs of one type write the same keys in the same order,
+    /// so the next key is usually known without hashing its name).
+    private var successor: [Int] = []
+    /// The first key last written by containers of each key type.
+    private var firstKey: [ObjectIdentifier: Int] = [:]
+
+    /// Writes `name`'s index, given the key written before it in this container (`-1` for none) and the
+    /// container's key type; returns the index.
     @inline(__always)
-    func writeKey(_ name: String) {
-        if let index = keyIndex[name] {
-            out.appendVarint(index)
+    func writeKey(_ name: String, after previous: Int, type: ObjectIdentifier) -> Int {
+        let predicted = previous >= 0 ? successor[previous] : (firstKey[type] ?? -1)
+        let index: Int
+        if predicted >= 0, keys[predicted] == name {
+            index = predicted
         } else {
-            keyIndex[name] = keys.count
-            out.appendVarint(keys.count)
-            keys.append(name)
+            if let known = keyIndex[name] {
+                index = known
+            } else {
+                index = keys.count
+                keyIndex[name] = index
+                keys.append(name)
+                successor.append(-1)
+            }
+            if previous >= 0 { successor[previous] = index } else { firstKey[type] = index }
         }
+        out.appendVarint(index)
+        return index
     }
 
     // MARK: values
@@ -249,12 +268,19 @@ final class PayloadWriter {
     /// `encode(to:)`. A value larger than ``shareAbove`` is written once on its own and referenced.
     func writeValue<T: Encodable>(_ value: T, hoistable: Bool = true) throws {
         if let element = PayloadWire.numericElement(of: T.self) {
-            let size = writeNumbers(value, element: element, into: nil)
+            let (size, address) = writeNumbers(value, element: element, into: nil)
             if hoistable, let limit = shareAbove, size > limit {
-                let standalone = PayloadWriter(userInfo: [:], shareAbove: nil)
-                standalone.objectStore = objectStore
-                try standalone.encodeRoot(value, hoistRoot: false)
-                share(standalone.out, nested: [])
+                // The same array as before (its storage kept alive by the memo, so unchanged) is neither
+                // copied nor hashed again.
+                let key = SharedArrayMemo.Key(address: address, bytes: size, element: element.rawValue)
+                if let known = SharedArrayMemo.lookup(key) {
+                    share(known.bytes, hash: known.hash, nested: [])
+                } else {
+                    let standalone = PayloadWriter(userInfo: [:], shareAbove: nil)
+                    try standalone.encodeRoot(value, hoistRoot: false)
+                    let hash = share(standalone.out, nested: [])
+                    SharedArrayMemo.remember(key, keeping: SharedValueCache.Box(value), bytes: standalone.out, hash: hash)
+                }
             } else {
                 _ = writeNumbers(value, element: element, into: self)
             }
@@ -290,8 +316,9 @@ final class PayloadWriter {
         }
     }
 
-    /// Writes a numeric array (when `writer` is given) and returns the byte size of its elements.
-    private func writeNumbers<T>(_ value: T, element: PayloadWire.Tag, into writer: PayloadWriter?) -> Int {
+    /// Writes a numeric array (when `writer` is given) and returns the byte size of its elements and the
+    /// address of its storage.
+    private func writeNumbers<T>(_ value: T, element: PayloadWire.Tag, into writer: PayloadWriter?) -> (Int, UInt) {
         switch element {
         case .double: return raw(value as! [Double], element, writer)
         case .float: return raw(value as! [Float], element, writer)
@@ -308,22 +335,24 @@ final class PayloadWriter {
         }
     }
 
-    private func raw<E>(_ array: [E], _ element: PayloadWire.Tag, _ writer: PayloadWriter?) -> Int {
+    private func raw<E>(_ array: [E], _ element: PayloadWire.Tag, _ writer: PayloadWriter?) -> (Int, UInt) {
         array.withUnsafeBytes { bytes in
             if let writer {
+                writer.out.reserveCapacity(writer.out.count + bytes.count + 32)
                 writer.out.append(PayloadWire.Tag.numbers.rawValue)
                 writer.out.append(element.rawValue)
                 writer.out.appendVarint(array.count)
                 writer.out.append(contentsOf: bytes)
             }
-            return bytes.count
+            return (bytes.count, UInt(bitPattern: bytes.baseAddress))
         }
     }
 
     /// References `bytes` (a complete payload) by hash from here, adding it (and the values it references
     /// itself) to the shared values.
-    private func share(_ bytes: [UInt8], nested: [(SharedRef, [UInt8])]) {
-        let hash = Array(SHA256.hash(data: bytes))
+    @discardableResult
+    private func share(_ bytes: [UInt8], hash known: [UInt8]? = nil, nested: [(SharedRef, [UInt8])]) -> [UInt8] {
+        let hash = known ?? Array(SHA256.hash(data: bytes))
         let index: Int
         if let known = sharedIndex[hash] {
             index = known
@@ -340,6 +369,7 @@ final class PayloadWriter {
             sharedIndex[ref.hash] = shared.count
             shared.append((ref, nestedBytes))
         }
+        return hash
     }
 
     /// Forgets the shared values added from position `index` on (a value written again on its own took
@@ -384,16 +414,23 @@ struct PayloadValueEncoder: Encoder {
 struct PayloadKeyedEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
     let writer: PayloadWriter
     let start: Int
+    /// The index of the key written last (`-1` before the first).
+    private var previous = -1
+
+    init(writer: PayloadWriter, start: Int) {
+        self.writer = writer
+        self.start = start
+    }
 
     var codingPath: [any CodingKey] { writer.path }
 
     @inline(__always)
-    private func begin(_ key: Key) throws { try begin(key.stringValue) }
+    private mutating func begin(_ key: Key) throws { try begin(key.stringValue) }
 
     @inline(__always)
-    private func begin(_ name: String) throws {
+    private mutating func begin(_ name: String) throws {
         try writer.focus(start)
-        writer.writeKey(name)
+        previous = writer.writeKey(name, after: previous, type: ObjectIdentifier(Key.self))
     }
 
     mutating func encodeNil(forKey key: Key) throws { try begin(key); writer.writeNil() }
@@ -433,7 +470,7 @@ struct PayloadKeyedEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
 
     mutating func superEncoder(forKey key: Key) -> any Encoder { superEncoder(named: key.stringValue) }
 
-    private func superEncoder(named name: String) -> any Encoder {
+    private mutating func superEncoder(named name: String) -> any Encoder {
         guard (try? begin(name)) != nil else { return PayloadValueEncoder(writer: writer, frame: -1) }
         return PayloadValueEncoder(writer: writer, frame: writer.openSlot())
     }
@@ -543,4 +580,49 @@ struct PayloadIndexKey: CodingKey {
 /// (Curtain sends such a value as JSON).
 struct PayloadOrderError: Error, CustomStringConvertible {
     var description: String
+}
+
+/// The driver's memory of the numeric arrays it shared lately: the same array again (the same storage,
+/// which the memo keeps alive, so that any change to the caller's array copies it first) is neither
+/// copied nor hashed again. A k-means round that captures the same point set costs nothing for it.
+enum SharedArrayMemo {
+    struct Key: Hashable {
+        var address: UInt
+        var bytes: Int
+        var element: UInt8
+    }
+
+    private struct Entry {
+        var keep: SharedValueCache.Box
+        var bytes: [UInt8]
+        var hash: [UInt8]
+        var lastUse: UInt64
+    }
+
+    /// Arrays remembered at most, and the most bytes they may hold.
+    static let capacity = 8
+    static let byteCapacity = 1 << 30
+    private static let state = Mutex<(entries: [Key: Entry], tick: UInt64)>(([:], 0))
+
+    static func lookup(_ key: Key) -> (bytes: [UInt8], hash: [UInt8])? {
+        state.withLock { state in
+            guard var entry = state.entries[key] else { return nil }
+            state.tick += 1
+            entry.lastUse = state.tick
+            state.entries[key] = entry
+            return (entry.bytes, entry.hash)
+        }
+    }
+
+    static func remember(_ key: Key, keeping: SharedValueCache.Box, bytes: [UInt8], hash: [UInt8]) {
+        state.withLock { state in
+            state.tick += 1
+            state.entries[key] = Entry(keep: keeping, bytes: bytes, hash: hash, lastUse: state.tick)
+            while state.entries.count > capacity || state.entries.values.reduce(0, { $0 + 2 * $1.bytes.count }) > byteCapacity,
+                state.entries.count > 1, let oldest = state.entries.min(by: { $0.value.lastUse < $1.value.lastUse })
+            {
+                state.entries[oldest.key] = nil
+            }
+        }
+    }
 }

@@ -88,21 +88,23 @@ enum PayloadWire {
     }
 
     /// The element tag of a numeric array type (`[Double]`, `[UInt16]`, …); `nil` for any other type.
+    @inline(__always)
     static func numericElement<T>(of _: T.Type) -> Tag? {
-        if T.self == [Double].self { return .double }
-        if T.self == [Float].self { return .float }
-        if T.self == [Int].self { return .int }
-        if T.self == [UInt8].self { return .uint8 }
-        if T.self == [UInt16].self { return .uint16 }
-        if T.self == [Int32].self { return .int32 }
-        if T.self == [Int64].self { return .int64 }
-        if T.self == [UInt32].self { return .uint32 }
-        if T.self == [UInt64].self { return .uint64 }
-        if T.self == [Int16].self { return .int16 }
-        if T.self == [Int8].self { return .int8 }
-        if T.self == [UInt].self { return .uint }
+        let id = ObjectIdentifier(T.self)
+        for (type, tag) in numericArrays where type == id { return tag }
         return nil
     }
+
+    /// The numeric array types, looked up once (comparing metatypes on every value costs a metadata
+    /// lookup each).
+    private static let numericArrays: [(ObjectIdentifier, Tag)] = [
+        (ObjectIdentifier([Double].self), .double), (ObjectIdentifier([Float].self), .float),
+        (ObjectIdentifier([Int].self), .int), (ObjectIdentifier([UInt8].self), .uint8),
+        (ObjectIdentifier([UInt16].self), .uint16), (ObjectIdentifier([Int32].self), .int32),
+        (ObjectIdentifier([Int64].self), .int64), (ObjectIdentifier([UInt32].self), .uint32),
+        (ObjectIdentifier([UInt64].self), .uint64), (ObjectIdentifier([Int16].self), .int16),
+        (ObjectIdentifier([Int8].self), .int8), (ObjectIdentifier([UInt].self), .uint),
+    ]
 
     /// Whether `bytes` start like a binary payload.
     static func isBinary(_ bytes: UnsafeRawBufferPointer) -> Bool {

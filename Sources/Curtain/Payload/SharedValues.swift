@@ -88,6 +88,8 @@ final class SharedValueCache: Sendable {
 
     /// Keeps a decoded value (dropping the bytes it was decoded from).
     func insert(_ hash: [UInt8], type: ObjectIdentifier, value: Box, cost: Int) {
+        // Larger than the whole cache: used by the task at hand, kept by nobody (nothing else is evicted).
+        guard cost <= limit else { return }
         state.withLock { state in
             state.tick += 1
             var entry = state.entries[hash] ?? Entry(cost: 0, lastUse: state.tick)
@@ -109,23 +111,19 @@ final class SharedValueCache: Sendable {
             state.used -= oldest.value.cost
             state.entries[oldest.key] = nil
         }
-        if state.used > limit, let only = state.entries[hash] {
-            // Larger than the whole cache: used by the task at hand, kept by nobody.
-            state.used -= only.cost
-            state.entries[hash] = nil
-        }
     }
 
-    /// The bytes of `ref`, fetched once however many tasks of this process ask at the same time.
-    func fetch(_ ref: SharedRef, with fetch: @escaping @Sendable () async throws -> [UInt8]) async throws -> [UInt8] {
-        let task = state.withLock { state -> Task<[UInt8], any Error> in
-            if let running = state.inFlight[ref.hash] { return running }
+    /// The bytes of `ref`, fetched once however many tasks of this process ask at the same time; and
+    /// whether this caller's request is the one that fetched them.
+    func fetch(_ ref: SharedRef, with fetch: @escaping @Sendable () async throws -> [UInt8]) async throws -> (bytes: [UInt8], fetched: Bool) {
+        let (task, mine) = state.withLock { state -> (Task<[UInt8], any Error>, Bool) in
+            if let running = state.inFlight[ref.hash] { return (running, false) }
             let task = Task { try await fetch() }
             state.inFlight[ref.hash] = task
-            return task
+            return (task, true)
         }
-        defer { _ = state.withLock { $0.inFlight.removeValue(forKey: ref.hash) } }
-        return try await task.value
+        defer { if mine { _ = state.withLock { $0.inFlight.removeValue(forKey: ref.hash) } } }
+        return (try await task.value, mine)
     }
 
     /// Empties the cache (tests).
@@ -183,17 +181,21 @@ final class TaskSharedValues: SharedValueSource, @unchecked Sendable {
         }
         guard !missing.isEmpty else { return }
         guard let place else { throw SharedValueMissing(ref: missing[0], reason: "this process has no store to fetch it from") }
-        let fetched = try await withThrowingTaskGroup(of: (SharedRef, [UInt8]).self) { group in
+        let fetched = try await withThrowingTaskGroup(of: (SharedRef, [UInt8], Bool).self) { group in
             for ref in missing {
-                group.addTask { [cache] in (ref, try await cache.fetch(ref) { try await place.fetch(ref) }) }
+                group.addTask { [cache] in
+                    let (bytes, mine) = try await cache.fetch(ref) { try await place.fetch(ref) }
+                    return (ref, bytes, mine)
+                }
             }
-            var all: [(SharedRef, [UInt8])] = []
+            var all: [(SharedRef, [UInt8], Bool)] = []
             for try await item in group { all.append(item) }
             return all
         }
         var nested: [SharedRef] = []
-        for (ref, bytes) in fetched {
-            use.fetchedBytes += bytes.count
+        for (ref, bytes, mine) in fetched {
+            // Counted once per process: by the task whose request fetched them.
+            if mine { use.fetchedBytes += bytes.count } else { use.hits += 1 }
             pinned[ref.hash] = ([:], bytes)
             nested += try bytes.withUnsafeBytes { try PayloadDecoder.references(in: $0) }
         }

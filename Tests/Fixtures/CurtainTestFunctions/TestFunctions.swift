@@ -354,5 +354,15 @@ public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
     CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self, FillSlice.self,
     AddThroughReplica.self, FeedTally.self, PartitionLines.self, SpillProbe.self, GatedSquare.self,
-    HoldLockWhileSpinning.self,
+    HoldLockWhileSpinning.self, CapturedElement.self,
 ]
+
+/// Reads one element of a captured array (large captures are shared by hash).
+public struct CapturedElement: RemoteFunction {
+    /// The captured values.
+    public var values: [Double]
+    /// Creates the function.
+    public init(values: [Double]) { self.values = values }
+    /// `values[index % count]`.
+    public func callAsFunction(_ index: Int) async throws -> Double { values[index % values.count] }
+}
