@@ -31,7 +31,8 @@ public struct PayloadDecoder: Sendable {
 
     func decode<T: Decodable>(_ type: T.Type, from bytes: UnsafeRawBufferPointer, shared: (any SharedValueSource)?) throws -> T {
         let reader = try PayloadReader(bytes, userInfo: userInfo, shared: shared, root: T.self)
-        let (value, end) = try reader.decodeValue(T.self, at: PayloadWire.headerSize)
+        var end = 0
+        let value = try reader.decodeValue(T.self, at: PayloadWire.headerSize, end: &end)
         guard end == reader.bodyEnd else {
             throw reader.corrupt(end, "\(reader.bodyEnd - end) stray bytes after the value", T.self)
         }
@@ -269,8 +270,9 @@ final class PayloadReader {
 
     // MARK: values
 
-    /// Decodes any `Decodable` at `p`; returns it and the offset just past it.
-    func decodeValue<T: Decodable>(_ type: T.Type, at p: Int) throws -> (T, Int) {
+    /// Decodes any `Decodable` at `p`, setting `end` to the offset just past it. (No tuple with `T` is
+    /// returned: in unspecialized code each would cost a lookup of its type's metadata.)
+    func decodeValue<T: Decodable>(_ type: T.Type, at p: Int, end: inout Int) throws -> T {
         let tag = try tag(at: p, T.self)
         if tag == .shared {
             var q = p + 1
@@ -285,44 +287,48 @@ final class PayloadReader {
                 decoder.userInfo = userInfo
                 return try decoder.decode(T.self, from: bytes, shared: shared)
             }
-            return (value, q)
+            end = q
+            return value
         }
         if let element = PayloadWire.numericElement(of: T.self), tag == .numbers {
-            return try numbers(T.self, element: element, at: p)
+            return try numbers(T.self, element: element, at: p, end: &end)
         }
-        if T.self == String.self { return (try string(at: p) as! T, try skip(p)) }
+        if T.self == String.self {
+            end = try skip(p)
+            return try string(at: p) as! T
+        }
         if T.self == Data.self, tag == .bytes {
             var q = p + 1
             let length = try varint(at: &q, T.self)
             guard length <= bodyEnd - q else { throw corrupt(p, "\(length) bytes run past the end", T.self) }
-            return (Data(UnsafeRawBufferPointer(rebasing: bytes[q..<(q + length)])) as! T, q + length)
+            end = q + length
+            return Data(UnsafeRawBufferPointer(rebasing: bytes[q..<(q + length)])) as! T
         }
         depth += 1
         defer { depth -= 1 }
         guard depth <= PayloadWire.maxDepth else { throw corrupt(p, "nested deeper than \(PayloadWire.maxDepth) levels", T.self) }
-        let end = try skip(p)
-        let value = try T(from: PayloadValueDecoder(reader: self, offset: p))
-        return (value, end)
+        end = try skip(p)
+        return try T(from: PayloadValueDecoder(reader: self, offset: p))
     }
 
-    private func numbers<T>(_: T.Type, element: PayloadWire.Tag, at p: Int) throws -> (T, Int) {
+    private func numbers<T>(_: T.Type, element: PayloadWire.Tag, at p: Int, end: inout Int) throws -> T {
         switch element {
-        case .double: return try raw(Double.self, element, at: p) as! (T, Int)
-        case .float: return try raw(Float.self, element, at: p) as! (T, Int)
-        case .int: return try raw(Int.self, element, at: p) as! (T, Int)
-        case .uint8: return try raw(UInt8.self, element, at: p) as! (T, Int)
-        case .uint16: return try raw(UInt16.self, element, at: p) as! (T, Int)
-        case .int32: return try raw(Int32.self, element, at: p) as! (T, Int)
-        case .int64: return try raw(Int64.self, element, at: p) as! (T, Int)
-        case .uint32: return try raw(UInt32.self, element, at: p) as! (T, Int)
-        case .uint64: return try raw(UInt64.self, element, at: p) as! (T, Int)
-        case .int16: return try raw(Int16.self, element, at: p) as! (T, Int)
-        case .int8: return try raw(Int8.self, element, at: p) as! (T, Int)
-        default: return try raw(UInt.self, element, at: p) as! (T, Int)
+        case .double: return try raw(Double.self, element, at: p, end: &end) as! T
+        case .float: return try raw(Float.self, element, at: p, end: &end) as! T
+        case .int: return try raw(Int.self, element, at: p, end: &end) as! T
+        case .uint8: return try raw(UInt8.self, element, at: p, end: &end) as! T
+        case .uint16: return try raw(UInt16.self, element, at: p, end: &end) as! T
+        case .int32: return try raw(Int32.self, element, at: p, end: &end) as! T
+        case .int64: return try raw(Int64.self, element, at: p, end: &end) as! T
+        case .uint32: return try raw(UInt32.self, element, at: p, end: &end) as! T
+        case .uint64: return try raw(UInt64.self, element, at: p, end: &end) as! T
+        case .int16: return try raw(Int16.self, element, at: p, end: &end) as! T
+        case .int8: return try raw(Int8.self, element, at: p, end: &end) as! T
+        default: return try raw(UInt.self, element, at: p, end: &end) as! T
         }
     }
 
-    private func raw<E>(_: E.Type, _ element: PayloadWire.Tag, at p: Int) throws -> ([E], Int) {
+    private func raw<E>(_: E.Type, _ element: PayloadWire.Tag, at p: Int, end: inout Int) throws -> [E] {
         var q = p + 1
         guard q < bodyEnd else { throw corrupt(p, "an array of numbers is cut short", [E].self) }
         guard bytes[q] == element.rawValue else {
@@ -338,7 +344,8 @@ final class PayloadReader {
             if count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: source) }
             initialized = count
         }
-        return (array, q + count * width)
+        end = q + count * width
+        return array
     }
 
     /// The body of the container at `p` (after its header) and its end, checking its tag.
@@ -477,7 +484,8 @@ final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol 
         let p = try value(key, type)
         reader.path.append(key)
         defer { reader.path.removeLast() }
-        let (result, next) = try reader.decodeValue(T.self, at: p)
+        var next = 0
+        let result = try reader.decodeValue(T.self, at: p, end: &next)
         cursor = next
         return result
     }
@@ -490,7 +498,8 @@ final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol 
         }
         reader.path.append(key)
         defer { reader.path.removeLast() }
-        let (result, next) = try reader.decodeValue(T.self, at: p)
+        var next = 0
+        let result = try reader.decodeValue(T.self, at: p, end: &next)
         cursor = next
         return result
     }
@@ -591,7 +600,8 @@ struct PayloadUnkeyedDecoder: UnkeyedDecodingContainer {
         let p = try next(type)
         reader.path.append(PayloadIndexKey(intValue: currentIndex))
         defer { reader.path.removeLast() }
-        let (value, after) = try reader.decodeValue(T.self, at: p)
+        var after = 0
+        let value = try reader.decodeValue(T.self, at: p, end: &after)
         cursor = after
         currentIndex += 1
         return value
@@ -642,5 +652,8 @@ struct PayloadSingleValueDecoder: SingleValueDecodingContainer {
     func decode(_ type: UInt16.Type) throws -> UInt16 { try reader.integer(UInt16.self, at: offset) }
     func decode(_ type: UInt32.Type) throws -> UInt32 { try reader.integer(UInt32.self, at: offset) }
     func decode(_ type: UInt64.Type) throws -> UInt64 { try reader.integer(UInt64.self, at: offset) }
-    func decode<T: Decodable>(_ type: T.Type) throws -> T { try reader.decodeValue(T.self, at: offset).0 }
+    func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        var end = 0
+        return try reader.decodeValue(T.self, at: offset, end: &end)
+    }
 }

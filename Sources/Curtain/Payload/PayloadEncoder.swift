@@ -204,14 +204,24 @@ final class PayloadWriter {
     /// Which key followed each key last time (structs of one type write the same keys in the same order,
     /// so the next key is usually known without hashing its name).
     private var successor: [Int] = []
-    /// The first key last written by containers of each key type.
-    private var firstKey: [ObjectIdentifier: Int] = [:]
+    /// The first key last written by containers of each key type (a short list: a payload has few
+    /// container types, and comparing identifiers is cheaper than hashing them).
+    private var firstKeys: [(type: ObjectIdentifier, key: Int)] = []
+
+    private func firstKey(of type: ObjectIdentifier) -> Int {
+        for entry in firstKeys where entry.type == type { return entry.key }
+        return -1
+    }
+
+    private func setFirstKey(_ key: Int, of type: ObjectIdentifier) {
+        if let i = firstKeys.firstIndex(where: { $0.type == type }) { firstKeys[i].key = key } else { firstKeys.append((type, key)) }
+    }
 
     /// Writes `name`'s index, given the key written before it in this container (`-1` for none) and the
     /// container's key type; returns the index.
     @inline(__always)
     func writeKey(_ name: String, after previous: Int, type: ObjectIdentifier) -> Int {
-        let predicted = previous >= 0 ? successor[previous] : (firstKey[type] ?? -1)
+        let predicted = previous >= 0 ? successor[previous] : firstKey(of: type)
         let index: Int
         if predicted >= 0, keys[predicted] == name {
             index = predicted
@@ -224,7 +234,7 @@ final class PayloadWriter {
                 keys.append(name)
                 successor.append(-1)
             }
-            if previous >= 0 { successor[previous] = index } else { firstKey[type] = index }
+            if previous >= 0 { successor[previous] = index } else { setFirstKey(index, of: type) }
         }
         out.appendVarint(index)
         return index
