@@ -97,6 +97,9 @@ struct Job<F: RemoteFunction> {
     /// The tasks submitted and not yet answered.
     var outstanding: Int { pending.count }
 
+    /// Tasks that ended, with their output or the error of a task that failed for good.
+    typealias Ended = [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)]
+
     /// Encodes a function value's captures (values above the share threshold by reference).
     static func encode(function: F, context: JobContext) throws -> EncodedPayload {
         do {
@@ -124,9 +127,7 @@ struct Job<F: RemoteFunction> {
     }
 
     /// Decodes the outputs of `ended` tasks (`.success` bytes), in parallel when there is enough to decode.
-    static func decode(
-        _ ended: [(index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)]
-    ) async -> [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] {
+    static func decode(_ ended: [(index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)]) async -> Ended {
         func one(_ item: (index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)) async -> (index: UInt64, outcome: Result<F.Output, RemoteTaskError>) {
             switch item.outcome {
             case .failure(let error): return (item.index, .failure(error))
@@ -144,23 +145,23 @@ struct Job<F: RemoteFunction> {
         }
         let bytes = ended.reduce(0) { total, item in total + ((try? item.outcome.get().readableBytes) ?? 0) }
         guard ended.count > 1, bytes >= 64 * 1024 else {
-            var decoded: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
+            var decoded: Ended = []
             decoded.reserveCapacity(ended.count)
             for item in ended { decoded.append(await one(item)) }
             return decoded
         }
         let parts = min(ended.count, 4)
         let size = (ended.count + parts - 1) / parts
-        return await withTaskGroup(of: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)].self) { group in
+        return await withTaskGroup(of: Ended.self) { group in
             for start in stride(from: 0, to: ended.count, by: size) {
                 let slice = Array(ended[start..<min(start + size, ended.count)])
                 group.addTask {
-                    var decoded: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
+                    var decoded: Ended = []
                     for item in slice { decoded.append(await one(item)) }
                     return decoded
                 }
             }
-            var all: [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] = []
+            var all: Ended = []
             all.reserveCapacity(ended.count)
             for await part in group { all += part }
             return all
@@ -180,20 +181,22 @@ struct Job<F: RemoteFunction> {
         if let over = context.spill?.overLimit(encoded.bytes.count) {
             throw InputEncodingError(function: F.name, index: -1, message: "the function value is \(over)")
         }
+        let spill = context.spill
+        func overLimit(_ blobs: [SharedBlob]) -> String? { blobs.lazy.compactMap { spill?.overLimit($0.bytes.count) }.first }
+        if let over = overLimit(encoded.shared) {
+            throw InputEncodingError(function: F.name, index: -1, message: "a value in it is \(over)")
+        }
         for task in tasks {
             if let over = context.spill?.overLimit(task.input.bytes.count) {
                 throw InputEncodingError(function: F.name, index: Int(task.index), message: "it is \(over)")
+            }
+            if let over = overLimit(task.input.shared) {
+                throw InputEncodingError(function: F.name, index: Int(task.index), message: "a value in it is \(over)")
             }
         }
         // Values shared by hash go where workers fetch them before any task that needs them is sent.
         var blobs = encoded.shared
         for task in tasks { blobs += task.input.shared }
-        for blob in blobs {
-            if let over = context.spill?.overLimit(blob.bytes.count) {
-                let index = encoded.shared.contains { $0.ref == blob.ref } ? -1 : Int(tasks.first { $0.input.shared.contains { $0.ref == blob.ref } }?.index ?? 0)
-                throw InputEncodingError(function: F.name, index: index, message: "a value in it is \(over)")
-            }
-        }
         if !blobs.isEmpty {
             for blob in blobs { shared[blob.ref.hash] = blob }
             try await shareValues(blobs)
@@ -263,7 +266,7 @@ struct Job<F: RemoteFunction> {
     /// has retries left. Every result received is accounted for, even when several tasks end at once.
     ///
     /// - Throws: `CancellationError`; store errors.
-    mutating func receive() async throws -> [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)] {
+    mutating func receive() async throws -> Ended {
         await Self.decode(try await receiveEncoded())
     }
 
@@ -406,10 +409,9 @@ enum MapRunner {
             try await job.submit(first, captures: captures)
             showTotal()
             // Outputs are decoded by child tasks while this one goes on receiving (and on other cores).
-            typealias Decoded = [(index: UInt64, outcome: Result<F.Output, RemoteTaskError>)]
-            try await withThrowingTaskGroup(of: Decoded.self) { decoders in
+            try await withThrowingTaskGroup(of: Job<F>.Ended.self) { decoders in
                 var decoding = 0
-                func collect(_ part: Decoded) throws {
+                func collect(_ part: Job<F>.Ended) throws {
                     for (index, outcome) in part { outputs[Int(index)] = try outcome.get() }
                 }
                 while done < read || !exhausted {

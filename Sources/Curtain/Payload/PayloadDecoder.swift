@@ -139,7 +139,7 @@ final class PayloadReader {
         var shift: UInt64 = 0
         let start = p
         while true {
-            guard p < bodyLimit(p) else { throw corrupt(start, "a length runs past the end", type) }
+            guard p < bytes.count else { throw corrupt(start, "a length runs past the end", type) }
             let byte = bytes[p]
             p += 1
             if shift == 63 && byte > 1 { throw corrupt(start, "a length overflows 64 bits", type) }
@@ -152,8 +152,6 @@ final class PayloadReader {
         return Int(result)
     }
 
-    /// The end of the bytes a read at `p` may use (the whole buffer: the trailer's own reads run there too).
-    @inline(__always) private func bodyLimit(_ p: Int) -> Int { bytes.count }
 
     @inline(__always)
     func tag(at p: Int, _ type: Any.Type) throws -> PayloadWire.Tag {

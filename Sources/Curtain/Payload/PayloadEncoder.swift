@@ -185,13 +185,9 @@ final class PayloadWriter {
         return out.count
     }
 
-    /// The keyed container a value's encoder already opened at `frame`, if that is one.
-    func existingKeyed(at frame: Int) -> Int? {
-        open.last(where: { $0.start == frame && $0.kind == .keyed })?.start
-    }
-
-    func existingUnkeyed(at frame: Int) -> Int? {
-        open.last(where: { $0.start == frame && $0.kind == .unkeyed })?.start
+    /// The container of `kind` a value's encoder already opened at `frame`, if that is one.
+    func existing(_ kind: OpenContainer.Kind, at frame: Int) -> Int? {
+        open.last(where: { $0.start == frame && $0.kind == kind })?.start
     }
 
     /// Counts one element of the innermost (unkeyed) container.
@@ -406,13 +402,13 @@ struct PayloadValueEncoder: Encoder {
             start = writer.openKeyed()
         } else {
             // Asked again: the same container, if this value's one is still open (else writes will throw).
-            start = writer.existingKeyed(at: frame) ?? -1
+            start = writer.existing(.keyed, at: frame) ?? -1
         }
         return KeyedEncodingContainer(PayloadKeyedEncoder<Key>(writer: writer, start: start))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
-        let start = writer.out.count == frame ? writer.openUnkeyed() : (writer.existingUnkeyed(at: frame) ?? -1)
+        let start = writer.out.count == frame ? writer.openUnkeyed() : (writer.existing(.unkeyed, at: frame) ?? -1)
         return PayloadUnkeyedEncoder(writer: writer, start: start)
     }
 

@@ -54,8 +54,6 @@ final class SharedValueCache: Sendable {
 
     private struct Entry {
         var values: [ObjectIdentifier: Box] = [:]
-        /// Fetched and not yet decoded.
-        var bytes: [UInt8]?
         var cost: Int
         var lastUse: UInt64
     }
@@ -75,18 +73,18 @@ final class SharedValueCache: Sendable {
     /// Bytes held now.
     var used: Int { state.withLock { $0.used } }
 
-    /// What is at hand for `hash` (decoded values, or bytes), marking it used; `nil` if nothing.
-    func pin(_ hash: [UInt8]) -> (values: [ObjectIdentifier: Box], bytes: [UInt8]?)? {
+    /// The decoded values at hand for `hash` (by type), marking them used; `nil` if none.
+    func pin(_ hash: [UInt8]) -> [ObjectIdentifier: Box]? {
         state.withLock { state in
             guard var entry = state.entries[hash] else { return nil }
             state.tick += 1
             entry.lastUse = state.tick
             state.entries[hash] = entry
-            return (entry.values, entry.bytes)
+            return entry.values
         }
     }
 
-    /// Keeps a decoded value (dropping the bytes it was decoded from).
+    /// Keeps a decoded value.
     func insert(_ hash: [UInt8], type: ObjectIdentifier, value: Box, cost: Int) {
         // Larger than the whole cache: used by the task at hand, kept by nobody (nothing else is evicted).
         guard cost <= limit else { return }
@@ -98,7 +96,6 @@ final class SharedValueCache: Sendable {
                 state.used += entry.cost
             }
             entry.values[type] = value
-            entry.bytes = nil
             entry.lastUse = state.tick
             state.entries[hash] = entry
             evict(&state, keeping: hash)
@@ -173,7 +170,7 @@ final class TaskSharedValues: SharedValueSource, @unchecked Sendable {
         var missing: [SharedRef] = []
         for ref in refs where pinned[ref.hash] == nil {
             if let held = cache.pin(ref.hash) {
-                pinned[ref.hash] = held
+                pinned[ref.hash] = (held, nil)
                 use.hits += 1
             } else {
                 missing.append(ref)
@@ -206,12 +203,7 @@ final class TaskSharedValues: SharedValueSource, @unchecked Sendable {
         let id = ObjectIdentifier(T.self)
         guard let held = pinned[ref.hash] else { throw SharedValueMissing(ref: ref, reason: "it was not fetched before decoding") }
         if let box = held.values[id], let value = box.value as? T { return value }
-        let bytes: [UInt8]
-        if let fetched = held.bytes {
-            bytes = fetched
-        } else if let again = cache.pin(ref.hash)?.bytes {
-            bytes = again
-        } else {
+        guard let bytes = held.bytes else {
             // At hand only as another type: that is a different program reading it (a build mismatch).
             throw SharedValueMissing(ref: ref, reason: "it is at hand only decoded as another type than \(T.self)")
         }
