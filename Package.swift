@@ -1,4 +1,5 @@
 // swift-tools-version: 6.0
+import CompilerPluginSupport
 import PackageDescription
 
 let strictSwift: [SwiftSetting] = [
@@ -14,6 +15,9 @@ let package = Package(
         .library(name: "CurtainRESP", targets: ["CurtainRESP"]),
         .library(name: "CurtainStore", targets: ["CurtainStore"]),
         .library(name: "CurtainS3", targets: ["CurtainS3"]),
+        // `@Remote` (and everything of Curtain): its own product, so that only programs that use the macro
+        // pay for building swift-syntax.
+        .library(name: "CurtainRemote", targets: ["CurtainRemote"]),
         .executable(name: "curtain", targets: ["curtain"]),
         .executable(name: "curtain-bench", targets: ["curtain-bench"]),
         .executable(name: "curtain-demo", targets: ["curtain-demo"]),
@@ -30,6 +34,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         // A worker's graceful drain on SIGTERM (ServiceGroup; no Foundation).
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // The `@Remote` macro's implementation (only CurtainRemote and its tests build it).
+        .package(url: "https://github.com/swiftlang/swift-syntax.git", "600.0.0"..<"604.0.0"),
     ],
     targets: [
         // RESP2/RESP3 codec and the async NIO client. Knows nothing of Curtain.
@@ -57,9 +63,13 @@ let package = Package(
         ),
         // The public library: remote functions (and, as later issues land, workers, shared memory, actors,
         // storage). Lean on purpose: the wire client and the embedded store, nothing heavier.
+        // The bounds of the `curtain_remote` section where `@Remote` places its records (a few lines of C:
+        // the linker's __start_/__stop_ symbols, weak so that a program without records still links).
+        .target(name: "CCurtainRecords"),
         .target(
             name: "Curtain",
             dependencies: [
+                "CCurtainRecords",
                 "CurtainRESP",
                 "CurtainStore",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -81,6 +91,23 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            swiftSettings: strictSwift
+        ),
+        // `@Remote`'s expansion: the function as a value, its section record, and its `$`-twin.
+        .macro(
+            name: "CurtainMacros",
+            dependencies: [
+                .product(name: "SwiftSyntax", package: "swift-syntax"),
+                .product(name: "SwiftSyntaxMacros", package: "swift-syntax"),
+                .product(name: "SwiftCompilerPlugin", package: "swift-syntax"),
+                .product(name: "SwiftDiagnostics", package: "swift-syntax"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // `import CurtainRemote`: the macro's declaration, and Curtain re-exported.
+        .target(
+            name: "CurtainRemote",
+            dependencies: ["Curtain", "CurtainMacros"],
             swiftSettings: strictSwift
         ),
         // Remote functions shared by the demo and the benchmarks (Monte Carlo π, the no-op task).
@@ -175,6 +202,14 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "CurtainMacrosTests",
+            dependencies: [
+                "CurtainMacros",
+                .product(name: "SwiftSyntaxMacrosGenericTestSupport", package: "swift-syntax"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "CurtainS3Tests",
             dependencies: [
                 "CurtainS3", "Curtain", "CurtainTestSupport",
@@ -212,3 +247,15 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The porting suite (Scripts/port-diff.sh): each pair is a plain single-machine program and its Curtain
+// version, a few changed lines apart.
+let portingPairs = ["mandelbrot"]
+for pair in portingPairs {
+    package.targets += [
+        .executableTarget(name: "port-\(pair)-plain", path: "Examples/Porting/\(pair)/plain", swiftSettings: strictSwift),
+        .executableTarget(
+            name: "port-\(pair)", dependencies: ["CurtainRemote"], path: "Examples/Porting/\(pair)/curtain",
+            swiftSettings: strictSwift),
+    ]
+}

@@ -34,7 +34,7 @@ public final class Cloud: Sendable {
     private let memoryClient: RESPClient
     private let store: StoreServer?
     private let workers: WorkerProcesses?
-    private let directory: String?
+    let directory: String?
     private let coldStart: ColdStartClock
     /// Shared objects of this cloud: counters, values, dictionaries, locks (see ``SharedMemory``).
     public let memory: SharedMemory
@@ -62,6 +62,8 @@ public final class Cloud: Sendable {
     }
     /// Where this cloud's jobs put the values they share by hash.
     let shelf: SharedValueShelf
+    /// The queues of `@Remote` calls, one per function.
+    let callBatchers = CallBatchers()
     /// On a shared store: recovers the tasks of workers whose heartbeat lapsed.
     private let reaper = Mutex<TaskReaper?>(nil)
 
@@ -236,6 +238,20 @@ public final class Cloud: Sendable {
     public func withTaskGroup<F: RemoteFunction, Result>(
         of function: F.Type, options: JobOptions = JobOptions(), body: (RemoteTaskGroup<F>) async throws -> Result
     ) async throws -> Result {
+        let group = RemoteTaskGroup<F>(job: try await makeJob(of: F.self, options: options))
+        do {
+            let result = try await CurtainActorSystem.$taskCurrent.withValue(actors) { try await body(group) }
+            await group.finish()
+            return result
+        } catch {
+            await group.finish()
+            throw error
+        }
+    }
+
+    /// A new job of `function` on this cloud's transport. A `quiet` job (the queued calls of a `@Remote`
+    /// function) draws no progress bar and prints no summary: there may be many of them.
+    func makeJob<F: RemoteFunction>(of function: F.Type, options: JobOptions, quiet: Bool = false) async throws -> Job<F> {
         let options = try options.validated()
         let jobID = TaskDispatcher.newJobID()
         let transport: any JobTransport
@@ -246,15 +262,12 @@ public final class Cloud: Sendable {
         } else {
             transport = LocalTransport(registry: registry, width: configuration.workers, spill: spill, jobID: jobID)
         }
-        let group = RemoteTaskGroup<F>(job: Job(jobID: jobID, transport: transport, context: jobContext, options: options))
-        do {
-            let result = try await CurtainActorSystem.$taskCurrent.withValue(actors) { try await body(group) }
-            await group.finish()
-            return result
-        } catch {
-            await group.finish()
-            throw error
+        var context = jobContext
+        if quiet {
+            context.printSummaries = false
+            context.progressAllowed = false
         }
+        return Job(jobID: jobID, transport: transport, context: context, options: options)
     }
 
     /// Whether jobs go through a store that outlives this driver (`redis://…`), not its embedded one.
@@ -308,6 +321,7 @@ public final class Cloud: Sendable {
     /// Stops the workers and the embedded store this cloud started, removes its shared objects (except
     /// persistent ones), and closes its connections.
     public func shutdown() async {
+        resignAmbient()
         reaper.withLock { $0?.stop() }
         await releaseSpawnedActors()
         await actors.transport?.close()

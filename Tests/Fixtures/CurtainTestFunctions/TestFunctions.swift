@@ -354,7 +354,7 @@ public let allTestFunctions: [any RemoteFunction.Type] = [
     Square.self, AlwaysThrows.self, WhereAmI.self, CrashOnce.self, AlwaysCrashes.self, SlowSquare.self,
     CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self, FillSlice.self,
     AddThroughReplica.self, FeedTally.self, PartitionLines.self, SpillProbe.self, GatedSquare.self,
-    HoldLockWhileSpinning.self, CapturedElement.self,
+    HoldLockWhileSpinning.self, CapturedElement.self, __curtain_placedSquare.self, __curtain_halveEven.self,
 ]
 
 /// Reads one element of a captured array (large captures are shared by hash).

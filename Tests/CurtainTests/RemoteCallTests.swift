@@ -1,0 +1,77 @@
+@testable import Curtain
+import CurtainTestFunctions
+import Foundation
+import Testing
+
+/// `@Remote` calls at run time: found without a list, local outside a cloud, remote and batched inside one.
+/// (The functions are the macro's expansion written out by hand: see Fixtures/RemoteCalls.swift.)
+@Suite("@Remote calls: records, the ambient cloud, batching", .serialized)
+struct RemoteCallTests {
+    @Test func recordsNameTheRemoteFunctionsLinkedIn() {
+        let names = Set(RemoteRecords.functions.map { $0.name })
+        #expect(names.contains("CurtainTestFunctions.placedSquare"))
+        #expect(names.contains("CurtainTestFunctions.halveEven"))
+        // Each type once, though a record is read for each.
+        #expect(RemoteRecords.functions.count == names.count)
+    }
+
+    @Test func outsideAnyCloudACallRunsLocally() async throws {
+        #expect(Cloud.current == nil)
+        let placed = await remotePlacedSquare(12)
+        #expect(placed == Placed(pid: getpid(), square: 144))
+        await #expect(throws: OddInput.self) { try await remoteHalveEven(3) }
+        #expect(try await remoteHalveEven(8) == 4)
+    }
+
+    @Test(arguments: [CloudConfiguration.Backend.inprocess, .processes])
+    func insideACloudConcurrentCallsRunOnWorkersInFewJobs(backend: CloudConfiguration.Backend) async throws {
+        let cloud = try await Cloud.start(
+            functions: allTestFunctions,
+            configuration: CloudConfiguration(backend: backend, workers: 2, workerExecutable: try fixtureWorkerPath(), buildID: "fixture"))
+        defer { Task { await cloud.shutdown() } }
+        let calls = 2_000
+        let results = await cloud.withAmbient {
+            #expect(Cloud.ambient === cloud)
+            return await withTaskGroup(of: (Int, Placed).self) { group in
+                for x in 0..<calls { group.addTask { (x, await remotePlacedSquare(x)) } }
+                var results = [Placed?](repeating: nil, count: calls)
+                for await (x, placed) in group { results[x] = placed }
+                return results
+            }
+        }
+        for (x, placed) in results.enumerated() { #expect(placed?.square == x * x) }
+        if backend == .processes {
+            #expect(!results.contains { $0?.pid == getpid() }, "every call ran in a worker process")
+        }
+        let jobs = cloud.callBatchers.jobs(of: __curtain_placedSquare.self)
+        #expect(jobs >= 1 && jobs < calls / 10, "\(calls) concurrent calls went out in \(jobs) jobs")
+        await cloud.shutdown()
+    }
+
+    @Test func aThrowingFunctionsErrorComesBackNamed() async throws {
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: CloudConfiguration(backend: .inprocess, workers: 2))
+        await cloud.withAmbient {
+            await #expect(throws: RemoteTaskError.self) { try await remoteHalveEven(7) }
+            do {
+                _ = try await remoteHalveEven(7)
+            } catch let error as RemoteTaskError {
+                #expect(error.failure.errorType.hasSuffix("OddInput"))
+                #expect(error.failure.message == "7 is odd")
+                #expect(error.function == "CurtainTestFunctions.halveEven")
+            } catch {
+                Issue.record("unexpected \(error)")
+            }
+            #expect((try? await remoteHalveEven(10)) == 5)
+        }
+        await cloud.shutdown()
+    }
+
+    @Test func startWithoutAListFindsTheRecordsAndBecomesTheProgramsCloud() async throws {
+        let cloud = try await Cloud.start(configuration: CloudConfiguration(backend: .inprocess, workers: 1))
+        #expect(Cloud.ambient === cloud)
+        #expect(await remotePlacedSquare(9).square == 81)
+        #expect(cloud.callBatchers.jobs(of: __curtain_placedSquare.self) == 1, "the call went to the cloud")
+        await cloud.shutdown()
+        #expect(Cloud.ambient == nil, "after shutdown, calls run locally again")
+    }
+}
