@@ -250,7 +250,7 @@ let package = Package(
 
 // The porting suite (Scripts/port-diff.sh): each pair is a plain single-machine program and its Curtain
 // version, a few changed lines apart.
-let portingPairs = ["mandelbrot"]
+let portingPairs = ["mandelbrot", "kmeans", "bank", "wordcount", "inventory", "pipeline"]
 for pair in portingPairs {
     package.targets += [
         .executableTarget(name: "port-\(pair)-plain", path: "Examples/Porting/\(pair)/plain", swiftSettings: strictSwift),

@@ -156,7 +156,7 @@ public struct SharedMemory: Sendable {
         return mutex
     }
 
-    private func lock(kind: String, _ name: String, lease: Duration, persistent: Bool) throws -> SharedLock {
+    func lock(kind: String, _ name: String, lease: Duration, persistent: Bool) throws -> SharedLock {
         guard lease >= .milliseconds(100) else {
             throw SharedMemoryError(description: "\(kind) '\(name)': the lease must be at least 100 ms, not \(lease)")
         }

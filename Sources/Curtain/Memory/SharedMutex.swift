@@ -19,12 +19,47 @@ import NIOCore
 public struct SharedMutex<Value: Codable & Sendable>: Codable, Sendable, Hashable {
     /// The lock guarding the value.
     public let lock: SharedLock
+    /// The value before the first ``withLock(timeout:_:)`` stores one (for a mutex made by ``init(_:)``,
+    /// which creates nothing in the store until it is used).
+    let initial: [UInt8]?
 
     var valueKey: String { lock.key + ":value" }
     var object: String { "mutex \(lock.key)" }
 
-    init(lock: SharedLock) {
+    init(lock: SharedLock, initial: [UInt8]? = nil) {
         self.lock = lock
+        self.initial = initial
+    }
+
+    /// A new mutex of the ambient cloud (``Cloud/ambient``) holding `initialValue`, spelled like
+    /// Synchronization's `Mutex(initialValue)`, so that a port changes the declaration's type and not how
+    /// the mutex is made.
+    ///
+    /// Nothing is sent to the store until the mutex is first used: building many of them (an array of a
+    /// thousand accounts) costs no round trip, and the first ``withLock(timeout:_:)`` finds `initialValue`.
+    /// Its handle can be passed into remote functions like any other; it is removed with the cloud's other
+    /// objects at shutdown.
+    ///
+    /// - Precondition: a cloud has been started in this program (``Cloud/start()``), or is bound to the
+    ///   calling task; on a worker, make mutexes with ``SharedMemory/mutex(_:initialValue:lease:persistent:)``
+    ///   of a handle passed in.
+    public init(_ initialValue: Value, lease: Duration = .seconds(10)) {
+        guard let cloud = Cloud.ambient else {
+            preconditionFailure("SharedMutex(_:) needs a cloud: call Cloud.start() before making one")
+        }
+        let encoded: [UInt8]
+        do {
+            encoded = try TypedPayload.encode(initialValue)
+        } catch {
+            preconditionFailure("SharedMutex(_:): the initial value cannot be encoded: \(error)")
+        }
+        do {
+            self.init(
+                lock: try cloud.memory.lock(kind: "mutex", "anonymous-\(TaskDispatcher.newJobID())", lease: lease, persistent: false),
+                initial: encoded)
+        } catch {
+            preconditionFailure("SharedMutex(_:): \(error)")
+        }
     }
 
     /// Stores `initialValue` unless the mutex already has a value (one round trip).
@@ -48,7 +83,7 @@ public struct SharedMutex<Value: Codable & Sendable>: Codable, Sendable, Hashabl
     ///   within `timeout`, if the stored value is of another type (nothing is stored), or if the lease ran
     ///   out before the release (nothing is stored).
     public func withLock<R: Sendable>(
-        timeout: Duration? = nil, _ body: (inout Value) async throws -> R
+        timeout: Duration? = nil, _ body: sending (inout Value) async throws -> R
     ) async throws -> R {
         try await lock.withAffinity { try await locked(timeout: timeout, body) }
     }
@@ -57,7 +92,9 @@ public struct SharedMutex<Value: Codable & Sendable>: Codable, Sendable, Hashabl
         let (lease, bytes) = try await lock.acquire(guarding: valueKey, timeout: timeout)
         var value: Value
         do {
-            guard let bytes else { throw SharedMemoryError(description: "\(object) has no value (it was removed)") }
+            guard let bytes = bytes ?? initial else {
+                throw SharedMemoryError(description: "\(object) has no value (it was removed)")
+            }
             value = try TypedPayload.decode(Value.self, from: bytes, object: object)
         } catch {
             try? await lease.release(storing: nil)
