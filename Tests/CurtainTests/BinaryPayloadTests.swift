@@ -78,6 +78,46 @@ struct Reordered: Codable, Equatable {
     }
 }
 
+/// Reads its keys out of order, around a nested container, twice, and at other widths than written (each
+/// keyed container's read position is a hint kept in the reader; these must find every key all the same).
+struct Layered: Codable, Equatable {
+    var id: Int
+    var x: Int32
+    var flag: Bool
+    var score: Double
+    var small: Int8
+    var tail: String
+    private enum Keys: String, CodingKey { case id, inner, score, small, tail }
+    private enum InnerKeys: String, CodingKey { case x, flag }
+    init(id: Int, x: Int32, flag: Bool, score: Double, small: Int8, tail: String) {
+        (self.id, self.x, self.flag, self.score, self.small, self.tail) = (id, x, flag, score, small, tail)
+    }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(id, forKey: .id)
+        var inner = container.nestedContainer(keyedBy: InnerKeys.self, forKey: .inner)
+        try inner.encode(x, forKey: .x)
+        try inner.encode(flag, forKey: .flag)
+        try container.encode(score, forKey: .score)
+        try container.encode(small, forKey: .small)
+        try container.encode(tail, forKey: .tail)
+    }
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self)
+        let inner = try container.nestedContainer(keyedBy: InnerKeys.self, forKey: .inner)
+        flag = try inner.decode(Bool.self, forKey: .flag)
+        score = try container.decode(Double.self, forKey: .score)
+        x = try inner.decode(Int32.self, forKey: .x)
+        #expect(try inner.decode(Int64.self, forKey: .x) == Int64(x))
+        id = try container.decode(Int.self, forKey: .id)
+        #expect(try container.decode(Int.self, forKey: .id) == id)
+        // Written as an Int8, read wider; a Double read as a Float.
+        small = Int8(try container.decode(Int.self, forKey: .small))
+        #expect(try container.decode(Float.self, forKey: .score) == Float(score))
+        tail = try container.decode(String.self, forKey: .tail)
+    }
+}
+
 @Suite("Binary payloads: Curtain's own format")
 struct BinaryPayloadTests {
     func roundTrip<T: Codable & Equatable>(_ value: T) throws -> T {
@@ -132,6 +172,31 @@ struct BinaryPayloadTests {
         #expect(try PayloadDecoder().decode(UInt8.self, from: PayloadEncoder().encode(200)) == 200)
         #expect(throws: DecodingError.self) { try PayloadDecoder().decode(UInt8.self, from: PayloadEncoder().encode(-1)) }
         #expect(throws: DecodingError.self) { try PayloadDecoder().decode(String.self, from: PayloadEncoder().encode(1)) }
+    }
+
+    @Test func keyedScalarsAreFoundInAnyOrderAndAtAnyWidth() throws {
+        var values: [Layered] = []
+        for i in 0..<50 {
+            let score = Double(i) / 4
+            values.append(Layered(id: i * 1_000_003, x: Int32(i - 25), flag: i % 2 == 0, score: score, small: Int8(i), tail: "t\(i)"))
+        }
+        #expect(try roundTrip(values) == values)
+        // A field of the wrong kind is a type mismatch naming the key, not a misread.
+        struct Flag: Codable { var id: Bool }
+        #expect {
+            try PayloadDecoder().decode(Flag.self, from: PayloadEncoder().encode(["id": 3]))
+        } throws: { error in
+            guard case DecodingError.typeMismatch(_, let context) = error else { return false }
+            return context.codingPath.map(\.stringValue) == ["id"]
+        }
+        // A scalar cut short inside its container (the container's length claims less than the value needs)
+        // is an error, not a read past the container.
+        var bytes = try PayloadEncoder().encode(["id": 7])
+        let keyed = bytes.firstIndex(of: PayloadWire.Tag.keyed.rawValue)!
+        bytes[keyed + 1] -= 1
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode([String: Int].self, from: bytes) }
+        struct Wide: Codable { var id: Int }
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode(Wide.self, from: bytes) }
     }
 
     @Test func containersWrittenOutOfOrderFallBackToJSON() throws {

@@ -59,8 +59,16 @@ final class PayloadReader {
     let bodyEnd: Int
     private(set) var keys: [String] = []
     private(set) var refs: [SharedRef] = []
-    var path: [any CodingKey] = []
-    var depth = 0
+    // The mutable state below is touched only by this reader's own methods and containers, never across a
+    // call into a value's `init(from:)` while an access is open, so the dynamic exclusivity checks (a
+    // large share of decoding a small struct) are left out.
+    @exclusivity(unchecked) var path: [any CodingKey] = []
+    @exclusivity(unchecked) var depth = 0
+    /// The keyed container read last (its body offset, which identifies it) and where its next entry
+    /// starts: keys are usually read in the order they were written, so the next one is found without a
+    /// search. Only a hint, used when `hintBody` is the asking container's.
+    @exclusivity(unchecked) var hintBody = -1
+    @exclusivity(unchecked) var hintCursor = 0
     let sendableUserInfo: [CodingUserInfoKey: any Sendable]
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
     let shared: (any SharedValueSource)?
@@ -389,18 +397,17 @@ struct PayloadValueDecoder: Decoder {
     }
 }
 
-final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
+struct PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let reader: PayloadReader
     let body: Int
     let end: Int
-    /// Where the next entry starts, if the keys are read in the order they were written (the usual case).
-    private var cursor: Int
 
     init(reader: PayloadReader, body: Int, end: Int) {
         self.reader = reader
         self.body = body
         self.end = end
-        self.cursor = body
+        reader.hintBody = body
+        reader.hintCursor = body
     }
 
     var codingPath: [any CodingKey] { reader.path }
@@ -417,10 +424,22 @@ final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol 
         return keys
     }
 
+    /// Where the next entry starts (the reader's hint, if it is this container's).
+    @inline(__always)
+    private var cursor: Int {
+        get { reader.hintBody == body ? reader.hintCursor : end }
+        nonmutating set {
+            reader.hintBody = body
+            reader.hintCursor = newValue
+        }
+    }
+
     /// The offset of `key`'s value, if present.
+    @inline(__always)
     private func find(_ key: Key) throws -> Int? { try find(named: key.stringValue) }
 
     private func find(named name: String) throws -> Int? {
+        let cursor = self.cursor
         if cursor < end {
             var q = cursor
             let index = try reader.varint(at: &q, Key.self)
@@ -460,23 +479,48 @@ final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol 
         return result
     }
 
+    /// Decodes the fixed-width scalar at `key` when it was written with exactly `tag` (the usual case: no
+    /// conversion, its end known without a second look at the tag); otherwise as ``scalar(_:_:_:)`` does.
+    @inline(__always)
+    private func exact<T: FixedWidthInteger>(_ key: Key, _: T.Type, _ tag: PayloadWire.Tag, _ read: (Int) throws -> T) throws -> T {
+        let p = try value(key, T.self)
+        let next = p + 1 + MemoryLayout<T>.size
+        if next <= end, reader.bytes[p] == tag.rawValue {
+            cursor = next
+            return T(littleEndian: reader.bytes.loadUnaligned(fromByteOffset: p + 1, as: T.self))
+        }
+        return try scalar(key, T.self, read)
+    }
+
     func contains(_ key: Key) -> Bool { ((try? find(key)) ?? nil) != nil }
 
     func decodeNil(forKey key: Key) throws -> Bool { try reader.decodeNil(at: try value(key, Any.self)) }
-    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try scalar(key, type, reader.bool) }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool {
+        let p = try value(key, type)
+        if p < end {
+            let byte = reader.bytes[p]
+            if byte == PayloadWire.Tag.trueValue.rawValue || byte == PayloadWire.Tag.falseValue.rawValue {
+                cursor = p + 1
+                return byte == PayloadWire.Tag.trueValue.rawValue
+            }
+        }
+        return try scalar(key, type, reader.bool)
+    }
     func decode(_ type: String.Type, forKey key: Key) throws -> String { try scalar(key, type, reader.string) }
-    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try scalar(key, type, reader.double) }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double {
+        Double(bitPattern: try exact(key, UInt64.self, .double) { [reader] in try reader.double(at: $0).bitPattern })
+    }
     func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try scalar(key, type, reader.float) }
-    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try scalar(key, type) { try self.reader.integer(Int.self, at: $0) } }
-    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try scalar(key, type) { try self.reader.integer(Int8.self, at: $0) } }
-    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try scalar(key, type) { try self.reader.integer(Int16.self, at: $0) } }
-    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try scalar(key, type) { try self.reader.integer(Int32.self, at: $0) } }
-    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try scalar(key, type) { try self.reader.integer(Int64.self, at: $0) } }
-    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try scalar(key, type) { try self.reader.integer(UInt.self, at: $0) } }
-    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try scalar(key, type) { try self.reader.integer(UInt8.self, at: $0) } }
-    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try scalar(key, type) { try self.reader.integer(UInt16.self, at: $0) } }
-    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try scalar(key, type) { try self.reader.integer(UInt32.self, at: $0) } }
-    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try scalar(key, type) { try self.reader.integer(UInt64.self, at: $0) } }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try exact(key, type, .int) { [reader] in try reader.integer(Int.self, at: $0) } }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try exact(key, type, .int8) { [reader] in try reader.integer(Int8.self, at: $0) } }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try exact(key, type, .int16) { [reader] in try reader.integer(Int16.self, at: $0) } }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try exact(key, type, .int32) { [reader] in try reader.integer(Int32.self, at: $0) } }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try exact(key, type, .int64) { [reader] in try reader.integer(Int64.self, at: $0) } }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try exact(key, type, .uint) { [reader] in try reader.integer(UInt.self, at: $0) } }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try exact(key, type, .uint8) { [reader] in try reader.integer(UInt8.self, at: $0) } }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try exact(key, type, .uint16) { [reader] in try reader.integer(UInt16.self, at: $0) } }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try exact(key, type, .uint32) { [reader] in try reader.integer(UInt32.self, at: $0) } }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try exact(key, type, .uint64) { [reader] in try reader.integer(UInt64.self, at: $0) } }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         let p = try value(key, type)
