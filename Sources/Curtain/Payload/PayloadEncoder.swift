@@ -57,14 +57,18 @@ public struct PayloadEncoder: Sendable {
 }
 
 /// The state of one encoding: the bytes, the keys seen, the containers not yet closed.
+///
+/// The mutable state is touched only by the writer's own methods and containers, and no access to it is
+/// open across a call into a value's `encode(to:)`, so its dynamic exclusivity checks (each append paid
+/// one, a large share of encoding a small struct) are left out.
 final class PayloadWriter {
-    var out: [UInt8] = []
-    private var keyIndex: [String: Int] = [:]
-    private var keys: [String] = []
+    @exclusivity(unchecked) var out: [UInt8] = []
+    @exclusivity(unchecked) private var keyIndex: [String: Int] = [:]
+    @exclusivity(unchecked) private var keys: [String] = []
     /// Containers whose length is not yet written, innermost last.
-    private var open: [OpenContainer] = []
+    @exclusivity(unchecked) private var open: [OpenContainer] = []
     /// The coding path of what is being encoded now.
-    var path: [any CodingKey] = []
+    @exclusivity(unchecked) var path: [any CodingKey] = []
     let sendableUserInfo: [CodingUserInfoKey: any Sendable]
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
     let shareAbove: Int?
@@ -199,10 +203,10 @@ final class PayloadWriter {
 
     /// Which key followed each key last time (structs of one type write the same keys in the same order,
     /// so the next key is usually known without hashing its name).
-    private var successor: [Int] = []
+    @exclusivity(unchecked) private var successor: [Int] = []
     /// The first key last written by containers of each key type (a short list: a payload has few
     /// container types, and comparing identifiers is cheaper than hashing them).
-    private var firstKeys: [(type: ObjectIdentifier, key: Int)] = []
+    @exclusivity(unchecked) private var firstKeys: [(type: ObjectIdentifier, key: Int)] = []
 
     private func firstKey(of type: ObjectIdentifier) -> Int {
         for entry in firstKeys where entry.type == type { return entry.key }
