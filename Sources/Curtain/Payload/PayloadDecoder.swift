@@ -462,10 +462,8 @@ struct PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return p
     }
 
-    /// Decodes the scalar at `key` with `read`, moving the cursor past it.
-    @inline(__always)
-    private func scalar<T>(_ key: Key, _ type: T.Type, _ read: (Int) throws -> T) throws -> T {
-        let p = try value(key, type)
+    /// Decodes the scalar at `p` (the value of `key`) with `read`, moving the cursor past it.
+    private func scalar<T>(at p: Int, _ key: Key, _ type: T.Type, _ read: (Int) throws -> T) throws -> T {
         let result: T
         do {
             result = try read(p)
@@ -479,17 +477,24 @@ struct PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
         return result
     }
 
-    /// Decodes the fixed-width scalar at `key` when it was written with exactly `tag` (the usual case: no
-    /// conversion, its end known without a second look at the tag); otherwise as ``scalar(_:_:_:)`` does.
+    /// The fixed-width scalar at `p` if it was written with exactly `tag` and fits in this container (the
+    /// usual case: no conversion, and its end known without a second look at the tag), moving the cursor
+    /// past it; `nil` otherwise (the caller then reads it the general way, which throws if it must).
     @inline(__always)
-    private func exact<T: FixedWidthInteger>(_ key: Key, _: T.Type, _ tag: PayloadWire.Tag, _ read: (Int) throws -> T) throws -> T {
-        let p = try value(key, T.self)
+    private func exact<T: FixedWidthInteger>(at p: Int, _: T.Type, _ tag: PayloadWire.Tag) -> T? {
         let next = p + 1 + MemoryLayout<T>.size
-        if next <= end, reader.bytes[p] == tag.rawValue {
-            cursor = next
-            return T(littleEndian: reader.bytes.loadUnaligned(fromByteOffset: p + 1, as: T.self))
-        }
-        return try scalar(key, T.self, read)
+        guard next <= end, reader.bytes[p] == tag.rawValue else { return nil }
+        cursor = next
+        return T(littleEndian: reader.bytes.loadUnaligned(fromByteOffset: p + 1, as: T.self))
+    }
+
+    /// Decodes the integer at `key`: directly if it was written as `tag`, else converted if it fits. (No
+    /// closure is formed on the direct path: its capture of the reader cost a retain and a release.)
+    @inline(__always)
+    private func integer<T: FixedWidthInteger>(_ key: Key, _ type: T.Type, _ tag: PayloadWire.Tag) throws -> T {
+        let p = try value(key, type)
+        if let value = exact(at: p, type, tag) { return value }
+        return try scalar(at: p, key, type) { [reader] in try reader.integer(T.self, at: $0) }
     }
 
     func contains(_ key: Key) -> Bool { ((try? find(key)) ?? nil) != nil }
@@ -504,23 +509,42 @@ struct PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
                 return byte == PayloadWire.Tag.trueValue.rawValue
             }
         }
-        return try scalar(key, type, reader.bool)
+        return try scalar(at: p, key, type) { [reader] in try reader.bool(at: $0) }
     }
-    func decode(_ type: String.Type, forKey key: Key) throws -> String { try scalar(key, type, reader.string) }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String {
+        let p = try value(key, type)
+        if p < end, reader.bytes[p] == PayloadWire.Tag.string.rawValue {
+            // Read in one pass when it is whole and valid; otherwise again the general way, for the error.
+            var q = p + 1
+            if let length = try? reader.varint(at: &q, String.self), length <= end - q,
+                let text = String(validating: UnsafeRawBufferPointer(rebasing: reader.bytes[q..<(q + length)]), as: UTF8.self)
+            {
+                cursor = q + length
+                return text
+            }
+        }
+        return try scalar(at: p, key, type) { [reader] in try reader.string(at: $0) }
+    }
     func decode(_ type: Double.Type, forKey key: Key) throws -> Double {
-        Double(bitPattern: try exact(key, UInt64.self, .double) { [reader] in try reader.double(at: $0).bitPattern })
+        let p = try value(key, type)
+        if let bits = exact(at: p, UInt64.self, .double) { return Double(bitPattern: bits) }
+        return try scalar(at: p, key, type) { [reader] in try reader.double(at: $0) }
     }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try scalar(key, type, reader.float) }
-    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try exact(key, type, .int) { [reader] in try reader.integer(Int.self, at: $0) } }
-    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try exact(key, type, .int8) { [reader] in try reader.integer(Int8.self, at: $0) } }
-    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try exact(key, type, .int16) { [reader] in try reader.integer(Int16.self, at: $0) } }
-    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try exact(key, type, .int32) { [reader] in try reader.integer(Int32.self, at: $0) } }
-    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try exact(key, type, .int64) { [reader] in try reader.integer(Int64.self, at: $0) } }
-    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try exact(key, type, .uint) { [reader] in try reader.integer(UInt.self, at: $0) } }
-    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try exact(key, type, .uint8) { [reader] in try reader.integer(UInt8.self, at: $0) } }
-    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try exact(key, type, .uint16) { [reader] in try reader.integer(UInt16.self, at: $0) } }
-    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try exact(key, type, .uint32) { [reader] in try reader.integer(UInt32.self, at: $0) } }
-    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try exact(key, type, .uint64) { [reader] in try reader.integer(UInt64.self, at: $0) } }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float {
+        let p = try value(key, type)
+        if let bits = exact(at: p, UInt32.self, .float) { return Float(bitPattern: bits) }
+        return try scalar(at: p, key, type) { [reader] in try reader.float(at: $0) }
+    }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try integer(key, type, .int) }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try integer(key, type, .int8) }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try integer(key, type, .int16) }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try integer(key, type, .int32) }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try integer(key, type, .int64) }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try integer(key, type, .uint) }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try integer(key, type, .uint8) }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try integer(key, type, .uint16) }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try integer(key, type, .uint32) }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try integer(key, type, .uint64) }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         let p = try value(key, type)
