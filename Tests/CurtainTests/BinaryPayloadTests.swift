@@ -167,6 +167,28 @@ struct BinaryPayloadTests {
         }
     }
 
+    @Test func arraysOfNumbersAreWrittenAtTheirExactSizeAtEveryLength() throws {
+        // Around each length where the count's varint grows a byte, alone (written straight into the
+        // result) and inside a struct (the writer's memory grown by doubling).
+        struct Holder: Codable, Equatable {
+            var bytes: [UInt8]
+            var doubles: [Double]
+        }
+        for n in [0, 1, 15, 16, 127, 128, 129, 16383, 16384, 70000] {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let doubles = (0..<n).map { Double($0) * 0.25 }
+            let varint = n < 128 ? 1 : n < 16384 ? 2 : 3
+            let encodedBytes = try PayloadEncoder().encode(bytes)
+            #expect(encodedBytes.count == 6 + 2 + varint + n + 2)
+            #expect(try PayloadDecoder().decode([UInt8].self, from: encodedBytes) == bytes)
+            let encodedDoubles = try PayloadEncoder().encode(doubles)
+            #expect(encodedDoubles.count == 6 + 2 + varint + 8 * n + 2)
+            #expect(try PayloadDecoder().decode([Double].self, from: encodedDoubles) == doubles)
+            let holder = Holder(bytes: bytes, doubles: doubles)
+            #expect(try roundTrip(holder) == holder)
+        }
+    }
+
     @Test func integersWidenAndNarrowOnlyWhenTheyFit() throws {
         #expect(try PayloadDecoder().decode(Int64.self, from: PayloadEncoder().encode(Int8(-5))) == -5)
         #expect(try PayloadDecoder().decode(UInt8.self, from: PayloadEncoder().encode(200)) == 200)
