@@ -200,7 +200,7 @@ struct BinaryPayloadTests {
         var values: [Layered] = []
         for i in 0..<50 {
             let score = Double(i) / 4
-            values.append(Layered(id: i * 1_000_003, x: Int32(i - 25), flag: i % 2 == 0, score: score, small: Int8(i), tail: "t\(i)"))
+            values.append(Layered(id: i * 1_000_003, x: Int32(i - 25), flag: i % 2 == 0, score: score, small: Int8(i), tail: i % 3 == 0 ? "té\(i)🙂" : "t\(i)"))
         }
         #expect(try roundTrip(values) == values)
         // A field of the wrong kind is a type mismatch naming the key, not a misread.
@@ -217,6 +217,15 @@ struct BinaryPayloadTests {
         let keyed = bytes.firstIndex(of: PayloadWire.Tag.keyed.rawValue)!
         bytes[keyed + 1] -= 1
         #expect(throws: DecodingError.self) { try PayloadDecoder().decode([String: Int].self, from: bytes) }
+        // Text that is not UTF-8 is refused, in a keyed container and in an array.
+        var text = try PayloadEncoder().encode(["id": "abc"])
+        text[text.firstIndex(of: UInt8(ascii: "b"))!] = 0xFF
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode([String: String].self, from: text) }
+        struct Named: Codable { var id: String }
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode(Named.self, from: text) }
+        var list = try PayloadEncoder().encode(["abc"])
+        list[list.firstIndex(of: UInt8(ascii: "b"))!] = 0xC0
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode([String].self, from: list) }
         struct Wide: Codable { var id: Int }
         #expect(throws: DecodingError.self) { try PayloadDecoder().decode(Wide.self, from: bytes) }
     }

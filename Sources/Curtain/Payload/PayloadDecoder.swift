@@ -57,8 +57,8 @@ final class PayloadReader {
     let bytes: UnsafeRawBufferPointer
     /// Where the value ends and the trailer starts.
     let bodyEnd: Int
-    private(set) var keys: [String] = []
-    private(set) var refs: [SharedRef] = []
+    @exclusivity(unchecked) private(set) var keys: [String] = []
+    @exclusivity(unchecked) private(set) var refs: [SharedRef] = []
     // The mutable state below is touched only by this reader's own methods and containers, never across a
     // call into a value's `init(from:)` while an access is open, so the dynamic exclusivity checks (a
     // large share of decoding a small struct) are left out.
@@ -268,10 +268,24 @@ final class PayloadReader {
         var q = p + 1
         let length = try varint(at: &q, String.self)
         guard length <= bodyEnd - q else { throw corrupt(p, "a string of \(length) bytes runs past the end", String.self) }
-        guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[q..<(q + length)]), as: UTF8.self) else {
+        guard let text = text(at: q, length: length) else {
             throw corrupt(q, "the string is not valid UTF-8", String.self)
         }
         return text
+    }
+
+    /// The `length` bytes at `q` (which the caller checked are within the value) as text, if they are
+    /// valid UTF-8. ASCII, the usual case, is recognized in one pass without the generic validation.
+    @inline(__always)
+    func text(at q: Int, length: Int) -> String? {
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[q..<(q + length)])
+        var ascii = true
+        for byte in raw where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return raw.withMemoryRebound(to: UInt8.self) { String(decoding: $0, as: UTF8.self) } }
+        return String(validating: raw, as: UTF8.self)
     }
 
     // MARK: values
@@ -516,9 +530,7 @@ struct PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
         if p < end, reader.bytes[p] == PayloadWire.Tag.string.rawValue {
             // Read in one pass when it is whole and valid; otherwise again the general way, for the error.
             var q = p + 1
-            if let length = try? reader.varint(at: &q, String.self), length <= end - q,
-                let text = String(validating: UnsafeRawBufferPointer(rebasing: reader.bytes[q..<(q + length)]), as: UTF8.self)
-            {
+            if let length = try? reader.varint(at: &q, String.self), length <= end - q, let text = reader.text(at: q, length: length) {
                 cursor = q + length
                 return text
             }

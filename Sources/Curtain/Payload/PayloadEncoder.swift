@@ -96,10 +96,10 @@ final class PayloadWriter {
     let shareAbove: Int?
     var objectStore: (above: Int, url: String)?
     /// Whether a container was written to out of order (the value cannot be written in this format).
-    private(set) var outOfOrder = false
+    @exclusivity(unchecked) private(set) var outOfOrder = false
     /// The shared values referenced by this payload, in ref-index order, with their bytes.
-    private(set) var shared: [(SharedRef, [UInt8])] = []
-    private var sharedIndex: [[UInt8]: Int] = [:]
+    @exclusivity(unchecked) private(set) var shared: [(SharedRef, [UInt8])] = []
+    @exclusivity(unchecked) private var sharedIndex: [[UInt8]: Int] = [:]
 
     struct OpenContainer {
         /// Offset of the container's tag.
