@@ -78,6 +78,46 @@ struct Reordered: Codable, Equatable {
     }
 }
 
+/// Reads its keys out of order, around a nested container, twice, and at other widths than written (each
+/// keyed container's read position is a hint kept in the reader; these must find every key all the same).
+struct Layered: Codable, Equatable {
+    var id: Int
+    var x: Int32
+    var flag: Bool
+    var score: Double
+    var small: Int8
+    var tail: String
+    private enum Keys: String, CodingKey { case id, inner, score, small, tail }
+    private enum InnerKeys: String, CodingKey { case x, flag }
+    init(id: Int, x: Int32, flag: Bool, score: Double, small: Int8, tail: String) {
+        (self.id, self.x, self.flag, self.score, self.small, self.tail) = (id, x, flag, score, small, tail)
+    }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: Keys.self)
+        try container.encode(id, forKey: .id)
+        var inner = container.nestedContainer(keyedBy: InnerKeys.self, forKey: .inner)
+        try inner.encode(x, forKey: .x)
+        try inner.encode(flag, forKey: .flag)
+        try container.encode(score, forKey: .score)
+        try container.encode(small, forKey: .small)
+        try container.encode(tail, forKey: .tail)
+    }
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: Keys.self)
+        let inner = try container.nestedContainer(keyedBy: InnerKeys.self, forKey: .inner)
+        flag = try inner.decode(Bool.self, forKey: .flag)
+        score = try container.decode(Double.self, forKey: .score)
+        x = try inner.decode(Int32.self, forKey: .x)
+        #expect(try inner.decode(Int64.self, forKey: .x) == Int64(x))
+        id = try container.decode(Int.self, forKey: .id)
+        #expect(try container.decode(Int.self, forKey: .id) == id)
+        // Written as an Int8, read wider; a Double read as a Float.
+        small = Int8(try container.decode(Int.self, forKey: .small))
+        #expect(try container.decode(Float.self, forKey: .score) == Float(score))
+        tail = try container.decode(String.self, forKey: .tail)
+    }
+}
+
 @Suite("Binary payloads: Curtain's own format")
 struct BinaryPayloadTests {
     func roundTrip<T: Codable & Equatable>(_ value: T) throws -> T {
@@ -127,11 +167,67 @@ struct BinaryPayloadTests {
         }
     }
 
+    @Test func arraysOfNumbersAreWrittenAtTheirExactSizeAtEveryLength() throws {
+        // Around each length where the count's varint grows a byte, alone (written straight into the
+        // result) and inside a struct (the writer's memory grown by doubling).
+        struct Holder: Codable, Equatable {
+            var bytes: [UInt8]
+            var doubles: [Double]
+        }
+        for n in [0, 1, 15, 16, 127, 128, 129, 16383, 16384, 70000] {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+            let doubles = (0..<n).map { Double($0) * 0.25 }
+            let varint = n < 128 ? 1 : n < 16384 ? 2 : 3
+            let encodedBytes = try PayloadEncoder().encode(bytes)
+            #expect(encodedBytes.count == 6 + 2 + varint + n + 2)
+            #expect(try PayloadDecoder().decode([UInt8].self, from: encodedBytes) == bytes)
+            let encodedDoubles = try PayloadEncoder().encode(doubles)
+            #expect(encodedDoubles.count == 6 + 2 + varint + 8 * n + 2)
+            #expect(try PayloadDecoder().decode([Double].self, from: encodedDoubles) == doubles)
+            let holder = Holder(bytes: bytes, doubles: doubles)
+            #expect(try roundTrip(holder) == holder)
+        }
+    }
+
     @Test func integersWidenAndNarrowOnlyWhenTheyFit() throws {
         #expect(try PayloadDecoder().decode(Int64.self, from: PayloadEncoder().encode(Int8(-5))) == -5)
         #expect(try PayloadDecoder().decode(UInt8.self, from: PayloadEncoder().encode(200)) == 200)
         #expect(throws: DecodingError.self) { try PayloadDecoder().decode(UInt8.self, from: PayloadEncoder().encode(-1)) }
         #expect(throws: DecodingError.self) { try PayloadDecoder().decode(String.self, from: PayloadEncoder().encode(1)) }
+    }
+
+    @Test func keyedScalarsAreFoundInAnyOrderAndAtAnyWidth() throws {
+        var values: [Layered] = []
+        for i in 0..<50 {
+            let score = Double(i) / 4
+            values.append(Layered(id: i * 1_000_003, x: Int32(i - 25), flag: i % 2 == 0, score: score, small: Int8(i), tail: i % 3 == 0 ? "té\(i)🙂" : "t\(i)"))
+        }
+        #expect(try roundTrip(values) == values)
+        // A field of the wrong kind is a type mismatch naming the key, not a misread.
+        struct Flag: Codable { var id: Bool }
+        #expect {
+            try PayloadDecoder().decode(Flag.self, from: PayloadEncoder().encode(["id": 3]))
+        } throws: { error in
+            guard case DecodingError.typeMismatch(_, let context) = error else { return false }
+            return context.codingPath.map(\.stringValue) == ["id"]
+        }
+        // A scalar cut short inside its container (the container's length claims less than the value needs)
+        // is an error, not a read past the container.
+        var bytes = try PayloadEncoder().encode(["id": 7])
+        let keyed = bytes.firstIndex(of: PayloadWire.Tag.keyed.rawValue)!
+        bytes[keyed + 1] -= 1
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode([String: Int].self, from: bytes) }
+        // Text that is not UTF-8 is refused, in a keyed container and in an array.
+        var text = try PayloadEncoder().encode(["id": "abc"])
+        text[text.firstIndex(of: UInt8(ascii: "b"))!] = 0xFF
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode([String: String].self, from: text) }
+        struct Named: Codable { var id: String }
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode(Named.self, from: text) }
+        var list = try PayloadEncoder().encode(["abc"])
+        list[list.firstIndex(of: UInt8(ascii: "b"))!] = 0xC0
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode([String].self, from: list) }
+        struct Wide: Codable { var id: Int }
+        #expect(throws: DecodingError.self) { try PayloadDecoder().decode(Wide.self, from: bytes) }
     }
 
     @Test func containersWrittenOutOfOrderFallBackToJSON() throws {

@@ -57,10 +57,18 @@ final class PayloadReader {
     let bytes: UnsafeRawBufferPointer
     /// Where the value ends and the trailer starts.
     let bodyEnd: Int
-    private(set) var keys: [String] = []
-    private(set) var refs: [SharedRef] = []
-    var path: [any CodingKey] = []
-    var depth = 0
+    @exclusivity(unchecked) private(set) var keys: [String] = []
+    @exclusivity(unchecked) private(set) var refs: [SharedRef] = []
+    // The mutable state below is touched only by this reader's own methods and containers, never across a
+    // call into a value's `init(from:)` while an access is open, so the dynamic exclusivity checks (a
+    // large share of decoding a small struct) are left out.
+    @exclusivity(unchecked) var path: [any CodingKey] = []
+    @exclusivity(unchecked) var depth = 0
+    /// The keyed container read last (its body offset, which identifies it) and where its next entry
+    /// starts: keys are usually read in the order they were written, so the next one is found without a
+    /// search. Only a hint, used when `hintBody` is the asking container's.
+    @exclusivity(unchecked) var hintBody = -1
+    @exclusivity(unchecked) var hintCursor = 0
     let sendableUserInfo: [CodingUserInfoKey: any Sendable]
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
     let shared: (any SharedValueSource)?
@@ -260,10 +268,24 @@ final class PayloadReader {
         var q = p + 1
         let length = try varint(at: &q, String.self)
         guard length <= bodyEnd - q else { throw corrupt(p, "a string of \(length) bytes runs past the end", String.self) }
-        guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[q..<(q + length)]), as: UTF8.self) else {
+        guard let text = text(at: q, length: length) else {
             throw corrupt(q, "the string is not valid UTF-8", String.self)
         }
         return text
+    }
+
+    /// The `length` bytes at `q` (which the caller checked are within the value) as text, if they are
+    /// valid UTF-8. ASCII, the usual case, is recognized in one pass without the generic validation.
+    @inline(__always)
+    func text(at q: Int, length: Int) -> String? {
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[q..<(q + length)])
+        var ascii = true
+        for byte in raw where byte >= 0x80 {
+            ascii = false
+            break
+        }
+        if ascii { return raw.withMemoryRebound(to: UInt8.self) { String(decoding: $0, as: UTF8.self) } }
+        return String(validating: raw, as: UTF8.self)
     }
 
     // MARK: values
@@ -389,18 +411,17 @@ struct PayloadValueDecoder: Decoder {
     }
 }
 
-final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
+struct PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
     let reader: PayloadReader
     let body: Int
     let end: Int
-    /// Where the next entry starts, if the keys are read in the order they were written (the usual case).
-    private var cursor: Int
 
     init(reader: PayloadReader, body: Int, end: Int) {
         self.reader = reader
         self.body = body
         self.end = end
-        self.cursor = body
+        reader.hintBody = body
+        reader.hintCursor = body
     }
 
     var codingPath: [any CodingKey] { reader.path }
@@ -417,10 +438,22 @@ final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol 
         return keys
     }
 
+    /// Where the next entry starts (the reader's hint, if it is this container's).
+    @inline(__always)
+    private var cursor: Int {
+        get { reader.hintBody == body ? reader.hintCursor : end }
+        nonmutating set {
+            reader.hintBody = body
+            reader.hintCursor = newValue
+        }
+    }
+
     /// The offset of `key`'s value, if present.
+    @inline(__always)
     private func find(_ key: Key) throws -> Int? { try find(named: key.stringValue) }
 
     private func find(named name: String) throws -> Int? {
+        let cursor = self.cursor
         if cursor < end {
             var q = cursor
             let index = try reader.varint(at: &q, Key.self)
@@ -443,10 +476,8 @@ final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol 
         return p
     }
 
-    /// Decodes the scalar at `key` with `read`, moving the cursor past it.
-    @inline(__always)
-    private func scalar<T>(_ key: Key, _ type: T.Type, _ read: (Int) throws -> T) throws -> T {
-        let p = try value(key, type)
+    /// Decodes the scalar at `p` (the value of `key`) with `read`, moving the cursor past it.
+    private func scalar<T>(at p: Int, _ key: Key, _ type: T.Type, _ read: (Int) throws -> T) throws -> T {
         let result: T
         do {
             result = try read(p)
@@ -460,23 +491,72 @@ final class PayloadKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol 
         return result
     }
 
+    /// The fixed-width scalar at `p` if it was written with exactly `tag` and fits in this container (the
+    /// usual case: no conversion, and its end known without a second look at the tag), moving the cursor
+    /// past it; `nil` otherwise (the caller then reads it the general way, which throws if it must).
+    @inline(__always)
+    private func exact<T: FixedWidthInteger>(at p: Int, _: T.Type, _ tag: PayloadWire.Tag) -> T? {
+        let next = p + 1 + MemoryLayout<T>.size
+        guard next <= end, reader.bytes[p] == tag.rawValue else { return nil }
+        cursor = next
+        return T(littleEndian: reader.bytes.loadUnaligned(fromByteOffset: p + 1, as: T.self))
+    }
+
+    /// Decodes the integer at `key`: directly if it was written as `tag`, else converted if it fits. (No
+    /// closure is formed on the direct path: its capture of the reader cost a retain and a release.)
+    @inline(__always)
+    private func integer<T: FixedWidthInteger>(_ key: Key, _ type: T.Type, _ tag: PayloadWire.Tag) throws -> T {
+        let p = try value(key, type)
+        if let value = exact(at: p, type, tag) { return value }
+        return try scalar(at: p, key, type) { [reader] in try reader.integer(T.self, at: $0) }
+    }
+
     func contains(_ key: Key) -> Bool { ((try? find(key)) ?? nil) != nil }
 
     func decodeNil(forKey key: Key) throws -> Bool { try reader.decodeNil(at: try value(key, Any.self)) }
-    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool { try scalar(key, type, reader.bool) }
-    func decode(_ type: String.Type, forKey key: Key) throws -> String { try scalar(key, type, reader.string) }
-    func decode(_ type: Double.Type, forKey key: Key) throws -> Double { try scalar(key, type, reader.double) }
-    func decode(_ type: Float.Type, forKey key: Key) throws -> Float { try scalar(key, type, reader.float) }
-    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try scalar(key, type) { try self.reader.integer(Int.self, at: $0) } }
-    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try scalar(key, type) { try self.reader.integer(Int8.self, at: $0) } }
-    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try scalar(key, type) { try self.reader.integer(Int16.self, at: $0) } }
-    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try scalar(key, type) { try self.reader.integer(Int32.self, at: $0) } }
-    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try scalar(key, type) { try self.reader.integer(Int64.self, at: $0) } }
-    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try scalar(key, type) { try self.reader.integer(UInt.self, at: $0) } }
-    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try scalar(key, type) { try self.reader.integer(UInt8.self, at: $0) } }
-    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try scalar(key, type) { try self.reader.integer(UInt16.self, at: $0) } }
-    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try scalar(key, type) { try self.reader.integer(UInt32.self, at: $0) } }
-    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try scalar(key, type) { try self.reader.integer(UInt64.self, at: $0) } }
+    func decode(_ type: Bool.Type, forKey key: Key) throws -> Bool {
+        let p = try value(key, type)
+        if p < end {
+            let byte = reader.bytes[p]
+            if byte == PayloadWire.Tag.trueValue.rawValue || byte == PayloadWire.Tag.falseValue.rawValue {
+                cursor = p + 1
+                return byte == PayloadWire.Tag.trueValue.rawValue
+            }
+        }
+        return try scalar(at: p, key, type) { [reader] in try reader.bool(at: $0) }
+    }
+    func decode(_ type: String.Type, forKey key: Key) throws -> String {
+        let p = try value(key, type)
+        if p < end, reader.bytes[p] == PayloadWire.Tag.string.rawValue {
+            // Read in one pass when it is whole and valid; otherwise again the general way, for the error.
+            var q = p + 1
+            if let length = try? reader.varint(at: &q, String.self), length <= end - q, let text = reader.text(at: q, length: length) {
+                cursor = q + length
+                return text
+            }
+        }
+        return try scalar(at: p, key, type) { [reader] in try reader.string(at: $0) }
+    }
+    func decode(_ type: Double.Type, forKey key: Key) throws -> Double {
+        let p = try value(key, type)
+        if let bits = exact(at: p, UInt64.self, .double) { return Double(bitPattern: bits) }
+        return try scalar(at: p, key, type) { [reader] in try reader.double(at: $0) }
+    }
+    func decode(_ type: Float.Type, forKey key: Key) throws -> Float {
+        let p = try value(key, type)
+        if let bits = exact(at: p, UInt32.self, .float) { return Float(bitPattern: bits) }
+        return try scalar(at: p, key, type) { [reader] in try reader.float(at: $0) }
+    }
+    func decode(_ type: Int.Type, forKey key: Key) throws -> Int { try integer(key, type, .int) }
+    func decode(_ type: Int8.Type, forKey key: Key) throws -> Int8 { try integer(key, type, .int8) }
+    func decode(_ type: Int16.Type, forKey key: Key) throws -> Int16 { try integer(key, type, .int16) }
+    func decode(_ type: Int32.Type, forKey key: Key) throws -> Int32 { try integer(key, type, .int32) }
+    func decode(_ type: Int64.Type, forKey key: Key) throws -> Int64 { try integer(key, type, .int64) }
+    func decode(_ type: UInt.Type, forKey key: Key) throws -> UInt { try integer(key, type, .uint) }
+    func decode(_ type: UInt8.Type, forKey key: Key) throws -> UInt8 { try integer(key, type, .uint8) }
+    func decode(_ type: UInt16.Type, forKey key: Key) throws -> UInt16 { try integer(key, type, .uint16) }
+    func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try integer(key, type, .uint32) }
+    func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try integer(key, type, .uint64) }
 
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         let p = try value(key, type)

@@ -47,33 +47,59 @@ public struct PayloadEncoder: Sendable {
     func encodeSharing<T: Encodable>(_ value: T, hoistRoot: Bool = false) throws -> (bytes: [UInt8], shared: [(SharedRef, [UInt8])]) {
         let writer = PayloadWriter(userInfo: userInfo, shareAbove: shareAbove)
         writer.objectStore = objectStore
+        if let element = PayloadWire.numericElement(of: T.self), !(hoistRoot && shareAbove != nil) {
+            // An array of numbers alone (often large: a capture, a shared value) is written straight into
+            // the result, its size known in advance, rather than copied there at the end.
+            let (size, _) = writer.writeNumbers(value, element: element, into: nil)
+            var count = size / (element.width ?? 1)
+            var countLength = 1
+            while count >= 0x80 {
+                count >>= 7
+                countLength += 1
+            }
+            // Header, tag, element kind, count, elements, and a trailer of no keys and no shared values.
+            // (With room to spare: each write asks for room for the longest varint.)
+            let total = PayloadWire.headerSize + 2 + countLength + size + 2 + 16
+            let bytes = try [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+                writer.out = PayloadBytes(borrowing: UnsafeMutableRawBufferPointer(buffer))
+                try writer.encodeRoot(value, hoistRoot: false)
+                initialized = writer.out.isBorrowed ? writer.out.count : 0
+                writer.out = PayloadBytes()
+            }
+            if bytes.count > 0 { return (bytes, []) }
+            // (Not the size expected: written the general way.)
+        }
         do {
             try writer.encodeRoot(value, hoistRoot: hoistRoot)
         } catch where writer.outOfOrder {
             throw PayloadOrderError(description: "\(T.self) writes to a container after moving on from it: \(error)")
         }
-        return (writer.out, writer.shared)
+        return (writer.out.array, writer.shared)
     }
 }
 
 /// The state of one encoding: the bytes, the keys seen, the containers not yet closed.
+///
+/// The mutable state is touched only by the writer's own methods and containers, and no access to it is
+/// open across a call into a value's `encode(to:)`, so its dynamic exclusivity checks (each append paid
+/// one, a large share of encoding a small struct) are left out.
 final class PayloadWriter {
-    var out: [UInt8] = []
-    private var keyIndex: [String: Int] = [:]
-    private var keys: [String] = []
+    @exclusivity(unchecked) var out = PayloadBytes()
+    @exclusivity(unchecked) private var keyIndex: [String: Int] = [:]
+    @exclusivity(unchecked) private var keys: [String] = []
     /// Containers whose length is not yet written, innermost last.
-    private var open: [OpenContainer] = []
+    @exclusivity(unchecked) private var open: [OpenContainer] = []
     /// The coding path of what is being encoded now.
-    var path: [any CodingKey] = []
+    @exclusivity(unchecked) var path: [any CodingKey] = []
     let sendableUserInfo: [CodingUserInfoKey: any Sendable]
     var userInfo: [CodingUserInfoKey: Any] { sendableUserInfo }
     let shareAbove: Int?
     var objectStore: (above: Int, url: String)?
     /// Whether a container was written to out of order (the value cannot be written in this format).
-    private(set) var outOfOrder = false
+    @exclusivity(unchecked) private(set) var outOfOrder = false
     /// The shared values referenced by this payload, in ref-index order, with their bytes.
-    private(set) var shared: [(SharedRef, [UInt8])] = []
-    private var sharedIndex: [[UInt8]: Int] = [:]
+    @exclusivity(unchecked) private(set) var shared: [(SharedRef, [UInt8])] = []
+    @exclusivity(unchecked) private var sharedIndex: [[UInt8]: Int] = [:]
 
     struct OpenContainer {
         /// Offset of the container's tag.
@@ -90,7 +116,6 @@ final class PayloadWriter {
     }
 
     func encodeRoot<T: Encodable>(_ value: T, hoistRoot: Bool) throws {
-        out.reserveCapacity(64)
         out.append(PayloadWire.marker)
         out.append(PayloadWire.version)
         out.appendLittleEndian(UInt32(0))
@@ -104,7 +129,7 @@ final class PayloadWriter {
         out.appendVarint(keys.count)
         for key in keys {
             out.appendVarint(key.utf8.count)
-            out.append(contentsOf: key.utf8)
+            out.append(contentsOf: key)
         }
         out.appendVarint(shared.count)
         for (ref, _) in shared {
@@ -115,7 +140,7 @@ final class PayloadWriter {
             case .objects(let url):
                 out.append(1)
                 out.appendVarint(url.utf8.count)
-                out.append(contentsOf: url.utf8)
+                out.append(contentsOf: url)
             }
         }
     }
@@ -199,10 +224,10 @@ final class PayloadWriter {
 
     /// Which key followed each key last time (structs of one type write the same keys in the same order,
     /// so the next key is usually known without hashing its name).
-    private var successor: [Int] = []
+    @exclusivity(unchecked) private var successor: [Int] = []
     /// The first key last written by containers of each key type (a short list: a payload has few
     /// container types, and comparing identifiers is cheaper than hashing them).
-    private var firstKeys: [(type: ObjectIdentifier, key: Int)] = []
+    @exclusivity(unchecked) private var firstKeys: [(type: ObjectIdentifier, key: Int)] = []
 
     private func firstKey(of type: ObjectIdentifier) -> Int {
         for entry in firstKeys where entry.type == type { return entry.key }
@@ -243,8 +268,7 @@ final class PayloadWriter {
 
     @inline(__always)
     func write<T: FixedWidthInteger>(_ value: T, tag: PayloadWire.Tag) {
-        out.append(tag.rawValue)
-        out.appendLittleEndian(value)
+        out.append(tag: tag.rawValue, value)
     }
 
     @inline(__always) func write(_ value: Int) { write(Int64(value), tag: .int) }
@@ -282,10 +306,9 @@ final class PayloadWriter {
                 if let known = SharedArrayMemo.lookup(key) {
                     share(known.bytes, hash: known.hash, nested: [])
                 } else {
-                    let standalone = PayloadWriter(userInfo: [:], shareAbove: nil)
-                    try standalone.encodeRoot(value, hoistRoot: false)
-                    let hash = share(standalone.out, nested: [])
-                    SharedArrayMemo.remember(key, keeping: SharedValueCache.Box(value), bytes: standalone.out, hash: hash)
+                    let bytes = try PayloadEncoder().encodeSharing(value).bytes
+                    let hash = share(bytes, nested: [])
+                    SharedArrayMemo.remember(key, keeping: SharedValueCache.Box(value), bytes: bytes, hash: hash)
                 }
             } else {
                 _ = writeNumbers(value, element: element, into: self)
@@ -316,15 +339,15 @@ final class PayloadWriter {
             let standalone = PayloadWriter(userInfo: sendableUserInfo, shareAbove: shareAbove)
             standalone.objectStore = objectStore
             try standalone.encodeRoot(value, hoistRoot: false)
-            out.removeSubrange(start...)
+            out.truncate(to: start)
             dropShared(from: sharedBefore)
-            share(standalone.out, nested: standalone.shared)
+            share(standalone.out.array, nested: standalone.shared)
         }
     }
 
     /// Writes a numeric array (when `writer` is given) and returns the byte size of its elements and the
     /// address of its storage.
-    private func writeNumbers<T>(_ value: T, element: PayloadWire.Tag, into writer: PayloadWriter?) -> (Int, UInt) {
+    func writeNumbers<T>(_ value: T, element: PayloadWire.Tag, into writer: PayloadWriter?) -> (Int, UInt) {
         switch element {
         case .double: return raw(value as! [Double], element, writer)
         case .float: return raw(value as! [Float], element, writer)
@@ -344,7 +367,7 @@ final class PayloadWriter {
     private func raw<E>(_ array: [E], _ element: PayloadWire.Tag, _ writer: PayloadWriter?) -> (Int, UInt) {
         array.withUnsafeBytes { bytes in
             if let writer {
-                writer.out.reserveCapacity(writer.out.count + bytes.count + 32)
+                writer.out.reserveCapacity(extra: 2 + 10 + bytes.count)
                 writer.out.append(PayloadWire.Tag.numbers.rawValue)
                 writer.out.append(element.rawValue)
                 writer.out.appendVarint(array.count)

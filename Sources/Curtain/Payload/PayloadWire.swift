@@ -150,29 +150,135 @@ struct SharedRef: Sendable, Hashable {
     var objectKey: String { "curtain-shared/" + hex }
 }
 
-/// Byte-level writing helpers for the binary format.
-extension Array where Element == UInt8 {
+/// The bytes of a payload being written: raw memory that grows by doubling. Appending a byte is a
+/// capacity check and a store (an append to a `[UInt8]` held by a class also checked uniqueness and, unless
+/// the optimizer could prove otherwise, exclusive access).
+struct PayloadBytes: ~Copyable {
+    private var base: UnsafeMutableRawPointer
+    private var capacity: Int
+    /// The number of bytes written.
+    private(set) var count = 0
+    /// Whether the bytes are still in memory lent by the creator (``init(borrowing:)``), not grown out of it.
+    private(set) var isBorrowed = false
+
+    init(capacity: Int = 64) {
+        self.capacity = Swift.max(capacity, 16)
+        base = .allocate(byteCount: self.capacity, alignment: 16)
+    }
+
+    /// Writes into `buffer` (which must outlive this value and is not freed by it) until it is full, then
+    /// into memory of its own.
+    init(borrowing buffer: UnsafeMutableRawBufferPointer) {
+        if let start = buffer.baseAddress, buffer.count > 0 {
+            base = start
+            capacity = buffer.count
+            isBorrowed = true
+        } else {
+            capacity = 16
+            base = .allocate(byteCount: capacity, alignment: 16)
+        }
+    }
+
+    deinit {
+        if !isBorrowed { base.deallocate() }
+    }
+
+    /// The bytes written, as an array (one copy).
+    var array: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: UnsafeRawBufferPointer(start: base, count: count)) }
+            initialized = count
+        }
+    }
+
+    /// Makes room for `extra` more bytes.
+    @inline(__always)
+    mutating func reserveCapacity(extra: Int) {
+        if capacity - count < extra { grow(extra) }
+    }
+
+    @inline(never)
+    private mutating func grow(_ extra: Int) {
+        let (needed, overflow) = count.addingReportingOverflow(extra)
+        precondition(!overflow, "a payload larger than memory")
+        var newCapacity = Swift.max(capacity, 16)
+        while newCapacity < needed { newCapacity = newCapacity <= Int.max / 2 ? newCapacity * 2 : needed }
+        let grown = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        grown.copyMemory(from: base, byteCount: count)
+        if !isBorrowed { base.deallocate() }
+        isBorrowed = false
+        base = grown
+        capacity = newCapacity
+    }
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        reserveCapacity(extra: 1)
+        base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    @inline(__always)
+    mutating func append(contentsOf bytes: UnsafeRawBufferPointer) {
+        guard let source = bytes.baseAddress, bytes.count > 0 else { return }
+        reserveCapacity(extra: bytes.count)
+        (base + count).copyMemory(from: source, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    @inline(__always)
+    mutating func append(contentsOf bytes: UnsafeBufferPointer<UInt8>) {
+        append(contentsOf: UnsafeRawBufferPointer(bytes))
+    }
+
+    mutating func append(contentsOf bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append(contentsOf: $0) }
+    }
+
+    mutating func append(contentsOf text: String) {
+        var text = text
+        text.withUTF8 { append(contentsOf: $0) }
+    }
+
     @inline(__always)
     mutating func appendLittleEndian<T: FixedWidthInteger>(_ value: T) {
-        Swift.withUnsafeBytes(of: value.littleEndian) { append(contentsOf: $0) }
+        reserveCapacity(extra: MemoryLayout<T>.size)
+        base.storeBytes(of: value.littleEndian, toByteOffset: count, as: T.self)
+        count += MemoryLayout<T>.size
+    }
+
+    /// A tag byte and a fixed-width number after it.
+    @inline(__always)
+    mutating func append<T: FixedWidthInteger>(tag: UInt8, _ value: T) {
+        reserveCapacity(extra: 1 + MemoryLayout<T>.size)
+        base.storeBytes(of: tag, toByteOffset: count, as: UInt8.self)
+        base.storeBytes(of: value.littleEndian, toByteOffset: count + 1, as: T.self)
+        count += 1 + MemoryLayout<T>.size
     }
 
     @inline(__always)
     mutating func appendVarint(_ value: Int) {
+        reserveCapacity(extra: 10)
         var v = UInt64(value)
         while v >= 0x80 {
-            append(UInt8(truncatingIfNeeded: v) | 0x80)
+            base.storeBytes(of: UInt8(truncatingIfNeeded: v) | 0x80, toByteOffset: count, as: UInt8.self)
+            count += 1
             v >>= 7
         }
-        append(UInt8(v))
+        base.storeBytes(of: UInt8(v), toByteOffset: count, as: UInt8.self)
+        count += 1
     }
 
+    /// Overwrites the four bytes at `offset` (within what was written) with `value` as a `UInt32`.
     @inline(__always)
     mutating func patchUInt32(_ value: Int, at offset: Int) {
-        let v = UInt32(truncatingIfNeeded: value)
-        self[offset] = UInt8(truncatingIfNeeded: v)
-        self[offset + 1] = UInt8(truncatingIfNeeded: v >> 8)
-        self[offset + 2] = UInt8(truncatingIfNeeded: v >> 16)
-        self[offset + 3] = UInt8(truncatingIfNeeded: v >> 24)
+        precondition(offset >= 0 && offset <= count - 4, "a patch outside the payload")
+        base.storeBytes(of: UInt32(truncatingIfNeeded: value).littleEndian, toByteOffset: offset, as: UInt32.self)
+    }
+
+    /// Forgets the bytes from `offset` on.
+    mutating func truncate(to offset: Int) {
+        precondition(offset >= 0 && offset <= count, "a truncation outside the payload")
+        count = offset
     }
 }
