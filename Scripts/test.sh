@@ -2,7 +2,8 @@
 # Runs Curtain's whole test suite on a fresh machine: installs what the tests need (redis-server and
 # redis-tools, for the conformance suite and the interoperability tests; moto_server and boto3, for the
 # S3 store; iproute2, for the network namespaces of the multi-host scenario), builds with warnings
-# checked, runs every test target, then the multi-host scenario (Scripts/cluster-test.sh, as root).
+# checked, runs every test target, the porting suite (Scripts/port-diff.sh), then the multi-host scenario
+# (Scripts/cluster-test.sh, as root).
 # Exits non-zero on any failure.
 #
 #   Scripts/test.sh               the whole suite (what .ci/run runs)
@@ -60,7 +61,7 @@ set -e
 grep -E "error:|warning:|Build complete" "$log" | grep -v "Source files for target" || true
 if [ "$build_status" -ne 0 ]; then echo "==> FAILED: the build failed"; tail -50 "$log"; exit 1; fi
 # No warnings in our own code (dependencies' warnings are theirs).
-if grep -E "^$(pwd)/(Sources|Tests)/.*warning:" "$log"; then
+if grep -E "^$(pwd)/(Sources|Tests|Examples)/.*warning:" "$log"; then
     echo "==> FAILED: the build has warnings in Curtain's own code"
     exit 1
 fi
@@ -77,6 +78,11 @@ fi
 
 echo "==> running the test suite"
 swift test --skip-build
+
+# The porting suite: each plain program and its Curtain version print the same on inprocess, processes and
+# a redis-server (the debug build above built them all).
+echo "==> running the porting suite (Scripts/port-diff.sh)"
+bash Scripts/port-diff.sh --skip-build
 
 # The multi-host scenario and the forgery test: network namespaces on this machine (needs root).
 echo "==> running the multi-host scenario (Scripts/cluster-test.sh)"

@@ -167,6 +167,27 @@ struct BinaryPayloadTests {
         }
     }
 
+    @Test func arraysOfPackedVectorsAreRawBytesOfTheirScalars() throws {
+        let points = (0..<1000).map { SIMD2(Double($0) * 0.5, -Double($0)) }
+        let bytes = try PayloadEncoder().encode(points)
+        // Header, tag, element kind, a two-byte count (2,000 Doubles), the elements, an empty trailer.
+        #expect(bytes.count == 6 + 2 + 2 + 16 * 1000 + 2)
+        #expect(try roundTrip(points) == points)
+        #expect(try roundTrip([SIMD4<Float>(1, 2, 3, 4), SIMD4(-1, 0, 0.25, 8)]) == [SIMD4(1, 2, 3, 4), SIMD4(-1, 0, 0.25, 8)])
+        #expect(try roundTrip([SIMD2<Int32>]()) == [])
+        #expect(try roundTrip(Reordered(first: "v", second: [1], third: nil)) == Reordered(first: "v", second: [1], third: nil))
+        // SIMD3 has a padding lane: the general path, still equal to JSON's round trip.
+        #expect(try roundTrip([SIMD3<Double>(1, 2, 3)]) == [SIMD3(1, 2, 3)])
+        // 2,000 Doubles are 1,000 SIMD2 but not SIMD4 (500) nor SIMD8 (an odd count is refused).
+        let doubles = try PayloadEncoder().encode((0..<2001).map(Double.init))
+        #expect {
+            try PayloadDecoder().decode([SIMD2<Double>].self, from: doubles)
+        } throws: { error in
+            "\(error)".contains("do not make vectors of 2")
+        }
+        #expect(try PayloadDecoder().decode([SIMD4<Double>].self, from: bytes).count == 500)
+    }
+
     @Test func arraysOfNumbersAreWrittenAtTheirExactSizeAtEveryLength() throws {
         // Around each length where the count's varint grows a byte, alone (written straight into the
         // result) and inside a struct (the writer's memory grown by doubling).

@@ -332,6 +332,21 @@ final class PayloadReader {
     }
 
     private func numbers<T>(_: T.Type, element: PayloadWire.Tag, at p: Int, end: inout Int) throws -> T {
+        let lanes = PayloadWire.lanes(of: T.self)
+        if lanes > 1 {
+            switch (element, lanes) {
+            case (.double, 2): return try raw(SIMD2<Double>.self, element, at: p, end: &end, lanes: 2) as! T
+            case (.double, 4): return try raw(SIMD4<Double>.self, element, at: p, end: &end, lanes: 4) as! T
+            case (.double, 8): return try raw(SIMD8<Double>.self, element, at: p, end: &end, lanes: 8) as! T
+            case (.float, 2): return try raw(SIMD2<Float>.self, element, at: p, end: &end, lanes: 2) as! T
+            case (.float, 4): return try raw(SIMD4<Float>.self, element, at: p, end: &end, lanes: 4) as! T
+            case (.float, 8): return try raw(SIMD8<Float>.self, element, at: p, end: &end, lanes: 8) as! T
+            case (.int32, 2): return try raw(SIMD2<Int32>.self, element, at: p, end: &end, lanes: 2) as! T
+            case (.int32, 4): return try raw(SIMD4<Int32>.self, element, at: p, end: &end, lanes: 4) as! T
+            case (.int, 2): return try raw(SIMD2<Int>.self, element, at: p, end: &end, lanes: 2) as! T
+            default: return try raw(SIMD4<Int>.self, element, at: p, end: &end, lanes: 4) as! T
+            }
+        }
         switch element {
         case .double: return try raw(Double.self, element, at: p, end: &end) as! T
         case .float: return try raw(Float.self, element, at: p, end: &end) as! T
@@ -348,7 +363,7 @@ final class PayloadReader {
         }
     }
 
-    private func raw<E>(_: E.Type, _ element: PayloadWire.Tag, at p: Int, end: inout Int) throws -> [E] {
+    private func raw<E>(_: E.Type, _ element: PayloadWire.Tag, at p: Int, end: inout Int, lanes: Int = 1) throws -> [E] {
         var q = p + 1
         guard q < bodyEnd else { throw corrupt(p, "an array of numbers is cut short", [E].self) }
         guard bytes[q] == element.rawValue else {
@@ -356,9 +371,11 @@ final class PayloadReader {
             throw corrupt(q, "an array of \(found), not of \(E.self)", [E].self)
         }
         q += 1
-        let count = try varint(at: &q, [E].self)
+        var count = try varint(at: &q, [E].self)
         let width = MemoryLayout<E>.size
-        guard count <= (bodyEnd - q) / width else { throw corrupt(p, "\(count) numbers run past the end", [E].self) }
+        guard count % lanes == 0 else { throw corrupt(p, "\(count) numbers do not make vectors of \(lanes)", [E].self) }
+        count /= lanes  // elements (vectors of `lanes` numbers, or numbers)
+        guard count <= (bodyEnd - q) / width else { throw corrupt(p, "\(count) elements run past the end", [E].self) }
         let source = UnsafeRawBufferPointer(rebasing: bytes[q..<(q + count * width)])
         let array = [E](unsafeUninitializedCapacity: count) { buffer, initialized in
             if count > 0 { UnsafeMutableRawBufferPointer(buffer).copyMemory(from: source) }

@@ -348,6 +348,21 @@ final class PayloadWriter {
     /// Writes a numeric array (when `writer` is given) and returns the byte size of its elements and the
     /// address of its storage.
     func writeNumbers<T>(_ value: T, element: PayloadWire.Tag, into writer: PayloadWriter?) -> (Int, UInt) {
+        let lanes = PayloadWire.lanes(of: T.self)
+        if lanes > 1 {
+            switch (element, lanes) {
+            case (.double, 2): return raw(value as! [SIMD2<Double>], element, writer, lanes: 2)
+            case (.double, 4): return raw(value as! [SIMD4<Double>], element, writer, lanes: 4)
+            case (.double, 8): return raw(value as! [SIMD8<Double>], element, writer, lanes: 8)
+            case (.float, 2): return raw(value as! [SIMD2<Float>], element, writer, lanes: 2)
+            case (.float, 4): return raw(value as! [SIMD4<Float>], element, writer, lanes: 4)
+            case (.float, 8): return raw(value as! [SIMD8<Float>], element, writer, lanes: 8)
+            case (.int32, 2): return raw(value as! [SIMD2<Int32>], element, writer, lanes: 2)
+            case (.int32, 4): return raw(value as! [SIMD4<Int32>], element, writer, lanes: 4)
+            case (.int, 2): return raw(value as! [SIMD2<Int>], element, writer, lanes: 2)
+            default: return raw(value as! [SIMD4<Int>], element, writer, lanes: 4)
+            }
+        }
         switch element {
         case .double: return raw(value as! [Double], element, writer)
         case .float: return raw(value as! [Float], element, writer)
@@ -364,13 +379,13 @@ final class PayloadWriter {
         }
     }
 
-    private func raw<E>(_ array: [E], _ element: PayloadWire.Tag, _ writer: PayloadWriter?) -> (Int, UInt) {
+    private func raw<E>(_ array: [E], _ element: PayloadWire.Tag, _ writer: PayloadWriter?, lanes: Int = 1) -> (Int, UInt) {
         array.withUnsafeBytes { bytes in
             if let writer {
                 writer.out.reserveCapacity(extra: 2 + 10 + bytes.count)
                 writer.out.append(PayloadWire.Tag.numbers.rawValue)
                 writer.out.append(element.rawValue)
-                writer.out.appendVarint(array.count)
+                writer.out.appendVarint(array.count * lanes)
                 writer.out.append(contentsOf: bytes)
             }
             return (bytes.count, UInt(bitPattern: bytes.baseAddress))

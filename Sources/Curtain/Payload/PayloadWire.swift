@@ -21,6 +21,7 @@ public enum PayloadFormat: String, Sendable, Hashable, CaseIterable {
 ///   0x03…0x0E Int8 Int16 Int32 Int64 UInt8 UInt16 UInt32 UInt64 Float Double Int UInt: fixed width
 ///   0x10 string: length (varint) · UTF-8
 ///   0x11 numeric array: element kind (u8, the tag of its element) · count (varint) · raw elements
+///        (an array of SIMD2/4/8 vectors is written as its scalars: count = vectors × lanes)
 ///   0x12 bytes (Data): length (varint) · bytes
 ///   0x20 unkeyed container: body length (u32) · count (u32) · value*
 ///   0x21 keyed container: body length (u32) · (key index (varint) · value)*
@@ -87,13 +88,33 @@ enum PayloadWire {
         }
     }
 
-    /// The element tag of a numeric array type (`[Double]`, `[UInt16]`, …); `nil` for any other type.
+    /// The element tag of a numeric array type (`[Double]`, `[UInt16]`, `[SIMD2<Double>]`, …: its scalars'
+    /// tag); `nil` for any other type.
     @inline(__always)
     static func numericElement<T>(of _: T.Type) -> Tag? {
         let id = ObjectIdentifier(T.self)
         for (type, tag) in numericArrays where type == id { return tag }
+        for (type, tag, _) in vectorArrays where type == id { return tag }
         return nil
     }
+
+    /// The lanes of the element of a numeric array type: 1 for scalars, 2, 4 or 8 for SIMD vectors (whose
+    /// lanes are packed, without padding: SIMD3 is not among them, and takes the general path).
+    @inline(__always)
+    static func lanes<T>(of _: T.Type) -> Int {
+        let id = ObjectIdentifier(T.self)
+        for (type, _, lanes) in vectorArrays where type == id { return lanes }
+        return 1
+    }
+
+    /// Arrays of packed SIMD vectors of the common scalars, written as their scalars.
+    private static let vectorArrays: [(ObjectIdentifier, Tag, Int)] = [
+        (ObjectIdentifier([SIMD2<Double>].self), .double, 2), (ObjectIdentifier([SIMD4<Double>].self), .double, 4),
+        (ObjectIdentifier([SIMD8<Double>].self), .double, 8), (ObjectIdentifier([SIMD2<Float>].self), .float, 2),
+        (ObjectIdentifier([SIMD4<Float>].self), .float, 4), (ObjectIdentifier([SIMD8<Float>].self), .float, 8),
+        (ObjectIdentifier([SIMD2<Int32>].self), .int32, 2), (ObjectIdentifier([SIMD4<Int32>].self), .int32, 4),
+        (ObjectIdentifier([SIMD2<Int>].self), .int, 2), (ObjectIdentifier([SIMD4<Int>].self), .int, 4),
+    ]
 
     /// The numeric array types, looked up once (comparing metatypes on every value costs a metadata
     /// lookup each).
