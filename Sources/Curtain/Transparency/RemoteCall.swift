@@ -68,6 +68,11 @@ final class CallBatchers: Sendable {
 }
 
 extension Cloud {
+    /// How many jobs the queued `@Remote` calls of `F` have gone out in so far (for benchmarks and tests).
+    @_spi(Testing) public func callBatchJobs<F: RemoteFunction>(of function: F.Type) -> Int {
+        callBatchers.jobs(of: function)
+    }
+
     func callBatcher<F: RemoteFunction>(for function: F) -> CallBatcher<F> {
         callBatchers.batcher(for: function) {
             CallBatcher(function: function) { [weak self] in
@@ -153,7 +158,7 @@ final class CallBatcher<F: RemoteFunction>: Sendable {
         do {
             let context = job.context
             let captures = try Job<F>.encode(function: function, context: context)
-            let window = max(4096, 256 * (context.workers ?? 1))
+            let window = max(4096, 256 * (context.workers ?? 1), batch.count)
             /// Encodes and submits up to `room` more calls; a call whose input cannot be encoded fails alone.
             func submit(room: Int) async throws {
                 var tasks: [(index: UInt64, input: EncodedPayload)] = []
