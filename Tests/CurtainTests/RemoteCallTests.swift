@@ -75,3 +75,44 @@ struct RemoteCallTests {
         #expect(Cloud.ambient == nil, "after shutdown, calls run locally again")
     }
 }
+
+/// Shared state made like the standard library's (`Mutex(v)`, `Atomic<Int>(v)`) on the ambient cloud.
+@Suite("Shared state spelled like Mutex and Atomic")
+struct AmbientSharedStateTests {
+    @Test func madeWithoutARoundTripTheyStartAtTheirInitialValues() async throws {
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: CloudConfiguration(backend: .inprocess, workers: 2))
+        try await cloud.withAmbient {
+            let hits = SharedCounter(40)
+            #expect(try await hits.load(ordering: .relaxed) == 40)
+            #expect(try await hits.add(2, ordering: .relaxed) == (oldValue: 40, newValue: 42))
+            #expect(try await hits.subtract(50, ordering: .relaxed) == (oldValue: 42, newValue: -8))
+            #expect(try await hits.compareExchange(expected: -8, desired: 3, ordering: .sequentiallyConsistent) == (true, -8))
+            #expect(try await hits.compareExchange(expected: -8, desired: 5, ordering: .relaxed) == (false, 3))
+            try await hits.store(11, ordering: .relaxed)
+            #expect(try await hits.load() == 11)
+            // A thousand mutexes, none in the store until used.
+            let accounts = (0..<1_000).map { SharedMutex($0) }
+            #expect(try await accounts[999].withLock { $0 } == 999)
+            try await accounts[3].withLock { $0 += 10 }
+            #expect(try await accounts[3].withLock { $0 } == 13)
+            #expect(Set(accounts.map(\.lock.key)).count == 1_000)
+        }
+        await cloud.shutdown()
+    }
+
+    @Test func theirHandlesCrossToWorkersWithTheirInitialValues() async throws {
+        let cloud = try await Cloud.start(
+            functions: allTestFunctions,
+            configuration: CloudConfiguration(backend: .processes, workers: 2, workerExecutable: try fixtureWorkerPath(), buildID: "fixture"))
+        try await cloud.withAmbient {
+            let bump = Bump(
+                counter: SharedCounter(100), dictionary: try cloud.memory.dictionary("d", of: [String: Int].self),
+                value: try cloud.memory.value("v", of: Int.self), guarded: try cloud.memory.value("g", of: Int.self),
+                lock: try cloud.memory.lock("l"), mutex: SharedMutex(7))
+            _ = try await cloud.map(bump, over: Array(repeating: 5, count: 4))
+            #expect(try await bump.counter.load() == 120)
+            #expect(try await bump.mutex.withLock { $0 } == 27)
+        }
+        await cloud.shutdown()
+    }
+}
