@@ -209,6 +209,12 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // `@Remote` compiled for real on each kind of declaration, run on an in-process cloud.
+        .testTarget(
+            name: "CurtainRemoteTests",
+            dependencies: ["CurtainRemote"],
+            swiftSettings: strictSwift
+        ),
         .testTarget(
             name: "CurtainS3Tests",
             dependencies: [

@@ -13,6 +13,9 @@ struct RemoteCallTests {
         #expect(names.contains("CurtainTestFunctions.halveEven"))
         // Each type once, though a record is read for each.
         #expect(RemoteRecords.functions.count == names.count)
+        #expect(RemoteRecords.actors.map { $0.name }.contains(Tally.name))
+        // Functions are not actors, nor actors functions.
+        #expect(!RemoteRecords.functions.contains { $0.name == Tally.name })
     }
 
     @Test func outsideAnyCloudACallRunsLocally() async throws {

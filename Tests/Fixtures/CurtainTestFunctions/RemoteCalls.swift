@@ -87,3 +87,8 @@ public struct __curtain_halveEven: Curtain.RemoteFunction {
         $0.initializeMemory(as: Any.Type.self, repeating: __curtain_halveEven.self, count: 1)
     })
 }
+
+/// The record `@Remote` places for ``Tally`` (`@Remote public distributed actor Tally`).
+@section("curtain_remote") @used let __curtain_Tally: Curtain.RemoteRecord = (0x4355_5254, {
+    $0.initializeMemory(as: Any.Type.self, repeating: Tally.self, count: 1)
+})
