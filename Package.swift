@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import CompilerPluginSupport
 import PackageDescription
 
@@ -22,6 +22,17 @@ let package = Package(
         .executable(name: "curtain-bench", targets: ["curtain-bench"]),
         .executable(name: "curtain-demo", targets: ["curtain-demo"]),
     ],
+    // Package traits (SE-0450): the default build leaves out both copies of BoringSSL (swift-nio-ssl's and
+    // swift-crypto's), which were most of a first build's time. A cluster that needs them turns them on:
+    // `swift build --traits TLS,Signing`, or `traits: ["TLS", "Signing"]` on the `.package` line of Curtain.
+    traits: [
+        .trait(name: "TLS", description: "rediss:// stores: TLS to Redis with swift-nio-ssl."),
+        .trait(
+            name: "Signing",
+            description: "CURTAIN_SECRET: HMAC-SHA256 seals on tasks, results and actor messages, and SHA-256 content hashes, with swift-crypto."
+        ),
+        .default(enabledTraits: []),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.30.0"),
@@ -29,7 +40,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         // async-http-client only in CurtainS3 (the core stays free of an HTTP client); swift-crypto for
-        // SigV4 there and for the HMAC of envelopes in the core.
+        // SigV4 there and, with the Signing trait, for the HMAC of envelopes in the core. swift-nio-ssl only
+        // with the TLS trait.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         // A worker's graceful drain on SIGTERM (ServiceGroup; no Foundation).
@@ -44,7 +56,7 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
@@ -75,7 +87,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),  // NIOThreadPool for blocking file I/O
                 .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "Crypto", package: "swift-crypto"),  // HMAC-SHA256 of envelopes (CURTAIN_SECRET)
+                // HMAC-SHA256 of envelopes (CURTAIN_SECRET) and SHA-256 content hashes, with the Signing trait.
+                .product(name: "Crypto", package: "swift-crypto", condition: .when(traits: ["Signing"])),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),  // a worker's drain on SIGTERM
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -239,7 +252,7 @@ let package = Package(
                 "CurtainRESP", "CurtainStore", "CurtainTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
             ],
             swiftSettings: strictSwift
         ),

@@ -105,7 +105,7 @@ DEMO=${CURTAIN_DEMO:-$DEFAULT_DEMO}
 if [[ ! -x $DEMO ]]; then
     if [[ $DEMO == "$DEFAULT_DEMO" ]]; then
         echo "==> building curtain-demo"
-        swift build --product curtain-demo
+        swift build --enable-all-traits --product curtain-demo
     fi
     [[ -x $DEMO ]] || { echo "cluster-test.sh: $DEMO is not an executable" >&2; exit 1; }
 fi
@@ -115,7 +115,7 @@ DEMO=$(cd "$(dirname "$DEMO")" && pwd)/$(basename "$DEMO")
 FORGE=${CURTAIN_FORGE:-$(dirname "$DEMO")/curtain-test-worker}
 if [[ ! -x $FORGE ]]; then
     echo "==> building curtain-test-worker (the forger)"
-    swift build --product curtain-test-worker
+    swift build --enable-all-traits --product curtain-test-worker
 fi
 [[ -x $FORGE ]] || { echo "cluster-test.sh: $FORGE is not an executable" >&2; exit 1; }
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs Curtain's whole test suite on a fresh machine: installs what the tests need (redis-server and
 # redis-tools, for the conformance suite and the interoperability tests; moto_server and boto3, for the
-# S3 store; iproute2, for the network namespaces of the multi-host scenario), builds with warnings
-# checked, runs every test target, the porting suite (Scripts/port-diff.sh), then the multi-host scenario
-# (Scripts/cluster-test.sh, as root).
+# S3 store; iproute2, for the network namespaces of the multi-host scenario), builds the default
+# configuration (no package traits) and checks it runs, then builds with every trait on (TLS, Signing)
+# with warnings checked, runs every test target, the porting suite (Scripts/port-diff.sh), then the
+# multi-host scenario (Scripts/cluster-test.sh, as root).
 # Exits non-zero on any failure.
 #
 #   Scripts/test.sh               the whole suite (what .ci/run runs)
@@ -52,19 +53,38 @@ if ! .venv-s3/bin/python -c "import moto, boto3" >/dev/null 2>&1; then
 fi
 echo "==> moto $(.venv-s3/bin/python -c 'import moto; print(moto.__version__)')"
 
-echo "==> building (debug, with tests)"
-log=$(mktemp)
-set +e
-swift build --build-tests >"$log" 2>&1
-build_status=$?
-set -e
-grep -E "error:|warning:|Build complete" "$log" | grep -v "Source files for target" || true
-if [ "$build_status" -ne 0 ]; then echo "==> FAILED: the build failed"; tail -50 "$log"; exit 1; fi
-# No warnings in our own code (dependencies' warnings are theirs).
-if grep -E "^$(pwd)/(Sources|Tests|Examples)/.*warning:" "$log"; then
-    echo "==> FAILED: the build has warnings in Curtain's own code"
-    exit 1
-fi
+# Builds with `swift build "$@"`, printing errors, warnings and the result; fails on an error or on a warning
+# in Curtain's own code (dependencies' warnings are theirs).
+checked_build() {
+    local log
+    log=$(mktemp)
+    set +e
+    swift build "$@" >"$log" 2>&1
+    local build_status=$?
+    set -e
+    grep -E "error:|warning:|Build complete" "$log" | grep -v "Source files for target" || true
+    if [ "$build_status" -ne 0 ]; then echo "==> FAILED: the build failed (swift build $*)"; tail -50 "$log"; exit 1; fi
+    if grep -E "^$(pwd)/(Sources|Tests|Examples)/.*warning:" "$log"; then
+        echo "==> FAILED: the build has warnings in Curtain's own code (swift build $*)"
+        exit 1
+    fi
+}
+
+# The default build (no package traits: no TLS, no signing) is what a newcomer's first command builds: it
+# must build without warnings, run, and refuse rediss:// and CURTAIN_SECRET with errors naming the trait.
+echo "==> building the default configuration (no traits)"
+checked_build
+demo=$(swift build --show-bin-path)/curtain-demo
+echo "==> the default build runs pi and refuses what needs a trait"
+CURTAIN_BACKEND=inprocess CURTAIN_WORKERS=1 "$demo" pi --tasks 4 --samples 200000 >/dev/null
+refusal=$(CURTAIN_BACKEND=rediss://127.0.0.1:1 "$demo" pi --tasks 2 --samples 1000 2>&1 || true)
+grep -q -- "--traits TLS" <<<"$refusal" || { echo "==> FAILED: a rediss:// store was not refused with the TLS trait's name: $refusal"; exit 1; }
+refusal=$(CURTAIN_SECRET=s3cret CURTAIN_BACKEND=inprocess "$demo" pi --tasks 2 --samples 1000 2>&1 || true)
+grep -q -- "--traits Signing" <<<"$refusal" || { echo "==> FAILED: CURTAIN_SECRET was not refused with the Signing trait's name: $refusal"; exit 1; }
+
+# Everything else runs with every trait on, so TLS and signing are tested too.
+echo "==> building (debug, with tests, every trait on)"
+checked_build --build-tests --enable-all-traits
 
 if [ "$under_load" -eq 1 ]; then
     echo "==> loading every core: stress-ng --cpu $(nproc) (until the suite ends)"
@@ -77,7 +97,7 @@ if [ "$under_load" -eq 1 ]; then
 fi
 
 echo "==> running the test suite"
-swift test --skip-build
+swift test --skip-build --enable-all-traits
 
 # The porting suite: each plain program and its Curtain version print the same on inprocess, processes and
 # a redis-server (the debug build above built them all).

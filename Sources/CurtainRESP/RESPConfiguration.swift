@@ -1,5 +1,7 @@
 public import NIOCore
+#if TLS
 public import NIOSSL
+#endif
 
 /// Where a RESP server listens.
 public enum RESPEndpoint: Sendable, Hashable, CustomStringConvertible {
@@ -21,14 +23,17 @@ public enum RESPEndpoint: Sendable, Hashable, CustomStringConvertible {
 ///
 /// Most users build it from a URL with ``init(url:)``:
 /// - `redis://[user:password@]host[:port][/db]` (port 6379 by default);
-/// - `rediss://…` for TLS, verifying the server's certificate against the system's CAs by default;
+/// - `rediss://…` for TLS, verifying the server's certificate against the system's CAs by default (TLS needs
+///   Curtain's `TLS` package trait; without it a `rediss://` URL is refused with an error saying how to enable it);
 /// - `unix:///path/to/socket[?db=N&password=…&user=…]`.
 public struct RESPConfiguration: Sendable {
     /// Where to connect.
     public var endpoint: RESPEndpoint
+    #if TLS
     /// TLS settings; `nil` for plain TCP. `rediss://` URLs set a client configuration with full
-    /// certificate verification (`certificateVerification = .fullVerification`).
+    /// certificate verification (`certificateVerification = .fullVerification`). Only with the `TLS` trait.
     public var tls: TLSConfiguration?
+    #endif
     /// The name the server certificate must carry; defaults to the endpoint's host.
     public var tlsServerName: String?
     /// The ACL user for `AUTH`; `nil` means the `default` user.
@@ -56,10 +61,30 @@ public struct RESPConfiguration: Sendable {
     /// Bounds on what the decoder accepts from the server.
     public var parserLimits: RESPParser.Limits
 
+    #if TLS
     /// Creates a configuration for `endpoint` with the defaults.
     public init(
         endpoint: RESPEndpoint,
-        tls: TLSConfiguration? = nil,
+        tls: TLSConfiguration?,
+        username: String? = nil,
+        password: String? = nil,
+        database: Int = 0,
+        clientName: String? = nil,
+        protocolVersion: Int = 2,
+        poolSize: Int = 2,
+        commandTimeout: TimeAmount? = .seconds(30),
+        connectTimeout: TimeAmount = .seconds(5)
+    ) {
+        self.init(
+            endpoint: endpoint, username: username, password: password, database: database, clientName: clientName,
+            protocolVersion: protocolVersion, poolSize: poolSize, commandTimeout: commandTimeout, connectTimeout: connectTimeout)
+        self.tls = tls
+    }
+    #endif
+
+    /// Creates a configuration for `endpoint` with the defaults.
+    public init(
+        endpoint: RESPEndpoint,
         username: String? = nil,
         password: String? = nil,
         database: Int = 0,
@@ -70,7 +95,6 @@ public struct RESPConfiguration: Sendable {
         connectTimeout: TimeAmount = .seconds(5)
     ) {
         self.endpoint = endpoint
-        self.tls = tls
         self.username = username
         self.password = password
         self.database = database
@@ -86,7 +110,8 @@ public struct RESPConfiguration: Sendable {
 
     /// Parses a `redis://`, `rediss://` or `unix://` URL.
     ///
-    /// - Throws: ``RESPError/invalidConfiguration(_:)`` naming what is wrong with the URL.
+    /// - Throws: ``RESPError/invalidConfiguration(_:)`` naming what is wrong with the URL, or saying how to
+    ///   enable the `TLS` trait for a `rediss://` URL in a build without it.
     public init(url: String) throws(RESPError) {
         let parsed = try RESPURL.parse(url)
         self.init(endpoint: parsed.endpoint)
@@ -94,10 +119,31 @@ public struct RESPConfiguration: Sendable {
         self.password = parsed.password
         self.database = parsed.database
         if parsed.tls {
+            #if TLS
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.certificateVerification = .fullVerification
             self.tls = tls
+            #else
+            throw .invalidConfiguration(Self.tlsTraitMissing(url: RESPURL.redacted(url)))
+            #endif
         }
+    }
+
+    /// Whether this build can speak TLS (it was built with Curtain's `TLS` package trait).
+    public static var supportsTLS: Bool {
+        #if TLS
+        true
+        #else
+        false
+        #endif
+    }
+
+    /// What a build without the `TLS` trait says of a `rediss://` URL: what is missing and the exact ways to
+    /// turn it on.
+    static func tlsTraitMissing(url: String) -> String {
+        "\(url) needs TLS, and this build of Curtain has it off (the TLS package trait keeps swift-nio-ssl out of "
+            + "the default build). Turn it on: `swift build --traits TLS` (or `swift run --traits TLS …`) in Curtain's "
+            + "own checkout, or `.package(url: \"…/curtain\", from: \"…\", traits: [\"TLS\"])` in your Package.swift"
     }
 
     /// Validates values a URL or a caller may have got wrong.

@@ -1,6 +1,8 @@
 public import NIOCore
 public import NIOPosix
+#if TLS
 import NIOSSL
+#endif
 
 /// One connection to a RESP server.
 ///
@@ -47,6 +49,7 @@ public final class RESPConnection: Sendable {
     ) async throws -> RESPConnection {
         try configuration.validate()
         let peer = configuration.endpoint.description
+        #if TLS
         let sslContext: NIOSSLContext?
         if let tls = configuration.tls {
             do {
@@ -62,6 +65,7 @@ public final class RESPConnection: Sendable {
             sniName = host
         }
         let serverName = sniName
+        #endif
         let limits = configuration.parserLimits
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(configuration.connectTimeout)
@@ -72,10 +76,12 @@ public final class RESPConnection: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
+                    #if TLS
                     if let sslContext {
                         let tlsHandler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverName)
                         try sync.addHandler(tlsHandler)
                     }
+                    #endif
                     try sync.addHandler(RESPChannelHandler(limits: limits, peerDescription: peer))
                 }
             }

@@ -141,7 +141,12 @@ struct MemoryBench: AsyncParsableCommand {
         // Idle workers: started, warmed by one task, then left waiting.
         _ = try await cloud.run(Noop(), 0)
         try await Task.sleep(for: .seconds(1))
-        let idle = await cloud.workerProcessIDs.compactMap(Self.residentMegabytes).max() ?? 0
+        let pids = await cloud.workerProcessIDs
+        let idle = pids.compactMap(Self.residentMegabytes).max() ?? 0
+        // Proportional set size: shared pages (the executable's, libc's) divided among the processes mapping them.
+        let idlePSS = pids.compactMap(Self.proportionalMegabytes).max() ?? 0
+        let executableSize = (try? FileManager.default.attributesOfItem(atPath: configuration.workerExecutable!)[.size] as? Int)
+            .map { Double($0) / 1_048_576 } ?? 0
         let before = Self.peakMegabytes()
         let outputs = try await cloud.map(Noop(), over: 0..<inputs)
         guard outputs.count == inputs, outputs.last == inputs - 1 else { throw ValidationError("wrong outputs") }
@@ -151,6 +156,8 @@ struct MemoryBench: AsyncParsableCommand {
             Figure(name: "driver peak RSS, map over \(inputs)", value: peak, unit: "MB", target: nil, maximum: 300),
             Figure(name: "driver peak RSS before the map", value: before, unit: "MB", target: nil),
             Figure(name: "idle worker RSS, largest", value: idle, unit: "MB", target: nil, maximum: 20),
+            Figure(name: "idle worker PSS, largest", value: idlePSS, unit: "MB", target: nil),
+            Figure(name: "worker executable size", value: executableSize, unit: "MB", target: nil),
         ], json: json)
     }
 
@@ -164,8 +171,13 @@ struct MemoryBench: AsyncParsableCommand {
         statusField("VmRSS", pid: pid)
     }
 
-    static func statusField(_ field: String, pid: Int32?) -> Double? {
-        let path = pid.map { "/proc/\($0)/status" } ?? "/proc/self/status"
+    /// A process's proportional set size (`Pss` of `smaps_rollup`), in MB.
+    static func proportionalMegabytes(_ pid: Int32) -> Double? {
+        statusField("Pss", pid: pid, file: "smaps_rollup")
+    }
+
+    static func statusField(_ field: String, pid: Int32?, file: String = "status") -> Double? {
+        let path = pid.map { "/proc/\($0)/\(file)" } ?? "/proc/self/\(file)"
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix(field + ":") {
             let kilobytes = line.split(separator: " ").compactMap { Double($0) }.first

@@ -3,7 +3,9 @@ import CurtainTestSupport
 import Foundation
 import NIOCore
 import NIOPosix
+#if TLS
 import NIOSSL
+#endif
 import Testing
 
 @Suite("Client: pipelining, concurrency, reconnection, timeouts, TLS")
@@ -163,6 +165,7 @@ struct ClientBehaviourTests {
         await c.close()
     }
 
+    #if TLS
     @Test func tlsWithCAVerification() async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-tls-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -211,4 +214,5 @@ struct ClientBehaviourTests {
             throw TestStoreError(description: "openssl could not make test certificates (status \(process.terminationStatus))")
         }
     }
+    #endif
 }

@@ -1,5 +1,7 @@
 @testable import CurtainRESP
+#if TLS
 import NIOSSL
+#endif
 import Testing
 
 @Suite("Store URL parsing")
@@ -58,6 +60,8 @@ struct RESPURLTests {
     @Test func tls() throws {
         #expect(try parse("rediss://h").tls)
         #expect(try parse("rediss://h").endpoint == .tcp(host: "h", port: 6379))
+        #if TLS
+        #expect(RESPConfiguration.supportsTLS)
         let configuration = try RESPConfiguration(url: "rediss://u:pw@cache.example.com:6380/3")
         let tls = try #require(configuration.tls)
         #expect(tls.certificateVerification == .fullVerification)
@@ -66,6 +70,19 @@ struct RESPURLTests {
         #expect(configuration.password == "pw")
         #expect(configuration.database == 3)
         #expect(try RESPConfiguration(url: "redis://h").tls == nil)
+        #else
+        // Without the TLS trait a rediss:// URL is refused, naming the trait and how to turn it on, and
+        // without echoing the password.
+        #expect(!RESPConfiguration.supportsTLS)
+        do {
+            _ = try RESPConfiguration(url: "rediss://u:pw@cache.example.com:6380/3")
+            Issue.record("a rediss:// URL was accepted by a build without TLS")
+        } catch {
+            guard case .invalidConfiguration(let message) = error else { Issue.record("\(error)"); return }
+            #expect(message.contains("--traits TLS") && message.contains("traits: [\"TLS\"]"))
+            #expect(message.contains("rediss://u:***@cache.example.com:6380/3") && !message.contains("pw"))
+        }
+        #endif
     }
 
     @Test func ipv6() throws {
@@ -101,7 +118,9 @@ struct RESPURLTests {
         #expect(configuration.endpoint == .unix(path: "/tmp/x.sock"))
         #expect(configuration.database == 3)
         #expect(configuration.password == "pw")
+        #if TLS
         #expect(configuration.tls == nil)
+        #endif
         #expect(configuration.protocolVersion == 2)
         #expect(throws: RESPError.self) { try RESPConfiguration(url: "http://h") }
     }

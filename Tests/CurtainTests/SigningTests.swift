@@ -6,6 +6,8 @@ import Foundation
 import NIOCore
 import Testing
 
+#if Signing
+
 @Suite("Signing: with CURTAIN_SECRET, nothing unsigned or forged runs", .serialized)
 struct SigningTests {
     @Test func sealsOpenOnlyWithTheirSecret() throws {
@@ -91,3 +93,20 @@ struct SigningTests {
         await cloud.shutdown()
     }
 }
+#else
+@Suite("Signing off: a build without the Signing trait refuses CURTAIN_SECRET")
+struct SigningOffTests {
+    @Test func aSecretIsRefusedNamingTheTrait() async throws {
+        #expect(!CloudConfiguration.supportsSigning)
+        #expect(throws: ConfigurationError.self) { _ = try CloudConfiguration.fromEnvironment(["CURTAIN_SECRET": "s3cret"]) }
+        do {
+            _ = try CloudConfiguration.fromEnvironment(["CURTAIN_SECRET": "s3cret"])
+        } catch {
+            #expect(error.description.contains("--traits Signing") && !error.description.contains("s3cret"))
+        }
+        var configuration = CloudConfiguration(backend: .inprocess, workers: 1)
+        configuration.secret = "s3cret"
+        await #expect(throws: ConfigurationError.self) { _ = try await Cloud.start(functions: [], configuration: configuration) }
+    }
+}
+#endif

@@ -115,6 +115,7 @@ public final class Cloud: Sendable {
         guard configuration.workers >= 1 else {
             throw ConfigurationError(description: "workers must be at least 1, not \(configuration.workers)")
         }
+        try configuration.checkTraits()
         let buildID = configuration.buildID ?? BuildID.current()
         let storage = try Storage(url: configuration.storage ?? CloudConfiguration.defaultStorage)
         if case .store(let url) = configuration.backend {

@@ -57,7 +57,7 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// no fixed cap; the objects are deleted when the job ends.
     public var spillThreshold: Int = 256 * 1024
     /// A value captured or passed as input whose encoded form is larger than this (`CURTAIN_SHARE_BYTES`;
-    /// default 64 KiB) is stored once under its SHA-256 and referenced from each task: above
+    /// default 64 KiB) is stored once under its content hash (SHA-256 with the Signing trait) and referenced from each task: above
     /// ``spillThreshold`` in ``storage``, below it in the store (expiring an hour after its last use). Each
     /// worker keeps the values it has decoded in a cache (`CURTAIN_CACHE_BYTES`, default 1 GiB, least
     /// recently used out first), so a value captured by every task of every job reaches each worker once.
@@ -80,7 +80,8 @@ public struct CloudConfiguration: Sendable, Hashable {
     public static let defaultMaxPayload = 256 * 1024 * 1024
     /// When set (`CURTAIN_SECRET`), every task envelope and result is signed with HMAC-SHA256 under it, and
     /// workers run nothing unsigned or forged (nor does the driver accept such results). Give workers the
-    /// same secret; local workers inherit it.
+    /// same secret; local workers inherit it. Needs the `Signing` package trait; without it a cloud refuses to
+    /// start with an error saying how to enable it.
     public var secret: String?
 
     /// Creates a configuration; `workers` defaults to the number of active processor cores.
@@ -150,10 +151,34 @@ public struct CloudConfiguration: Sendable, Hashable {
             }
             configuration.drainTimeout = .seconds(seconds)
         }
-        if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty { configuration.secret = secret }
+        if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty {
+            configuration.secret = secret
+            try configuration.checkTraits()
+        }
         configuration.printSummaries = try flag("CURTAIN_SUMMARY", in: environment) ?? false
         configuration.showProgress = try flag("CURTAIN_PROGRESS", in: environment) ?? true
         return configuration
+    }
+
+    /// Whether this build can sign (it was built with Curtain's `Signing` package trait).
+    public static var supportsSigning: Bool {
+        #if Signing
+        true
+        #else
+        false
+        #endif
+    }
+
+    /// Refuses a setting this build of Curtain was compiled without (a secret without the `Signing` trait),
+    /// saying exactly how to turn the trait on.
+    func checkTraits() throws(ConfigurationError) {
+        if secret != nil, !Self.supportsSigning {
+            throw ConfigurationError(
+                description: "CURTAIN_SECRET is set, and this build of Curtain has signing off (the Signing package trait keeps "
+                    + "swift-crypto out of the default build). Turn it on: `swift build --traits Signing` (or "
+                    + "`swift run --traits Signing …`) in Curtain's own checkout, or `.package(url: \"…/curtain\", from: \"…\", "
+                    + "traits: [\"Signing\"])` in your Package.swift")
+        }
     }
 
     /// `CURTAIN_SPILL_BYTES`, if set.

@@ -1,4 +1,6 @@
+#if Signing
 import Crypto
+#endif
 import NIOCore
 import Synchronization
 
@@ -15,7 +17,9 @@ struct Sealer: Sendable {
     /// The secret's bytes (`SymmetricKey` is not `Sendable`; one is made per use).
     private let secret: [UInt8]
 
+    #if Signing
     private var key: SymmetricKey { SymmetricKey(data: secret) }
+    #endif
 
     static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "S"), UInt8(ascii: "G"), 1]
 
@@ -26,13 +30,32 @@ struct Sealer: Sendable {
         self.secret = Array(secret.utf8)
     }
 
+    /// HMAC-SHA256 of `bytes` under the secret. A build without the `Signing` trait never gets here: a
+    /// configuration with a secret is refused before any cloud or worker starts (``CloudConfiguration``).
+    private func mac(_ bytes: ByteBufferView) -> [UInt8] {
+        #if Signing
+        Array(HMAC<SHA256>.authenticationCode(for: Array(bytes), using: key))
+        #else
+        preconditionFailure("CURTAIN_SECRET needs the Signing trait (the configuration check should have refused it)")
+        #endif
+    }
+
+    /// Whether `mac` is the HMAC of `bytes` (compared in constant time by swift-crypto).
+    private func isValid(mac: ByteBufferView, of bytes: ByteBufferView) -> Bool {
+        #if Signing
+        HMAC<SHA256>.isValidAuthenticationCode(Array(mac), authenticating: Array(bytes), using: key)
+        #else
+        preconditionFailure("CURTAIN_SECRET needs the Signing trait (the configuration check should have refused it)")
+        #endif
+    }
+
     /// `magic · mac · payload`.
     func seal(_ payload: ByteBuffer) -> ByteBuffer {
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(payload.readableBytesView), using: key)
+        let mac = mac(payload.readableBytesView)
         var sealed = ByteBuffer()
         sealed.reserveCapacity(4 + 32 + payload.readableBytes)
         sealed.writeBytes(Self.magic)
-        sealed.writeBytes(Array(mac))
+        sealed.writeBytes(mac)
         sealed.writeImmutableBuffer(payload)
         return sealed
     }
@@ -47,7 +70,7 @@ struct Sealer: Sendable {
         }
         let mac = entry.getSlice(at: entry.readerIndex + 4, length: 32)!
         let payload = entry.getSlice(at: entry.readerIndex + 36, length: entry.readableBytes - 36)!
-        guard HMAC<SHA256>.isValidAuthenticationCode(Array(mac.readableBytesView), authenticating: Array(payload.readableBytesView), using: key) else {
+        guard isValid(mac: mac.readableBytesView, of: payload.readableBytesView) else {
             Self.refused.add(1, ordering: .relaxed)
             throw SealError(description: "forged or signed with another secret (its HMAC does not match)")
         }

@@ -1,4 +1,3 @@
-import Crypto
 import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -27,7 +26,7 @@ public struct PayloadEncoder: Sendable {
     public var userInfo: [CodingUserInfoKey: any Sendable] = [:]
 
     /// Values (below the root) whose encoded form is larger than this many bytes are written once on their
-    /// own and referenced by their SHA-256 (the payload's "shared values"); `nil` keeps everything inline.
+    /// own and referenced by their content hash (``ContentHash``) (the payload's "shared values"); `nil` keeps everything inline.
     var shareAbove: Int?
     /// Shared values larger than `above` bytes are kept in the object store at `url`, smaller ones in the
     /// store; `nil` keeps them all in the store.
@@ -396,7 +395,7 @@ final class PayloadWriter {
     /// itself) to the shared values.
     @discardableResult
     private func share(_ bytes: [UInt8], hash known: [UInt8]? = nil, nested: [(SharedRef, [UInt8])]) -> [UInt8] {
-        let hash = known ?? Array(SHA256.hash(data: bytes))
+        let hash = known ?? ContentHash.of(bytes)
         let index: Int
         if let known = sharedIndex[hash] {
             index = known

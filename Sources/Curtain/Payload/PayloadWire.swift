@@ -15,7 +15,7 @@ public enum PayloadFormat: String, Sendable, Hashable, CaseIterable {
 /// ```
 /// payload  := 0xC3 · version (1) · trailer offset (u32) · value · trailer
 /// trailer  := key count (varint) · (length (varint) · UTF-8)* · ref count (varint) · ref*
-/// ref      := SHA-256 (32 bytes) · length (varint) · place (u8: 0 the store, 1 an object store) · [URL (varint + UTF-8)]
+/// ref      := content hash (32 bytes: SHA-256 with the Signing trait, else a fingerprint; see ContentHash) · length (varint) · place (u8: 0 the store, 1 an object store) · [URL (varint + UTF-8)]
 /// value    := tag (u8) · body
 ///   0x00 nil · 0x01 false · 0x02 true
 ///   0x03…0x0E Int8 Int16 Int32 Int64 UInt8 UInt16 UInt32 UInt64 Float Double Int UInt: fixed width
@@ -147,7 +147,7 @@ struct SharedRef: Sendable, Hashable {
         case objects(url: String)
     }
 
-    /// SHA-256 of the stored bytes (themselves a complete payload).
+    /// The content hash (``ContentHash``) of the stored bytes (themselves a complete payload).
     var hash: [UInt8]
     /// The stored bytes' length.
     var length: Int

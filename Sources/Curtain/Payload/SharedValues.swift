@@ -1,4 +1,3 @@
-import Crypto
 import CurtainRESP
 import NIOCore
 import Synchronization
@@ -218,7 +217,7 @@ final class TaskSharedValues: SharedValueSource, @unchecked Sendable {
 /// Where a worker fetches shared values from: the store (its client) and object stores (by URL).
 struct SharedValuePlace: Sendable {
     var client: RESPClient?
-    /// Check each fetched value's SHA-256 (when envelopes are signed: the hash is then the only proof).
+    /// Check each fetched value's SHA-256 (with the Signing trait) (when envelopes are signed: the hash is then the only proof).
     var verify: Bool
 
     func fetch(_ ref: SharedRef) async throws -> [UInt8] {
@@ -240,7 +239,7 @@ struct SharedValuePlace: Sendable {
         guard bytes.count == ref.length else {
             throw SharedValueMissing(ref: ref, reason: "\(bytes.count) bytes where \(ref.length) were stored")
         }
-        if verify, Array(SHA256.hash(data: bytes)) != ref.hash {
+        if verify, ContentHash.isCryptographic, ContentHash.of(bytes) != ref.hash {
             throw SharedValueMissing(ref: ref, reason: "its bytes do not match their hash (tampered with)")
         }
         return bytes
