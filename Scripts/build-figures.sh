@@ -32,10 +32,15 @@ measure() {
     read -r wall user sys <"$work/$name.time"
     printf '%-16s wall %6.0f s (%4.1f min)  cpu %6.0f s  load before %s  commit %s\n' \
         "$name" "$wall" "$(echo "$wall / 60" | bc -l)" "$(echo "$user + $sys" | bc -l)" "$load" "$commit"
-    if [ "$name" = first-pi ]; then grep -m1 -i 'π\|pi' "$log" | sed 's/^/                 printed: /'; fi
+    if [ "$name" = first-pi ]; then grep -m1 'π ≈' "$log" | sed 's/^/                 printed: /'; fi
     local exe
     exe=$(cd "$dir" && find .build -path '*/release/curtain-demo' -o -path '*/debug/curtain-demo' | head -1)
-    [ -n "$exe" ] && printf '%-16s curtain-demo is %.1f MB\n' "" "$(echo "$(stat -c %s "$dir/$exe") / 1048576" | bc -l)"
+    if [ -n "$exe" ]; then
+        printf '%-16s curtain-demo is %.1f MB\n' "" "$(echo "$(stat -c %s "$dir/$exe") / 1048576" | bc -l)"
+        # CURTAIN_FIGURES_KEEP=DIR keeps each executable (as curtain-demo-NAME), e.g. to measure an idle
+        # worker's memory with `curtain-bench memory --worker-executable`.
+        if [ -n "${CURTAIN_FIGURES_KEEP:-}" ]; then mkdir -p "$CURTAIN_FIGURES_KEEP"; cp "$dir/$exe" "$CURTAIN_FIGURES_KEEP/curtain-demo-$name"; fi
+    fi
     rm -rf "$dir"
 }
 
