@@ -138,12 +138,17 @@ public struct RESPConfiguration: Sendable {
         #endif
     }
 
-    /// What a build without the `TLS` trait says of a `rediss://` URL: what is missing and the exact ways to
-    /// turn it on.
+    /// What a build without the `TLS` trait says of a `rediss://` URL.
     static func tlsTraitMissing(url: String) -> String {
-        "\(url) needs TLS, and this build of Curtain has it off (the TLS package trait keeps swift-nio-ssl out of "
-            + "the default build). Turn it on: `swift build --traits TLS` (or `swift run --traits TLS …`) in Curtain's "
-            + "own checkout, or `.package(url: \"…/curtain\", from: \"…\", traits: [\"TLS\"])` in your Package.swift"
+        "\(url) needs TLS, and " + traitOff("TLS", keeping: "swift-nio-ssl", name: "it")
+    }
+
+    /// Why a setting is refused by a build without `trait`, and the exact ways to turn the trait on (shared by
+    /// every module of Curtain, so that each trait is explained the same way).
+    package static func traitOff(_ trait: String, keeping dependency: String, name: String) -> String {
+        "this build of Curtain has \(name) off (the \(trait) package trait keeps \(dependency) out of the default "
+            + "build). Turn it on: `swift build --traits \(trait)` (or `swift run --traits \(trait) …`) in Curtain's own "
+            + "checkout, or `.package(url: \"…/curtain\", from: \"…\", traits: [\"\(trait)\"])` in your Package.swift"
     }
 
     /// Validates values a URL or a caller may have got wrong.

@@ -1,3 +1,5 @@
+import CurtainRESP
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -174,10 +176,7 @@ public struct CloudConfiguration: Sendable, Hashable {
     func checkTraits() throws(ConfigurationError) {
         if secret != nil, !Self.supportsSigning {
             throw ConfigurationError(
-                description: "CURTAIN_SECRET is set, and this build of Curtain has signing off (the Signing package trait keeps "
-                    + "swift-crypto out of the default build). Turn it on: `swift build --traits Signing` (or "
-                    + "`swift run --traits Signing …`) in Curtain's own checkout, or `.package(url: \"…/curtain\", from: \"…\", "
-                    + "traits: [\"Signing\"])` in your Package.swift")
+                description: "CURTAIN_SECRET is set, and " + RESPConfiguration.traitOff("Signing", keeping: "swift-crypto", name: "signing"))
         }
     }
 

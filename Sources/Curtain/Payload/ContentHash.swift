@@ -20,15 +20,6 @@ enum ContentHash {
         #endif
     }
 
-    /// Whether names bind their bytes (SHA-256), so that a worker may check a fetched value against its name.
-    static var isCryptographic: Bool {
-        #if Signing
-        true
-        #else
-        false
-        #endif
-    }
-
     // Odd 64-bit constants with well-spread bits (from the wyhash family of hashes).
     private static let k0: UInt64 = 0xa076_1d64_78bd_642f
     private static let k1: UInt64 = 0xe703_7ed1_a0b4_28db

@@ -26,7 +26,8 @@ public struct PayloadEncoder: Sendable {
     public var userInfo: [CodingUserInfoKey: any Sendable] = [:]
 
     /// Values (below the root) whose encoded form is larger than this many bytes are written once on their
-    /// own and referenced by their content hash (``ContentHash``) (the payload's "shared values"); `nil` keeps everything inline.
+    /// own and referenced by their content hash, ``ContentHash`` (the payload's "shared values"); `nil` keeps
+    /// everything inline.
     var shareAbove: Int?
     /// Shared values larger than `above` bytes are kept in the object store at `url`, smaller ones in the
     /// store; `nil` keeps them all in the store.

@@ -217,7 +217,8 @@ final class TaskSharedValues: SharedValueSource, @unchecked Sendable {
 /// Where a worker fetches shared values from: the store (its client) and object stores (by URL).
 struct SharedValuePlace: Sendable {
     var client: RESPClient?
-    /// Check each fetched value's SHA-256 (with the Signing trait) (when envelopes are signed: the hash is then the only proof).
+    /// Check each fetched value against its SHA-256 name (only with a secret, so only with the Signing trait:
+    /// when envelopes are signed, the hash is the only proof that the bytes are the driver's).
     var verify: Bool
 
     func fetch(_ ref: SharedRef) async throws -> [UInt8] {
@@ -239,7 +240,7 @@ struct SharedValuePlace: Sendable {
         guard bytes.count == ref.length else {
             throw SharedValueMissing(ref: ref, reason: "\(bytes.count) bytes where \(ref.length) were stored")
         }
-        if verify, ContentHash.isCryptographic, ContentHash.of(bytes) != ref.hash {
+        if verify, ContentHash.of(bytes) != ref.hash {
             throw SharedValueMissing(ref: ref, reason: "its bytes do not match their hash (tampered with)")
         }
         return bytes
