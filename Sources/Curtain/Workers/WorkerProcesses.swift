@@ -2,7 +2,7 @@ import CurtainRESP
 import Dispatch
 import Logging
 import NIOCore
-import ServiceLifecycle
+import Synchronization
 
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -210,20 +210,33 @@ actor WorkerProcesses {
     }
 }
 
-/// The worker loop as a service of swift-service-lifecycle: a graceful shutdown drains it.
-struct WorkerService: Service {
-    let loop: WorkerLoop
-    /// Called once when the drain starts (arms the backstop).
-    let onDrain: @Sendable () -> Void
+/// The signals that drain a worker: SIGTERM (what Kubernetes, systemd and `curtain workers` send) and SIGINT.
+///
+/// The first one calls `onFirst` on a Dispatch queue (never on the cooperative pool, which a function that
+/// ignores cancellation may be holding); a later one changes nothing, the drain already under way.
+/// The worker does this itself rather than through swift-service-lifecycle's `ServiceGroup`: one loop and
+/// two signals need neither its merged async sequences nor their code resident in every idle worker.
+final class DrainSignals: Sendable {
+    private nonisolated(unsafe) let sources: [any DispatchSourceSignal]
 
-    func run() async throws {
-        try await withGracefulShutdownHandler {
-            try await loop.run()
-        } onGracefulShutdown: {
-            loop.drain()
-            onDrain()
+    /// Starts watching `signals`; their default action (ending the process) no longer applies.
+    init(_ signals: [Int32] = [SIGTERM, SIGINT], onFirst: @escaping @Sendable (Int32) -> Void) {
+        let queue = DispatchQueue(label: "curtain.drain-signals")
+        let fired = Mutex(false)
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                guard fired.withLock({ fired in defer { fired = true }; return !fired }) else { return }
+                onFirst(number)
+            }
+            source.resume()
+            return source
         }
     }
+
+    /// Stops watching (the signals stay ignored: the worker is on its way out).
+    func cancel() { sources.forEach { $0.cancel() } }
 }
 
 /// What a process started with `CURTAIN_ROLE=worker` does instead of returning from `Cloud.start`.
@@ -293,18 +306,27 @@ enum WorkerRole {
                     exit(0)
                 }
             }
-            var groupConfiguration = ServiceGroupConfiguration(
-                services: [WorkerService(loop: loop, onDrain: backstop)], gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger)
-            groupConfiguration.maximumGracefulShutdownDuration = configuration.drainTimeout
+            let running = Task { try await loop.run() }
+            let signals = DrainSignals { [logger] number in
+                logger.info("draining", metadata: ["worker": "\(workerID)", "signal": "\(number)"])
+                loop.drain()
+                backstop()
+                // After the drain timeout the running task is cancelled, and handed back below.
+                let keeper = client.backgroundExecutor()
+                Task(executorPreference: keeper) {
+                    try? await keeper.sleep(for: drainTimeout)
+                    running.cancel()
+                }
+            }
             var stuck: WorkerStuckError?
             do {
-                try await ServiceGroup(configuration: groupConfiguration).run()
+                try await running.value
             } catch let error as WorkerStuckError {
                 stuck = error
             } catch is CancellationError {
                 // The drain ran out of time.
             }
+            signals.cancel()
             heartbeat.stop()
             let returned = try await loop.handBackAll()
             await transport.close()
