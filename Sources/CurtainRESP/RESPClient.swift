@@ -25,6 +25,9 @@ public final class RESPClient: Sendable {
     /// The configuration in force.
     public let configuration: RESPConfiguration
     private let group: any EventLoopGroup
+
+    /// The event loops this client's connections run on (other channels of the same process may share them).
+    public var eventLoopGroup: any EventLoopGroup { group }
     private let slots: [PoolSlot]
     private let next = Atomic<Int>(0)
     private let dedicated: Mutex<DedicatedPool>

@@ -35,6 +35,9 @@ public final class RESPConnection: Sendable {
     /// Whether the connection is open.
     public var isActive: Bool { channel.isActive }
 
+    /// This end's address (for a TCP connection, the interface this host reaches the server from).
+    public var localAddress: SocketAddress? { channel.localAddress }
+
     /// Completes when the connection has closed, for whatever reason.
     public var closeFuture: EventLoopFuture<Void> { channel.closeFuture }
 

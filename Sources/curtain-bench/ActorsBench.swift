@@ -6,7 +6,8 @@ import CurtainRESP
 import Foundation
 
 /// `curtain-bench actors`: calls to a distributed actor hosted by a worker process, one at a time and with
-/// many in flight, on the embedded store and on redis-server.
+/// many in flight, over direct connections and through the store (embedded and redis-server), each beside
+/// the floor of its path measured in the same run.
 struct ActorsBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "actors",
@@ -24,6 +25,9 @@ struct ActorsBench: AsyncParsableCommand {
     @Option(help: "Stores to measure: embedded, redis or both.")
     var stores: String = "embedded,redis"
 
+    @Option(help: "Paths of the calls to measure: direct, store or both (CURTAIN_ACTOR_PATH).")
+    var paths: String = "direct,store"
+
     @Flag(help: "Reach the stores over Unix sockets (as the embedded default does) instead of TCP on loopback.")
     var unixSocket = false
 
@@ -31,14 +35,25 @@ struct ActorsBench: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        if ProcessInfo.processInfo.environment["CURTAIN_ROLE"] == "worker" {
+        let environment = ProcessInfo.processInfo.environment
+        if environment["CURTAIN_ROLE"] == "worker" {
             _ = try await Cloud.start(functions: [], actors: [Counter.self])
         }
+        if environment["CURTAIN_BENCH_ECHO"] == "1" { TCPPingPong.serveEcho() }
+        let chosen = paths.split(separator: ",").map { String($0) }
+        let pathList = try chosen.map { name -> ActorPath in
+            guard let path = ActorPath(rawValue: name), path != .auto else { throw ValidationError("--paths takes direct and store, not '\(name)'") }
+            return path
+        }
         var figures: [Figure] = []
-        for kind in stores.split(separator: ",").compactMap({ StoreKind(rawValue: String($0)) }) {
+        let kinds = stores.split(separator: ",").compactMap { StoreKind(rawValue: String($0)) }
+        for kind in kinds {
             let store = try await TestStore.start(kind, unixSocket: unixSocket)
             do {
-                figures += try await measure(on: store)
+                // A direct call does not touch the store: measured once, with the first store for discovery.
+                for path in pathList where path == .store || kind == kinds.first {
+                    figures += try await measure(on: store, path: path)
+                }
             } catch {
                 await store.stop()
                 throw error
@@ -48,26 +63,33 @@ struct ActorsBench: AsyncParsableCommand {
         printTable(figures, json: json)
     }
 
-    private func measure(on store: TestStore) async throws -> [Figure] {
+    private func measure(on store: TestStore, path: ActorPath) async throws -> [Figure] {
         let url = store.unixSocketPath.map { "unix://" + $0 } ?? store.url
-        let cloud = try await Cloud.start(
-            functions: [], actors: [Counter.self],
-            configuration: CloudConfiguration(backend: .store(url: url), buildID: "actors-\(getpid())"))
+        var configuration = CloudConfiguration(backend: .store(url: url), buildID: "actors-\(getpid())")
+        configuration.actorPath = path
+        let cloud = try await Cloud.start(functions: [], actors: [Counter.self], configuration: configuration)
         let workers = try startWorkerProcesses(
             1, executable: "/proc/self/exe", arguments: Array(CommandLine.arguments.dropFirst()), url: url,
-            buildID: cloud.buildID, idPrefix: "bench")
+            buildID: cloud.buildID, idPrefix: "bench", environment: ["CURTAIN_ACTOR_PATH": path.rawValue])
         defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
-        let label = store.kind.rawValue + (store.unixSocketPath == nil ? "" : ", unix")
+        let label = path == .direct ? "direct" : "through " + store.kind.rawValue + (store.unixSocketPath == nil ? "" : ", unix")
         let counter = try await cloud.spawn(Counter.self)
         for _ in 0..<1_000 { _ = try await counter.add(1) }  // warm: connections, the worker's first calls
 
         var sequential = 0.0
+        var affine = 0.0
         var concurrent = 0.0
         var floor = 0.0
         for _ in 0..<3 {
             let seconds = try await timed { for _ in 0..<calls { _ = try await counter.add(1) } }
-            floor = max(floor, try await pingPong(url: url, count: calls))
+            floor = max(floor, path == .direct ? try await TCPPingPong.measure(count: calls) : try await pingPong(url: url, count: calls))
             sequential = max(sequential, Double(calls) / seconds)
+            if path == .direct {
+                let onLoop = try await timed {
+                    try await cloud.actors.withAffinity(to: counter) { for _ in 0..<calls { _ = try await counter.add(1) } }
+                }
+                affine = max(affine, Double(calls) / onLoop)
+            }
             let total = pipelined
             let window = inFlight
             let pipelinedSeconds = try await timed {
@@ -87,15 +109,24 @@ struct ActorsBench: AsyncParsableCommand {
             }
             concurrent = max(concurrent, Double(total) / pipelinedSeconds)
         }
-        let expected = 1_000 + 3 * (calls + pipelined)
+        let expected = 1_000 + 3 * (calls + pipelined) + (path == .direct ? 3 * calls : 0)
         guard try await counter.add(0) == expected else { throw ValidationError("the counter lost calls") }
         for worker in workers { await terminate(worker) }
         await cloud.shutdown()
         return [
             Figure(
                 name: "actor calls, sequential 1:1 (\(label))", value: sequential, unit: "calls/s",
-                baseline: floor, baselineName: "store ping-pong: RPUSH/BLPOP there and back, one process", target: nil,
-                minimum: 15_000),
+                baseline: floor,
+                baselineName: path == .direct
+                    ? "bare TCP ping-pong between two processes, 64-byte messages"
+                    : "store ping-pong: RPUSH/BLPOP there and back, one process",
+                target: path == .direct ? 0.8 : nil, minimum: 15_000),
+        ] + (path == .direct ? [
+            Figure(
+                name: "actor calls, sequential 1:1, caller on the connection's loop", value: affine, unit: "calls/s",
+                baseline: floor, baselineName: "bare TCP ping-pong between two processes, 64-byte messages", target: 0.8,
+                minimum: 15_000)
+        ] : []) + [
             Figure(name: "actor calls, \(inFlight) in flight (\(label))", value: concurrent, unit: "calls/s", target: nil, minimum: 100_000),
         ]
     }
@@ -124,5 +155,87 @@ struct ActorsBench: AsyncParsableCommand {
         }
         try await echo.value
         return Double(count) / seconds
+    }
+}
+
+/// The floor of a call over a direct connection: two processes exchanging 64-byte messages over one TCP
+/// connection on loopback, with blocking sockets and no Curtain (or NIO) code on either side.
+enum TCPPingPong {
+    static let size = 64
+
+    /// Exchanges/s: starts `curtain-bench actors` again as an echo server (`CURTAIN_BENCH_ECHO=1`), which
+    /// prints its port, and bounces `count` messages off it.
+    static func measure(count: Int) async throws -> Double {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        process.arguments = ["actors"]
+        process.environment = ["CURTAIN_BENCH_ECHO": "1"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = Pipe()
+        try process.run()
+        defer { kill(process.processIdentifier, SIGKILL) }
+        let line = try await runBlocking { () -> String in
+            var bytes: [UInt8] = []
+            while let byte = try output.fileHandleForReading.read(upToCount: 1)?.first, byte != UInt8(ascii: "\n") { bytes.append(byte) }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        guard let port = UInt16(line) else { throw ValidationError("the echo server printed '\(line)', not a port") }
+        return try await runBlocking { try exchange(port: port, count: count) }
+    }
+
+    private static func exchange(port: UInt16, count: Int) throws -> Double {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw ValidationError("cannot connect to the echo server: errno \(errno)") }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var message = [UInt8](repeating: 7, count: size)
+        let start = ContinuousClock.now
+        for _ in 0..<count {
+            guard write(fd, message, size) == size, readFully(fd, &message) else { throw ValidationError("the echo server went away") }
+        }
+        let elapsed = ContinuousClock.now - start
+        return Double(count) / (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18)
+    }
+
+    private static func readFully(_ fd: Int32, _ buffer: inout [UInt8]) -> Bool {
+        var got = 0
+        while got < buffer.count {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, $0.count - got) }
+            if n <= 0 { return false }
+            got += n
+        }
+        return true
+    }
+
+    /// The echo side: listens on a loopback port, prints it, echoes one connection's messages, exits.
+    static func serveEcho() -> Never {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        listen(listener, 1)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        let line = Array("\(UInt16(bigEndian: address.sin_port))\n".utf8)
+        _ = write(1, line, line.count)
+        let fd = accept(listener, nil, nil)
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var message = [UInt8](repeating: 0, count: size)
+        while readFully(fd, &message) {
+            guard write(fd, message, size) == size else { break }
+        }
+        exit(0)
     }
 }

@@ -1,7 +1,14 @@
 import CurtainRESP
 import Logging
 import NIOCore
+import NIOPosix
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The store keys of the actor system; the build id is part of each, so processes of other builds (whose
 /// method names may mean other code) never exchange calls.
@@ -15,6 +22,8 @@ struct ActorKeys: Sendable {
     /// Present while `node` is alive (its heartbeat, with the heartbeat TTL); holds how many spawned
     /// actors it hosts.
     func alive(_ node: String) -> String { "curtain:{\(buildID)}:actors:\(node):alive" }
+    /// The address (`host:port`) where `node` takes direct calls, with the heartbeat TTL.
+    func address(_ node: String) -> String { "curtain:{\(buildID)}:actors:\(node):addr" }
     /// The set of worker nodes that can host spawned actors.
     var nodes: String { "curtain:{\(buildID)}:actors:nodes" }
     /// A spawned actor's record (hash: `type`, `host`, `restarts` left, `retry`), kept for restartable
@@ -52,6 +61,10 @@ final class ReplySlot: Sendable {
 /// lists, a reply reader, an inbox reader (for a node that hosts actors), the node's heartbeat, and a
 /// watchdog that fails the calls whose host stopped beating.
 ///
+/// Calls go over a direct connection to their host instead when it advertises an address (``ActorPath``;
+/// `DirectPath.swift` has the wire); replies then come back on that connection, and a connection that
+/// drops is acted on at once rather than when the host's heartbeat lapses.
+///
 /// Every list is read with `BLPOP` followed, in the same pipeline, by `LPOP … 1024` (which the store runs
 /// once the `BLPOP` is served), so a burst of messages costs one round trip.
 final class ActorTransport: Sendable {
@@ -74,6 +87,16 @@ final class ActorTransport: Sendable {
         var undelivered = false
         /// When the host was first found dead.
         var hostDeadSince: ContinuousClock.Instant?
+        /// The direct connection the call was written to, if it went directly.
+        var peer: UInt64?
+    }
+
+    /// What this process knows of its direct connection to a host.
+    private enum PeerEntry {
+        case ready(DirectPeer)
+        case connecting(Task<Result<DirectPeer, DirectConnectError>, Never>)
+        /// No direct connection for now (the reason); tried again after `until`.
+        case unreachable(until: ContinuousClock.Instant, reason: String)
     }
 
     private struct State {
@@ -87,6 +110,11 @@ final class ActorTransport: Sendable {
         var closed = false
         /// When each list pushed to was last given its expiry.
         var expired: [String: ContinuousClock.Instant] = [:]
+        var peers: [String: PeerEntry] = [:]
+        var nextPeerID: UInt64 = 1
+        var listener: DirectListener?
+        var watchdog = false
+        var hostLostHandlers: [@Sendable (String) async -> Void] = []
     }
 
     private let state = Mutex(State())
@@ -99,12 +127,24 @@ final class ActorTransport: Sendable {
 
     /// Signs messages and replies, and refuses unsigned or forged ones, when the cloud has a secret.
     let sealer: Sealer?
+    /// Direct connections, the store, or either.
+    let path: ActorPath
+    /// `host` or `host:port` to advertise instead of the address this process reaches the store from.
+    let advertise: String?
+    /// The largest argument or frame accepted on the direct path.
+    let maxPayload: Int
+    let buildID: String
 
     init(
         client: RESPClient, buildID: String, node: String, heartbeatTTL: Duration, sealer: Sealer? = nil,
+        path: ActorPath = .auto, advertise: String? = nil, maxPayload: Int = CloudConfiguration.defaultMaxPayload,
         logger: Logger = Logger(label: "curtain.actors")
     ) {
         self.sealer = sealer
+        self.path = path
+        self.advertise = advertise
+        self.maxPayload = maxPayload
+        self.buildID = buildID
         self.client = client
         self.keys = ActorKeys(buildID: buildID)
         self.node = node
@@ -148,7 +188,24 @@ final class ActorTransport: Sendable {
             throw Self.error(.transport, label, "the actor system was shut down")
         }
         startReplyReader()
-        await push(bytes, to: keys.inbox(host), callID: callID)
+        switch path == .store ? nil : await directPeer(to: host) {
+        case .success(let peer)?:
+            state.withLock { $0.pending[callID]?.peer = peer.id }
+            // On the connection's event loop the write needs no hop, and the reply, read there, resumes the
+            // call without waking another thread.
+            return try await withTaskExecutorPreference(peer.executor) {
+                peer.write(bytes)
+                return try await withTaskCancellationHandler {
+                    try await slot.wait()
+                } onCancel: {
+                    self.finish(callID, with: .failure(CancellationError()))
+                }
+            }
+        case .failure(let reason)? where path == .direct:
+            fail(callID, kind: .transport, "no direct connection (CURTAIN_ACTOR_PATH=direct): \(reason)")
+        case .failure, nil:
+            await push(bytes, to: keys.inbox(host), callID: callID)
+        }
         return try await withTaskCancellationHandler {
             try await slot.wait()
         } onCancel: {
@@ -283,6 +340,7 @@ final class ActorTransport: Sendable {
     /// Starts serving this node's inbox and beating its heartbeat; `nodes` lists it as able to host
     /// spawned actors (workers do, drivers only serve the actors they create themselves).
     func startHosting(advertise: Bool) async throws {
+        if path != .store { try await startListening() }
         try await beat()
         if advertise { _ = try await client.send(RESPCommand("SADD", keys.nodes, node)) }
         let inbox = keys.inbox(node)
@@ -320,8 +378,13 @@ final class ActorTransport: Sendable {
 
     private func beat() async throws {
         let load = system.withLock { $0.value?.hostedCount } ?? 0
+        let ttl = Int(heartbeatTTL.wholeMilliseconds)
+        var commands = [RESPCommand("SET", keys.alive(node), load, "PX", ttl)]
+        if let address = state.withLock({ $0.listener?.advertised }) {
+            commands.append(RESPCommand("SET", keys.address(node), address, "PX", ttl))
+        }
         // Through the keeper: actor methods run on the client's event loops and may hold them for long.
-        _ = try await client.keeper.send(RESPCommand("SET", keys.alive(node), load, "PX", Int(heartbeatTTL.wholeMilliseconds)))
+        _ = try await client.keeper.pipeline(commands)
     }
 
     /// Renews the heartbeat now, so that placement sees a changed load soon.
@@ -366,9 +429,179 @@ final class ActorTransport: Sendable {
         if let connection { await connection.close() }
     }
 
+    // MARK: Direct path
+
+    /// Opens this process's actor port and advertises it with the heartbeat. With ``ActorPath/auto`` a port
+    /// that cannot be opened leaves calls on the store (with a warning); with ``ActorPath/direct`` it is an
+    /// error.
+    private func startListening() async throws {
+        do {
+            let advertiseHost: String
+            let bindHost: String
+            var port = 0
+            if let advertise, let (host, given) = DirectPeer.advertised(advertise) {
+                advertiseHost = host
+                port = given ?? 0
+                // Behind NAT or in a pod the advertised address is not this host's own: listen on every one.
+                bindHost = advertiseHost.contains(":") ? "::" : "0.0.0.0"
+            } else {
+                // The address this process reaches the store from is one its peers can reach it at; a store on
+                // a Unix socket means every peer is on this host.
+                let local = try await client.withDedicatedConnection { $0.localAddress }
+                advertiseHost = local?.ipAddress ?? "127.0.0.1"
+                bindHost = advertiseHost
+            }
+            let listener = try await DirectListener.start(
+                group: client.eventLoopGroup, bindHost: bindHost, port: port, advertiseHost: advertiseHost, buildID: buildID,
+                node: node, maxPayload: maxPayload, sealer: sealer, system: { [weak self] in self?.system.withLock { $0.value } },
+                logger: logger)
+            state.withLock { $0.listener = listener }
+        } catch {
+            if path == .direct { throw error }
+            logger.warning("no direct actor port; calls to this process's actors go through the store", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The executor of the direct connection's event loop to `host`, if one can be made.
+    func directExecutor(to host: String) async -> EventLoopTaskExecutor? {
+        guard path != .store, case .success(let peer) = await directPeer(to: host) else { return nil }
+        return peer.executor
+    }
+
+    /// The direct connection to `host`, opened on first use (the host's advertised address comes from the
+    /// store); a host that cannot be reached is not tried again for five seconds.
+    private func directPeer(to host: String) async -> Result<DirectPeer, DirectConnectError> {
+        enum Step {
+            case done(Result<DirectPeer, DirectConnectError>)
+            case wait(Task<Result<DirectPeer, DirectConnectError>, Never>)
+        }
+        let now = ContinuousClock.now
+        let step = state.withLock { state -> Step in
+            switch state.peers[host] {
+            case .ready(let peer): return .done(.success(peer))
+            case .connecting(let task): return .wait(task)
+            case .unreachable(let until, let reason) where now < until:
+                return .done(.failure(DirectConnectError(description: reason)))
+            case .unreachable, nil:
+                let id = state.nextPeerID
+                state.nextPeerID &+= 1
+                let task = Task { await self.connect(to: host, id: id) }
+                state.peers[host] = .connecting(task)
+                return .wait(task)
+            }
+        }
+        switch step {
+        case .done(let result): return result
+        case .wait(let task): return await task.value
+        }
+    }
+
+    private func connect(to host: String, id: UInt64) async -> Result<DirectPeer, DirectConnectError> {
+        let result: Result<DirectPeer, DirectConnectError>
+        do {
+            guard let address = try await client.send(RESPCommand("GET", keys.address(host))).string else {
+                throw DirectConnectError(description: "\(host) advertises no direct address (an older worker, or CURTAIN_ACTOR_PATH=store there)")
+            }
+            let peer = try await DirectPeer.connect(
+                group: client.eventLoopGroup, address: address, host: host, node: node, buildID: buildID, maxPayload: maxPayload,
+                id: id, timeout: .seconds(2),
+                onReply: { [weak self] bytes in self?.receiveDirect(bytes) },
+                onClose: { [weak self] in self?.peerClosed(host: host, id: id, address: address) })
+            result = .success(peer)
+        } catch let error as DirectConnectError {
+            result = .failure(error)
+        } catch {
+            result = .failure(DirectConnectError(description: "cannot find \(host)'s address: \(error)"))
+        }
+        let closed = state.withLock { state -> Bool in
+            guard !state.closed else { return true }
+            switch result {
+            case .success(let peer): state.peers[host] = .ready(peer)
+            case .failure(let error): state.peers[host] = .unreachable(until: .now + .seconds(5), reason: error.description)
+            }
+            return false
+        }
+        if closed, case .success(let peer) = result { peer.channel.close(promise: nil) }
+        if case .failure(let error) = result {
+            logger.debug("actor calls to \(host) go through the store", metadata: ["reason": "\(error)"])
+        }
+        return result
+    }
+
+    private func receiveDirect(_ bytes: ByteBuffer) {
+        do {
+            let reply = try ActorReply(decoding: try Sealer.open(bytes, with: sealer))
+            finish(reply.callID, with: .success(reply))
+        } catch {
+            logger.warning("rejected a direct actor reply", metadata: ["reason": "\(error)"])
+        }
+    }
+
+    /// A direct connection ended: the calls written to it are resolved now, not after a heartbeat lapses.
+    ///
+    /// If the host's port refuses a new connection, its process is gone: its liveness key is removed (so
+    /// restarts and other callers see it at once) and its calls fail or are re-routed as for a host whose
+    /// heartbeat lapsed (``RestartPolicy``). A host that still accepts connections is alive, if slow: its
+    /// calls are left to the heartbeat watchdog, as on the store path.
+    private func peerClosed(host: String, id: UInt64, address: String) {
+        let affected = state.withLock { state -> Bool in
+            if case .ready(let peer) = state.peers[host], peer.id == id { state.peers[host] = nil }
+            guard !state.closed else { return false }
+            return state.pending.values.contains { $0.peer == id }
+        }
+        guard affected else { return }
+        Task(executorPreference: client.backgroundExecutor()) { [self] in
+            let gone = await Self.refuses(address, group: client.eventLoopGroup)
+            guard gone else {
+                // Not sent again (it may have run); its reply cannot come back on a closed connection.
+                let calls = state.withLock { state in state.pending.filter { $0.value.peer == id }.map(\.key) }
+                for callID in calls {
+                    fail(callID, kind: .transport, "the direct connection to \(host) dropped while the call was in flight; it may have run")
+                }
+                return
+            }
+            logger.warning("an actor host is gone (its connection dropped, its port refuses)", metadata: ["host": "\(host)"])
+            _ = try? await client.send(RESPCommand("DEL", keys.alive(host), keys.address(host)))
+            for handler in state.withLock({ $0.hostLostHandlers }) { await handler(host) }
+            try? await checkHosts(lost: [host])
+        }
+    }
+
+    /// Whether nothing listens at `address` any more (connection refused), within a second.
+    private static func refuses(_ address: String, group: any EventLoopGroup) async -> Bool {
+        guard let (host, port) = DirectPeer.parse(address) else { return false }
+        do {
+            let channel = try await ClientBootstrap(group: group).connectTimeout(.seconds(1)).connect(host: host, port: port).get()
+            try? await channel.close()
+            return false
+        } catch let error as IOError where error.errnoCode == ECONNREFUSED {
+            return true
+        } catch let error as NIOConnectionError {
+            return error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+        } catch {
+            return false
+        }
+    }
+
+    /// Runs `handler` with a host's node name as soon as it is known to be gone (its direct connection
+    /// dropped and its port refuses), before the calls to it are failed or re-routed.
+    func onHostLost(_ handler: @escaping @Sendable (String) async -> Void) {
+        state.withLock { $0.hostLostHandlers.append(handler) }
+    }
+
+    /// Looks at the calls waiting on hosts now (after a restart moved an actor, say).
+    func recheck() async {
+        try? await checkHosts()
+    }
+
     // MARK: Liveness
 
     private func startWatchdog() {
+        let start = state.withLock { state -> Bool in
+            defer { state.watchdog = true }
+            return !state.watchdog
+        }
+        guard start else { return }
         let task = client.everyPeriod(period) { [self] in
             guard !state.withLock({ $0.closed }) else { return false }
             try? await checkHosts()
@@ -377,27 +610,29 @@ final class ActorTransport: Sendable {
         state.withLock { $0.tasks.append(task) }
     }
 
-    /// Fails (or re-routes) the calls whose host's heartbeat has lapsed.
-    private func checkHosts() async throws {
+    /// Fails (or re-routes) the calls whose host's heartbeat has lapsed, or whose host is known to be gone
+    /// (`lost`: its direct connection dropped and its port refuses connections).
+    private func checkHosts(lost: Set<String> = []) async throws {
         let now = ContinuousClock.now
         let hosts = state.withLock { state in
-            Set(state.pending.values.filter { now - $0.sentAt >= period }.map(\.host))
+            Set(state.pending.values.filter { now - $0.sentAt >= period }.map(\.host)).union(lost)
         }
         guard !hosts.isEmpty else { return }
         let ordered = Array(hosts)
         let alive = try await client.pipeline(ordered.map { RESPCommand("EXISTS", keys.alive($0)) })
-        let dead = Set(zip(ordered, alive).filter { $0.1.int == 0 }.map(\.0))
+        let dead = Set(zip(ordered, alive).filter { $0.1.int == 0 }.map(\.0)).union(lost)
         // Calls of dead hosts, and calls parked while their host looked dead (a host that only stalled comes
         // back: its parked calls must not wait forever).
         let calls = state.withLock { state in
             state.pending.filter {
-                now - $0.value.sentAt >= period && (dead.contains($0.value.host) || $0.value.hostDeadSince != nil)
+                (now - $0.value.sentAt >= period || lost.contains($0.value.host))
+                    && (dead.contains($0.value.host) || $0.value.hostDeadSince != nil)
             }.map { ($0.key, $0.value) }
         }
         for (callID, call) in calls {
             let hostDead = dead.contains(call.host)
             var undelivered = call.undelivered
-            if hostDead && !undelivered {
+            if hostDead && !undelivered && call.peer == nil {
                 // Still in the dead host's inbox: it never ran, and never will there.
                 let removed = try await client.send(RESPCommand("LREM", keys.inbox(call.host), 1, call.bytes))
                 undelivered = removed.int == 1
@@ -453,7 +688,11 @@ final class ActorTransport: Sendable {
                 continue
             }
             let what = undelivered ? "the call never reached it" : "the call may have run"
-            fail(callID, kind: .hostLost, "\(call.host) has sent no heartbeat for \(Format.duration(heartbeatTTL)); \(what)")
+            let why =
+                lost.contains(call.host)
+                ? "its connection dropped and its port refuses connections"
+                : "\(call.host) has sent no heartbeat for \(Format.duration(heartbeatTTL))"
+            fail(callID, kind: .hostLost, "\(why); \(what)")
         }
     }
 
@@ -479,22 +718,27 @@ final class ActorTransport: Sendable {
 
     /// Stops the readers and the heartbeat, removes this node from the store, and fails pending calls.
     func close() async {
-        let (tasks, connections, pending) = state.withLock { state in
+        let (tasks, connections, pending, listener, peers) = state.withLock { state in
             state.closed = true
             defer {
                 state.tasks = []
                 state.connections = []
                 state.pending = [:]
+                state.listener = nil
+                state.peers = [:]
             }
-            return (state.tasks, state.connections, state.pending)
+            return (state.tasks, state.connections, state.pending, state.listener, state.peers)
         }
         for task in tasks { task.cancel() }
+        await listener?.close()
+        for case .ready(let peer) in peers.values { try? await peer.channel.close() }
         for connection in connections { await connection.close() }
         for call in pending.values {
             call.slot.resume(.failure(Self.error(.transport, call.label, "the actor system was shut down")))
         }
         _ = try? await client.pipeline([
-            RESPCommand("DEL", keys.alive(node), keys.inbox(node), keys.replies(node)), RESPCommand("SREM", keys.nodes, node),
+            RESPCommand("DEL", keys.alive(node), keys.address(node), keys.inbox(node), keys.replies(node)),
+            RESPCommand("SREM", keys.nodes, node),
         ])
     }
 }

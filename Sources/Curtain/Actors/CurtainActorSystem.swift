@@ -197,6 +197,27 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
             message, to: route(actor.id), label: { (Self.label(actor), Self.method(RemoteCallTarget(identifier))) })
     }
 
+    /// Runs `body` on the event loop of the direct connection to `actor`'s host, for a hot loop of calls
+    /// to it: each call's request is written and its reply read on the thread that runs `body`, so a call
+    /// costs no hand-over between threads (about twice the sequential calls per second on two cores).
+    ///
+    /// Like ``SharedMemory/withAffinity(_:)``: `body` should await, not compute at length, since it holds
+    /// the loop that other connections of this process share. Without a direct connection (the store
+    /// path, or an actor of this process) `body` simply runs.
+    public func withAffinity<Act: DistributedActor, T: Sendable>(
+        to actor: Act, _ body: () async throws -> T
+    ) async throws -> T where Act.ID == ActorID {
+        guard let transport, !isLocal(actor.id), let executor = await transport.directExecutor(to: route(actor.id)) else {
+            return try await body()
+        }
+        return try await withTaskExecutorPreference(executor) { try await body() }
+    }
+
+    /// Whether the actor with `id` lives in this process.
+    private func isLocal(_ id: ActorID) -> Bool {
+        table.withLock { $0.local[id.name]?.actor != nil }
+    }
+
     // MARK: Hosting
 
     /// The host a call to `id` goes to: where the actor was placed, or where it was restarted.

@@ -24,7 +24,8 @@ extension Cloud {
         let node = "driver-\(TaskDispatcher.newJobID().prefix(12))"
         let transport = ActorTransport(
             client: client, buildID: buildID, node: node, heartbeatTTL: configuration.heartbeatTTL,
-            sealer: configuration.secret.map(Sealer.init(secret:)))
+            sealer: configuration.secret.map(Sealer.init(secret:)), path: configuration.actorPath,
+            advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes)
         let system = CurtainActorSystem(node: node, registry: registry, transport: transport)
         try await transport.startHosting(advertise: false)
         CurtainActorSystem.makeFallback(system)
@@ -151,6 +152,8 @@ extension Cloud {
     private func startRestartMonitor(transport: ActorTransport) {
         spawned.monitor.withLock { monitor in
             guard monitor == nil else { return }
+            // A host known gone at once (its direct connection dropped, its port refuses) is acted on now.
+            transport.onHostLost { [weak self] _ in await self?.restartLostActors(transport: transport) }
             monitor = transport.client.everyPeriod(transport.heartbeatTTL / 3) { [weak self] in
                 guard let self else { return false }
                 await self.restartLostActors(transport: transport)

@@ -176,6 +176,7 @@ public final class Cloud: Sendable {
                     "CURTAIN_STORAGE": storage.url, "CURTAIN_SPILL_BYTES": "\(configuration.spillThreshold)",
                     "CURTAIN_PAYLOAD_FORMAT": configuration.payloadFormat.rawValue,
                     "CURTAIN_MAX_PAYLOAD_BYTES": "\(configuration.maxPayloadBytes)",
+                    "CURTAIN_ACTOR_PATH": configuration.actorPath.rawValue,
                 ]
                     .merging(configuration.secret.map { ["CURTAIN_SECRET": $0] } ?? [:]) { _, new in new },
                 sealer: configuration.secret.map(Sealer.init(secret:)),

@@ -78,6 +78,15 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// hands everything it holds back to the queue and exits 0 anyway (`CURTAIN_DRAIN_SECONDS`, 1 to 3600;
     /// default 25 s, inside Kubernetes' default grace period of 30 s).
     public var drainTimeout: Duration = .seconds(25)
+    /// How calls to actors in other processes travel (`CURTAIN_ACTOR_PATH`: `auto`, `direct` or `store`;
+    /// default ``ActorPath/auto``): over a direct connection to the actor's host, through the store, or
+    /// directly whenever the host can be reached.
+    public var actorPath: ActorPath = .auto
+    /// The address other processes should use for this process's direct actor calls (`CURTAIN_ADVERTISE`:
+    /// `host` or `host:port`), for NAT and Kubernetes pods; by default the address this process reaches the
+    /// store from (127.0.0.1 for a store on a Unix socket), on a port the kernel picks. When set, the port is
+    /// opened on every interface.
+    public var advertise: String?
     /// The default of ``maxPayloadBytes``: 256 MiB.
     public static let defaultMaxPayload = 256 * 1024 * 1024
     /// When set (`CURTAIN_SECRET`), every task envelope and result is signed with HMAC-SHA256 under it, and
@@ -98,7 +107,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -152,6 +161,18 @@ public struct CloudConfiguration: Sendable, Hashable {
                 throw ConfigurationError(description: "CURTAIN_DRAIN_SECONDS='\(value)' is not an integer from 1 to 3600")
             }
             configuration.drainTimeout = .seconds(seconds)
+        }
+        if let value = environment["CURTAIN_ACTOR_PATH"], !value.isEmpty {
+            guard let path = ActorPath(rawValue: value.lowercased()) else {
+                throw ConfigurationError(description: "CURTAIN_ACTOR_PATH='\(value)' is not auto, direct or store")
+            }
+            configuration.actorPath = path
+        }
+        if let value = environment["CURTAIN_ADVERTISE"], !value.isEmpty {
+            guard DirectPeer.advertised(value) != nil else {
+                throw ConfigurationError(description: "CURTAIN_ADVERTISE='\(value)' is not host or host:port (port 1 to 65535)")
+            }
+            configuration.advertise = value
         }
         if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty {
             configuration.secret = secret

@@ -263,7 +263,8 @@ enum WorkerRole {
             // This process hosts spawned actors, and resolves the actor references its tasks receive.
             let transport = ActorTransport(
                 client: client, buildID: buildID, node: workerID, heartbeatTTL: configuration.heartbeatTTL,
-                sealer: configuration.secret.map(Sealer.init(secret:)), logger: logger)
+                sealer: configuration.secret.map(Sealer.init(secret:)), path: configuration.actorPath,
+                advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes, logger: logger)
             let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
             CurtainActorSystem.makeFallback(system)
             try await transport.startHosting(advertise: true)

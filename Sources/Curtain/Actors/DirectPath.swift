@@ -1,0 +1,450 @@
+import CurtainRESP
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// How actor calls travel between processes (``CloudConfiguration/actorPath``, `CURTAIN_ACTOR_PATH`).
+public enum ActorPath: String, Sendable, CaseIterable, Hashable {
+    /// Over a direct connection to the actor's host when it advertises a reachable address, through the
+    /// store otherwise (the default).
+    case auto
+    /// Only over direct connections: a call to a host that cannot be reached directly fails at once with
+    /// ``ActorCallError/Kind/transport`` instead of going through the store.
+    case direct
+    /// Only through the store (four one-way legs per call; what a cluster whose processes cannot reach each
+    /// other needs).
+    case store
+}
+
+/// The direct path's wire: a preamble, a hello in each direction, then length-prefixed frames.
+///
+/// - The caller opens with the 8 bytes `CURTDIR1`. Anything else gets one line, `-ERR` and the reason (a
+///   RESP error, so `redis-cli` pointed at the port shows it), and the connection is closed.
+/// - Then frames: a big-endian `UInt32` length and that many bytes, at most ``DirectWire/maximumFrame(for:)``.
+/// - The first frame each way is a hello. The caller's: version (u8 1) · build id · its node · the node it
+///   means to reach (each u16 + UTF-8). The host's: status (u8, 0 = accepted) · its node or the reason. A
+///   host of another build, or one that is not the node asked for (its address was reused), refuses.
+/// - After that the caller sends sealed ``ActorMessage``s and the host answers with sealed ``ActorReply``s
+///   on the same connection, in any order (each reply names its call).
+enum DirectWire {
+    static let preamble: [UInt8] = Array("CURTDIR1".utf8)
+    static let version: UInt8 = 1
+
+    /// The largest frame either side accepts: the payload limit and room for the message's own fields.
+    static func maximumFrame(for maxPayload: Int) -> Int { maxPayload + 64 * 1024 }
+
+    static func frame(_ body: ByteBuffer, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 4 + body.readableBytes)
+        buffer.writeInteger(UInt32(truncatingIfNeeded: body.readableBytes))
+        buffer.writeImmutableBuffer(body)
+        return buffer
+    }
+
+    static func hello(buildID: String, from node: String, to host: String) throws(EnvelopeError) -> ByteBuffer {
+        var body = ByteBuffer()
+        body.writeInteger(version)
+        try body.writeShortString(buildID, field: "build id")
+        try body.writeShortString(node, field: "node")
+        try body.writeShortString(host, field: "host")
+        return body
+    }
+
+    static func answer(accepted: Bool, _ text: String) -> ByteBuffer {
+        var body = ByteBuffer()
+        body.writeInteger(UInt8(accepted ? 0 : 1))
+        try? body.writeShortString(String(text.prefix(4000)), field: "answer")
+        return body
+    }
+}
+
+/// Splits a byte stream into the direct path's frames; on the host side it first checks the preamble.
+struct DirectFrameDecoder: ByteToMessageDecoder {
+    typealias InboundOut = ByteBuffer
+
+    /// What went wrong with the bytes a peer sent.
+    struct Violation: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    var expectPreamble: Bool
+    let maximumFrame: Int
+
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        if expectPreamble {
+            guard buffer.readableBytes >= DirectWire.preamble.count else { return .needMoreData }
+            let head = buffer.readBytes(length: DirectWire.preamble.count)!
+            guard head == DirectWire.preamble else {
+                throw Violation(
+                    description: "this is a Curtain actor port: a peer must open with the direct-call preamble 'CURTDIR1', and this one sent \(Self.show(head))")
+            }
+            expectPreamble = false
+        }
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
+        guard Int(length) <= maximumFrame else {
+            throw Violation(description: "a frame of \(length) bytes is over the limit of \(maximumFrame) (CURTAIN_MAX_PAYLOAD_BYTES)")
+        }
+        guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
+        buffer.moveReaderIndex(forwardBy: 4)
+        context.fireChannelRead(Self.wrapInboundOut(buffer.readSlice(length: Int(length))!))
+        return .continue
+    }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try decode(context: context, buffer: &buffer) == .continue {}
+        return .needMoreData
+    }
+
+    /// The first bytes a foreign peer sent, printable.
+    static func show(_ bytes: [UInt8]) -> String {
+        let text = String(decoding: bytes, as: UTF8.self)
+        if text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) { return "'\(text)'" }
+        return bytes.map { String($0, radix: 16) }.joined(separator: " ")
+    }
+}
+
+/// Writes frames to a channel and flushes once per turn of its event loop, however many frames were written
+/// in that turn: many calls in flight cost one `write` system call per burst, not one per call.
+final class FrameWriter: Sendable {
+    let channel: any Channel
+    /// Only read and written on the channel's loop (an atomic so the writer can be made anywhere).
+    private let flushQueued = Atomic<Bool>(false)
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    /// Writes `body` as one frame (from any thread; on the channel's loop it costs no hop).
+    func write(_ body: ByteBuffer) {
+        let frame = DirectWire.frame(body, allocator: channel.allocator)
+        guard channel.eventLoop.inEventLoop else {
+            channel.writeAndFlush(frame, promise: nil)
+            return
+        }
+        channel.write(frame, promise: nil)
+        guard !flushQueued.load(ordering: .relaxed) else { return }
+        flushQueued.store(true, ordering: .relaxed)
+        channel.eventLoop.execute { [self] in
+            flushQueued.store(false, ordering: .relaxed)
+            channel.flush()
+        }
+    }
+}
+
+// MARK: Host side
+
+/// The listening socket of a process that hosts actors: each accepted connection carries one caller's calls.
+final class DirectListener: Sendable {
+    let channel: any Channel
+    /// The address callers are told to use (`host:port`).
+    let advertised: String
+
+    private init(channel: any Channel, advertised: String) {
+        self.channel = channel
+        self.advertised = advertised
+    }
+
+    /// Binds `bindHost` (port `port`, 0 for any) and serves calls to `system`'s actors.
+    static func start(
+        group: any EventLoopGroup, bindHost: String, port: Int, advertiseHost: String, buildID: String, node: String,
+        maxPayload: Int, sealer: Sealer?, system: @escaping @Sendable () -> CurtainActorSystem?, logger: Logger
+    ) async throws -> DirectListener {
+        let maximumFrame = DirectWire.maximumFrame(for: maxPayload)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.socketOption(.so_keepalive), value: 1)
+            .childChannelInitializer { child in
+                child.eventLoop.makeCompletedFuture {
+                    let sync = child.pipeline.syncOperations
+                    try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: true, maximumFrame: maximumFrame)))
+                    try sync.addHandler(
+                        DirectHostHandler(
+                            buildID: buildID, node: node, sealer: sealer, maxPayload: maxPayload, system: system, logger: logger))
+                }
+            }
+            .bind(host: bindHost, port: port).get()
+        let port = channel.localAddress?.port ?? port
+        return DirectListener(channel: channel, advertised: "\(Self.bracketed(advertiseHost)):\(port)")
+    }
+
+    /// `host` with brackets when it is an IPv6 address, so `host:port` parses.
+    static func bracketed(_ host: String) -> String { host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host }
+
+    func close() async {
+        try? await channel.close()
+    }
+}
+
+/// Serves one caller's connection: checks its hello, then runs each call and writes the reply back.
+final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let buildID: String
+    let node: String
+    let sealer: Sealer?
+    let maxPayload: Int
+    let system: @Sendable () -> CurtainActorSystem?
+    let logger: Logger
+    private var greeted = false
+    private var frameWriter: FrameWriter?
+    private var taskExecutor: EventLoopTaskExecutor?
+
+    private func writer(_ context: ChannelHandlerContext) -> FrameWriter {
+        if let frameWriter { return frameWriter }
+        let made = FrameWriter(channel: context.channel)
+        frameWriter = made
+        return made
+    }
+
+    private func executor(_ context: ChannelHandlerContext) -> EventLoopTaskExecutor {
+        if let taskExecutor { return taskExecutor }
+        let made = EventLoopTaskExecutor(eventLoop: context.eventLoop)
+        taskExecutor = made
+        return made
+    }
+
+    init(
+        buildID: String, node: String, sealer: Sealer?, maxPayload: Int, system: @escaping @Sendable () -> CurtainActorSystem?,
+        logger: Logger
+    ) {
+        self.buildID = buildID
+        self.node = node
+        self.sealer = sealer
+        self.maxPayload = maxPayload
+        self.system = system
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var body = unwrapInboundIn(data)
+        guard greeted else {
+            do {
+                guard body.readInteger(as: UInt8.self) == DirectWire.version else {
+                    throw EnvelopeError(description: "an unsupported direct-call version")
+                }
+                let build = try body.readShortString(field: "build id")
+                let caller = try body.readShortString(field: "node")
+                let wanted = try body.readShortString(field: "host")
+                guard build == buildID else {
+                    return refuse(context, "this host runs build \(buildID), the caller \(caller) build \(build)")
+                }
+                guard wanted == node else {
+                    return refuse(context, "this address now belongs to \(node), not \(wanted)")
+                }
+                greeted = true
+                context.writeAndFlush(wrapOutboundOut(DirectWire.frame(DirectWire.answer(accepted: true, node))), promise: nil)
+            } catch {
+                refuse(context, "a malformed hello: \(error)")
+            }
+            return
+        }
+        let message: ActorMessage
+        do {
+            message = try ActorMessage(decoding: try Sealer.open(body, with: sealer), maximumPayload: maxPayload)
+        } catch {
+            logger.warning("rejected a direct actor message", metadata: ["reason": "\(error)", "node": "\(node)"])
+            return
+        }
+        guard let system = system() else { return }
+        // The actor (a default actor) runs on this connection's event loop too, so a call crosses no thread here.
+        let writer = self.writer(context)
+        let sealer = self.sealer
+        Task(executorPreference: executor(context)) {
+            await system.handle(message) { reply in writer.write(Sealer.seal(reply.encoded(), with: sealer)) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let violation = error as? DirectFrameDecoder.Violation {
+            var line = context.channel.allocator.buffer(capacity: 200)
+            line.writeString("-ERR \(violation.description)\r\n")
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(line)).whenComplete { _ in channel.close(promise: nil) }
+            logger.warning("closed a connection on the actor port", metadata: ["reason": "\(violation)"])
+            return
+        }
+        context.close(promise: nil)
+    }
+
+    private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
+        logger.warning("refused a direct caller", metadata: ["reason": "\(reason)"])
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(DirectWire.frame(DirectWire.answer(accepted: false, reason)))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
+// MARK: Caller side
+
+/// Why a direct connection could not be made; the call then takes the store (``ActorPath/auto``) or fails
+/// (``ActorPath/direct``).
+struct DirectConnectError: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// One connection from this process to an actor host.
+final class DirectPeer: Sendable {
+    let host: String
+    let address: String
+    let channel: any Channel
+    /// Distinguishes this connection from a later one to the same host.
+    let id: UInt64
+    /// Runs tasks on the connection's event loop.
+    let executor: EventLoopTaskExecutor
+    private let writer: FrameWriter
+
+    init(host: String, address: String, channel: any Channel, id: UInt64) {
+        self.host = host
+        self.address = address
+        self.channel = channel
+        self.id = id
+        self.executor = EventLoopTaskExecutor(eventLoop: channel.eventLoop)
+        self.writer = FrameWriter(channel: channel)
+    }
+
+    /// Sends one sealed message.
+    func write(_ sealed: ByteBuffer) {
+        writer.write(sealed)
+    }
+
+    /// Connects to `address` (`host:port`), says hello as `node` of `buildID` wanting `host`, and waits for
+    /// the answer; replies then go to `onReply`, and `onClose` runs once when the connection ends.
+    static func connect(
+        group: any EventLoopGroup, address: String, host: String, node: String, buildID: String, maxPayload: Int,
+        id: UInt64, timeout: TimeAmount, onReply: @escaping @Sendable (ByteBuffer) -> Void, onClose: @escaping @Sendable () -> Void
+    ) async throws -> DirectPeer {
+        guard let (ip, port) = parse(address) else {
+            throw DirectConnectError(description: "\(host) advertises '\(address)', which is not host:port")
+        }
+        let greeting = Greeting()
+        let maximumFrame = DirectWire.maximumFrame(for: maxPayload)
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(timeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.socketOption(.so_keepalive), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let sync = channel.pipeline.syncOperations
+                        try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: false, maximumFrame: maximumFrame)))
+                        try sync.addHandler(DirectCallerHandler(greeting: greeting, onReply: onReply))
+                    }
+                }
+                .connect(host: ip, port: port).get()
+        } catch {
+            throw DirectConnectError(description: "cannot connect to \(host) at \(address): \(error)")
+        }
+        channel.closeFuture.whenComplete { _ in
+            greeting.resolve(.failure(DirectConnectError(description: "\(host) at \(address) closed the connection during the hello")))
+            onClose()
+        }
+        var opening = channel.allocator.buffer(capacity: 128)
+        opening.writeBytes(DirectWire.preamble)
+        opening.writeImmutableBuffer(DirectWire.frame(try DirectWire.hello(buildID: buildID, from: node, to: host)))
+        channel.writeAndFlush(opening, promise: nil)
+        let timer = channel.eventLoop.scheduleTask(in: timeout) {
+            greeting.resolve(.failure(DirectConnectError(description: "\(host) at \(address) did not answer the hello in time")))
+        }
+        defer { timer.cancel() }
+        do {
+            try await greeting.wait()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+        return DirectPeer(host: host, address: address, channel: channel, id: id)
+    }
+
+    /// A `CURTAIN_ADVERTISE` value split into host and optional port: `host`, `host:port`, a bare IPv6
+    /// address, or `[v6]:port`; `nil` when it is none of these.
+    static func advertised(_ value: String) -> (host: String, port: Int?)? {
+        guard !value.isEmpty, !value.contains(where: { $0 == " " || $0 == "/" || $0 == "@" }) else { return nil }
+        if value.hasPrefix("[") {
+            if value.hasSuffix("]") { return value.count > 2 ? (String(value.dropFirst().dropLast()), nil) : nil }
+            return parse(value).map { ($0.0, $0.1) }
+        }
+        switch value.filter({ $0 == ":" }).count {
+        case 0: return (value, nil)
+        case 1: return parse(value).map { ($0.0, $0.1) }
+        default: return (value, nil)  // a bare IPv6 address
+        }
+    }
+
+    /// `host:port` or `[v6]:port`.
+    static func parse(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+            (1...65535).contains(port)
+        else { return nil }
+        var host = String(address[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { return nil }
+        return (host, port)
+    }
+
+    /// The host's answer to the hello, awaited once.
+    final class Greeting: Sendable {
+        private let state = Mutex<(result: Result<Void, any Error>?, waiter: CheckedContinuation<Void, any Error>?)>((nil, nil))
+
+        func resolve(_ result: Result<Void, any Error>) {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
+                guard state.result == nil else { return nil }
+                state.result = result
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume(with: result)
+        }
+
+        func wait() async throws {
+            try await withCheckedThrowingContinuation { continuation in
+                let ready = state.withLock { state -> Result<Void, any Error>? in
+                    if let result = state.result { return result }
+                    state.waiter = continuation
+                    return nil
+                }
+                if let ready { continuation.resume(with: ready) }
+            }
+        }
+    }
+}
+
+/// Reads the host's hello answer, then hands every frame (a sealed reply) to the transport.
+final class DirectCallerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+
+    let greeting: DirectPeer.Greeting
+    let onReply: @Sendable (ByteBuffer) -> Void
+    private var greeted = false
+
+    init(greeting: DirectPeer.Greeting, onReply: @escaping @Sendable (ByteBuffer) -> Void) {
+        self.greeting = greeting
+        self.onReply = onReply
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var body = unwrapInboundIn(data)
+        guard greeted else {
+            let status = body.readInteger(as: UInt8.self)
+            let text = (try? body.readShortString(field: "answer")) ?? ""
+            if status == 0 {
+                greeted = true
+                greeting.resolve(.success(()))
+            } else {
+                greeting.resolve(.failure(DirectConnectError(description: "the host refused the connection: \(text)")))
+                context.close(promise: nil)
+            }
+            return
+        }
+        onReply(body)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        greeting.resolve(.failure(DirectConnectError(description: "the peer does not speak Curtain's direct-call protocol: \(error)")))
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,189 @@
+@testable import Curtain
+import CurtainRESP
+import NIOCore
+import CurtainTestFunctions
+import CurtainTestSupport
+import Foundation
+import Testing
+
+/// Sends `bytes` to `address` (`host:port`) over a plain TCP connection and returns everything the peer
+/// sends back until it closes the connection (or 10 s pass).
+func exchangeRaw(_ address: String, _ bytes: [UInt8]) async throws -> [UInt8] {
+    let (host, port) = try #require(DirectPeer.parse(address))
+    return try await runBlocking {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var target = sockaddr_in()
+        target.sin_family = sa_family_t(AF_INET)
+        target.sin_port = UInt16(port).bigEndian
+        target.sin_addr.s_addr = inet_addr(host)
+        let connected = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
+        _ = write(fd, bytes, bytes.count)
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n <= 0 { break }
+            received += chunk[0..<n]
+        }
+        return received
+    }
+}
+
+/// Direct connections between processes: calls at one round trip, failures noticed when the connection
+/// drops, clear errors for anything that is not a Curtain peer of the same build.
+@Suite("Direct actor calls: one connection per host, failures at once, strangers refused", .serialized)
+struct DirectPathTests {
+    /// The address `node` advertises for direct calls.
+    func advertised(_ cloud: Cloud, _ node: String) async throws -> String {
+        let transport = try #require(cloud.actors.transport)
+        return try #require(try await transport.client.send(RESPCommand("GET", transport.keys.address(node))).string)
+    }
+
+    @Test(arguments: [ActorBackend.processes, .redis])
+    func callsGoDirectlyWhenTheHostAdvertisesAnAddress(backend: ActorBackend) async throws {
+        try await withActorCloud(backend) { cloud in
+            let tally = try await cloud.spawn(Tally.self)
+            #expect(try await tally.add(2) == 2)
+            let address = try await advertised(cloud, tally.id.host)
+            let (host, port) = try #require(DirectPeer.parse(address))
+            // The store is on this machine: the worker advertises loopback, on a port of its own.
+            #expect(host == "127.0.0.1" && port > 0)
+            // Nothing went through the host's inbox: the call used the connection.
+            let transport = try #require(cloud.actors.transport)
+            #expect(try await transport.client.send(RESPCommand("EXISTS", transport.keys.inbox(tally.id.host))).int == 0)
+            // Many calls in flight on one connection all come back, each to its own caller.
+            let sums = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<200 { group.addTask { try await tally.add(1) } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(Set(sums).count == 200 && sums.max() == 202)
+            #expect(try await cloud.actors.withAffinity(to: tally) { try await tally.add(0) } == 202)
+        }
+    }
+
+    @Test func theStorePathStillCarriesCallsWhenChosen() async throws {
+        var configuration = CloudConfiguration(backend: .processes, workers: 1, workerExecutable: try fixtureWorkerPath(), buildID: "fixture")
+        configuration.actorPath = .store
+        let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors, configuration: configuration)
+        do {
+            let tally = try await cloud.spawn(Tally.self)
+            #expect(try await tally.add(4) == 4)
+            let transport = try #require(cloud.actors.transport)
+            // Workers started by this driver were told the same path: none advertises an address.
+            #expect(try await transport.client.send(RESPCommand("EXISTS", transport.keys.address(tally.id.host))).int == 0)
+        } catch {
+            await cloud.shutdown()
+            throw error
+        }
+        await cloud.shutdown()
+    }
+
+    @Test func aKilledHostIsNoticedWhenItsConnectionDropsNotWhenItsHeartbeatLapses() async throws {
+        // A 10 s heartbeat: the store path would take at least that long to notice.
+        try await withActorCloud(.processes, heartbeat: .seconds(10)) { cloud in
+            let tally = try await cloud.spawn(Tally.self)
+            let pid = try await tally.processID()
+            let call = Task { try await tally.slowAdd(1, milliseconds: 60_000) }
+            try await Task.sleep(for: .milliseconds(200))
+            let clock = ContinuousClock()
+            let start = clock.now
+            kill(pid, SIGKILL)
+            do {
+                _ = try await call.value
+                Issue.record("expected an error")
+            } catch let error as ActorCallError {
+                #expect(error.kind == .hostLost)
+                #expect(error.message.contains("connection dropped"))
+                #expect(error.message.contains("may have run"))
+            }
+            #expect(clock.now - start < .seconds(8))
+
+            // With a restart policy that retries, the call in flight is sent to the new incarnation as soon
+            // as it exists, again without waiting for the heartbeat.
+            let retrying = try await cloud.spawn(Tally.self, restart: RestartPolicy(maxRestarts: 1, retryCalls: true))
+            #expect(try await retrying.add(2) == 2)
+            let host = try await retrying.processID()
+            let retried = Task { try await retrying.slowAdd(1, milliseconds: 2_000) }
+            try await Task.sleep(for: .milliseconds(200))
+            let restartStart = clock.now
+            kill(host, SIGKILL)
+            #expect(try await retried.value == 1)
+            #expect(clock.now - restartStart < .seconds(9))
+            #expect(try await retrying.processID() != host)
+        }
+    }
+
+    @Test func aPeerThatSpeaksAnythingElseGetsAClearErrorAndNothingRuns() async throws {
+        try await withActorCloud(.processes, workers: 1) { cloud in
+            let tally = try await cloud.spawn(Tally.self)
+            #expect(try await tally.add(1) == 1)
+            let address = try await advertised(cloud, tally.id.host)
+            // redis-cli's PING: one RESP error line naming what the port expects, then the connection closes.
+            let answer = String(decoding: try await exchangeRaw(address, Array("*1\r\n$4\r\nPING\r\n".utf8)), as: UTF8.self)
+            #expect(answer.hasPrefix("-ERR this is a Curtain actor port"))
+            #expect(answer.contains("CURTDIR1"))
+            // The right preamble from a process of another build: refused, naming both builds.
+            var hello = DirectWire.preamble
+            hello += Array(buffer: DirectWire.frame(try DirectWire.hello(buildID: "other-build", from: "stranger", to: tally.id.host)))
+            var refusal = ByteBuffer(bytes: try await exchangeRaw(address, hello))
+            #expect(refusal.readInteger(as: UInt32.self) != nil)
+            #expect(refusal.readInteger(as: UInt8.self) == 1)
+            let reason = try refusal.readShortString(field: "answer")
+            #expect(reason.contains("other-build") && reason.contains("fixture"))
+            // A frame larger than the payload limit is refused before it is read.
+            var huge = DirectWire.preamble
+            huge += [0xFF, 0xFF, 0xFF, 0xF0]
+            let tooLarge = String(decoding: try await exchangeRaw(address, huge), as: UTF8.self)
+            #expect(tooLarge.contains("over the limit"))
+            // The actor never saw any of it.
+            #expect(try await tally.add(0) == 1)
+        }
+    }
+
+    @Test func aForcedDirectPathFailsClearlyForAHostWithoutAnAddress() async throws {
+        try await withTestStore(.redis) { store in
+            // A worker that takes calls only through the store.
+            let workers = try startWorkerProcesses(
+                1, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture",
+                idPrefix: "direct-\(getpid())-\(UUID().uuidString.prefix(6))", environment: ["CURTAIN_ACTOR_PATH": "store"])
+            var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+            configuration.actorPath = .direct
+            let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors, configuration: configuration)
+            do {
+                try await cloud.waitForWorkers()
+                do {
+                    _ = try await cloud.spawn(Tally.self)
+                    Issue.record("expected the spawn to fail")
+                } catch let error as ActorCallError {
+                    #expect(error.message.contains("CURTAIN_ACTOR_PATH=direct"))
+                    #expect(error.message.contains("advertises no direct address"))
+                }
+            } catch {
+                await cloud.shutdown()
+                for worker in workers { await terminate(worker) }
+                throw error
+            }
+            await cloud.shutdown()
+            for worker in workers { await terminate(worker) }
+        }
+    }
+
+    @Test func settingsAreCheckedWhenRead() throws {
+        #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_PATH": "Direct"]).actorPath == .direct)
+        #expect(try CloudConfiguration.fromEnvironment([:]).actorPath == .auto)
+        #expect(throws: ConfigurationError.self) { try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_PATH": "carrier-pigeon"]) }
+        #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_ADVERTISE": "10.0.0.5:7000"]).advertise == "10.0.0.5:7000")
+        #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_ADVERTISE": "pod-3.workers"]).advertise == "pod-3.workers")
+        for bad in ["10.0.0.5:0", "10.0.0.5:99999", "host:port", "two words", "redis://x:1"] {
+            #expect(throws: ConfigurationError.self, "\(bad)") { try CloudConfiguration.fromEnvironment(["CURTAIN_ADVERTISE": bad]) }
+        }
+        #expect(DirectPeer.advertised("[::1]:7000")! == ("::1", 7000))
+        #expect(DirectPeer.advertised("fd00::5")! == ("fd00::5", nil))
+    }
+}
