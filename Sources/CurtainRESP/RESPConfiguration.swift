@@ -129,6 +129,15 @@ public struct RESPConfiguration: Sendable {
         }
     }
 
+    /// Whether connections made with this configuration use TLS (always `false` without the `TLS` trait).
+    public var usesTLS: Bool {
+        #if TLS
+        tls != nil
+        #else
+        false
+        #endif
+    }
+
     /// Whether this build can speak TLS (it was built with Curtain's `TLS` package trait).
     public static var supportsTLS: Bool {
         #if TLS

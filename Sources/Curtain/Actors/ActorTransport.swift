@@ -141,7 +141,8 @@ final class ActorTransport: Sendable {
         logger: Logger = Logger(label: "curtain.actors")
     ) {
         self.sealer = sealer
-        self.path = path
+        // Direct connections are not encrypted yet: a cluster whose store needs TLS keeps its calls there.
+        self.path = path == .auto && client.configuration.usesTLS ? .store : path
         self.advertise = advertise
         self.maxPayload = maxPayload
         self.buildID = buildID
@@ -340,6 +341,10 @@ final class ActorTransport: Sendable {
     /// Starts serving this node's inbox and beating its heartbeat; `nodes` lists it as able to host
     /// spawned actors (workers do, drivers only serve the actors they create themselves).
     func startHosting(advertise: Bool) async throws {
+        if path == .direct && client.configuration.usesTLS {
+            throw ConfigurationError(
+                description: "CURTAIN_ACTOR_PATH=direct with a rediss:// store: direct actor connections are not encrypted yet, so a TLS cluster's calls must go through the store (CURTAIN_ACTOR_PATH=auto or store)")
+        }
         if path != .store { try await startListening() }
         try await beat()
         if advertise { _ = try await client.send(RESPCommand("SADD", keys.nodes, node)) }
