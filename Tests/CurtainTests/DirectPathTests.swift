@@ -174,6 +174,26 @@ struct DirectPathTests {
         }
     }
 
+    @Test func anActorSpawnedNearAnotherSharesItsProcess() async throws {
+        try await withActorCloud(.processes, workers: 2) { cloud in
+            let first = try await cloud.spawn(Tally.self)
+            // Spawned one by one without a neighbour, actors spread over the workers…
+            let apart = try await cloud.spawn(Tally.self)
+            #expect(apart.id.host != first.id.host)
+            // …and with one, the new actor joins it, so their calls to each other stay in the process.
+            let beside = try await cloud.spawn(Tally.self, near: first)
+            #expect(beside.id.host == first.id.host)
+            #expect(try await beside.processID() == (try await first.processID()))
+            #expect(try await first.feed(beside, 2, times: 50) == 100)
+            // A neighbour in this process gets its new neighbour here too.
+            let here = Tally(actorSystem: cloud.actors)
+            let local = try await cloud.spawn(Tally.self, near: here)
+            #expect(local.id.host == cloud.actors.node)
+            #expect(try await local.processID() == getpid())
+            #expect(try await here.feed(local, 1, times: 3) == 3)
+        }
+    }
+
     @Test func settingsAreCheckedWhenRead() throws {
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_PATH": "Direct"]).actorPath == .direct)
         #expect(try CloudConfiguration.fromEnvironment([:]).actorPath == .auto)

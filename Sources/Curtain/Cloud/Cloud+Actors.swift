@@ -1,5 +1,5 @@
 import CurtainRESP
-import Distributed
+public import Distributed
 import Synchronization
 
 /// The actors a cloud spawned: where each lives and how it may be restarted.
@@ -71,6 +71,41 @@ extension Cloud {
             throw ActorCallError(kind: .placement, actor: A.name, method: "spawn", message: "the new actor cannot be resolved")
         }
         return actor
+    }
+
+    /// Creates an actor of a registered type in the process that hosts `neighbour`, so that calls between
+    /// the two are ordinary calls within one process: nothing is encoded, nothing crosses the network.
+    ///
+    /// A neighbour that lives in this process (an actor this driver created itself) gets its new neighbour
+    /// here too. A neighbour that was restarted elsewhere is joined where it lives now.
+    ///
+    /// ```swift
+    /// let server = try await cloud.spawn(ParameterServer.self)
+    /// let shard = try await cloud.spawn(Shard.self, near: server)   // same worker as the server
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - type: a type passed to `Cloud.start(functions:actors:)`.
+    ///   - neighbour: the actor whose process should host the new one.
+    ///   - restart: what to do if that worker dies (see ``RestartPolicy``; a restarted actor is placed anew,
+    ///     not necessarily beside its neighbour).
+    /// - Throws: ``ActorCallError``, as ``spawn(_:on:restart:)``; ``ActorCallError/Kind/placement`` if the
+    ///   neighbour's worker is no longer alive.
+    public func spawn<A: SpawnableActor, N: DistributedActor>(
+        _ type: A.Type, near neighbour: N, restart: RestartPolicy = .never
+    ) async throws -> A where N.ID == CurtainActorSystem.ActorID {
+        let host = actors.route(neighbour.id)
+        guard host != actors.node, actors.transport != nil else {
+            guard actorRegistry.contains(A.name) else {
+                throw ActorCallError(
+                    kind: .placement, actor: A.name, method: "spawn",
+                    message: "\(A.name) is not registered: pass it to Cloud.start(functions:actors:)")
+            }
+            let actor = try await A(actorSystem: actors)
+            actors.manage(actor, name: actor.id.name)
+            return actor
+        }
+        return try await spawn(type, on: host, restart: restart)
     }
 
     /// Lets a spawned actor go: its worker drops it (and it deinitializes once nothing there holds it).
