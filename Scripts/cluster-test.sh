@@ -11,7 +11,12 @@
 #    counted from the driver's `started` line: t+2 s one h1 worker is killed with -9; t+4 s h1's link is
 #    cut for 10 s; t+16 s both h2 workers get SIGTERM (each must exit 0 within 10 s) and two new h2
 #    workers start; t+20 s redis-server restarts gracefully. Both jobs must still end `ok`.
-# 2. Forgery: one forged queue entry of each kind is pushed, one at a time; a worker must log a
+# 2. Direct actor calls across hosts: the driver (root namespace) calls an actor on a worker in ctn-h2
+#    (heartbeat 10 s) over a direct connection, which must be advertised on the bridge (10.77.0.x), then
+#    waits on a long call while that worker is killed with -9: the call must fail as hostLost within
+#    5 s, well before the heartbeat lapses. Then an actor on a worker in ctn-h1 (heartbeat 3 s) while
+#    h1's link is cut: that call fails as hostLost once the heartbeat lapses.
+# 3. Forgery: one forged queue entry of each kind is pushed, one at a time; a worker must log a
 #    rejection, with the kind's reason, for each; none may run (curtain:test:marker stays unset) and no
 #    worker may die of them.
 #
@@ -125,6 +130,7 @@ declare -A WORKER_PID WORKER_NS WORKER_LOG
 WORKERS=() # in start order
 declare -A NEXT_WORKER=([h1]=1 [h2]=1)
 DRIVER_PID=
+ACTORS_PID=
 
 finished=0
 cleaned=0
@@ -134,6 +140,8 @@ cleanup() {
     # The driver is the only process of ours outside the namespaces; cluster_net_down ends the rest
     # (workers, redis-server and anything they left) and removes the namespaces and the bridge.
     stop_driver
+    # The actor scenario's driver (a process group of its own, like the main driver).
+    if [[ -n ${ACTORS_PID:-} ]]; then kill -KILL -- -"$ACTORS_PID" 2>/dev/null || true; fi
     cluster_net_down 2>/dev/null || true
     if [[ -z $TMP ]]; then
         return 0
@@ -432,6 +440,90 @@ if ((started)); then
 fi
 
 # ---- Forgery ---------------------------------------------------------------------------------------
+echo "==> direct actor calls across hosts: kill -9 and a cut link mid-call"
+# start_named_worker ID HOST [ENV...]: a worker with a given id in ctn-HOST.
+start_named_worker() {
+    local id=$1 host=$2
+    shift 2
+    WORKER_LOG[$id]=$TMP/worker-$id.log
+    in_ns_bg "$host" "${WORKER_LOG[$id]}" env CURTAIN_ROLE=worker CURTAIN_STORE="$CTN_REDIS_URL" \
+        CURTAIN_SECRET="$SECRET" CURTAIN_WORKER_ID="$id" "$@" "$DEMO" cluster worker
+    WORKER_PID[$id]=$CTN_LAST_PID
+    WORKER_NS[$id]=$host
+    say "started worker $id (pid ${WORKER_PID[$id]}) in ctn-$host"
+}
+# wait_line FILE PATTERN SECONDS: until FILE has a line matching PATTERN (0) or the time is up (1).
+wait_line() {
+    local deadline=$(($(now_ms) + $3 * 1000))
+    while (($(now_ms) < deadline)); do
+        grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    grep -q -- "$2" "$1" 2>/dev/null
+}
+start_named_worker h2-actors h2 CURTAIN_HEARTBEAT_MS=10000
+start_named_worker h1-actors h1 CURTAIN_HEARTBEAT_MS=3000
+ACTORS_OUT=$TMP/actors.out
+ACTORS_ERR=$TMP/actors.err
+setsid env -u CURTAIN_ROLE CURTAIN_BACKEND="$CTN_REDIS_URL" CURTAIN_SECRET="$SECRET" \
+    "$DEMO" cluster actors --kill-worker h2-actors --cut-worker h1-actors --calls 2000 >"$ACTORS_OUT" 2>"$ACTORS_ERR" </dev/null &
+ACTORS_PID=$!
+actor_logs=("$ACTORS_OUT" "$ACTORS_ERR" "${WORKER_LOG[h2-actors]}" "${WORKER_LOG[h1-actors]}")
+if ! wait_line "$ACTORS_OUT" '^kill-wait started' 60; then
+    fail actor-calls-direct "no 'kill-wait started' line within 60 s" "${actor_logs[@]}"
+else
+    address=$(ctn_redis_cli GET "curtain:{$BUILD_ID}:actors:h2-actors:addr" 2>&1)
+    if grep -q '^kill-calls ok host=h2-actors' "$ACTORS_OUT" && [[ $address == 10.77.0.* ]]; then
+        pass actor-calls-direct
+        say "h2-actors advertises $address; $(grep '^kill-calls' "$ACTORS_OUT")"
+    else
+        fail actor-calls-direct "calls: '$(grep '^kill-calls' "$ACTORS_OUT")', advertised address '$address'" "${actor_logs[@]}"
+    fi
+    sleep 0.3 # the long call is on its way (a call that never left fails as hostLost too)
+    kill -KILL "${WORKER_PID[h2-actors]}" 2>/dev/null || true
+    worker_status h2-actors
+    say "kill -9 worker h2-actors mid-call"
+    if ! wait_line "$ACTORS_OUT" '^kill-wait lost' 15; then
+        fail actor-kill-noticed-at-once "no 'kill-wait lost' line within 15 s" "${actor_logs[@]}"
+    else
+        line=$(grep '^kill-wait lost' "$ACTORS_OUT")
+        ms=$(sed -n 's/.* ms=\([0-9]*\).*/\1/p' <<<"$line")
+        if [[ $line == *kind=hostLost* && $line == *"connection dropped"* && ${ms:-99999} -lt 5000 ]]; then
+            pass actor-kill-noticed-at-once
+            say "$line"
+        else
+            fail actor-kill-noticed-at-once "expected hostLost, 'connection dropped', under 5000 ms (heartbeat 10 s): $line" "${actor_logs[@]}"
+        fi
+    fi
+    if ! wait_line "$ACTORS_OUT" '^cut-wait started' 60; then
+        fail actor-cut-link "no 'cut-wait started' line within 60 s" "${actor_logs[@]}"
+    else
+        sleep 0.3
+        cut_link h1
+        say "cut h1's link mid-call"
+        if wait_line "$ACTORS_OUT" '^cut-wait lost' 20; then
+            line=$(grep '^cut-wait lost' "$ACTORS_OUT")
+            if [[ $line == *kind=hostLost* && $line == *heartbeat* ]]; then
+                pass actor-cut-link
+                say "$line"
+            else
+                fail actor-cut-link "expected hostLost after the heartbeat lapsed: $line" "${actor_logs[@]}"
+            fi
+        else
+            fail actor-cut-link "no 'cut-wait lost' line within 20 s of cutting the link" "${actor_logs[@]}"
+        fi
+        restore_link h1
+        check link-restore-reaches-h1-again "no PONG from ctn-h1 within 5 s of restoring its link" ctn_wait_ping h1 50
+    fi
+fi
+ACTORS_STATUS=0
+if ! timeout 20 tail --pid="$ACTORS_PID" -f /dev/null; then
+    kill -KILL "$ACTORS_PID" 2>/dev/null || true
+fi
+wait "$ACTORS_PID" 2>/dev/null || ACTORS_STATUS=$?
+if [[ $ACTORS_STATUS == 0 ]]; then pass actor-driver-exit-0; else fail actor-driver-exit-0 "status $ACTORS_STATUS" "${actor_logs[@]}"; fi
+kill -TERM "${WORKER_PID[h1-actors]}" 2>/dev/null || true
+
 echo "==> forgery: one forged queue entry of each kind"
 # The workers still running take part; a host left without one gets a fresh worker.
 phase=()

@@ -2,6 +2,7 @@ import ArgumentParser
 import Curtain
 import CurtainExamples
 import CurtainRESP
+import Distributed
 import Synchronization
 
 #if canImport(Glibc)
@@ -27,7 +28,7 @@ struct ClusterDemo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cluster",
         abstract: "A π job and a shared-memory job on workers started anywhere (CURTAIN_BACKEND=redis://…).",
-        subcommands: [Run.self, Worker.self, BuildIDCommand.self]
+        subcommands: [Run.self, Actors.self, Worker.self, BuildIDCommand.self]
     )
 
     /// The functions this program's workers run.
@@ -113,6 +114,47 @@ struct ClusterDemo: AsyncParsableCommand {
         }
     }
 
+    /// `cluster actors`: direct actor calls between hosts, and what a caller sees when the host is killed
+    /// or cut off mid-call (`Scripts/cluster-test.sh` checks the lines it prints).
+    struct Actors: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Call an actor on a given worker, then wait on a call while the script kills or cuts off its host.")
+
+        @Option(name: .customLong("kill-worker"), help: "The worker (its CURTAIN_WORKER_ID) whose actor is called, then killed mid-call.")
+        var killWorker: String
+
+        @Option(name: .customLong("cut-worker"), help: "The worker whose actor is waited on while its host's link is cut.")
+        var cutWorker: String
+
+        @Option(help: "Sequential calls before the waits.")
+        var calls: Int = 2_000
+
+        func run() async throws {
+            let cloud = try await Cloud.start(functions: ClusterDemo.functions, actors: [ClusterProbe.self])
+            let clock = ContinuousClock()
+            for (label, worker) in [("kill", killWorker), ("cut", cutWorker)] {
+                let probe = try await cloud.spawn(ClusterProbe.self, on: worker)
+                let start = clock.now
+                var total = 0
+                for _ in 0..<calls { total = try await probe.add(1) }
+                let seconds = Double((clock.now - start).components.attoseconds) * 1e-18 + Double((clock.now - start).components.seconds)
+                print("\(label)-calls \(total == calls ? "ok" : "WRONG total=\(total)") host=\(probe.id.host) per_s=\(Int(Double(calls) / seconds))")
+                print("\(label)-wait started")
+                fflush(nil)
+                let waited = clock.now
+                do {
+                    _ = try await probe.pause(milliseconds: 120_000)
+                    print("\(label)-wait returned")
+                } catch let error as ActorCallError {
+                    let ms = Int((clock.now - waited) / .milliseconds(1))
+                    print("\(label)-wait lost kind=\(error.kind) ms=\(ms) message=\(error.message)")
+                }
+                fflush(nil)
+            }
+            await cloud.shutdown()
+        }
+    }
+
     /// `cluster worker`: what every worker host runs (`CURTAIN_ROLE=worker CURTAIN_STORE=…`).
     struct Worker: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -158,6 +200,27 @@ struct FillSlot: RemoteFunction {
         try await Task.sleep(for: .milliseconds(milliseconds))
         try await slots.set(Self.value(for: index), forKey: index)
         return index
+    }
+}
+
+/// The actor `cluster actors` calls across hosts.
+distributed actor ClusterProbe: SpawnableActor {
+    var total = 0
+
+    init(actorSystem: CurtainActorSystem) {
+        self.actorSystem = actorSystem
+    }
+
+    /// Adds `n`; returns the new total.
+    distributed func add(_ n: Int) -> Int {
+        total += n
+        return total
+    }
+
+    /// Waits `milliseconds`, then returns them (a call that is in flight when its host goes away).
+    distributed func pause(milliseconds: Int) async throws -> Int {
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        return milliseconds
     }
 }
 

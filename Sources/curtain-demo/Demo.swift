@@ -41,7 +41,7 @@ enum DemoEntry {
             if ProcessInfo.processInfo.environment["CURTAIN_ROLE"] == "worker" {
                 do {
                     // Never returns in a worker.
-                    _ = try await Cloud.start(functions: Demo.workerFunctions, actors: [ParameterServer.self])
+                    _ = try await Cloud.start(functions: Demo.workerFunctions, actors: [ParameterServer.self, ClusterProbe.self])
                 } catch {
                     Demo.exit(withError: error)
                 }
