@@ -15,6 +15,28 @@ public distributed actor Counter: SpawnableActor {
         total += n
         return total
     }
+
+    /// Adds how many values were sent (a call that carries data); returns the new total.
+    public distributed func addCount(of values: [Double]) -> Int {
+        total += values.count
+        return total
+    }
+}
+
+/// Sends data to a ``Counter`` from wherever it lives: what `curtain-bench actors` places beside the counter,
+/// or not, to show the bytes that placement keeps off the network.
+public distributed actor Feeder: SpawnableActor {
+    /// Creates a feeder.
+    public init(actorSystem: CurtainActorSystem) {
+        self.actorSystem = actorSystem
+    }
+
+    /// Calls `counter.addCount(of: values)` `times` times; returns the counter's last total.
+    public distributed func feed(_ counter: Counter, values: [Double], times: Int) async throws -> Int {
+        var last = 0
+        for _ in 0..<times { last = try await counter.addCount(of: values) }
+        return last
+    }
 }
 
 /// A parameter server: holds the weights of a linear model and applies the gradients its trainers send

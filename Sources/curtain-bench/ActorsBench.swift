@@ -37,7 +37,7 @@ struct ActorsBench: AsyncParsableCommand {
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         if environment["CURTAIN_ROLE"] == "worker" {
-            _ = try await Cloud.start(functions: [], actors: [Counter.self])
+            _ = try await Cloud.start(functions: [], actors: [Counter.self, Feeder.self])
         }
         if environment["CURTAIN_BENCH_ECHO"] == "1" { TCPPingPong.serveEcho() }
         let chosen = paths.split(separator: ",").map { String($0) }
@@ -67,7 +67,7 @@ struct ActorsBench: AsyncParsableCommand {
         let url = store.unixSocketPath.map { "unix://" + $0 } ?? store.url
         var configuration = CloudConfiguration(backend: .store(url: url), buildID: "actors-\(getpid())")
         configuration.actorPath = path
-        let cloud = try await Cloud.start(functions: [], actors: [Counter.self], configuration: configuration)
+        let cloud = try await Cloud.start(functions: [], actors: [Counter.self, Feeder.self], configuration: configuration)
         let workers = try startWorkerProcesses(
             1, executable: "/proc/self/exe", arguments: Array(CommandLine.arguments.dropFirst()), url: url,
             buildID: cloud.buildID, idPrefix: "bench", environment: ["CURTAIN_ACTOR_PATH": path.rawValue])
@@ -111,6 +111,24 @@ struct ActorsBench: AsyncParsableCommand {
         }
         let expected = 1_000 + 3 * (calls + pipelined) + (path == .direct ? 3 * calls : 0)
         guard try await counter.add(0) == expected else { throw ValidationError("the counter lost calls") }
+        // Placement: a feeder sends 200 calls of 8,000 Doubles (64 KB) to the counter, from this process
+        // (apart) or from the counter's own (spawned near it); the bytes are what crossed loopback meanwhile.
+        var placement: [Figure] = []
+        if path == .direct {
+            let values = [Double](repeating: 1, count: 8_000)
+            let apart = Feeder(actorSystem: cloud.actors)
+            let near = try await cloud.spawn(Feeder.self, near: counter)
+            var moved: [Double] = []
+            for feeder in [apart, near] {
+                let before = Self.loopbackBytes()
+                _ = try await feeder.feed(counter, values: values, times: 200)
+                moved.append(Double(Self.loopbackBytes() - before) / 1_048_576)
+            }
+            placement = [
+                Figure(name: "bytes moved, 200 calls of 64 KB, feeder apart", value: moved[0], unit: "MB", target: nil),
+                Figure(name: "bytes moved, the same, feeder spawned near", value: moved[1], unit: "MB", target: nil),
+            ]
+        }
         for worker in workers { await terminate(worker) }
         await cloud.shutdown()
         return [
@@ -128,7 +146,17 @@ struct ActorsBench: AsyncParsableCommand {
                 minimum: 15_000)
         ] : []) + [
             Figure(name: "actor calls, \(inFlight) in flight (\(label))", value: concurrent, unit: "calls/s", target: nil, minimum: 100_000),
-        ]
+        ] + placement
+    }
+
+    /// Bytes received on the loopback interface so far (`/proc/net/dev`), counting every process's traffic.
+    static func loopbackBytes() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/net/dev", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.trimmingCharacters(in: .whitespaces).hasPrefix("lo:") {
+            let fields = line.split(separator: ":", maxSplits: 1)[1].split(separator: " ")
+            return Int(fields.first ?? "") ?? 0
+        }
+        return 0
     }
 
     /// The floor of any call carried by the store: one connection pushes to a list another waits on, which
