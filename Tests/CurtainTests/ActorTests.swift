@@ -82,7 +82,9 @@ struct ActorTests {
             } else {
                 #expect(pid != getpid())
                 #expect(tally.id.host != cloud.actors.node)
-                // Placed on a given worker when asked; the hosts report what they host.
+                // Placed on a given worker when asked; the hosts report what they host (both, once the second
+                // worker is up: a loaded machine may still be starting it).
+                try await waitUntil { try await cloud.actorHosts().count == 2 }
                 let hosts = try await cloud.actorHosts()
                 #expect(hosts.count == 2)
                 let other = try #require(hosts.first { $0.node != tally.id.host })

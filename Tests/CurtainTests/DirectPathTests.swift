@@ -39,10 +39,11 @@ func exchangeRaw(_ address: String, _ bytes: [UInt8]) async throws -> [UInt8] {
 /// drops, clear errors for anything that is not a Curtain peer of the same build.
 @Suite("Direct actor calls: one connection per host, failures at once, strangers refused", .serialized)
 struct DirectPathTests {
-    /// The address `node` advertises for direct calls.
-    func advertised(_ cloud: Cloud, _ node: String) async throws -> String {
+    /// The address and token `node` advertises for direct calls.
+    func advertised(_ cloud: Cloud, _ node: String) async throws -> (address: String, token: String) {
         let transport = try #require(cloud.actors.transport)
-        return try #require(try await transport.client.send(RESPCommand("GET", transport.keys.address(node))).string)
+        let text = try #require(try await transport.client.send(RESPCommand("GET", transport.keys.address(node))).string)
+        return try #require(DirectWire.parseAdvertisement(text))
     }
 
     @Test(arguments: [ActorBackend.processes, .redis])
@@ -50,8 +51,9 @@ struct DirectPathTests {
         try await withActorCloud(backend) { cloud in
             let tally = try await cloud.spawn(Tally.self)
             #expect(try await tally.add(2) == 2)
-            let address = try await advertised(cloud, tally.id.host)
+            let (address, token) = try await advertised(cloud, tally.id.host)
             let (host, port) = try #require(DirectPeer.parse(address))
+            #expect(token.count == 32)
             // The store is on this machine: the worker advertises loopback, on a port of its own.
             #expect(host == "127.0.0.1" && port > 0)
             // Nothing went through the host's inbox: the call used the connection.
@@ -123,24 +125,27 @@ struct DirectPathTests {
         try await withActorCloud(.processes, workers: 1) { cloud in
             let tally = try await cloud.spawn(Tally.self)
             #expect(try await tally.add(1) == 1)
-            let address = try await advertised(cloud, tally.id.host)
+            let (address, token) = try await advertised(cloud, tally.id.host)
             // redis-cli's PING: one RESP error line naming what the port expects, then the connection closes.
             let answer = String(decoding: try await exchangeRaw(address, Array("*1\r\n$4\r\nPING\r\n".utf8)), as: UTF8.self)
             #expect(answer.hasPrefix("-ERR this is a Curtain actor port"))
             #expect(answer.contains("CURTDIR1"))
-            // The right preamble from a process of another build: refused, naming both builds.
-            var hello = DirectWire.preamble
-            hello += Array(buffer: DirectWire.frame(try DirectWire.hello(buildID: "other-build", from: "stranger", to: tally.id.host)))
-            var refusal = ByteBuffer(bytes: try await exchangeRaw(address, hello))
-            #expect(refusal.readInteger(as: UInt32.self) != nil)
-            #expect(refusal.readInteger(as: UInt8.self) == 1)
-            let reason = try refusal.readShortString(field: "answer")
-            #expect(reason.contains("other-build") && reason.contains("fixture"))
-            // A frame larger than the payload limit is refused before it is read.
-            var huge = DirectWire.preamble
-            huge += [0xFF, 0xFF, 0xFF, 0xF0]
-            let tooLarge = String(decoding: try await exchangeRaw(address, huge), as: UTF8.self)
-            #expect(tooLarge.contains("over the limit"))
+            // The right preamble without the token (which only the store tells): refused, and nothing about the
+            // host (its build, its node) is told.
+            func refusal(_ hello: ByteBuffer) async throws -> String {
+                var answer = ByteBuffer(bytes: try await exchangeRaw(address, DirectWire.preamble + Array(buffer: DirectWire.frame(hello))))
+                #expect(answer.readInteger(as: UInt32.self) != nil)
+                #expect(answer.readInteger(as: UInt8.self) == 1)
+                return try answer.readShortString(field: "answer")
+            }
+            let guessed = try await refusal(try DirectWire.hello(buildID: "fixture", from: "stranger", to: tally.id.host, token: "guess"))
+            #expect(guessed.contains("token") && !guessed.contains("fixture") && !guessed.contains(tally.id.host))
+            // With the token, a process of another build is still refused.
+            let other = try await refusal(try DirectWire.hello(buildID: "other-build", from: "stranger", to: tally.id.host, token: token))
+            #expect(other.contains("another build"))
+            // A hello larger than a hello can be is refused before it is read.
+            let bloated = String(decoding: try await exchangeRaw(address, DirectWire.preamble + [0, 0, 0x20, 0]), as: UTF8.self)
+            #expect(bloated.contains("hello of 8192 bytes is over the limit"))
             // The actor never saw any of it.
             #expect(try await tally.add(0) == 1)
         }
@@ -176,6 +181,9 @@ struct DirectPathTests {
 
     @Test func anActorSpawnedNearAnotherSharesItsProcess() async throws {
         try await withActorCloud(.processes, workers: 2) { cloud in
+            // Both workers ready to host (a worker still starting would leave one choice).
+            let deadline = ContinuousClock.now + .seconds(60)
+            while (try await cloud.actorHosts().count) < 2 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
             let first = try await cloud.spawn(Tally.self)
             // Spawned one by one without a neighbour, actors spread over the workers…
             let apart = try await cloud.spawn(Tally.self)

@@ -113,6 +113,8 @@ final class ActorTransport: Sendable {
         var peers: [String: PeerEntry] = [:]
         var nextPeerID: UInt64 = 1
         var listener: DirectListener?
+        /// Connections that closed before they were recorded as ready (their close found nothing to clear).
+        var closedEarly: Set<UInt64> = []
         var watchdog = false
         var hostLostHandlers: [@Sendable (String) async -> Void] = []
     }
@@ -190,8 +192,12 @@ final class ActorTransport: Sendable {
         }
         startReplyReader()
         switch path == .store ? nil : await directPeer(to: host) {
+        case .success? where bytes.readableBytes > DirectWire.maximumFrame(for: maxPayload):
+            fail(callID, kind: .transport, "the call is \(bytes.readableBytes) bytes, over the limit of \(DirectWire.maximumFrame(for: maxPayload)) (CURTAIN_MAX_PAYLOAD_BYTES)")
+        case .success(let peer)? where !attach(callID, to: peer, host: host):
+            // The connection closed meanwhile, before anything was written: the store carries it.
+            await push(bytes, to: keys.inbox(host), callID: callID)
         case .success(let peer)?:
-            state.withLock { $0.pending[callID]?.peer = peer.id }
             // On the connection's event loop the write needs no hop, and the reply, read there, resumes the
             // call without waking another thread.
             return try await withTaskExecutorPreference(peer.executor) {
@@ -211,6 +217,16 @@ final class ActorTransport: Sendable {
             try await slot.wait()
         } onCancel: {
             self.finish(callID, with: .failure(CancellationError()))
+        }
+    }
+
+    /// Marks a call as written to `peer`, if that connection is still the host's: a connection that closes
+    /// later finds the call (its close and this run under one lock), one that closed before does not take it.
+    private func attach(_ callID: UInt64, to peer: DirectPeer, host: String) -> Bool {
+        state.withLock { state in
+            guard case .ready(let current) = state.peers[host], current.id == peer.id, state.pending[callID] != nil else { return false }
+            state.pending[callID]!.peer = peer.id
+            return true
         }
     }
 
@@ -504,14 +520,17 @@ final class ActorTransport: Sendable {
     private func connect(to host: String, id: UInt64) async -> Result<DirectPeer, DirectConnectError> {
         let result: Result<DirectPeer, DirectConnectError>
         do {
-            guard let address = try await client.send(RESPCommand("GET", keys.address(host))).string else {
+            guard let text = try await client.send(RESPCommand("GET", keys.address(host))).string else {
                 throw DirectConnectError(description: "\(host) advertises no direct address (an older worker, or CURTAIN_ACTOR_PATH=store there)")
             }
+            guard let (address, token) = DirectWire.parseAdvertisement(text) else {
+                throw DirectConnectError(description: "\(host) advertises '\(Abbreviation.text(text, limit: 80))', not an address and token")
+            }
             let peer = try await DirectPeer.connect(
-                group: client.eventLoopGroup, address: address, host: host, node: node, buildID: buildID, maxPayload: maxPayload,
-                id: id, timeout: .seconds(2),
+                group: client.eventLoopGroup, address: address, token: token, host: host, node: node, buildID: buildID,
+                maxPayload: maxPayload, id: id, timeout: .seconds(2),
                 onReply: { [weak self] bytes in self?.receiveDirect(bytes) },
-                onClose: { [weak self] in self?.peerClosed(host: host, id: id, address: address) })
+                onClose: { [weak self] in self?.peerClosed(host: host, id: id, address: address, token: token) })
             result = .success(peer)
         } catch let error as DirectConnectError {
             result = .failure(error)
@@ -521,6 +540,8 @@ final class ActorTransport: Sendable {
         let closed = state.withLock { state -> Bool in
             guard !state.closed else { return true }
             switch result {
+            case .success(let peer) where state.closedEarly.remove(peer.id) != nil:
+                state.peers[host] = nil  // closed already: the next call opens another
             case .success(let peer): state.peers[host] = .ready(peer)
             case .failure(let error): state.peers[host] = .unreachable(until: .now + .seconds(5), reason: error.description)
             }
@@ -544,48 +565,59 @@ final class ActorTransport: Sendable {
 
     /// A direct connection ended: the calls written to it are resolved now, not after a heartbeat lapses.
     ///
-    /// If the host's port refuses a new connection, its process is gone: its liveness key is removed (so
-    /// restarts and other callers see it at once) and its calls fail or are re-routed as for a host whose
-    /// heartbeat lapsed (``RestartPolicy``). A host that still accepts connections is alive, if slow: its
-    /// calls are left to the heartbeat watchdog, as on the store path.
-    private func peerClosed(host: String, id: UInt64, address: String) {
+    /// The host is probed with a new connection and hello. If nothing listens there any more (refused, or
+    /// closed before the hello is answered, as when the process died mid-exit), its process is gone: its
+    /// liveness key is removed (so restarts and other callers see it at once) and its calls fail or are
+    /// re-routed as for a host whose heartbeat lapsed (``RestartPolicy``). A host that answers, or only
+    /// fails to answer in time (slow, not dead), is alive: the calls written to the closed connection fail
+    /// as transport errors that may have run (their replies cannot come back on it).
+    private func peerClosed(host: String, id: UInt64, address: String, token: String) {
         let affected = state.withLock { state -> Bool in
-            if case .ready(let peer) = state.peers[host], peer.id == id { state.peers[host] = nil }
+            if case .ready(let peer) = state.peers[host], peer.id == id {
+                state.peers[host] = nil
+            } else if case .connecting = state.peers[host] {
+                state.closedEarly.insert(id)
+            }
             guard !state.closed else { return false }
             return state.pending.values.contains { $0.peer == id }
         }
         guard affected else { return }
         Task(executorPreference: client.backgroundExecutor()) { [self] in
-            let gone = await Self.refuses(address, group: client.eventLoopGroup)
+            let gone = await probeFindsNothing(host: host, address: address, token: token)
             guard gone else {
-                // Not sent again (it may have run); its reply cannot come back on a closed connection.
                 let calls = state.withLock { state in state.pending.filter { $0.value.peer == id }.map(\.key) }
                 for callID in calls {
                     fail(callID, kind: .transport, "the direct connection to \(host) dropped while the call was in flight; it may have run")
                 }
                 return
             }
-            logger.warning("an actor host is gone (its connection dropped, its port refuses)", metadata: ["host": "\(host)"])
+            logger.warning("an actor host is gone (its connection dropped, nothing answers at its address)", metadata: ["host": "\(host)"])
             _ = try? await client.send(RESPCommand("DEL", keys.alive(host), keys.address(host)))
             for handler in state.withLock({ $0.hostLostHandlers }) { await handler(host) }
             try? await checkHosts(lost: [host])
         }
     }
 
-    /// Whether nothing listens at `address` any more (connection refused), within a second.
-    private static func refuses(_ address: String, group: any EventLoopGroup) async -> Bool {
-        guard let (host, port) = DirectPeer.parse(address) else { return false }
-        do {
-            let channel = try await ClientBootstrap(group: group).connectTimeout(.seconds(1)).connect(host: host, port: port).get()
-            try? await channel.close()
-            return false
-        } catch let error as IOError where error.errnoCode == ECONNREFUSED {
-            return true
-        } catch let error as NIOConnectionError {
-            return error.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
-        } catch {
-            return false
+    /// Whether nothing answers a hello at `address` any more: refused, or reset before answering (a process
+    /// killed mid-exit can still accept a connection it will never serve). An answer proves the host alive;
+    /// anything else (no answer in time, another refusal) is asked again, three times at most, and then
+    /// counts as alive: a host that is only slow is not declared dead.
+    private func probeFindsNothing(host: String, address: String, token: String) async -> Bool {
+        for attempt in 0..<3 {
+            if attempt > 0 { try? await Task.sleep(for: .milliseconds(300)) }
+            do {
+                let probe = try await DirectPeer.connect(
+                    group: client.eventLoopGroup, address: address, token: token, host: host, node: node, buildID: buildID,
+                    maxPayload: maxPayload, id: 0, timeout: .seconds(2), onReply: { _ in }, onClose: {})
+                try? await probe.channel.close()
+                return false
+            } catch let error as DirectConnectError where error.kind == .refused || error.kind == .closed {
+                return true
+            } catch {
+                continue
+            }
         }
+        return false
     }
 
     /// Runs `handler` with a host's node name as soon as it is known to be gone (its direct connection
@@ -656,6 +688,7 @@ final class ActorTransport: Sendable {
                     guard undelivered else { return nil }
                     pending.undelivered = false
                     pending.host = target
+                    pending.peer = nil
                     return pending.bytes
                 }
                 if let resend {
@@ -679,6 +712,7 @@ final class ActorTransport: Sendable {
                         state.pending[callID]!.sentAt = .now
                         state.pending[callID]!.undelivered = false
                         state.pending[callID]!.hostDeadSince = nil
+                        state.pending[callID]!.peer = nil
                         return state.pending[callID]!.bytes
                     }
                     if let resend { await push(resend, to: keys.inbox(newHost), callID: callID) }

@@ -4,6 +4,12 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// How actor calls travel between processes (``CloudConfiguration/actorPath``, `CURTAIN_ACTOR_PATH`).
 public enum ActorPath: String, Sendable, CaseIterable, Hashable {
     /// Over a direct connection to the actor's host when it advertises a reachable address, through the
@@ -41,13 +47,34 @@ enum DirectWire {
         return buffer
     }
 
-    static func hello(buildID: String, from node: String, to host: String) throws(EnvelopeError) -> ByteBuffer {
+    static func hello(buildID: String, from node: String, to host: String, token: String) throws(EnvelopeError) -> ByteBuffer {
         var body = ByteBuffer()
         body.writeInteger(version)
         try body.writeShortString(buildID, field: "build id")
         try body.writeShortString(node, field: "node")
         try body.writeShortString(host, field: "host")
+        try body.writeShortString(token, field: "token")
         return body
+    }
+
+    /// The largest hello accepted: a stranger cannot make a host buffer more before it is greeted.
+    static let maximumHello = 4096
+
+    /// A fresh token for a listener: 128 random bits in hex. A caller learns it only from the store (it is
+    /// advertised with the address), so reaching the port is not enough to call anything.
+    static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<2).map { _ in String(generator.next() as UInt64, radix: 16) }.map { String(repeating: "0", count: 16 - $0.count) + $0 }.joined()
+    }
+
+    /// What a listener advertises: `host:port token`.
+    static func advertisement(address: String, token: String) -> String { "\(address) \(token)" }
+
+    /// The address and token of an advertisement.
+    static func parseAdvertisement(_ text: String) -> (address: String, token: String)? {
+        let parts = text.split(separator: " ")
+        guard parts.count == 2 else { return nil }
+        return (String(parts[0]), String(parts[1]))
     }
 
     static func answer(accepted: Bool, _ text: String) -> ByteBuffer {
@@ -69,6 +96,8 @@ struct DirectFrameDecoder: ByteToMessageDecoder {
 
     var expectPreamble: Bool
     let maximumFrame: Int
+    /// The host side's first frame (the hello) may be at most ``DirectWire/maximumHello`` bytes.
+    var helloPending: Bool
 
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         if expectPreamble {
@@ -81,9 +110,14 @@ struct DirectFrameDecoder: ByteToMessageDecoder {
             expectPreamble = false
         }
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
-        guard Int(length) <= maximumFrame else {
-            throw Violation(description: "a frame of \(length) bytes is over the limit of \(maximumFrame) (CURTAIN_MAX_PAYLOAD_BYTES)")
+        let limit = helloPending ? DirectWire.maximumHello : maximumFrame
+        guard Int(length) <= limit else {
+            throw Violation(
+                description: helloPending
+                    ? "a hello of \(length) bytes is over the limit of \(limit)"
+                    : "a frame of \(length) bytes is over the limit of \(maximumFrame) (CURTAIN_MAX_PAYLOAD_BYTES)")
         }
+        helloPending = false
         guard buffer.readableBytes >= 4 + Int(length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
         context.fireChannelRead(Self.wrapInboundOut(buffer.readSlice(length: Int(length))!))
@@ -136,12 +170,39 @@ final class FrameWriter: Sendable {
 /// The listening socket of a process that hosts actors: each accepted connection carries one caller's calls.
 final class DirectListener: Sendable {
     let channel: any Channel
-    /// The address callers are told to use (`host:port`).
+    /// What callers are told, through the store: `host:port token`.
     let advertised: String
+    private let children: ChildChannels
 
-    private init(channel: any Channel, advertised: String) {
+    /// The connections a listener accepted, closed with it.
+    final class ChildChannels: Sendable {
+        private let channels = Mutex<(open: [ObjectIdentifier: any Channel], closed: Bool)>(([:], false))
+
+        /// Tracks `channel` until it closes; a channel accepted after ``closeAll()`` is closed at once.
+        func add(_ channel: any Channel) {
+            let key = ObjectIdentifier(channel)
+            let accepted = channels.withLock { state -> Bool in
+                guard !state.closed else { return false }
+                state.open[key] = channel
+                return true
+            }
+            guard accepted else { return channel.close(promise: nil) }
+            channel.closeFuture.whenComplete { _ in self.channels.withLock { _ = $0.open.removeValue(forKey: key) } }
+        }
+
+        func closeAll() {
+            let open = channels.withLock { state in
+                state.closed = true
+                return Array(state.open.values)
+            }
+            for channel in open { channel.close(promise: nil) }
+        }
+    }
+
+    private init(channel: any Channel, advertised: String, children: ChildChannels) {
         self.channel = channel
         self.advertised = advertised
+        self.children = children
     }
 
     /// Binds `bindHost` (port `port`, 0 for any) and serves calls to `system`'s actors.
@@ -150,30 +211,38 @@ final class DirectListener: Sendable {
         maxPayload: Int, sealer: Sealer?, system: @escaping @Sendable () -> CurtainActorSystem?, logger: Logger
     ) async throws -> DirectListener {
         let maximumFrame = DirectWire.maximumFrame(for: maxPayload)
+        let token = DirectWire.newToken()
+        let children = ChildChannels()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_keepalive), value: 1)
             .childChannelInitializer { child in
-                child.eventLoop.makeCompletedFuture {
+                children.add(child)
+                return child.eventLoop.makeCompletedFuture {
                     let sync = child.pipeline.syncOperations
-                    try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: true, maximumFrame: maximumFrame)))
+                    try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: true, maximumFrame: maximumFrame, helloPending: true)))
                     try sync.addHandler(
                         DirectHostHandler(
-                            buildID: buildID, node: node, sealer: sealer, maxPayload: maxPayload, system: system, logger: logger))
+                            buildID: buildID, node: node, token: token, sealer: sealer, maxPayload: maxPayload, system: system,
+                            logger: logger))
                 }
             }
             .bind(host: bindHost, port: port).get()
         let port = channel.localAddress?.port ?? port
-        return DirectListener(channel: channel, advertised: "\(Self.bracketed(advertiseHost)):\(port)")
+        return DirectListener(
+            channel: channel, advertised: DirectWire.advertisement(address: "\(Self.bracketed(advertiseHost)):\(port)", token: token),
+            children: children)
     }
 
     /// `host` with brackets when it is an IPv6 address, so `host:port` parses.
     static func bracketed(_ host: String) -> String { host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host }
 
+    /// Stops accepting, and closes every connection it accepted.
     func close() async {
         try? await channel.close()
+        children.closeAll()
     }
 }
 
@@ -184,6 +253,8 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let buildID: String
     let node: String
+    /// What a caller's hello must carry (advertised in the store with the address).
+    let token: String
     let sealer: Sealer?
     let maxPayload: Int
     let system: @Sendable () -> CurtainActorSystem?
@@ -207,11 +278,12 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     init(
-        buildID: String, node: String, sealer: Sealer?, maxPayload: Int, system: @escaping @Sendable () -> CurtainActorSystem?,
-        logger: Logger
+        buildID: String, node: String, token: String, sealer: Sealer?, maxPayload: Int,
+        system: @escaping @Sendable () -> CurtainActorSystem?, logger: Logger
     ) {
         self.buildID = buildID
         self.node = node
+        self.token = token
         self.sealer = sealer
         self.maxPayload = maxPayload
         self.system = system
@@ -228,16 +300,21 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let build = try body.readShortString(field: "build id")
                 let caller = try body.readShortString(field: "node")
                 let wanted = try body.readShortString(field: "host")
+                let offered = try body.readShortString(field: "token")
+                // Nothing about this host is told to a caller without the token (only the store has it).
+                guard offered.utf8.count == token.utf8.count, zip(offered.utf8, token.utf8).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else {
+                    return refuse(context, "wrong or missing token (a caller learns it from the store)", log: "caller \(caller)")
+                }
                 guard build == buildID else {
-                    return refuse(context, "this host runs build \(buildID), the caller \(caller) build \(build)")
+                    return refuse(context, "another build (build \(build) asked for this host's)", log: "caller \(caller)")
                 }
                 guard wanted == node else {
-                    return refuse(context, "this address now belongs to \(node), not \(wanted)")
+                    return refuse(context, "this address belongs to another node now", log: "caller \(caller) wanted \(wanted)")
                 }
                 greeted = true
                 context.writeAndFlush(wrapOutboundOut(DirectWire.frame(DirectWire.answer(accepted: true, node))), promise: nil)
             } catch {
-                refuse(context, "a malformed hello: \(error)")
+                refuse(context, "a malformed hello", log: "\(error)")
             }
             return
         }
@@ -245,15 +322,32 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
         do {
             message = try ActorMessage(decoding: try Sealer.open(body, with: sealer), maximumPayload: maxPayload)
         } catch {
-            logger.warning("rejected a direct actor message", metadata: ["reason": "\(error)", "node": "\(node)"])
+            // Its caller cannot be answered (the call id is inside what did not open): the connection is closed,
+            // so the caller's calls on it end now rather than wait for replies that will not come.
+            logger.warning("rejected a direct actor message; closing its connection", metadata: ["reason": "\(error)", "node": "\(node)"])
+            context.close(promise: nil)
             return
         }
-        guard let system = system() else { return }
+        guard let system = system() else {
+            context.close(promise: nil)
+            return
+        }
         // The actor (a default actor) runs on this connection's event loop too, so a call crosses no thread here.
         let writer = self.writer(context)
         let sealer = self.sealer
+        let maximumFrame = DirectWire.maximumFrame(for: maxPayload)
         Task(executorPreference: executor(context)) {
-            await system.handle(message) { reply in writer.write(Sealer.seal(reply.encoded(), with: sealer)) }
+            await system.handle(message) { reply in
+                var sealed = Sealer.seal(reply.encoded(), with: sealer)
+                if sealed.readableBytes > maximumFrame {
+                    // Too large for the caller to take: it gets the reason instead of a dropped connection.
+                    let refusal = ActorReply(
+                        callID: reply.callID, status: .badCall,
+                        payload: Array("the result is \(sealed.readableBytes) bytes, over the limit of \(maximumFrame) (CURTAIN_MAX_PAYLOAD_BYTES)".utf8))
+                    sealed = Sealer.seal(refusal.encoded(), with: sealer)
+                }
+                writer.write(sealed)
+            }
         }
     }
 
@@ -269,8 +363,8 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
-    private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
-        logger.warning("refused a direct caller", metadata: ["reason": "\(reason)"])
+    private func refuse(_ context: ChannelHandlerContext, _ reason: String, log detail: String) {
+        logger.warning("refused a direct caller", metadata: ["reason": "\(reason)", "detail": "\(detail)"])
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(DirectWire.frame(DirectWire.answer(accepted: false, reason)))).whenComplete { _ in
             channel.close(promise: nil)
@@ -283,7 +377,14 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
 /// Why a direct connection could not be made; the call then takes the store (``ActorPath/auto``) or fails
 /// (``ActorPath/direct``).
 struct DirectConnectError: Error, CustomStringConvertible {
+    /// What the attempt ran into; a probe of a host whose connection dropped tells the dead (`refused`,
+    /// `closed`: nothing answers a hello there) from the slow (`timedOut`).
+    enum Kind: Sendable {
+        case refused, closed, timedOut, other
+    }
+
     let description: String
+    var kind: Kind = .other
 }
 
 /// One connection from this process to an actor host.
@@ -314,8 +415,8 @@ final class DirectPeer: Sendable {
     /// Connects to `address` (`host:port`), says hello as `node` of `buildID` wanting `host`, and waits for
     /// the answer; replies then go to `onReply`, and `onClose` runs once when the connection ends.
     static func connect(
-        group: any EventLoopGroup, address: String, host: String, node: String, buildID: String, maxPayload: Int,
-        id: UInt64, timeout: TimeAmount, onReply: @escaping @Sendable (ByteBuffer) -> Void, onClose: @escaping @Sendable () -> Void
+        group: any EventLoopGroup, address: String, token: String, host: String, node: String, buildID: String,
+        maxPayload: Int, id: UInt64, timeout: TimeAmount, onReply: @escaping @Sendable (ByteBuffer) -> Void, onClose: @escaping @Sendable () -> Void
     ) async throws -> DirectPeer {
         guard let (ip, port) = parse(address) else {
             throw DirectConnectError(description: "\(host) advertises '\(address)', which is not host:port")
@@ -331,24 +432,25 @@ final class DirectPeer: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: false, maximumFrame: maximumFrame)))
+                        try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: false, maximumFrame: maximumFrame, helloPending: false)))
                         try sync.addHandler(DirectCallerHandler(greeting: greeting, onReply: onReply))
                     }
                 }
                 .connect(host: ip, port: port).get()
         } catch {
-            throw DirectConnectError(description: "cannot connect to \(host) at \(address): \(error)")
+            throw DirectConnectError(
+                description: "cannot connect to \(host) at \(address): \(error)", kind: Self.isRefusal(error) ? .refused : .other)
         }
         channel.closeFuture.whenComplete { _ in
-            greeting.resolve(.failure(DirectConnectError(description: "\(host) at \(address) closed the connection during the hello")))
+            greeting.resolve(.failure(DirectConnectError(description: "\(host) at \(address) closed the connection during the hello", kind: .closed)))
             onClose()
         }
         var opening = channel.allocator.buffer(capacity: 128)
         opening.writeBytes(DirectWire.preamble)
-        opening.writeImmutableBuffer(DirectWire.frame(try DirectWire.hello(buildID: buildID, from: node, to: host)))
+        opening.writeImmutableBuffer(DirectWire.frame(try DirectWire.hello(buildID: buildID, from: node, to: host, token: token)))
         channel.writeAndFlush(opening, promise: nil)
         let timer = channel.eventLoop.scheduleTask(in: timeout) {
-            greeting.resolve(.failure(DirectConnectError(description: "\(host) at \(address) did not answer the hello in time")))
+            greeting.resolve(.failure(DirectConnectError(description: "\(host) at \(address) did not answer the hello in time", kind: .timedOut)))
         }
         defer { timer.cancel() }
         do {
@@ -373,6 +475,15 @@ final class DirectPeer: Sendable {
         case 1: return parse(value).map { ($0.0, $0.1) }
         default: return (value, nil)  // a bare IPv6 address
         }
+    }
+
+    /// Whether a connection attempt failed because nothing listens there (the port refuses).
+    static func isRefusal(_ error: any Error) -> Bool {
+        if let error = error as? IOError { return error.errnoCode == ECONNREFUSED }
+        if let error = error as? NIOConnectionError {
+            return !error.connectionErrors.isEmpty && error.connectionErrors.allSatisfy { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+        }
+        return false
     }
 
     /// `host:port` or `[v6]:port`.
@@ -444,7 +555,11 @@ final class DirectCallerHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        greeting.resolve(.failure(DirectConnectError(description: "the peer does not speak Curtain's direct-call protocol: \(error)")))
+        if let error = error as? IOError, [ECONNRESET, EPIPE].contains(error.errnoCode) {
+            greeting.resolve(.failure(DirectConnectError(description: "the peer reset the connection: \(error)", kind: .closed)))
+        } else {
+            greeting.resolve(.failure(DirectConnectError(description: "the peer does not speak Curtain's direct-call protocol: \(error)")))
+        }
         context.close(promise: nil)
     }
 }

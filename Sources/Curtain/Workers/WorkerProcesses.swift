@@ -219,24 +219,56 @@ actor WorkerProcesses {
 final class DrainSignals: Sendable {
     private nonisolated(unsafe) let sources: [any DispatchSourceSignal]
 
-    /// Starts watching `signals`; their default action (ending the process) no longer applies.
-    init(_ signals: [Int32] = [SIGTERM, SIGINT], onFirst: @escaping @Sendable (Int32) -> Void) {
+    private init(sources: [any DispatchSourceSignal]) {
+        self.sources = sources
+    }
+
+    /// Starts watching `signals`, and returns once Dispatch has registered every source (a signal sent
+    /// before then would still end the process, as it would before this call).
+    static func start(_ signals: [Int32] = [SIGTERM, SIGINT], onFirst: @escaping @Sendable (Int32) -> Void) async -> DrainSignals {
         let queue = DispatchQueue(label: "curtain.drain-signals")
         let fired = Mutex(false)
-        sources = signals.map { number in
+        var sources: [any DispatchSourceSignal] = []
+        for number in signals {
+            #if canImport(Darwin)
+            // Dispatch delivers signals through kqueue there, below signal(3): the default action must go.
             signal(number, SIG_IGN)
+            #endif
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {
                 guard fired.withLock({ fired in defer { fired = true }; return !fired }) else { return }
                 onFirst(number)
             }
-            source.resume()
-            return source
+            await withCheckedContinuation { (registered: CheckedContinuation<Void, Never>) in
+                source.setRegistrationHandler { registered.resume() }
+                source.resume()
+            }
+            sources.append(source)
         }
+        return DrainSignals(sources: sources)
     }
 
-    /// Stops watching (the signals stay ignored: the worker is on its way out).
+    /// Stops watching.
     func cancel() { sources.forEach { $0.cancel() } }
+}
+
+/// The worker loop's task, once started: what the drain timeout cancels.
+private final class RunningLoop: Sendable {
+    private let task = Mutex<Task<Void, any Error>?>(nil)
+    private let cancelled = Mutex(false)
+
+    func set(_ task: Task<Void, any Error>) {
+        let cancel = self.task.withLock { stored in
+            stored = task
+            return cancelled.withLock { $0 }
+        }
+        if cancel { task.cancel() }
+    }
+
+    func cancel() {
+        cancelled.withLock { $0 = true }
+        task.withLock { $0 }?.cancel()
+    }
 }
 
 /// What a process started with `CURTAIN_ROLE=worker` does instead of returning from `Cloud.start`.
@@ -307,8 +339,8 @@ enum WorkerRole {
                     exit(0)
                 }
             }
-            let running = Task { try await loop.run() }
-            let signals = DrainSignals { [logger] number in
+            let running = RunningLoop()
+            let signals = await DrainSignals.start { [logger] number in
                 logger.info("draining", metadata: ["worker": "\(workerID)", "signal": "\(number)"])
                 loop.drain()
                 backstop()
@@ -319,9 +351,12 @@ enum WorkerRole {
                     running.cancel()
                 }
             }
+            // The loop starts once the signals are watched: a SIGTERM from then on drains it.
+            let task = Task { try await loop.run() }
+            running.set(task)
             var stuck: WorkerStuckError?
             do {
-                try await running.value
+                try await task.value
             } catch let error as WorkerStuckError {
                 stuck = error
             } catch is CancellationError {
