@@ -31,12 +31,14 @@ struct ActorKeys: Sendable {
     func record(_ name: String) -> String { "curtain:{\(buildID)}:actor:\(name)" }
 }
 
-/// One call waiting for its reply.
-final class ReplySlot: Sendable {
-    private let state = Mutex<(result: Result<ActorReply, any Error>?, continuation: CheckedContinuation<ActorReply, any Error>?)>((nil, nil))
+/// A result that arrives once and is awaited once: a call waiting for its reply, a connection waiting for
+/// the host's answer to its hello. Whichever comes first, the result or the wait, the waiter gets the first
+/// result; later ones are dropped.
+final class OneShot<Value: Sendable>: Sendable {
+    private let state = Mutex<(result: Result<Value, any Error>?, continuation: CheckedContinuation<Value, any Error>?)>((nil, nil))
 
-    func resume(_ result: Result<ActorReply, any Error>) {
-        let continuation = state.withLock { state -> CheckedContinuation<ActorReply, any Error>? in
+    func resume(_ result: Result<Value, any Error>) {
+        let continuation = state.withLock { state -> CheckedContinuation<Value, any Error>? in
             guard state.result == nil else { return nil }
             state.result = result
             defer { state.continuation = nil }
@@ -45,9 +47,9 @@ final class ReplySlot: Sendable {
         continuation?.resume(with: result)
     }
 
-    func wait() async throws -> ActorReply {
+    func wait() async throws -> Value {
         try await withCheckedThrowingContinuation { continuation in
-            let ready = state.withLock { state -> Result<ActorReply, any Error>? in
+            let ready = state.withLock { state -> Result<Value, any Error>? in
                 if let result = state.result { return result }
                 state.continuation = continuation
                 return nil
@@ -56,6 +58,9 @@ final class ReplySlot: Sendable {
         }
     }
 }
+
+/// One call waiting for its reply.
+typealias ReplySlot = OneShot<ActorReply>
 
 /// Carries an actor system's messages through the store: an outbox that batches pushes to other nodes'
 /// lists, a reply reader, an inbox reader (for a node that hosts actors), the node's heartbeat, and a

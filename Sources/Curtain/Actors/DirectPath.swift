@@ -442,7 +442,7 @@ final class DirectPeer: Sendable {
                 description: "cannot connect to \(host) at \(address): \(error)", kind: Self.isRefusal(error) ? .refused : .other)
         }
         channel.closeFuture.whenComplete { _ in
-            greeting.resolve(.failure(DirectConnectError(description: "\(host) at \(address) closed the connection during the hello", kind: .closed)))
+            greeting.resume(.failure(DirectConnectError(description: "\(host) at \(address) closed the connection during the hello", kind: .closed)))
             onClose()
         }
         var opening = channel.allocator.buffer(capacity: 128)
@@ -450,7 +450,7 @@ final class DirectPeer: Sendable {
         opening.writeImmutableBuffer(DirectWire.frame(try DirectWire.hello(buildID: buildID, from: node, to: host, token: token)))
         channel.writeAndFlush(opening, promise: nil)
         let timer = channel.eventLoop.scheduleTask(in: timeout) {
-            greeting.resolve(.failure(DirectConnectError(description: "\(host) at \(address) did not answer the hello in time", kind: .timedOut)))
+            greeting.resume(.failure(DirectConnectError(description: "\(host) at \(address) did not answer the hello in time", kind: .timedOut)))
         }
         defer { timer.cancel() }
         do {
@@ -498,30 +498,7 @@ final class DirectPeer: Sendable {
     }
 
     /// The host's answer to the hello, awaited once.
-    final class Greeting: Sendable {
-        private let state = Mutex<(result: Result<Void, any Error>?, waiter: CheckedContinuation<Void, any Error>?)>((nil, nil))
-
-        func resolve(_ result: Result<Void, any Error>) {
-            let waiter = state.withLock { state -> CheckedContinuation<Void, any Error>? in
-                guard state.result == nil else { return nil }
-                state.result = result
-                defer { state.waiter = nil }
-                return state.waiter
-            }
-            waiter?.resume(with: result)
-        }
-
-        func wait() async throws {
-            try await withCheckedThrowingContinuation { continuation in
-                let ready = state.withLock { state -> Result<Void, any Error>? in
-                    if let result = state.result { return result }
-                    state.waiter = continuation
-                    return nil
-                }
-                if let ready { continuation.resume(with: ready) }
-            }
-        }
-    }
+    typealias Greeting = OneShot<Void>
 }
 
 /// Reads the host's hello answer, then hands every frame (a sealed reply) to the transport.
@@ -544,9 +521,9 @@ final class DirectCallerHandler: ChannelInboundHandler {
             let text = (try? body.readShortString(field: "answer")) ?? ""
             if status == 0 {
                 greeted = true
-                greeting.resolve(.success(()))
+                greeting.resume(.success(()))
             } else {
-                greeting.resolve(.failure(DirectConnectError(description: "the host refused the connection: \(text)")))
+                greeting.resume(.failure(DirectConnectError(description: "the host refused the connection: \(text)")))
                 context.close(promise: nil)
             }
             return
@@ -556,9 +533,9 @@ final class DirectCallerHandler: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? IOError, [ECONNRESET, EPIPE].contains(error.errnoCode) {
-            greeting.resolve(.failure(DirectConnectError(description: "the peer reset the connection: \(error)", kind: .closed)))
+            greeting.resume(.failure(DirectConnectError(description: "the peer reset the connection: \(error)", kind: .closed)))
         } else {
-            greeting.resolve(.failure(DirectConnectError(description: "the peer does not speak Curtain's direct-call protocol: \(error)")))
+            greeting.resume(.failure(DirectConnectError(description: "the peer does not speak Curtain's direct-call protocol: \(error)")))
         }
         context.close(promise: nil)
     }
