@@ -472,9 +472,13 @@ final class ActorTransport: Sendable {
                 bindHost = advertiseHost.contains(":") ? "::" : "0.0.0.0"
             } else {
                 // The address this process reaches the store from is one its peers can reach it at; a store on
-                // a Unix socket means every peer is on this host.
-                let local = try await client.withDedicatedConnection { $0.localAddress }
-                advertiseHost = local?.ipAddress ?? "127.0.0.1"
+                // a Unix socket means every peer is on this host (and no connection is needed to know it).
+                if case .unix = client.configuration.endpoint {
+                    advertiseHost = "127.0.0.1"
+                } else {
+                    let local = try await client.withDedicatedConnection { $0.localAddress }
+                    advertiseHost = local?.ipAddress ?? "127.0.0.1"
+                }
                 bindHost = advertiseHost
             }
             let listener = try await DirectListener.start(
