@@ -1,14 +1,7 @@
 import CurtainRESP
 import Logging
 import NIOCore
-import NIOPosix
 import Synchronization
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// The store keys of the actor system; the build id is part of each, so processes of other builds (whose
 /// method names may mean other code) never exchange calls.
@@ -195,7 +188,8 @@ final class ActorTransport: Sendable {
         guard accepted else {
             throw Self.error(.transport, label, "the actor system was shut down")
         }
-        startReplyReader()
+        // Every call is watched (its host may die); the store's reply list is read once a call goes that way.
+        startWatchdog()
         switch path == .store ? nil : await directPeer(to: host) {
         case .success? where bytes.readableBytes > DirectWire.maximumFrame(for: maxPayload):
             fail(callID, kind: .transport, "the call is \(bytes.readableBytes) bytes, over the limit of \(DirectWire.maximumFrame(for: maxPayload)) (CURTAIN_MAX_PAYLOAD_BYTES)")
@@ -256,6 +250,8 @@ final class ActorTransport: Sendable {
     /// Queues `bytes` for the list `key` and, unless a flush is already running, sends everything queued
     /// (so concurrent senders share pipelines). A send that fails fails its call.
     func push(_ bytes: ByteBuffer, to key: String, callID: UInt64?) async {
+        // A call sent through the store is answered through it.
+        if callID != nil { startReplyReader() }
         let mustFlush = state.withLock { state -> Bool in
             state.outbox.append((key, bytes, callID))
             guard !state.flushing else { return false }
@@ -630,7 +626,7 @@ final class ActorTransport: Sendable {
     }
 
     /// Runs `handler` with a host's node name as soon as it is known to be gone (its direct connection
-    /// dropped and its port refuses), before the calls to it are failed or re-routed.
+    /// dropped and nothing answers at its address), before the calls to it are failed or re-routed.
     func onHostLost(_ handler: @escaping @Sendable (String) async -> Void) {
         state.withLock { $0.hostLostHandlers.append(handler) }
     }
@@ -657,7 +653,7 @@ final class ActorTransport: Sendable {
     }
 
     /// Fails (or re-routes) the calls whose host's heartbeat has lapsed, or whose host is known to be gone
-    /// (`lost`: its direct connection dropped and its port refuses connections).
+    /// (`lost`: its direct connection dropped and nothing answers at its address).
     private func checkHosts(lost: Set<String> = []) async throws {
         let now = ContinuousClock.now
         let hosts = state.withLock { state in
@@ -738,7 +734,7 @@ final class ActorTransport: Sendable {
             let what = undelivered ? "the call never reached it" : "the call may have run"
             let why =
                 lost.contains(call.host)
-                ? "its connection dropped and its port refuses connections"
+                ? "its connection dropped and nothing answers at its address"
                 : "\(call.host) has sent no heartbeat for \(Format.duration(heartbeatTTL))"
             fail(callID, kind: .hostLost, "\(why); \(what)")
         }

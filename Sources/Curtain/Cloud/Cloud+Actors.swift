@@ -187,7 +187,7 @@ extension Cloud {
     private func startRestartMonitor(transport: ActorTransport) {
         spawned.monitor.withLock { monitor in
             guard monitor == nil else { return }
-            // A host known gone at once (its direct connection dropped, its port refuses) is acted on now.
+            // A host known gone at once (its direct connection dropped, nothing answers at its address) is acted on now.
             transport.onHostLost { [weak self] _ in await self?.restartLostActors(transport: transport) }
             monitor = transport.client.everyPeriod(transport.heartbeatTTL / 3) { [weak self] in
                 guard let self else { return false }
