@@ -7,6 +7,20 @@ let strictSwift: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// How curtain-demo, the program every worker of the demo and the tests runs, links the Swift runtime on
+/// Linux: statically, so a worker does not load and relocate a dozen shared libraries (libswiftCore and
+/// FoundationEssentials' symbol tables alone were 2-3 MB of each worker's resident memory). An idle worker
+/// is 17.5 MB this way against 19.5-20.2 MB linked dynamically (ARCHITECTURE.md, "An idle worker's memory").
+/// The modules are compiled as usual, against the shared SDK, which does not name Foundation's two C
+/// helper libraries for the linker, so they are named here. lld, shipped with the toolchain, links it
+/// (gold warns about a `mktemp` inside Foundation's static library). A user's program does the same with
+/// these settings on its executable target, or with `swift build --static-swift-stdlib`.
+let staticSwiftRuntime: [LinkerSetting] = [
+    .unsafeFlags(
+        ["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections", "-use-ld=lld"],
+        .when(platforms: [.linux]))
+]
+
 let package = Package(
     name: "Curtain",
     platforms: [.macOS(.v15)],
@@ -151,7 +165,8 @@ let package = Package(
                 "CurtainRESP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strictSwift
+            swiftSettings: strictSwift,
+            linkerSettings: staticSwiftRuntime
         ),
         // End-to-end benchmarks printing ratios against local baselines.
         .executableTarget(
