@@ -40,6 +40,7 @@ struct ActorsBench: AsyncParsableCommand {
             _ = try await Cloud.start(functions: [], actors: [Counter.self, Feeder.self])
         }
         if environment["CURTAIN_BENCH_ECHO"] == "1" { TCPPingPong.serveEcho() }
+        if environment["CURTAIN_BENCH_ECHO"] == "nio" { NIOPingPong.serveEcho() }
         let chosen = paths.split(separator: ",").map { String($0) }
         let pathList = try chosen.map { name -> ActorPath in
             guard let path = ActorPath(rawValue: name), path != .auto else { throw ValidationError("--paths takes direct and store, not '\(name)'") }
@@ -80,10 +81,25 @@ struct ActorsBench: AsyncParsableCommand {
         var affine = 0.0
         var concurrent = 0.0
         var floor = 0.0
+        var nioFloor = 0.0
+        var nioCPU = Double.infinity
+        // CPU time per sequential call in each process (user + system, from /proc): where the time of a
+        // call goes when both sides are busy for all of it.
+        var callerCPU = Double.infinity
+        var hostCPU = Double.infinity
         for _ in 0..<3 {
+            let before = (Self.cpuSeconds(getpid()), Self.cpuSeconds(workers[0].processIdentifier))
             let seconds = try await timed { for _ in 0..<calls { _ = try await counter.add(1) } }
+            let after = (Self.cpuSeconds(getpid()), Self.cpuSeconds(workers[0].processIdentifier))
+            callerCPU = min(callerCPU, (after.0 - before.0) / Double(calls) * 1e6)
+            hostCPU = min(hostCPU, (after.1 - before.1) / Double(calls) * 1e6)
             floor = max(floor, path == .direct ? try await TCPPingPong.measure(count: calls) : try await pingPong(url: url, count: calls))
             sequential = max(sequential, Double(calls) / seconds)
+            if path == .direct {
+                let nio = try await NIOPingPong.measure(count: calls)
+                nioFloor = max(nioFloor, nio.rate)
+                nioCPU = min(nioCPU, nio.cpuPerExchange.client + nio.cpuPerExchange.server)
+            }
             if path == .direct {
                 let onLoop = try await timed {
                     try await cloud.actors.withAffinity(to: counter) { for _ in 0..<calls { _ = try await counter.add(1) } }
@@ -143,10 +159,26 @@ struct ActorsBench: AsyncParsableCommand {
             Figure(
                 name: "actor calls, sequential 1:1, caller on the connection's loop", value: affine, unit: "calls/s",
                 baseline: floor, baselineName: "bare TCP ping-pong between two processes, 64-byte messages", target: 0.8,
-                minimum: 15_000)
+                minimum: 15_000),
+            Figure(name: "CPU per sequential call, caller process (user + system)", value: callerCPU, unit: "µs", target: nil),
+            Figure(name: "CPU per sequential call, host process (user + system)", value: hostCPU, unit: "µs", target: nil),
+            Figure(
+                name: "for comparison: NIO ping-pong, the same exchange (an event loop's floor)", value: nioFloor,
+                unit: "exchanges/s", baseline: floor,
+                baselineName: "bare TCP ping-pong between two processes, 64-byte messages", target: nil),
+            Figure(name: "for comparison: CPU per NIO exchange, both processes (user + system)", value: nioCPU, unit: "µs", target: nil),
         ] : []) + [
             Figure(name: "actor calls, \(inFlight) in flight (\(label))", value: concurrent, unit: "calls/s", target: nil, minimum: 100_000),
         ] + placement
+    }
+
+    /// The CPU time (user + system) a process has used so far, in seconds (`/proc/<pid>/stat`).
+    static func cpuSeconds(_ pid: Int32) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let fields = text.split(separator: ")").last?.split(separator: " "), fields.count > 12
+        else { return 0 }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return ((Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)) / ticks
     }
 
     /// Bytes received on the loopback interface so far (`/proc/net/dev`), counting every process's traffic.
