@@ -103,6 +103,8 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
                 // HMAC-SHA256 of envelopes (CURTAIN_SECRET) and SHA-256 content hashes, with the Signing trait.
                 .product(name: "Crypto", package: "swift-crypto", condition: .when(traits: ["Signing"])),
+                // TLS on direct actor connections (a pre-shared key per host), with the TLS trait.
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: .when(traits: ["TLS"])),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),  // a worker's drain on SIGTERM
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -226,6 +228,8 @@ let package = Package(
             dependencies: [
                 "Curtain", "CurtainTestSupport", "CurtainTestFunctions",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),

@@ -71,7 +71,8 @@ checked_build() {
 }
 
 # The default build (no package traits: no TLS, no signing) is what a newcomer's first command builds: it
-# must build without warnings, run, and refuse rediss:// and CURTAIN_SECRET with errors naming the trait.
+# must build without warnings, run, and refuse rediss://, CURTAIN_SECRET and CURTAIN_ACTOR_TLS with errors
+# naming the trait.
 echo "==> building the default configuration (no traits)"
 checked_build
 demo=$(swift build --show-bin-path)/curtain-demo
@@ -81,6 +82,8 @@ refusal=$(CURTAIN_BACKEND=rediss://127.0.0.1:1 "$demo" pi --tasks 2 --samples 10
 grep -q -- "--traits TLS" <<<"$refusal" || { echo "==> FAILED: a rediss:// store was not refused with the TLS trait's name: $refusal"; exit 1; }
 refusal=$(CURTAIN_SECRET=s3cret CURTAIN_BACKEND=inprocess "$demo" pi --tasks 2 --samples 1000 2>&1 || true)
 grep -q -- "--traits Signing" <<<"$refusal" || { echo "==> FAILED: CURTAIN_SECRET was not refused with the Signing trait's name: $refusal"; exit 1; }
+refusal=$(CURTAIN_ACTOR_TLS=1 CURTAIN_BACKEND=inprocess "$demo" pi --tasks 2 --samples 1000 2>&1 || true)
+grep -q -- "--traits TLS" <<<"$refusal" || { echo "==> FAILED: CURTAIN_ACTOR_TLS was not refused with the TLS trait's name: $refusal"; exit 1; }
 
 # Everything else runs with every trait on, so TLS and signing are tested too.
 echo "==> building (debug, with tests, every trait on)"

@@ -28,6 +28,9 @@ struct ActorsBench: AsyncParsableCommand {
     @Option(help: "Paths of the calls to measure: direct, store or both (CURTAIN_ACTOR_PATH).")
     var paths: String = "direct,store"
 
+    @Flag(help: "Encrypt direct connections (CURTAIN_ACTOR_TLS=1; a build with the TLS trait: swift build --traits TLS).")
+    var tls = false
+
     @Flag(help: "Reach the stores over Unix sockets (as the embedded default does) instead of TCP on loopback.")
     var unixSocket = false
 
@@ -68,12 +71,13 @@ struct ActorsBench: AsyncParsableCommand {
         let url = store.unixSocketPath.map { "unix://" + $0 } ?? store.url
         var configuration = CloudConfiguration(backend: .store(url: url), buildID: "actors-\(getpid())")
         configuration.actorPath = path
+        configuration.actorTLS = tls ? true : nil
         let cloud = try await Cloud.start(functions: [], actors: [Counter.self, Feeder.self], configuration: configuration)
         let workers = try startWorkerProcesses(
             1, executable: "/proc/self/exe", arguments: Array(CommandLine.arguments.dropFirst()), url: url,
-            buildID: cloud.buildID, idPrefix: "bench", environment: ["CURTAIN_ACTOR_PATH": path.rawValue])
+            buildID: cloud.buildID, idPrefix: "bench", environment: ["CURTAIN_ACTOR_PATH": path.rawValue, "CURTAIN_ACTOR_TLS": tls ? "1" : "0"])
         defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
-        let label = path == .direct ? "direct" : "through " + store.kind.rawValue + (store.unixSocketPath == nil ? "" : ", unix")
+        let label = path == .direct ? (tls ? "direct, TLS" : "direct") : "through " + store.kind.rawValue + (store.unixSocketPath == nil ? "" : ", unix")
         let counter = try await cloud.spawn(Counter.self)
         for _ in 0..<1_000 { _ = try await counter.add(1) }  // warm: connections, the worker's first calls
 

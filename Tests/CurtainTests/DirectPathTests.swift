@@ -1,6 +1,8 @@
 @testable import Curtain
 import CurtainRESP
+import Logging
 import NIOCore
+import NIOPosix
 import CurtainTestFunctions
 import CurtainTestSupport
 import Foundation
@@ -41,6 +43,12 @@ func exchangeRaw(_ address: String, _ bytes: [UInt8]) async throws -> [UInt8] {
 struct DirectPathTests {
     /// The address and token `node` advertises for direct calls.
     func advertised(_ cloud: Cloud, _ node: String) async throws -> (address: String, token: String) {
+        let (address, token, _) = try await advertisement(cloud, node)
+        return (address, token)
+    }
+
+    /// The address, token and encryption `node` advertises for direct calls.
+    func advertisement(_ cloud: Cloud, _ node: String) async throws -> (address: String, token: String, tls: Bool) {
         let transport = try #require(cloud.actors.transport)
         let text = try #require(try await transport.client.send(RESPCommand("GET", transport.keys.address(node))).string)
         return try #require(DirectWire.parseAdvertisement(text))
@@ -202,7 +210,99 @@ struct DirectPathTests {
         }
     }
 
+    #if TLS
+    @Test func directConnectionsAreEncryptedWhenAskedAndTakeNoPlainText() async throws {
+        var configuration = CloudConfiguration(backend: .processes, workers: 1, workerExecutable: try fixtureWorkerPath(), buildID: "fixture")
+        configuration.actorTLS = true
+        let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors, configuration: configuration)
+        do {
+            let tally = try await cloud.spawn(Tally.self)
+            #expect(try await tally.add(2) == 2)
+            // The worker was told to encrypt (the driver passes the setting on) and says so with its address.
+            let (address, _, tls) = try await advertisement(cloud, tally.id.host)
+            #expect(tls)
+            // The calls went over an (encrypted) connection to the host: it is open and usable…
+            let transport = try #require(cloud.actors.transport)
+            #expect(await transport.directExecutor(to: tally.id.host) != nil)
+            let sums = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<100 { group.addTask { try await tally.add(1) } }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(Set(sums).count == 100 && sums.max() == 102)
+            // …and the port speaks only TLS: plain text gets a TLS alert record (0x15) or nothing, never the
+            // port's plain-text answer.
+            let answer = try await exchangeRaw(address, Array("*1\r\n$4\r\nPING\r\n".utf8))
+            #expect(answer.isEmpty || answer.first == 0x15)
+            #expect(!String(decoding: answer, as: UTF8.self).contains("Curtain"))
+            #expect(try await tally.add(0) == 102)
+        } catch {
+            await cloud.shutdown()
+            throw error
+        }
+        await cloud.shutdown()
+    }
+
+    @Test func anEncryptedPortTakesOnlyItsOwnTokenAndNoPlainHello() async throws {
+        let listener = try await DirectListener.start(
+            group: MultiThreadedEventLoopGroup.singleton, bindHost: "127.0.0.1", port: 0, advertiseHost: "127.0.0.1",
+            buildID: "fixture", node: "host-1", maxPayload: 1 << 20, sealer: nil, encrypt: true, system: { nil },
+            logger: Logger(label: "test"))
+        defer { Task { await listener.close() } }
+        let (address, token, tls) = try #require(DirectWire.parseAdvertisement(listener.advertised))
+        #expect(tls)
+        func connect(token: String, tls: Bool) async throws -> DirectPeer {
+            try await DirectPeer.connect(
+                group: MultiThreadedEventLoopGroup.singleton, address: address, token: token, tls: tls, host: "host-1",
+                node: "caller", buildID: "fixture", maxPayload: 1 << 20, id: 1, timeout: .seconds(10), onReply: { _ in },
+                onClose: {})
+        }
+        // The right token: the handshake and the hello both pass.
+        let peer = try await connect(token: token, tls: true)
+        try await peer.channel.close()
+        // Another token: the handshake fails, so not even the hello is read.
+        await #expect(throws: DirectConnectError.self) { try await connect(token: String(token.reversed()), tls: true) }
+        do {
+            _ = try await connect(token: DirectWire.newToken(), tls: true)
+            Issue.record("a wrong token was accepted")
+        } catch let error as DirectConnectError {
+            #expect(error.description.contains("TLS handshake"))
+        }
+        // The right token in a plain-text hello: the port answers nothing a Curtain caller could read.
+        let plain = try await exchangeRaw(
+            address, DirectWire.preamble + Array(buffer: DirectWire.frame(try DirectWire.hello(buildID: "fixture", from: "x", to: "host-1", token: token))))
+        #expect(plain.isEmpty || plain.first == 0x15)
+        await #expect(throws: (any Error).self) { try await connect(token: token, tls: false) }
+    }
+
+    @Test func aTLSStoreMeansEncryptedDirectConnectionsUnlessToldOtherwise() async throws {
+        // Nothing connects here (clients open connections on first use): only the choice is checked.
+        let secure = try RESPClient(url: "rediss://127.0.0.1:1")
+        let plain = try RESPClient(url: "redis://127.0.0.1:1")
+        let transports = [
+            ActorTransport(client: secure, buildID: "fixture", node: "a", heartbeatTTL: .seconds(3)),
+            ActorTransport(client: secure, buildID: "fixture", node: "b", heartbeatTTL: .seconds(3), encrypt: false),
+            ActorTransport(client: plain, buildID: "fixture", node: "c", heartbeatTTL: .seconds(3)),
+            ActorTransport(client: plain, buildID: "fixture", node: "d", heartbeatTTL: .seconds(3), encrypt: true),
+        ]
+        #expect(transports.map(\.encrypt) == [true, false, false, true])
+        for transport in transports { await transport.close() }
+        await secure.close()
+        await plain.close()
+    }
+    #endif
+
     @Test func settingsAreCheckedWhenRead() throws {
+        #if TLS
+        #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_TLS": "1"]).actorTLS == true)
+        #else
+        #expect(throws: ConfigurationError.self) { try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_TLS": "1"]) }
+        #endif
+        #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_TLS": "off"]).actorTLS == false)
+        #expect(try CloudConfiguration.fromEnvironment([:]).actorTLS == nil)
+        #expect(throws: ConfigurationError.self) { try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_TLS": "maybe"]) }
+        #expect(DirectWire.parseAdvertisement("127.0.0.1:7000 abc tls")! == ("127.0.0.1:7000", "abc", true))
+        #expect(DirectWire.parseAdvertisement("127.0.0.1:7000 abc")! == ("127.0.0.1:7000", "abc", false))
+        #expect(DirectWire.parseAdvertisement("127.0.0.1:7000 abc ssl") == nil)
         #expect(try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_PATH": "Direct"]).actorPath == .direct)
         #expect(try CloudConfiguration.fromEnvironment([:]).actorPath == .auto)
         #expect(throws: ConfigurationError.self) { try CloudConfiguration.fromEnvironment(["CURTAIN_ACTOR_PATH": "carrier-pigeon"]) }

@@ -133,16 +133,20 @@ final class ActorTransport: Sendable {
     let advertise: String?
     /// The largest argument or frame accepted on the direct path.
     let maxPayload: Int
+    /// Whether this process's direct connections are encrypted (``DirectTLS``), and whether it refuses to
+    /// call a host over one that is not: by default when the store is reached over TLS.
+    let encrypt: Bool
     let buildID: String
 
     init(
         client: RESPClient, buildID: String, node: String, heartbeatTTL: Duration, sealer: Sealer? = nil,
         path: ActorPath = .auto, advertise: String? = nil, maxPayload: Int = CloudConfiguration.defaultMaxPayload,
-        logger: Logger = Logger(label: "curtain.actors")
+        encrypt: Bool? = nil, logger: Logger = Logger(label: "curtain.actors")
     ) {
         self.sealer = sealer
-        // Direct connections are not encrypted yet: a cluster whose store needs TLS keeps its calls there.
-        self.path = path == .auto && client.configuration.usesTLS ? .store : path
+        self.path = path
+        // A cluster whose store needs TLS encrypts its direct connections too.
+        self.encrypt = encrypt ?? client.configuration.usesTLS
         self.advertise = advertise
         self.maxPayload = maxPayload
         self.buildID = buildID
@@ -358,10 +362,6 @@ final class ActorTransport: Sendable {
     /// Starts serving this node's inbox and beating its heartbeat; `nodes` lists it as able to host
     /// spawned actors (workers do, drivers only serve the actors they create themselves).
     func startHosting(advertise: Bool) async throws {
-        if path == .direct && client.configuration.usesTLS {
-            throw ConfigurationError(
-                description: "CURTAIN_ACTOR_PATH=direct with a rediss:// store: direct actor connections are not encrypted yet, so a TLS cluster's calls must go through the store (CURTAIN_ACTOR_PATH=auto or store)")
-        }
         if path != .store { try await startListening() }
         try await beat()
         if advertise { _ = try await client.send(RESPCommand("SADD", keys.nodes, node)) }
@@ -479,7 +479,7 @@ final class ActorTransport: Sendable {
             }
             let listener = try await DirectListener.start(
                 group: client.eventLoopGroup, bindHost: bindHost, port: port, advertiseHost: advertiseHost, buildID: buildID,
-                node: node, maxPayload: maxPayload, sealer: sealer, system: { [weak self] in self?.system.withLock { $0.value } },
+                node: node, maxPayload: maxPayload, sealer: sealer, encrypt: encrypt, system: { [weak self] in self?.system.withLock { $0.value } },
                 logger: logger)
             state.withLock { $0.listener = listener }
         } catch {
@@ -528,14 +528,18 @@ final class ActorTransport: Sendable {
             guard let text = try await client.send(RESPCommand("GET", keys.address(host))).string else {
                 throw DirectConnectError(description: "\(host) advertises no direct address (an older worker, or CURTAIN_ACTOR_PATH=store there)")
             }
-            guard let (address, token) = DirectWire.parseAdvertisement(text) else {
+            guard let (address, token, tls) = DirectWire.parseAdvertisement(text) else {
                 throw DirectConnectError(description: "\(host) advertises '\(Abbreviation.text(text, limit: 80))', not an address and token")
             }
+            guard tls || !encrypt else {
+                throw DirectConnectError(
+                    description: "\(host) does not encrypt its direct connections, and this process's must be (a TLS store, or CURTAIN_ACTOR_TLS=1)")
+            }
             let peer = try await DirectPeer.connect(
-                group: client.eventLoopGroup, address: address, token: token, host: host, node: node, buildID: buildID,
+                group: client.eventLoopGroup, address: address, token: token, tls: tls, host: host, node: node, buildID: buildID,
                 maxPayload: maxPayload, id: id, timeout: .seconds(2),
                 onReply: { [weak self] bytes in self?.receiveDirect(bytes) },
-                onClose: { [weak self] in self?.peerClosed(host: host, id: id, address: address, token: token) })
+                onClose: { [weak self] in self?.peerClosed(host: host, id: id, address: address, token: token, tls: tls) })
             result = .success(peer)
         } catch let error as DirectConnectError {
             result = .failure(error)
@@ -576,7 +580,7 @@ final class ActorTransport: Sendable {
     /// re-routed as for a host whose heartbeat lapsed (``RestartPolicy``). A host that answers, or only
     /// fails to answer in time (slow, not dead), is alive: the calls written to the closed connection fail
     /// as transport errors that may have run (their replies cannot come back on it).
-    private func peerClosed(host: String, id: UInt64, address: String, token: String) {
+    private func peerClosed(host: String, id: UInt64, address: String, token: String, tls: Bool) {
         let affected = state.withLock { state -> Bool in
             if case .ready(let peer) = state.peers[host], peer.id == id {
                 state.peers[host] = nil
@@ -588,7 +592,7 @@ final class ActorTransport: Sendable {
         }
         guard affected else { return }
         Task(executorPreference: client.backgroundExecutor()) { [self] in
-            let gone = await probeFindsNothing(host: host, address: address, token: token)
+            let gone = await probeFindsNothing(host: host, address: address, token: token, tls: tls)
             guard gone else {
                 let calls = state.withLock { state in state.pending.filter { $0.value.peer == id }.map(\.key) }
                 for callID in calls {
@@ -607,13 +611,13 @@ final class ActorTransport: Sendable {
     /// killed mid-exit can still accept a connection it will never serve). An answer proves the host alive;
     /// anything else (no answer in time, another refusal) is asked again, three times at most, and then
     /// counts as alive: a host that is only slow is not declared dead.
-    private func probeFindsNothing(host: String, address: String, token: String) async -> Bool {
+    private func probeFindsNothing(host: String, address: String, token: String, tls: Bool) async -> Bool {
         for attempt in 0..<3 {
             if attempt > 0 { try? await Task.sleep(for: .milliseconds(300)) }
             do {
                 let probe = try await DirectPeer.connect(
-                    group: client.eventLoopGroup, address: address, token: token, host: host, node: node, buildID: buildID,
-                    maxPayload: maxPayload, id: 0, timeout: .seconds(2), onReply: { _ in }, onClose: {})
+                    group: client.eventLoopGroup, address: address, token: token, tls: tls, host: host, node: node,
+                    buildID: buildID, maxPayload: maxPayload, id: 0, timeout: .seconds(2), onReply: { _ in }, onClose: {})
                 try? await probe.channel.close()
                 return false
             } catch let error as DirectConnectError where error.kind == .refused || error.kind == .closed {

@@ -67,14 +67,20 @@ enum DirectWire {
         return (0..<2).map { _ in String(generator.next() as UInt64, radix: 16) }.map { String(repeating: "0", count: 16 - $0.count) + $0 }.joined()
     }
 
-    /// What a listener advertises: `host:port token`.
-    static func advertisement(address: String, token: String) -> String { "\(address) \(token)" }
+    /// What a listener advertises: `host:port token`, and ` tls` when its connections are encrypted
+    /// (``DirectTLS``), so that a caller knows to start with a TLS handshake.
+    static func advertisement(address: String, token: String, tls: Bool) -> String {
+        "\(address) \(token)" + (tls ? " tls" : "")
+    }
 
-    /// The address and token of an advertisement.
-    static func parseAdvertisement(_ text: String) -> (address: String, token: String)? {
+    /// The address, token and encryption of an advertisement.
+    static func parseAdvertisement(_ text: String) -> (address: String, token: String, tls: Bool)? {
         let parts = text.split(separator: " ")
-        guard parts.count == 2 else { return nil }
-        return (String(parts[0]), String(parts[1]))
+        switch parts.count {
+        case 2: return (String(parts[0]), String(parts[1]), false)
+        case 3 where parts[2] == "tls": return (String(parts[0]), String(parts[1]), true)
+        default: return nil
+        }
     }
 
     static func answer(accepted: Bool, _ text: String) -> ByteBuffer {
@@ -170,7 +176,7 @@ final class FrameWriter: Sendable {
 /// The listening socket of a process that hosts actors: each accepted connection carries one caller's calls.
 final class DirectListener: Sendable {
     let channel: any Channel
-    /// What callers are told, through the store: `host:port token`.
+    /// What callers are told, through the store: `host:port token` (and ` tls`).
     let advertised: String
     private let children: ChildChannels
 
@@ -205,13 +211,15 @@ final class DirectListener: Sendable {
         self.children = children
     }
 
-    /// Binds `bindHost` (port `port`, 0 for any) and serves calls to `system`'s actors.
+    /// Binds `bindHost` (port `port`, 0 for any) and serves calls to `system`'s actors; with `encrypt`,
+    /// every connection starts with a TLS handshake keyed by the listener's token (``DirectTLS``).
     static func start(
         group: any EventLoopGroup, bindHost: String, port: Int, advertiseHost: String, buildID: String, node: String,
-        maxPayload: Int, sealer: Sealer?, system: @escaping @Sendable () -> CurtainActorSystem?, logger: Logger
+        maxPayload: Int, sealer: Sealer?, encrypt: Bool, system: @escaping @Sendable () -> CurtainActorSystem?, logger: Logger
     ) async throws -> DirectListener {
         let maximumFrame = DirectWire.maximumFrame(for: maxPayload)
         let token = DirectWire.newToken()
+        let tls = encrypt ? try DirectTLSContext(token: token) : nil
         let children = ChildChannels()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
@@ -222,6 +230,7 @@ final class DirectListener: Sendable {
                 children.add(child)
                 return child.eventLoop.makeCompletedFuture {
                     let sync = child.pipeline.syncOperations
+                    try DirectTLS.addServer(tls, to: sync)
                     try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: true, maximumFrame: maximumFrame, helloPending: true)))
                     try sync.addHandler(
                         DirectHostHandler(
@@ -232,7 +241,7 @@ final class DirectListener: Sendable {
             .bind(host: bindHost, port: port).get()
         let port = channel.localAddress?.port ?? port
         return DirectListener(
-            channel: channel, advertised: DirectWire.advertisement(address: "\(Self.bracketed(advertiseHost)):\(port)", token: token),
+            channel: channel, advertised: DirectWire.advertisement(address: "\(Self.bracketed(advertiseHost)):\(port)", token: token, tls: encrypt),
             children: children)
     }
 
@@ -360,6 +369,10 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
             logger.warning("closed a connection on the actor port", metadata: ["reason": "\(violation)"])
             return
         }
+        if !greeted, !((error as? IOError).map { [ECONNRESET, EPIPE].contains($0.errnoCode) } ?? false) {
+            // On an encrypted port: a failed handshake (a stranger speaking plain text, or an old token).
+            logger.warning("closed a connection on the actor port before its hello", metadata: ["reason": "\(error)"])
+        }
         context.close(promise: nil)
     }
 
@@ -412,10 +425,11 @@ final class DirectPeer: Sendable {
         writer.write(sealed)
     }
 
-    /// Connects to `address` (`host:port`), says hello as `node` of `buildID` wanting `host`, and waits for
-    /// the answer; replies then go to `onReply`, and `onClose` runs once when the connection ends.
+    /// Connects to `address` (`host:port`), first with a TLS handshake keyed by `token` when `tls` (the host
+    /// advertised it), says hello as `node` of `buildID` wanting `host`, and waits for the answer; replies
+    /// then go to `onReply`, and `onClose` runs once when the connection ends.
     static func connect(
-        group: any EventLoopGroup, address: String, token: String, host: String, node: String, buildID: String,
+        group: any EventLoopGroup, address: String, token: String, tls: Bool, host: String, node: String, buildID: String,
         maxPayload: Int, id: UInt64, timeout: TimeAmount, onReply: @escaping @Sendable (ByteBuffer) -> Void, onClose: @escaping @Sendable () -> Void
     ) async throws -> DirectPeer {
         guard let (ip, port) = parse(address) else {
@@ -432,8 +446,9 @@ final class DirectPeer: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
+                        if tls { try DirectTLS.addClient(token: token, node: node, to: sync) }
                         try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: false, maximumFrame: maximumFrame, helloPending: false)))
-                        try sync.addHandler(DirectCallerHandler(greeting: greeting, onReply: onReply))
+                        try sync.addHandler(DirectCallerHandler(greeting: greeting, tls: tls, onReply: onReply))
                     }
                 }
                 .connect(host: ip, port: port).get()
@@ -506,11 +521,14 @@ final class DirectCallerHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     let greeting: DirectPeer.Greeting
+    /// Whether the connection is encrypted (its errors before the answer are then the handshake's).
+    let tls: Bool
     let onReply: @Sendable (ByteBuffer) -> Void
     private var greeted = false
 
-    init(greeting: DirectPeer.Greeting, onReply: @escaping @Sendable (ByteBuffer) -> Void) {
+    init(greeting: DirectPeer.Greeting, tls: Bool, onReply: @escaping @Sendable (ByteBuffer) -> Void) {
         self.greeting = greeting
+        self.tls = tls
         self.onReply = onReply
     }
 
@@ -534,6 +552,9 @@ final class DirectCallerHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? IOError, [ECONNRESET, EPIPE].contains(error.errnoCode) {
             greeting.resume(.failure(DirectConnectError(description: "the peer reset the connection: \(error)", kind: .closed)))
+        } else if tls && !greeted {
+            greeting.resume(.failure(DirectConnectError(
+                description: "the TLS handshake with the host failed (an outdated token, or a host that does not encrypt): \(error)")))
         } else {
             greeting.resume(.failure(DirectConnectError(description: "the peer does not speak Curtain's direct-call protocol: \(error)")))
         }

@@ -25,7 +25,7 @@ extension Cloud {
         let transport = ActorTransport(
             client: client, buildID: buildID, node: node, heartbeatTTL: configuration.heartbeatTTL,
             sealer: configuration.secret.map(Sealer.init(secret:)), path: configuration.actorPath,
-            advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes)
+            advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes, encrypt: configuration.actorTLS)
         let system = CurtainActorSystem(node: node, registry: registry, transport: transport)
         try await transport.startHosting(advertise: false)
         CurtainActorSystem.makeFallback(system)

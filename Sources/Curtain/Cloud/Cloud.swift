@@ -178,7 +178,8 @@ public final class Cloud: Sendable {
                     "CURTAIN_MAX_PAYLOAD_BYTES": "\(configuration.maxPayloadBytes)",
                     "CURTAIN_ACTOR_PATH": configuration.actorPath.rawValue,
                 ]
-                    .merging(configuration.secret.map { ["CURTAIN_SECRET": $0] } ?? [:]) { _, new in new },
+                    .merging(configuration.secret.map { ["CURTAIN_SECRET": $0] } ?? [:]) { _, new in new }
+                    .merging(configuration.actorTLS.map { ["CURTAIN_ACTOR_TLS": $0 ? "1" : "0"] } ?? [:]) { _, new in new },
                 sealer: configuration.secret.map(Sealer.init(secret:)),
                 coldStart: coldStart, logger: Logger(label: "curtain.cloud"))
             await workers.startMonitoring()

@@ -87,6 +87,12 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// store from (127.0.0.1 for a store on a Unix socket), on a port the kernel picks. When set, the port is
     /// opened on every interface.
     public var advertise: String?
+    /// Whether direct actor connections are encrypted (`CURTAIN_ACTOR_TLS`: `1`/`0`); by default (`nil`) they
+    /// are when the store is reached over TLS (`rediss://`). Encrypted connections use TLS 1.2 keyed by
+    /// each host's token, which callers learn from the store, so no certificates are needed; a process that
+    /// encrypts calls no host over a plain connection (those calls go through the store). Needs the `TLS`
+    /// package trait.
+    public var actorTLS: Bool?
     /// The default of ``maxPayloadBytes``: 256 MiB.
     public static let defaultMaxPayload = 256 * 1024 * 1024
     /// When set (`CURTAIN_SECRET`), every task envelope and result is signed with HMAC-SHA256 under it, and
@@ -107,7 +113,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_ACTOR_TLS`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -174,10 +180,11 @@ public struct CloudConfiguration: Sendable, Hashable {
             }
             configuration.advertise = value
         }
+        configuration.actorTLS = try flag("CURTAIN_ACTOR_TLS", in: environment)
         if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty {
             configuration.secret = secret
-            try configuration.checkTraits()
         }
+        try configuration.checkTraits()
         configuration.printSummaries = try flag("CURTAIN_SUMMARY", in: environment) ?? false
         configuration.showProgress = try flag("CURTAIN_PROGRESS", in: environment) ?? true
         return configuration
@@ -198,6 +205,9 @@ public struct CloudConfiguration: Sendable, Hashable {
         if secret != nil, !Self.supportsSigning {
             throw ConfigurationError(
                 description: "CURTAIN_SECRET is set, and " + RESPConfiguration.traitOff("Signing", keeping: "swift-crypto", name: "signing"))
+        }
+        if actorTLS == true, !DirectTLS.available {
+            throw ConfigurationError(description: "CURTAIN_ACTOR_TLS is on, and " + DirectTLS.traitMissing)
         }
     }
 

@@ -296,7 +296,8 @@ enum WorkerRole {
             let transport = ActorTransport(
                 client: client, buildID: buildID, node: workerID, heartbeatTTL: configuration.heartbeatTTL,
                 sealer: configuration.secret.map(Sealer.init(secret:)), path: configuration.actorPath,
-                advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes, logger: logger)
+                advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes, encrypt: configuration.actorTLS,
+                logger: logger)
             let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
             CurtainActorSystem.makeFallback(system)
             try await transport.startHosting(advertise: true)
