@@ -37,26 +37,50 @@ struct ActorsBench: AsyncParsableCommand {
     @Flag(help: "Print one JSON object per figure instead of a table.")
     var json = false
 
+    @Option(help: "Use this store (redis://…) instead of starting one; with --worker-namespace, one both sides reach.")
+    var store: String?
+
+    @Option(help: "Run the actor's host, and the echo servers of the floors, in this network namespace (ip netns), reached at --worker-address.")
+    var workerNamespace: String?
+
+    @Option(help: "The address of --worker-namespace's host, where the echo servers listen.")
+    var workerAddress: String?
+
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
         if environment["CURTAIN_ROLE"] == "worker" {
             _ = try await Cloud.start(functions: [], actors: [Counter.self, Feeder.self])
         }
-        if environment["CURTAIN_BENCH_ECHO"] == "1" { TCPPingPong.serveEcho() }
-        if environment["CURTAIN_BENCH_ECHO"] == "nio" { NIOPingPong.serveEcho() }
+        let echoHost = environment["CURTAIN_BENCH_ECHO_HOST"] ?? "127.0.0.1"
+        if environment["CURTAIN_BENCH_ECHO"] == "1" { TCPPingPong.serveEcho(host: echoHost) }
+        if environment["CURTAIN_BENCH_ECHO"] == "nio" { NIOPingPong.serveEcho(host: echoHost) }
+        guard (workerNamespace == nil) == (workerAddress == nil) else {
+            throw ValidationError("--worker-namespace and --worker-address go together")
+        }
+        if workerNamespace != nil && store == nil {
+            throw ValidationError("--worker-namespace needs --store, a store the namespace reaches")
+        }
+        let peer = BenchPeer(namespace: workerNamespace, host: workerAddress ?? "127.0.0.1")
         let chosen = paths.split(separator: ",").map { String($0) }
         let pathList = try chosen.map { name -> ActorPath in
             guard let path = ActorPath(rawValue: name), path != .auto else { throw ValidationError("--paths takes direct and store, not '\(name)'") }
             return path
         }
         var figures: [Figure] = []
+        if let store {
+            for path in pathList { figures += try await measure(url: store, label: "given store", peer: peer, path: path) }
+            printTable(figures, json: json)
+            return
+        }
         let kinds = stores.split(separator: ",").compactMap { StoreKind(rawValue: String($0)) }
         for kind in kinds {
             let store = try await TestStore.start(kind, unixSocket: unixSocket)
             do {
                 // A direct call does not touch the store: measured once, with the first store for discovery.
                 for path in pathList where path == .store || kind == kinds.first {
-                    figures += try await measure(on: store, path: path)
+                    let url = store.unixSocketPath.map { "unix://" + $0 } ?? store.url
+                    let label = store.kind.rawValue + (store.unixSocketPath == nil ? "" : ", unix")
+                    figures += try await measure(url: url, label: label, peer: peer, path: path)
                 }
             } catch {
                 await store.stop()
@@ -67,17 +91,17 @@ struct ActorsBench: AsyncParsableCommand {
         printTable(figures, json: json)
     }
 
-    private func measure(on store: TestStore, path: ActorPath) async throws -> [Figure] {
-        let url = store.unixSocketPath.map { "unix://" + $0 } ?? store.url
+    private func measure(url: String, label storeLabel: String, peer: BenchPeer, path: ActorPath) async throws -> [Figure] {
         var configuration = CloudConfiguration(backend: .store(url: url), buildID: "actors-\(getpid())")
         configuration.actorPath = path
         configuration.actorTLS = tls ? true : nil
         let cloud = try await Cloud.start(functions: [], actors: [Counter.self, Feeder.self], configuration: configuration)
         let workers = try startWorkerProcesses(
-            1, executable: "/proc/self/exe", arguments: Array(CommandLine.arguments.dropFirst()), url: url,
+            1, executable: peer.executable, arguments: peer.arguments(Array(CommandLine.arguments.dropFirst())), url: url,
             buildID: cloud.buildID, idPrefix: "bench", environment: ["CURTAIN_ACTOR_PATH": path.rawValue, "CURTAIN_ACTOR_TLS": tls ? "1" : "0"])
         defer { for worker in workers { kill(worker.processIdentifier, SIGKILL) } }
-        let label = path == .direct ? (tls ? "direct, TLS" : "direct") : "through " + store.kind.rawValue + (store.unixSocketPath == nil ? "" : ", unix")
+        let label = (path == .direct ? (tls ? "direct, TLS" : "direct") : "through " + storeLabel)
+            + (workerNamespace.map { ", host in \($0)" } ?? "")
         let counter = try await cloud.spawn(Counter.self)
         for _ in 0..<1_000 { _ = try await counter.add(1) }  // warm: connections, the worker's first calls
 
@@ -97,10 +121,10 @@ struct ActorsBench: AsyncParsableCommand {
             let after = (Self.cpuSeconds(getpid()), Self.cpuSeconds(workers[0].processIdentifier))
             callerCPU = min(callerCPU, (after.0 - before.0) / Double(calls) * 1e6)
             hostCPU = min(hostCPU, (after.1 - before.1) / Double(calls) * 1e6)
-            floor = max(floor, path == .direct ? try await TCPPingPong.measure(count: calls) : try await pingPong(url: url, count: calls))
+            floor = max(floor, path == .direct ? try await TCPPingPong.measure(count: calls, peer: peer) : try await pingPong(url: url, count: calls))
             sequential = max(sequential, Double(calls) / seconds)
             if path == .direct {
-                let nio = try await NIOPingPong.measure(count: calls)
+                let nio = try await NIOPingPong.measure(count: calls, peer: peer)
                 nioFloor = max(nioFloor, nio.rate)
                 nioCPU = min(nioCPU, nio.cpuPerExchange.client + nio.cpuPerExchange.server)
             }
@@ -134,7 +158,8 @@ struct ActorsBench: AsyncParsableCommand {
         // Placement: a feeder sends 200 calls of 8,000 Doubles (64 KB) to the counter, from this process
         // (apart) or from the counter's own (spawned near it); the bytes are what crossed loopback meanwhile.
         var placement: [Figure] = []
-        if path == .direct {
+        // (On this host only: /proc/net/dev counts loopback, which a namespace's traffic does not cross.)
+        if path == .direct && workerNamespace == nil {
             let values = [Double](repeating: 1, count: 8_000)
             let apart = Feeder(actorSystem: cloud.actors)
             let near = try await cloud.spawn(Feeder.self, near: counter)
@@ -229,11 +254,11 @@ enum TCPPingPong {
 
     /// Exchanges/s: starts `curtain-bench actors` again as an echo server (`CURTAIN_BENCH_ECHO=1`), which
     /// prints its port, and bounces `count` messages off it.
-    static func measure(count: Int) async throws -> Double {
+    static func measure(count: Int, peer: BenchPeer) async throws -> Double {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["actors"]
-        process.environment = ["CURTAIN_BENCH_ECHO": "1"]
+        process.executableURL = URL(fileURLWithPath: peer.executable)
+        process.arguments = peer.arguments(["actors"])
+        process.environment = ["CURTAIN_BENCH_ECHO": "1", "CURTAIN_BENCH_ECHO_HOST": peer.host]
         let output = Pipe()
         process.standardOutput = output
         process.standardInput = Pipe()
@@ -245,16 +270,16 @@ enum TCPPingPong {
             return String(decoding: bytes, as: UTF8.self)
         }
         guard let port = UInt16(line) else { throw ValidationError("the echo server printed '\(line)', not a port") }
-        return try await runBlocking { try exchange(port: port, count: count) }
+        return try await runBlocking { try exchange(host: peer.host, port: port, count: count) }
     }
 
-    private static func exchange(port: UInt16, count: Int) throws -> Double {
+    private static func exchange(host: String, port: UInt16, count: Int) throws -> Double {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(host)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -280,13 +305,13 @@ enum TCPPingPong {
         return true
     }
 
-    /// The echo side: listens on a loopback port, prints it, echoes one connection's messages, exits.
-    static func serveEcho() -> Never {
+    /// The echo side: listens on a port of `host`, prints it, echoes one connection's messages, exits.
+    static func serveEcho(host: String) -> Never {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_addr.s_addr = inet_addr(host)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
         listen(listener, 1)
@@ -301,5 +326,22 @@ enum TCPPingPong {
             guard write(fd, message, size) == size else { break }
         }
         exit(0)
+    }
+}
+
+/// Where the processes on the far side of a measurement run: on this host, or in a network namespace
+/// (`ip netns exec`), reached at `host`.
+struct BenchPeer {
+    let namespace: String?
+    let host: String
+
+    /// This program, by its real path (`/proc/self/exe` would name `ip` once exec'd through it).
+    var executable: String { namespace == nil ? "/proc/self/exe" : "/usr/sbin/ip" }
+
+    /// The arguments that run this program with `arguments` there.
+    func arguments(_ arguments: [String]) -> [String] {
+        guard let namespace else { return arguments }
+        let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return ["netns", "exec", namespace, path] + arguments
     }
 }

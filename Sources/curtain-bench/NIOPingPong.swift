@@ -11,11 +11,11 @@ import NIOPosix
 enum NIOPingPong {
     /// Exchanges/s, and the CPU time (µs) each side spent per exchange: starts `curtain-bench actors` again as
     /// an NIO echo server (`CURTAIN_BENCH_ECHO=nio`), which prints its port, and bounces `count` messages off it.
-    static func measure(count: Int) async throws -> (rate: Double, cpuPerExchange: (client: Double, server: Double)) {
+    static func measure(count: Int, peer: BenchPeer) async throws -> (rate: Double, cpuPerExchange: (client: Double, server: Double)) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        process.arguments = ["actors"]
-        process.environment = ["CURTAIN_BENCH_ECHO": "nio"]
+        process.executableURL = URL(fileURLWithPath: peer.executable)
+        process.arguments = peer.arguments(["actors"])
+        process.environment = ["CURTAIN_BENCH_ECHO": "nio", "CURTAIN_BENCH_ECHO_HOST": peer.host]
         let output = Pipe()
         process.standardOutput = output
         process.standardInput = Pipe()
@@ -36,7 +36,7 @@ enum NIOPingPong {
                     try channel.pipeline.syncOperations.addHandler(Bouncer(limit: count, done: done))
                 }
             }
-            .connect(host: "127.0.0.1", port: port).get()
+            .connect(host: peer.host, port: port).get()
         let before = (ActorsBench.cpuSeconds(getpid()), ActorsBench.cpuSeconds(process.processIdentifier))
         channel.writeAndFlush(ByteBuffer(repeating: 7, count: TCPPingPong.size), promise: nil)
         let elapsed = try await done.futureResult.get()
@@ -77,8 +77,8 @@ enum NIOPingPong {
         }
     }
 
-    /// The echo side: an NIO server on a loopback port; prints the port, serves until killed.
-    static func serveEcho() -> Never {
+    /// The echo side: an NIO server on a port of `host`; prints the port, serves until killed.
+    static func serveEcho(host: String) -> Never {
         let group = MultiThreadedEventLoopGroup.singleton
         do {
             let channel = try ServerBootstrap(group: group)
@@ -86,7 +86,7 @@ enum NIOPingPong {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Bouncer()) }
                 }
-                .bind(host: "127.0.0.1", port: 0).wait()
+                .bind(host: host, port: 0).wait()
             let line = Array("\(channel.localAddress?.port ?? 0)\n".utf8)
             _ = write(1, line, line.count)
             try channel.closeFuture.wait()
