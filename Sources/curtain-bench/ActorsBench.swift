@@ -255,22 +255,9 @@ enum TCPPingPong {
     /// Exchanges/s: starts `curtain-bench actors` again as an echo server (`CURTAIN_BENCH_ECHO=1`), which
     /// prints its port, and bounces `count` messages off it.
     static func measure(count: Int, peer: BenchPeer) async throws -> Double {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: peer.executable)
-        process.arguments = peer.arguments(["actors"])
-        process.environment = ["CURTAIN_BENCH_ECHO": "1", "CURTAIN_BENCH_ECHO_HOST": peer.host]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardInput = Pipe()
-        try process.run()
+        let (process, port) = try await peer.startEcho("1")
         defer { kill(process.processIdentifier, SIGKILL) }
-        let line = try await runBlocking { () -> String in
-            var bytes: [UInt8] = []
-            while let byte = try output.fileHandleForReading.read(upToCount: 1)?.first, byte != UInt8(ascii: "\n") { bytes.append(byte) }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        guard let port = UInt16(line) else { throw ValidationError("the echo server printed '\(line)', not a port") }
-        return try await runBlocking { try exchange(host: peer.host, port: port, count: count) }
+        return try await runBlocking { try exchange(host: peer.host, port: UInt16(port), count: count) }
     }
 
     private static func exchange(host: String, port: UInt16, count: Int) throws -> Double {
@@ -337,6 +324,29 @@ struct BenchPeer {
 
     /// This program, by its real path (`/proc/self/exe` would name `ip` once exec'd through it).
     var executable: String { namespace == nil ? "/proc/self/exe" : "/usr/sbin/ip" }
+
+    /// Starts this program there as an echo server of `kind` (`CURTAIN_BENCH_ECHO`: `1` blocking, `nio`),
+    /// listening on `host`, and returns it with the port it printed.
+    func startEcho(_ kind: String) async throws -> (process: Process, port: Int) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments(["actors"])
+        process.environment = ["CURTAIN_BENCH_ECHO": kind, "CURTAIN_BENCH_ECHO_HOST": host]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = Pipe()
+        try process.run()
+        let line = try await runBlocking { () -> String in
+            var bytes: [UInt8] = []
+            while let byte = try output.fileHandleForReading.read(upToCount: 1)?.first, byte != UInt8(ascii: "\n") { bytes.append(byte) }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        guard let port = Int(line), (1...65535).contains(port) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw ValidationError("the echo server (\(kind)) printed '\(line)', not a port")
+        }
+        return (process, port)
+    }
 
     /// The arguments that run this program with `arguments` there.
     func arguments(_ arguments: [String]) -> [String] {

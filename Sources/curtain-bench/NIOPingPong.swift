@@ -12,21 +12,8 @@ enum NIOPingPong {
     /// Exchanges/s, and the CPU time (µs) each side spent per exchange: starts `curtain-bench actors` again as
     /// an NIO echo server (`CURTAIN_BENCH_ECHO=nio`), which prints its port, and bounces `count` messages off it.
     static func measure(count: Int, peer: BenchPeer) async throws -> (rate: Double, cpuPerExchange: (client: Double, server: Double)) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: peer.executable)
-        process.arguments = peer.arguments(["actors"])
-        process.environment = ["CURTAIN_BENCH_ECHO": "nio", "CURTAIN_BENCH_ECHO_HOST": peer.host]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardInput = Pipe()
-        try process.run()
+        let (process, port) = try await peer.startEcho("nio")
         defer { kill(process.processIdentifier, SIGKILL) }
-        let line = try await runBlocking { () -> String in
-            var bytes: [UInt8] = []
-            while let byte = try output.fileHandleForReading.read(upToCount: 1)?.first, byte != UInt8(ascii: "\n") { bytes.append(byte) }
-            return String(decoding: bytes, as: UTF8.self)
-        }
-        guard let port = Int(line) else { throw ValidationError("the NIO echo server printed '\(line)', not a port") }
         let group = MultiThreadedEventLoopGroup.singleton
         let done = group.next().makePromise(of: Duration.self)
         let channel = try await ClientBootstrap(group: group)
