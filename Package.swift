@@ -15,11 +15,15 @@ let strictSwift: [SwiftSetting] = [
 /// helper libraries for the linker, so they are named here. lld, shipped with the toolchain, links it
 /// (gold warns about a `mktemp` inside Foundation's static library). A user's program does the same with
 /// these settings on its executable target, or with `swift build --static-swift-stdlib`.
-let staticSwiftRuntime: [LinkerSetting] = [
-    .unsafeFlags(
-        ["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections", "-use-ld=lld"],
-        .when(platforms: [.linux]))
-]
+/// `CURTAIN_DYNAMIC_RUNTIME=1` links it dynamically instead (a toolchain without the static SDK or lld).
+let staticSwiftRuntime: [LinkerSetting] =
+    Context.environment["CURTAIN_DYNAMIC_RUNTIME"] == "1"
+    ? []
+    : [
+        .unsafeFlags(
+            ["-static-stdlib", "-l_FoundationCShims", "-l_FoundationCollections", "-use-ld=lld"],
+            .when(platforms: [.linux]))
+    ]
 
 let package = Package(
     name: "Curtain",

@@ -110,6 +110,9 @@ public struct RESPConfiguration: Sendable {
 
     /// Parses a `redis://`, `rediss://` or `unix://` URL.
     ///
+    /// Query parameters: `db`, `user`, `password`, and for `rediss://` `ssl_ca_certs=PATH` (as in redis-py),
+    /// a PEM file of the CA certificates to trust instead of the system's (a cluster with its own CA).
+    ///
     /// - Throws: ``RESPError/invalidConfiguration(_:)`` naming what is wrong with the URL, or saying how to
     ///   enable the `TLS` trait for a `rediss://` URL in a build without it.
     public init(url: String) throws(RESPError) {
@@ -122,6 +125,16 @@ public struct RESPConfiguration: Sendable {
             #if TLS
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.certificateVerification = .fullVerification
+            if let caFile = parsed.caFile {
+                // Read now, so that a wrong path is an error here rather than at the first connection.
+                do {
+                    let certificates = try NIOSSLCertificate.fromPEMFile(caFile)
+                    guard !certificates.isEmpty else { throw RESPError.invalidConfiguration("no certificate in it") }
+                    tls.trustRoots = .certificates(certificates)
+                } catch {
+                    throw .invalidConfiguration("store URL '\(RESPURL.redacted(url))': ssl_ca_certs '\(caFile)' is not a readable PEM file of certificates (\(error))")
+                }
+            }
             self.tls = tls
             #else
             throw .invalidConfiguration(Self.tlsTraitMissing(url: RESPURL.redacted(url)))
@@ -185,6 +198,8 @@ struct RESPURL: Hashable {
     var username: String?
     var password: String?
     var database: Int
+    /// `ssl_ca_certs=PATH` (redis-py's name): a PEM file of the CAs to trust instead of the system's.
+    var caFile: String? = nil
 
     static func parse(_ url: String) throws(RESPError) -> RESPURL {
         func bad(_ why: String) -> RESPError {
@@ -204,6 +219,11 @@ struct RESPURL: Hashable {
                 query[key] = value
             }
             rest = rest[..<q]
+        }
+        let caFile = query["ssl_ca_certs"]
+        if let caFile {
+            guard scheme == "rediss" else { throw bad("ssl_ca_certs is for rediss:// URLs (TLS)") }
+            guard !caFile.isEmpty else { throw bad("ssl_ca_certs is empty; it names a PEM file of CA certificates") }
         }
         var database = 0
         if let db = query["db"] {
@@ -264,7 +284,7 @@ struct RESPURL: Hashable {
             guard (1...65535).contains(port) else { throw bad("port \(port) is outside 1…65535") }
             return RESPURL(
                 endpoint: .tcp(host: host, port: port), tls: scheme == "rediss",
-                username: username, password: password, database: database)
+                username: username, password: password, database: database, caFile: caFile)
         default:
             throw bad("unsupported scheme '\(scheme)'; expected redis://, rediss:// or unix://")
         }

@@ -343,3 +343,26 @@ public func withTestClient<T>(
         }
     }
 }
+
+/// Makes a CA (`ca.crt`, `ca.key`) and a server certificate it signed for `localhost` and 127.0.0.1
+/// (`server.crt`, `server.key`) in `dir`, with openssl, for redis-server's TLS port in tests. Blocking: call
+/// it through ``runBlocking(_:)``.
+public func makeTestCertificates(in dir: String) throws {
+    let script = """
+        set -e
+        cd '\(dir)'
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=curtain-test-ca 2>/dev/null
+        openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
+        printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf 2>/dev/null
+        chmod 644 server.key
+        """
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = ["-c", script]
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw TestStoreError(description: "openssl could not make test certificates (status \(process.terminationStatus))")
+    }
+}

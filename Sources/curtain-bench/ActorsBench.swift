@@ -94,7 +94,7 @@ struct ActorsBench: AsyncParsableCommand {
     private func measure(url: String, label storeLabel: String, peer: BenchPeer, path: ActorPath) async throws -> [Figure] {
         var configuration = CloudConfiguration(backend: .store(url: url), buildID: "actors-\(getpid())")
         configuration.actorPath = path
-        configuration.actorTLS = tls ? true : nil
+        configuration.actorTLS = tls
         let cloud = try await Cloud.start(functions: [], actors: [Counter.self, Feeder.self], configuration: configuration)
         let workers = try startWorkerProcesses(
             1, executable: peer.executable, arguments: peer.arguments(Array(CommandLine.arguments.dropFirst())), url: url,
@@ -322,8 +322,12 @@ struct BenchPeer {
     let namespace: String?
     let host: String
 
-    /// This program, by its real path (`/proc/self/exe` would name `ip` once exec'd through it).
-    var executable: String { namespace == nil ? "/proc/self/exe" : "/usr/sbin/ip" }
+    /// This program, or `ip` (which then runs this program by its real path, since `/proc/self/exe` would
+    /// name `ip` once exec'd through it).
+    var executable: String {
+        guard namespace != nil else { return "/proc/self/exe" }
+        return ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "ip"
+    }
 
     /// Starts this program there as an echo server of `kind` (`CURTAIN_BENCH_ECHO`: `1` blocking, `nio`),
     /// listening on `host`, and returns it with the port it printed.

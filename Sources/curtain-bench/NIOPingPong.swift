@@ -40,6 +40,7 @@ enum NIOPingPong {
         typealias OutboundOut = ByteBuffer
         private var pending = 0
         private var exchanged = 0
+        private var finished = false
         private let limit: Int?
         private let done: EventLoopPromise<Duration>?
         private let start = ContinuousClock.now
@@ -55,12 +56,30 @@ enum NIOPingPong {
                 pending -= TCPPingPong.size
                 exchanged += 1
                 if let limit, exchanged >= limit {
+                    finished = true
                     done?.succeed(ContinuousClock.now - start)
                     return
                 }
                 context.write(wrapOutboundOut(context.channel.allocator.buffer(repeating: 7, count: TCPPingPong.size)), promise: nil)
             }
             context.flush()
+        }
+
+        /// The echo server went away before the last exchange: the measurement fails instead of waiting.
+        func channelInactive(context: ChannelHandlerContext) {
+            if !finished {
+                finished = true
+                done?.fail(ValidationError("the NIO echo server closed the connection after \(exchanged) exchanges"))
+            }
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            if !finished {
+                finished = true
+                done?.fail(error)
+            }
+            context.close(promise: nil)
         }
     }
 

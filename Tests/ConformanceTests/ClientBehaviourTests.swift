@@ -170,7 +170,7 @@ struct ClientBehaviourTests {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-tls-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try await runBlocking { [self] in try makeCertificates(in: dir) }
+        try await runBlocking { try makeTestCertificates(in: dir) }
         let tlsPort = try TestPorts.next()
         let store = try await TestStore.start(
             .redis,
@@ -188,6 +188,21 @@ struct ClientBehaviourTests {
         #expect(try await trusted.cmd("GET", "secure") == .bulk("yes"))
         await trusted.close()
 
+        // The same trust from the URL alone (redis-py's ssl_ca_certs), as a worker started with
+        // CURTAIN_STORE gets it; a path that does not hold certificates is an error at once, naming it.
+        let byURL = try RESPClient(url: "rediss://localhost:\(tlsPort)?ssl_ca_certs=\(dir)/ca.crt")
+        #expect(try await byURL.cmd("GET", "secure") == .bulk("yes"))
+        await byURL.close()
+        for bad in ["\(dir)/missing.pem", "\(dir)/ext.cnf"] {
+            let error = #expect(throws: RESPError.self) { try RESPConfiguration(url: "rediss://localhost:\(tlsPort)?ssl_ca_certs=\(bad)") }
+            if case .invalidConfiguration(let why)? = error {
+                #expect(why.contains("ssl_ca_certs '\(bad)'"))
+            } else {
+                Issue.record("\(bad): \(String(describing: error))")
+            }
+        }
+        #expect(throws: RESPError.self) { try RESPConfiguration(url: "redis://localhost:\(tlsPort)?ssl_ca_certs=\(dir)/ca.crt") }
+
         // With the system CAs only (the default), the self-made CA is refused.
         let untrusted = try RESPClient(url: "rediss://localhost:\(tlsPort)")
         await #expect(throws: RESPError.self) { _ = try await untrusted.cmd("PING") }
@@ -195,24 +210,5 @@ struct ClientBehaviourTests {
         await store.stop()
     }
 
-    private func makeCertificates(in dir: String) throws {
-        let script = """
-            set -e
-            cd '\(dir)'
-            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 -subj /CN=curtain-test-ca 2>/dev/null
-            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null
-            printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf
-            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf 2>/dev/null
-            chmod 644 server.key
-            """
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = ["-c", script]
-        try process.run()
-        process.waitUntilExit()  // on a Dispatch thread (runBlocking)
-        guard process.terminationStatus == 0 else {
-            throw TestStoreError(description: "openssl could not make test certificates (status \(process.terminationStatus))")
-        }
-    }
     #endif
 }

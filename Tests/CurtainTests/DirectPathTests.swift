@@ -9,13 +9,18 @@ import Foundation
 import Testing
 
 /// Sends `bytes` to `address` (`host:port`) over a plain TCP connection and returns everything the peer
-/// sends back until it closes the connection (or 10 s pass).
-func exchangeRaw(_ address: String, _ bytes: [UInt8]) async throws -> [UInt8] {
+/// sends back until it closes the connection (or `seconds` pass: then `closed` is false).
+func exchangeRaw(_ address: String, _ bytes: [UInt8], seconds: Int = 10) async throws -> [UInt8] {
+    try await exchangeRawUntilClosed(address, bytes, seconds: seconds).received
+}
+
+/// ``exchangeRaw(_:_:seconds:)``, saying also whether the peer closed the connection.
+func exchangeRawUntilClosed(_ address: String, _ bytes: [UInt8], seconds: Int) async throws -> (received: [UInt8], closed: Bool) {
     let (host, port) = try #require(DirectPeer.parse(address))
     return try await runBlocking {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var target = sockaddr_in()
         target.sin_family = sa_family_t(AF_INET)
@@ -25,15 +30,15 @@ func exchangeRaw(_ address: String, _ bytes: [UInt8]) async throws -> [UInt8] {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard connected == 0 else { throw CocoaError(.fileReadUnknown) }
-        _ = write(fd, bytes, bytes.count)
+        if !bytes.isEmpty { _ = write(fd, bytes, bytes.count) }
         var received: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = read(fd, &chunk, chunk.count)
-            if n <= 0 { break }
+            if n == 0 { return (received, true) }
+            if n < 0 { return (received, false) }
             received += chunk[0..<n]
         }
-        return received
     }
 }
 
@@ -151,6 +156,9 @@ struct DirectPathTests {
             // With the token, a process of another build is still refused.
             let other = try await refusal(try DirectWire.hello(buildID: "other-build", from: "stranger", to: tally.id.host, token: token))
             #expect(other.contains("another build"))
+            // A connection that says nothing is closed once the hello is overdue, not held open forever.
+            let silent = try await exchangeRawUntilClosed(address, [], seconds: 60)
+            #expect(silent.closed && silent.received.isEmpty)
             // A hello larger than a hello can be is refused before it is read.
             let bloated = String(decoding: try await exchangeRaw(address, DirectWire.preamble + [0, 0, 0x20, 0]), as: UTF8.self)
             #expect(bloated.contains("hello of 8192 bytes is over the limit"))
@@ -214,6 +222,7 @@ struct DirectPathTests {
     @Test func directConnectionsAreEncryptedWhenAskedAndTakeNoPlainText() async throws {
         var configuration = CloudConfiguration(backend: .processes, workers: 1, workerExecutable: try fixtureWorkerPath(), buildID: "fixture")
         configuration.actorTLS = true
+        configuration.actorPath = .direct  // no quiet fallback to the store: every call below is direct
         let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors, configuration: configuration)
         do {
             let tally = try await cloud.spawn(Tally.self)
@@ -272,6 +281,92 @@ struct DirectPathTests {
             address, DirectWire.preamble + Array(buffer: DirectWire.frame(try DirectWire.hello(buildID: "fixture", from: "x", to: "host-1", token: token))))
         #expect(plain.isEmpty || plain.first == 0x15)
         await #expect(throws: (any Error).self) { try await connect(token: token, tls: false) }
+    }
+
+    @Test func aClusterOnATLSStoreCallsItsActorsOverEncryptedConnections() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-tls-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await runBlocking { try makeTestCertificates(in: dir) }
+        let tlsPort = try TestPorts.next()
+        let store = try await TestStore.start(
+            .redis,
+            extraRedisArguments: [
+                "--tls-port", String(tlsPort), "--tls-cert-file", "\(dir)/server.crt", "--tls-key-file",
+                "\(dir)/server.key", "--tls-ca-cert-file", "\(dir)/ca.crt", "--tls-auth-clients", "no",
+            ])
+        // Only what a cluster user writes: a rediss:// URL trusting the cluster's CA, nothing about actors.
+        let url = "rediss://localhost:\(tlsPort)?ssl_ca_certs=\(dir)/ca.crt"
+        let workers = try startWorkerProcesses(
+            1, executable: try fixtureWorkerPath(), url: url, buildID: "fixture", idPrefix: "tls-\(getpid())-\(UUID().uuidString.prefix(6))")
+        var configuration = CloudConfiguration(backend: .store(url: url), buildID: "fixture")
+        configuration.actorPath = .direct  // no quiet fallback to the store: every call below is direct
+        let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors, configuration: configuration)
+        do {
+            try await cloud.waitForWorkers()
+            let tally = try await cloud.spawn(Tally.self)
+            #expect(tally.id.host != cloud.actors.node)
+            #expect(try await tally.add(5) == 5)
+            let (_, _, tls) = try await advertisement(cloud, tally.id.host)
+            #expect(tls)
+            let transport = try #require(cloud.actors.transport)
+            #expect(transport.encrypt)
+            #expect(await transport.directExecutor(to: tally.id.host) != nil)
+            #expect(try await cloud.actors.withAffinity(to: tally) { try await tally.add(1) } == 6)
+        } catch {
+            await cloud.shutdown()
+            for worker in workers { await terminate(worker) }
+            await store.stop()
+            throw error
+        }
+        await cloud.shutdown()
+        for worker in workers { await terminate(worker) }
+        await store.stop()
+    }
+
+    @Test func aCallerThatEncryptsNeverCallsAPlainHostDirectly() async throws {
+        try await withTestStore(.redis) { store in
+            // A worker told not to encrypt, and a driver that must.
+            let workers = try startWorkerProcesses(
+                1, executable: try fixtureWorkerPath(), url: store.url, buildID: "fixture",
+                idPrefix: "plain-\(getpid())-\(UUID().uuidString.prefix(6))", environment: ["CURTAIN_ACTOR_TLS": "0"])
+            func run(_ path: ActorPath, _ body: (Cloud) async throws -> Void) async throws {
+                var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+                configuration.actorTLS = true
+                configuration.actorPath = path
+                let cloud = try await Cloud.start(functions: allTestFunctions, actors: allTestActors, configuration: configuration)
+                do {
+                    try await cloud.waitForWorkers()
+                    try await body(cloud)
+                } catch {
+                    await cloud.shutdown()
+                    throw error
+                }
+                await cloud.shutdown()
+            }
+            do {
+                // Forced direct: the call fails, saying why.
+                try await run(.direct) { cloud in
+                    do {
+                        _ = try await cloud.spawn(Tally.self)
+                        Issue.record("expected the spawn to fail")
+                    } catch let error as ActorCallError {
+                        #expect(error.message.contains("does not encrypt its direct connections"))
+                    }
+                }
+                // Automatic: the calls go through the store instead, and work.
+                try await run(.auto) { cloud in
+                    let tally = try await cloud.spawn(Tally.self)
+                    #expect(try await tally.add(3) == 3)
+                    let transport = try #require(cloud.actors.transport)
+                    #expect(await transport.directExecutor(to: tally.id.host) == nil)
+                }
+            } catch {
+                for worker in workers { await terminate(worker) }
+                throw error
+            }
+            for worker in workers { await terminate(worker) }
+        }
     }
 
     @Test func aTLSStoreMeansEncryptedDirectConnectionsUnlessToldOtherwise() async throws {

@@ -299,6 +299,18 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.logger = logger
     }
 
+    /// How long a connection may stay open without a hello: one that says nothing is closed then, so
+    /// strangers cannot hold connections (and, on an encrypted port, TLS state) open for free.
+    static let helloTimeout: TimeAmount = .seconds(10)
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: Self.helloTimeout) {
+            if !handler.value.greeted { channel.close(promise: nil) }
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var body = unwrapInboundIn(data)
         guard greeted else {
@@ -369,9 +381,12 @@ final class DirectHostHandler: ChannelInboundHandler, RemovableChannelHandler {
             logger.warning("closed a connection on the actor port", metadata: ["reason": "\(violation)"])
             return
         }
-        if !greeted, !((error as? IOError).map { [ECONNRESET, EPIPE].contains($0.errnoCode) } ?? false) {
-            // On an encrypted port: a failed handshake (a stranger speaking plain text, or an old token).
-            logger.warning("closed a connection on the actor port before its hello", metadata: ["reason": "\(error)"])
+        let closedByPeer = (error as? IOError).map { [ECONNRESET, EPIPE].contains($0.errnoCode) } ?? false
+        if !greeted, !closedByPeer {
+            // On an encrypted port: a failed handshake (a stranger speaking plain text, or an old token). A
+            // connection that only opens and closes (a health check, a port scan) is not worth a warning.
+            let level: Logger.Level = DirectTLS.isClosedDuringHandshake(error) ? .debug : .warning
+            logger.log(level: level, "closed a connection on the actor port before its hello", metadata: ["reason": "\(error)"])
         }
         context.close(promise: nil)
     }
@@ -446,7 +461,7 @@ final class DirectPeer: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let sync = channel.pipeline.syncOperations
-                        if tls { try DirectTLS.addClient(token: token, node: node, to: sync) }
+                        if tls { try DirectTLS.addClient(token: token, to: sync) }
                         try sync.addHandler(ByteToMessageHandler(DirectFrameDecoder(expectPreamble: false, maximumFrame: maximumFrame, helloPending: false)))
                         try sync.addHandler(DirectCallerHandler(greeting: greeting, tls: tls, onReply: onReply))
                     }
@@ -552,6 +567,8 @@ final class DirectCallerHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? IOError, [ECONNRESET, EPIPE].contains(error.errnoCode) {
             greeting.resume(.failure(DirectConnectError(description: "the peer reset the connection: \(error)", kind: .closed)))
+        } else if DirectTLS.isClosedDuringHandshake(error) {
+            greeting.resume(.failure(DirectConnectError(description: "the peer closed the connection during the TLS handshake", kind: .closed)))
         } else if tls && !greeted {
             greeting.resume(.failure(DirectConnectError(
                 description: "the TLS handshake with the host failed (an outdated token, or a host that does not encrypt): \(error)")))

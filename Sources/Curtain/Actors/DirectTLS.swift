@@ -41,8 +41,8 @@ enum DirectTLS {
         return try NIOSSLContext(configuration: configuration)
     }
 
-    /// The TLS client context of a caller (`node`) connecting to a host whose token is `token`.
-    static func clientContext(token: String, node: String) throws -> NIOSSLContext {
+    /// The TLS client context of a caller connecting to a host whose token is `token`.
+    static func clientContext(token: String) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         configuration.maximumTLSVersion = .tlsv12
@@ -50,12 +50,11 @@ enum DirectTLS {
         // The pre-shared key authenticates the host; there is no certificate to verify.
         configuration.certificateVerification = .none
         let key = Array(token.utf8)
-        // The identity is only a label in the host's view of the handshake (at most 128 bytes).
-        let identity = String(node.utf8.prefix(100)) ?? "caller"
+        // The identity travels in clear and the host does not use it: a constant says nothing about the caller.
         configuration.pskClientProvider = { _ in
             var secret = NIOSSLSecureBytes()
             secret.append(key)
-            return PSKClientIdentityResponse(key: secret, identity: identity)
+            return PSKClientIdentityResponse(key: secret, identity: "curtain")
         }
         return try NIOSSLContext(configuration: configuration)
     }
@@ -68,10 +67,21 @@ enum DirectTLS {
         #endif
     }
 
-    /// Adds the client side of TLS to a new connection's pipeline, first; keyed by the host's `token`.
-    static func addClient(token: String, node: String, to pipeline: ChannelPipeline.SynchronousOperations) throws {
+    /// Whether `error` is the far end closing the connection during the TLS handshake (what a process
+    /// killed mid-exit does): the same as a plain connection closed before the hello is answered.
+    static func isClosedDuringHandshake(_ error: any Error) -> Bool {
         #if TLS
-        try pipeline.addHandler(try NIOSSLClientHandler(context: clientContext(token: token, node: node), serverHostname: nil))
+        if case .handshakeFailed(.sslError(let errors))? = error as? NIOSSLError {
+            return errors.contains(.eofDuringHandshake)
+        }
+        #endif
+        return false
+    }
+
+    /// Adds the client side of TLS to a new connection's pipeline, first; keyed by the host's `token`.
+    static func addClient(token: String, to pipeline: ChannelPipeline.SynchronousOperations) throws {
+        #if TLS
+        try pipeline.addHandler(try NIOSSLClientHandler(context: clientContext(token: token), serverHostname: nil))
         #else
         throw DirectConnectError(description: "the host encrypts its direct connections, and " + traitMissing)
         #endif

@@ -90,8 +90,10 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// Whether direct actor connections are encrypted (`CURTAIN_ACTOR_TLS`: `1`/`0`); by default (`nil`) they
     /// are when the store is reached over TLS (`rediss://`). Encrypted connections use TLS 1.2 keyed by
     /// each host's token, which callers learn from the store, so no certificates are needed; a process that
-    /// encrypts calls no host over a plain connection (those calls go through the store). Needs the `TLS`
-    /// package trait.
+    /// encrypts calls no host over a plain connection (those calls go through the store, or fail with
+    /// ``ActorPath/direct``). With a plain `redis://` store the tokens cross the network in clear, so the
+    /// connections are sealed against listeners but not against someone who can also read the store's
+    /// traffic: use it with a store on a trusted link. Needs the `TLS` package trait.
     public var actorTLS: Bool?
     /// The default of ``maxPayloadBytes``: 256 MiB.
     public static let defaultMaxPayload = 256 * 1024 * 1024
