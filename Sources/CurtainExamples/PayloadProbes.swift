@@ -61,3 +61,15 @@ public struct SmallRecord: Codable, Sendable, Equatable {
         }
     }
 }
+
+/// A task summing one partition it receives as input (the placement benchmark's probe: a partition above
+/// the share size is shared by hash, so a worker that has it cached receives only its hash).
+public struct SumPartition: RemoteFunction {
+    /// Creates the function.
+    public init() {}
+
+    /// The sum of the partition's values.
+    public func callAsFunction(_ partition: [Double]) async throws -> Double {
+        partition.reduce(0, +)
+    }
+}

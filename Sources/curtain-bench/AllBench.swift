@@ -15,14 +15,14 @@ struct AllBench: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Benchmarks to leave out, comma-separated (resp, tasks, coldstart, pi, memory, memory-ops, actors, storage, cluster, payloads, sgd, wordcount, mandelbrot, kmeans).")
+    @Option(help: "Benchmarks to leave out, comma-separated (resp, tasks, coldstart, pi, memory, memory-ops, actors, storage, cluster, payloads, placement, sgd, wordcount, mandelbrot, kmeans).")
     var skip: String = ""
 
     @Flag(help: "Print one JSON object per figure instead of a table.")
     var json = false
 
     /// The benchmarks, in order: this executable's subcommands, then curtain-demo's experiments.
-    static let benches = ["resp", "tasks", "coldstart", "pi", "memory", "memory-ops", "actors", "storage", "cluster", "payloads"]
+    static let benches = ["resp", "tasks", "coldstart", "pi", "memory", "memory-ops", "actors", "storage", "cluster", "payloads", "placement"]
     static let experiments = ["sgd", "wordcount", "mandelbrot", "kmeans"]
 
     func run() async throws {

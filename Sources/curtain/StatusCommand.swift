@@ -68,7 +68,7 @@ struct StatusCommand: AsyncParsableCommand {
                 [$0.id, $0.host, "\($0.pid)", $0.build, "\($0.tasksDone)", "\($0.inFlight)", ago($0.lastBeat, now: now)]
             })
         out += "\nQUEUES\n"
-        out += table(["BUILD", "DEPTH", "KEY"], status.queues.map { [$0.build, "\($0.depth)", $0.key] })
+        out += table(["BUILD", "DEPTH", "PLACED", "KEY"], status.queues.map { [$0.build, "\($0.depth)", "\($0.placed)", $0.key] })
         out += "\nRUNNING JOBS (\(status.jobs.count))\n"
         out += table(
             ["JOB", "FUNCTION", "DRIVER", "PROGRESS", "FAILED", "RETRIES", "DUPLICATES", "STARTED"],

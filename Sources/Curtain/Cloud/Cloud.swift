@@ -218,7 +218,7 @@ public final class Cloud: Sendable {
         let registry = self.registry
         let width = configuration.workers
         let (spill, sealer) = (self.spill, self.sealer)
-        let (shared, maxEntry) = (isSharedStore, configuration.maxPayloadBytes)
+        let (shared, maxEntry, placement) = (isSharedStore, configuration.maxPayloadBytes, configuration.placement)
         // Actor references among the outputs (and, in-process, the captures and inputs) resolve through
         // this cloud's actor system.
         return try await CurtainActorSystem.$taskCurrent.withValue(actors) {
@@ -226,7 +226,7 @@ public final class Cloud: Sendable {
                 if let client {
                     return try await StoreTransport(
                         client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer, durable: options.id != nil,
-                        sharedStore: shared, maxEntryBytes: maxEntry)
+                        sharedStore: shared, maxEntryBytes: maxEntry, placement: placement)
                 }
                 return LocalTransport(registry: registry, width: width, spill: spill, jobID: jobID)
             }
@@ -261,7 +261,7 @@ public final class Cloud: Sendable {
         if let client {
             transport = try await StoreTransport(
                 client: client, buildID: buildID, jobID: jobID, function: F.name, sealer: sealer, sharedStore: isSharedStore,
-                maxEntryBytes: configuration.maxPayloadBytes)
+                maxEntryBytes: configuration.maxPayloadBytes, placement: configuration.placement)
         } else {
             transport = LocalTransport(registry: registry, width: configuration.workers, spill: spill, jobID: jobID)
         }

@@ -95,6 +95,11 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// connections are sealed against listeners but not against someone who can also read the store's
     /// traffic: use it with a store on a trusted link. Needs the `TLS` package trait.
     public var actorTLS: Bool?
+    /// Whether a task that needs a shared value some live workers hold (and others do not) is placed on
+    /// one of those workers' own queues (`CURTAIN_PLACEMENT`: `1`/`0`; default on). No worker gets more
+    /// than its fair share of a batch that way, and an idle worker steals from the longest own queue, so
+    /// none is starved. Off, every task goes to the shared queue. Workers announce what they hold either way.
+    public var placement = true
     /// The default of ``maxPayloadBytes``: 256 MiB.
     public static let defaultMaxPayload = 256 * 1024 * 1024
     /// When set (`CURTAIN_SECRET`), every task envelope and result is signed with HMAC-SHA256 under it, and
@@ -115,7 +120,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_ACTOR_TLS`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_ACTOR_TLS`, `CURTAIN_PLACEMENT`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -183,6 +188,7 @@ public struct CloudConfiguration: Sendable, Hashable {
             configuration.advertise = value
         }
         configuration.actorTLS = try flag("CURTAIN_ACTOR_TLS", in: environment)
+        configuration.placement = try flag("CURTAIN_PLACEMENT", in: environment) ?? true
         if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty {
             configuration.secret = secret
         }

@@ -7,6 +7,19 @@ struct StoreKeys: Sendable {
     /// The list of task envelopes waiting for a worker of this build.
     var queue: String { "curtain:{\(buildID)}:queue" }
 
+    /// A worker's own queue: tasks a driver placed there because the worker holds the shared value they
+    /// need most. The worker takes from it before the shared ``queue``; an idle worker steals from its tail.
+    func ownQueue(worker: String) -> String { "curtain:{\(buildID)}:queue:\(worker)" }
+
+    /// The workers that keep the shared value of hash `hex` decoded in their cache (each adds itself when
+    /// it caches the value and removes itself when it evicts it; the set expires an hour after the last
+    /// addition, as the value itself does in the store).
+    func holders(_ hex: String) -> String { "curtain:{\(buildID)}:held:\(hex)" }
+
+    /// The workers whose own queues drivers have pushed to: where idle workers look for tasks to steal, and
+    /// reapers for the queues of dead workers to hand back.
+    var placed: String { "curtain:{\(buildID)}:placed" }
+
     /// The list of envelopes a worker has taken and not yet finished (moved there atomically by LMOVE, so a
     /// dead worker's tasks can be put back).
     func inflight(worker: String) -> String { "curtain:{\(buildID)}:inflight:\(worker)" }

@@ -3,13 +3,18 @@ public import Logging
 import NIOCore
 import Synchronization
 
-/// The loop a worker runs: take tasks of its build from the store's queue, run them with the registry,
+/// The loop a worker runs: take tasks of its build from the store's queues, run them with the registry,
 /// push each result to its job's result list.
 ///
 /// Tasks are taken with `BLMOVE queue → in-flight` (atomic, so a dead worker's tasks stay visible in its
 /// in-flight list and can be put back) and, when more are waiting, with up to `batchSize - 1` further
 /// `LMOVE`s pipelined in the same round trip. Results and the in-flight removals of a batch leave in one
 /// pipeline. A malformed envelope or an unknown function is logged and answered, never fatal.
+///
+/// A worker with a heartbeat also says which shared values its cache holds (`curtain:{B}:held:<hash>`), so
+/// that drivers place the tasks that need them on its own queue (`curtain:{B}:queue:<worker>`). It takes
+/// from its own queue first, then from the shared one; with both empty it steals from the tail of the
+/// longest own queue of another worker, so no worker idles while another has a backlog.
 public struct WorkerLoop: Sendable {
     let client: RESPClient
     let registry: FunctionRegistry
@@ -26,6 +31,11 @@ public struct WorkerLoop: Sendable {
     let sealer: Sealer?
     /// Entries larger than this are refused unread.
     let maxEntryBytes: Int
+    /// The worker's heartbeat, when it keeps one: the loop then announces its connection (for drivers to
+    /// wake it) and the shared values it holds (for drivers to place tasks near them).
+    let heartbeat: WorkerHeartbeat?
+    /// Where this process keeps shared values.
+    let cache: SharedValueCache
     /// What the loop shares with ``drain()`` and across reconnections.
     private let state = LoopState()
 
@@ -36,6 +46,16 @@ public struct WorkerLoop: Sendable {
         /// Jobs seen running, and when: not asked about again for ``liveFor`` (one round trip less per
         /// task of a job with long tasks, which take one at a time).
         let live = Mutex<[String: ContinuousClock.Instant]>([:])
+        /// Whether the own queue may hold tasks (at start: one left from an earlier process of this id).
+        let ownPending = Atomic<Bool>(true)
+        /// Whether this worker has said it holds a shared value (drivers may then place tasks on it, so
+        /// it looks at its own queue with every batch).
+        let holds = Atomic<Bool>(false)
+        /// Whether the last steal found tasks (the next step steals again before it waits).
+        let stealing = Atomic<Bool>(false)
+        /// Whether other workers had own queues at the last look (an idle wait is then shorter, so a
+        /// backlog on one of them is stolen from sooner).
+        let placementSeen = Atomic<Bool>(false)
     }
 
     /// How long a job seen running is taken to be running still (its tasks queued after it ended run
@@ -55,9 +75,13 @@ public struct WorkerLoop: Sendable {
     init(
         client: RESPClient, registry: FunctionRegistry, buildID: String, workerID: String, batchSize: Int = 64,
         stuckGrace: Duration = .milliseconds(500), logger: Logger = Logger(label: "curtain.worker"), spill: SpillSettings?,
-        sealer: Sealer?, maxEntryBytes: Int = CloudConfiguration.defaultMaxPayload
+        sealer: Sealer?, maxEntryBytes: Int = CloudConfiguration.defaultMaxPayload, heartbeat: WorkerHeartbeat? = nil,
+        cache: SharedValueCache = .process
     ) {
         self.maxEntryBytes = maxEntryBytes
+        self.heartbeat = heartbeat
+        self.cache = cache
+        if heartbeat != nil { cache.trackHoldings() }
         self.spill = spill
         self.sealer = sealer
         self.stuckGrace = stuckGrace
@@ -89,6 +113,9 @@ public struct WorkerLoop: Sendable {
         while !Task.isCancelled && !draining {
             do {
                 try await client.withDedicatedConnection { connection in
+                    if let heartbeat, let id = try await connection.send(RESPCommand("CLIENT", "ID")).int {
+                        try await heartbeat.announce(connection: id)
+                    }
                     if !announced {
                         _ = try await connection.pipeline([
                             RESPCommand("RPUSH", keys.ready, workerID), RESPCommand("PEXPIRE", keys.ready, 60_000),
@@ -159,34 +186,97 @@ public struct WorkerLoop: Sendable {
     }
 
     /// Hands back whatever this worker still holds, with a connection of its own (after ``run()`` ended,
-    /// before the process exits), and removes its heartbeat.
+    /// before the process exits), and removes its heartbeat; then hands back the tasks placed on its own
+    /// queue (no driver places more once the heartbeat is gone).
     public func handBackAll() async throws -> Int {
         try await client.withDedicatedConnection { connection in
             try await sendUnsent(on: connection, checked: false)
-            let count = try await handBack(connection)
+            var count = try await handBack(connection)
             _ = try await connection.pipeline([
                 RESPCommand("DEL", keys.worker(workerID)), RESPCommand("SREM", keys.workers, workerID),
             ])
+            let own = keys.ownQueue(worker: workerID)
+            while try await connection.send(RESPCommand("LMOVE", own, keys.queue, "RIGHT", "LEFT")).buffer != nil { count += 1 }
+            _ = try await connection.send(RESPCommand("SREM", keys.placed, workerID))
             return count
         }
     }
 
-    /// Takes and runs at most `batch` tasks; returns how many envelopes it took (0 after a 1 s wait on an
-    /// empty queue).
+    /// Takes up to `batch` envelopes into this worker's in-flight list: from its own queue first (tasks
+    /// placed here), then from the shared queue (waiting up to a second for one), and with both empty,
+    /// from the tail of the longest own queue of another worker.
+    func take(_ connection: RESPConnection, batch: Int) async throws -> [ByteBuffer] {
+        let inflight = keys.inflight(worker: workerID)
+        let fromOwn = RESPCommand("LMOVE", keys.ownQueue(worker: workerID), inflight, "LEFT", "RIGHT")
+        let fromShared = RESPCommand("LMOVE", keys.queue, inflight, "LEFT", "RIGHT")
+        let holds = state.holds.load(ordering: .relaxed)
+        var taken: [ByteBuffer] = []
+        // Tasks placed here come first.
+        if state.ownPending.load(ordering: .relaxed) || (batch == 1 && holds) {
+            taken = try await connection.pipeline(Array(repeating: fromOwn, count: batch)).compactMap(\.buffer)
+            state.ownPending.store(taken.count == batch, ordering: .relaxed)
+            if taken.count == batch { return taken }
+            if !taken.isEmpty {
+                taken += try await connection.pipeline(Array(repeating: fromShared, count: batch - taken.count)).compactMap(\.buffer)
+                return taken
+            }
+        }
+        if state.stealing.load(ordering: .relaxed) {
+            // Busy stealing: no waiting on the shared queue, which was empty a moment ago.
+            taken = try await connection.pipeline(Array(repeating: fromShared, count: batch)).compactMap(\.buffer)
+            if !taken.isEmpty { return taken }
+        } else {
+            let wait = state.placementSeen.load(ordering: .relaxed) ? "0.25" : "1"
+            if let first = try await connection.send(RESPCommand("BLMOVE", keys.queue, inflight, "LEFT", "RIGHT", wait)).buffer {
+                taken = [first]
+                var more = Array(repeating: fromShared, count: batch - 1)
+                // A worker that drivers may place tasks on looks at its own queue with every batch.
+                if holds && batch > 1 { more.append(fromOwn) }
+                if !more.isEmpty {
+                    let replies = try await connection.pipeline(more)
+                    if holds && batch > 1 && replies.last?.buffer != nil { state.ownPending.store(true, ordering: .relaxed) }
+                    taken += replies.compactMap(\.buffer)
+                }
+                return taken
+            }
+            // Waited in vain, or woken by a driver that placed tasks here (`CLIENT UNBLOCK`).
+            taken = try await connection.pipeline(Array(repeating: fromOwn, count: batch)).compactMap(\.buffer)
+            if !taken.isEmpty {
+                state.ownPending.store(taken.count == batch, ordering: .relaxed)
+                return taken
+            }
+        }
+        let stolen = try await steal(connection, batch: batch)
+        state.stealing.store(!stolen.isEmpty, ordering: .relaxed)
+        // While stealing, the own queue is looked at before each steal.
+        if !stolen.isEmpty { state.ownPending.store(true, ordering: .relaxed) }
+        return stolen
+    }
+
+    /// Moves up to `batch` tasks (at most half of what waits there, at least one) from the tail of the
+    /// longest own queue of another worker into this worker's in-flight list.
+    private func steal(_ connection: RESPConnection, batch: Int) async throws -> [ByteBuffer] {
+        let others = (try await connection.send(RESPCommand("SMEMBERS", keys.placed)).array ?? [])
+            .compactMap(\.string).filter { $0 != workerID }
+        state.placementSeen.store(!others.isEmpty, ordering: .relaxed)
+        guard !others.isEmpty else { return [] }
+        let lengths = try await connection.pipeline(others.map { RESPCommand("LLEN", keys.ownQueue(worker: $0)) }).map { $0.int ?? 0 }
+        guard let longest = lengths.indices.max(by: { lengths[$0] < lengths[$1] }), lengths[longest] > 0 else { return [] }
+        let count = min(batch, max(1, lengths[longest] / 2))
+        let victim = RESPCommand("LMOVE", keys.ownQueue(worker: others[longest]), keys.inflight(worker: workerID), "RIGHT", "RIGHT")
+        return try await connection.pipeline(Array(repeating: victim, count: count)).compactMap(\.buffer)
+    }
+
+    /// Takes and runs at most `batch` tasks; returns how many envelopes it took (0 after a wait of up to a
+    /// second on empty queues).
     ///
     /// - Throws: ``WorkerStuckError`` after a timed-out function ignored cancellation for `stuckGrace`: the
     ///   batch's answered tasks are acknowledged and its unrun ones put back on the queue first, so the
     ///   process can be replaced without losing or charging anything.
     func step(_ connection: RESPConnection, batch: Int) async throws -> Int {
         let inflight = keys.inflight(worker: workerID)
-        let first = try await connection.send(RESPCommand("BLMOVE", keys.queue, inflight, "LEFT", "RIGHT", 1))
-        guard let firstBytes = first.buffer else { return 0 }
-        var taken = [firstBytes]
-        if batch > 1 {
-            let more = try await connection.pipeline(
-                Array(repeating: RESPCommand("LMOVE", keys.queue, inflight, "LEFT", "RIGHT"), count: batch - 1))
-            taken += more.compactMap(\.buffer)
-        }
+        let taken = try await take(connection, batch: batch)
+        guard !taken.isEmpty else { return 0 }
         var envelopes: [(raw: ByteBuffer, envelope: TaskEnvelope?)] = []
         for raw in taken {
             do {
@@ -267,6 +357,17 @@ public struct WorkerLoop: Sendable {
         }
         // A job whose driver vanished must not leave its results behind forever: one expiry per job per batch.
         for key in resultKeys { replies.append(RESPCommand("PEXPIRE", key, 24 * 3600 * 1000)) }
+        // What the cache now holds, for drivers placing tasks (with the answers: none is sent alone).
+        if heartbeat != nil, !replies.isEmpty {
+            let changes = cache.takeHoldingChanges()
+            for hash in changes.added {
+                let holders = keys.holders(SharedRef.hex(hash))
+                replies.append(RESPCommand("SADD", holders, workerID))
+                replies.append(RESPCommand("PEXPIRE", holders, Int(SharedValueShelf.storeLifetime.wholeMilliseconds)))
+            }
+            for hash in changes.dropped { replies.append(RESPCommand("SREM", keys.holders(SharedRef.hex(hash)), workerID)) }
+            if !changes.added.isEmpty { state.holds.store(true, ordering: .relaxed) }
+        }
         Self.tasksDone.add(answered, ordering: .relaxed)
         guard !replies.isEmpty else { return taken.count }
         // All or nothing (a store out of memory refuses the results but would still have let the in-flight

@@ -60,6 +60,8 @@ struct Job<F: RemoteFunction> {
         var retriesUsed: Int
         /// Times the task was sent again because a worker could not fetch a shared value.
         var reshared = 0
+        /// The hash of the largest shared value the task needs (it is placed near a worker holding it).
+        var near: [UInt8]?
     }
 
     let jobID: String
@@ -203,20 +205,23 @@ struct Job<F: RemoteFunction> {
         }
         let captures = try await spillCaptures(encoded.bytes)
         var envelopes: [TaskEnvelope] = []
+        var near: [[UInt8]?] = []
         envelopes.reserveCapacity(tasks.count)
         for task in tasks {
+            let hash = encoded.shared.isEmpty && task.input.shared.isEmpty ? nil : Placement.nearest(encoded.shared, task.input.shared)
             var input = task.input.bytes
             if let spill = context.spill, input.count > spill.threshold {
                 input = try await Spill.store(input, as: Spill.prefix(job: jobID) + "in-\(task.index)", in: spill.storage)
                 spilled = true
             }
-            pending[task.index] = Pending(captures: captures, input: input, attempt: 1, retriesUsed: 0)
+            pending[task.index] = Pending(captures: captures, input: input, attempt: 1, retriesUsed: 0, near: hash)
             submitted = Swift.max(submitted, task.index + 1)
             if task.index < already { continue }
             envelopes.append(envelope(index: task.index, captures: captures, input: input, attempt: 1))
+            near.append(hash)
             statistics.bytesSent += captures.count + input.count
         }
-        if !envelopes.isEmpty { try await transport.submit(envelopes) }
+        if !envelopes.isEmpty { try await transport.submit(envelopes, near: near) }
     }
 
     /// An input as an error message shows it: JSON as is, a binary payload decoded and described.
@@ -276,6 +281,7 @@ struct Job<F: RemoteFunction> {
         try Task.checkCancellation()
         var ended: [(index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)] = []
         var again: [TaskEnvelope] = []
+        var againNear: [[UInt8]?] = []
         var reshare = false
         for result in results {
             if case .success(let bytes) = result.payload, bytes.readableBytesView.first == Spill.marker { spilled = true }
@@ -307,6 +313,7 @@ struct Job<F: RemoteFunction> {
                 reshare = true
                 again.append(envelope(
                     index: result.index, captures: task.captures, input: task.input, attempt: task.attempt, crashes: task.crashes))
+                againNear.append(task.near)
                 continue
             }
             progress?.failures.add(1, ordering: .relaxed)
@@ -320,6 +327,7 @@ struct Job<F: RemoteFunction> {
                 again.append(envelope(
                     index: result.index, captures: task.captures, input: task.input, attempt: task.attempt,
                     crashes: task.crashes))
+                againNear.append(task.near)
             } else {
                 pending[result.index] = nil
                 statistics.failed += 1
@@ -334,7 +342,7 @@ struct Job<F: RemoteFunction> {
             shelf.forget(Array(shared.values))
             try await shareValues(Array(shared.values))
         }
-        if !again.isEmpty { try await transport.submit(again) }
+        if !again.isEmpty { try await transport.submit(again, near: againNear) }
         await transport.progress(statistics, submitted: Int(submitted))
         return ended
     }

@@ -9,6 +9,9 @@ import Synchronization
 protocol JobTransport: Sendable {
     /// Hands tasks over to be run.
     func submit(_ envelopes: [TaskEnvelope]) async throws
+    /// Hands tasks over to be run, each preferably by a worker that holds the shared value of hash
+    /// `near[i]` (see ``Placement``).
+    func submit(_ envelopes: [TaskEnvelope], near: [[UInt8]?]) async throws
     /// Waits (about a second at most) for results; returns an empty array if none came.
     func receive() async throws -> [TaskResult]
     /// Ends the job: tasks not yet run never run, late results are dropped.
@@ -23,6 +26,7 @@ protocol JobTransport: Sendable {
 }
 
 extension JobTransport {
+    func submit(_ envelopes: [TaskEnvelope], near: [[UInt8]?]) async throws { try await submit(envelopes) }
     func progress(_ statistics: JobStatistics, submitted: Int) async {}
     var alreadySubmitted: Int { 0 }
 }
@@ -56,6 +60,9 @@ final class StoreTransport: JobTransport {
     private let sealer: Sealer?
     /// The largest queue entry workers accept (``CloudConfiguration/maxPayloadBytes``).
     private let maxEntryBytes: Int
+    /// Whether tasks are placed on workers that hold the shared values they need
+    /// (``CloudConfiguration/placement``).
+    private let placement: Bool
     /// How long the store may be unreachable before the job fails.
     static let outageLimit: Duration = .seconds(60)
     /// How long without a result before the job looks for a reason.
@@ -102,9 +109,11 @@ final class StoreTransport: JobTransport {
     ///   function; store errors.
     init(
         client: RESPClient, buildID: String, jobID name: String, function: String = "", sealer: Sealer? = nil,
-        durable: Bool = false, sharedStore: Bool = false, maxEntryBytes: Int = CloudConfiguration.defaultMaxPayload
+        durable: Bool = false, sharedStore: Bool = false, maxEntryBytes: Int = CloudConfiguration.defaultMaxPayload,
+        placement: Bool = true
     ) async throws {
         self.sealer = sealer
+        self.placement = placement
         self.client = client
         self.maxEntryBytes = maxEntryBytes
         let keys = StoreKeys(buildID: buildID)
@@ -176,33 +185,139 @@ final class StoreTransport: JobTransport {
     }
 
     func submit(_ envelopes: [TaskEnvelope]) async throws {
+        try await push(entries(envelopes), of: envelopes, to: keys.queue)
+    }
+
+    func submit(_ envelopes: [TaskEnvelope], near: [[UInt8]?]) async throws {
+        guard placement, near.contains(where: { $0 != nil }) else { return try await submit(envelopes) }
+        // Placing is an optimization: if the store cannot say who holds what, the tasks go to the shared queue.
+        guard let plan = try? await Self.plan(near: near, keys: keys, client: client), plan.placesAny else {
+            return try await submit(envelopes)
+        }
+        let sealed = try entries(envelopes)
+        var shared: [ByteBuffer] = []
+        var placed = [[ByteBuffer]](repeating: [], count: plan.targets.count)
+        for (entry, target) in zip(sealed, plan.assignments) {
+            if let target { placed[target].append(entry) } else { shared.append(entry) }
+        }
+        var commands = pushCommands(shared, to: keys.queue)
+        var woken: [Int] = []
+        for (target, entries) in zip(plan.targets, placed) where !entries.isEmpty {
+            commands += pushCommands(entries, to: keys.ownQueue(worker: target.worker))
+            commands.append(RESPCommand("SADD", keys.placed, target.worker))
+            if let id = target.connection { woken.append(id) }
+        }
+        commands += durableRecord(envelopes)
+        // Watching the targets' heartbeats: a worker that dies (or drains) meanwhile has its heartbeat
+        // deleted, the transaction is dropped, and the tasks go to the shared queue instead.
+        let watched = plan.targets.indices.filter { !placed[$0].isEmpty }.map { keys.worker(plan.targets[$0].worker) as any RESPArgument }
+        let applied: Bool
+        do {
+            applied = try await client.withDedicatedConnection { connection in
+                _ = try await connection.send(RESPCommand("WATCH", arguments: watched))
+                let alive = try await connection.pipeline(watched.map { RESPCommand("EXISTS", $0) })
+                guard alive.allSatisfy({ $0.int == 1 }) else {
+                    _ = try await connection.send(RESPCommand("UNWATCH"))
+                    return false
+                }
+                let replies = try await connection.pipeline([RESPCommand("MULTI")] + commands + [RESPCommand("EXEC")])
+                try WorkerLoop.check(replies)
+                return replies.last?.isNull != true
+            }
+        } catch let error as RESPError where error.isTransient {
+            // Whether the transaction ran is unknown: sent again through the shared queue (a task pushed
+            // twice is answered twice, the first answer winning).
+            applied = false
+        }
+        guard applied else { return try await submit(envelopes) }
+        state.withLock { $0.outageSince = nil }
+        // Wake the targets if they are waiting on the shared queue (best effort: a worker also looks at its
+        // own queue after every wait and, once it holds values, with every batch).
+        if !woken.isEmpty {
+            _ = try? await client.pipeline(woken.map { RESPCommand("CLIENT", "UNBLOCK", $0) })
+        }
+    }
+
+    /// Who holds the values `near` names, among live workers, and where each task goes; `nil` when no
+    /// task's value has a live holder.
+    static func plan(near: [[UInt8]?], keys: StoreKeys, client: RESPClient) async throws -> Placement? {
+        let hashes = Array(Set(near.compactMap { $0 }))
+        let replies = try await client.pipeline(
+            [RESPCommand("SMEMBERS", keys.workers)] + hashes.map { RESPCommand("SMEMBERS", keys.holders(SharedRef.hex($0))) })
+        let live = Set((replies[0].array ?? []).compactMap(\.string))
+        var holding: [[UInt8]: [String]] = [:]
+        for (hash, reply) in zip(hashes, replies.dropFirst()) {
+            let workers = (reply.array ?? []).compactMap(\.string).filter(live.contains)
+            if !workers.isEmpty { holding[hash] = workers }
+        }
+        let candidates = Array(Set(holding.values.joined()))
+        guard !candidates.isEmpty else { return nil }
+        var commands: [RESPCommand] = []
+        for worker in candidates {
+            commands.append(RESPCommand("HGET", keys.worker(worker), "conn"))
+            commands.append(RESPCommand("LLEN", keys.ownQueue(worker: worker)))
+        }
+        let details = try await client.pipeline(commands)
+        var targets: [Placement.Target] = []
+        var index: [String: Int] = [:]
+        for (n, worker) in candidates.enumerated() {
+            // Only a worker whose loop announced its connection looks at its own queue for sure.
+            guard let text = details[2 * n].string, let connection = Int(text) else { continue }
+            index[worker] = targets.count
+            targets.append(Placement.Target(worker: worker, connection: connection, waiting: details[2 * n + 1].int ?? 0))
+        }
+        guard !targets.isEmpty else { return nil }
+        let holders = holding.mapValues { $0.compactMap { index[$0] } }
+        return Placement(near: near, holders: holders, targets: targets, liveWorkers: live.count)
+    }
+
+    /// The envelopes sealed as queue entries, each checked against the workers' limit.
+    private func entries(_ envelopes: [TaskEnvelope]) throws -> [ByteBuffer] {
+        var entries: [ByteBuffer] = []
+        entries.reserveCapacity(envelopes.count)
+        for envelope in envelopes {
+            let entry = Sealer.seal(try envelope.encoded(), with: sealer)
+            guard entry.readableBytes <= maxEntryBytes else {
+                throw InputEncodingError(
+                    function: envelope.function, index: Int(envelope.index),
+                    message: "its task is \(entry.readableBytes) bytes with the function value, over the limit of \(maxEntryBytes) (CURTAIN_MAX_PAYLOAD_BYTES) that workers accept")
+            }
+            entries.append(entry)
+        }
+        return entries
+    }
+
+    /// `RPUSH`es of `entries` to `key`, in chunks.
+    private func pushCommands(_ entries: [ByteBuffer], to key: String) -> [RESPCommand] {
         var commands: [RESPCommand] = []
         var start = 0
-        while start < envelopes.count {
-            let end = min(start + pushChunk, envelopes.count)
-            var arguments: [any RESPArgument] = [keys.queue]
+        while start < entries.count {
+            let end = min(start + pushChunk, entries.count)
+            var arguments: [any RESPArgument] = [key]
             arguments.reserveCapacity(end - start + 1)
-            for envelope in envelopes[start..<end] {
-                let entry = Sealer.seal(try envelope.encoded(), with: sealer)
-                guard entry.readableBytes <= maxEntryBytes else {
-                    throw InputEncodingError(
-                        function: envelope.function, index: Int(envelope.index),
-                        message: "its task is \(entry.readableBytes) bytes with the function value, over the limit of \(maxEntryBytes) (CURTAIN_MAX_PAYLOAD_BYTES) that workers accept")
-                }
-                arguments.append(entry)
-            }
+            for entry in entries[start..<end] { arguments.append(entry) }
             commands.append(RESPCommand("RPUSH", arguments: arguments))
             start = end
         }
-        if durable {
-            // The pushes and the record of how far they got, atomically: a driver that dies between two
-            // submissions leaves a record a new one can trust.
-            let high = state.withLock { state -> Int in
-                state.highWater = max(state.highWater, Int((envelopes.map(\.index).max() ?? 0) + 1))
-                return state.highWater
-            }
-            commands = [RESPCommand("MULTI")] + commands + record.commands(submitted: high) + [RESPCommand("EXEC")]
+        return commands
+    }
+
+    /// For a named job: the record of how far its submissions got (to go in the same transaction as the
+    /// pushes, so a driver that dies between two submissions leaves a record a new one can trust).
+    private func durableRecord(_ envelopes: [TaskEnvelope]) -> [RESPCommand] {
+        guard durable else { return [] }
+        let high = state.withLock { state -> Int in
+            state.highWater = max(state.highWater, Int((envelopes.map(\.index).max() ?? 0) + 1))
+            return state.highWater
         }
+        return record.commands(submitted: high)
+    }
+
+    /// Pushes `entries` (of `envelopes`) to `key`, with a named job's record atomically, riding out a store
+    /// outage.
+    private func push(_ entries: [ByteBuffer], of envelopes: [TaskEnvelope], to key: String) async throws {
+        var commands = pushCommands(entries, to: key)
+        if durable { commands = [RESPCommand("MULTI")] + commands + durableRecord(envelopes) + [RESPCommand("EXEC")] }
         while true {
             do {
                 let replies = durable

@@ -154,7 +154,10 @@ struct SharedRef: Sendable, Hashable {
     var place: Place
 
     /// The hash in hexadecimal.
-    var hex: String {
+    var hex: String { Self.hex(hash) }
+
+    /// A hash in hexadecimal.
+    static func hex(_ hash: [UInt8]) -> String {
         var text = ""
         text.reserveCapacity(64)
         for byte in hash {

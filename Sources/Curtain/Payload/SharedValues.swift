@@ -62,6 +62,11 @@ final class SharedValueCache: Sendable {
         var used = 0
         var tick: UInt64 = 0
         var inFlight: [[UInt8]: Task<[UInt8], any Error>] = [:]
+        /// Whether changes to what is held are recorded (a worker announces them to drivers).
+        var tracking = false
+        /// Values kept, and values let go, since the changes were last taken.
+        var added: Set<[UInt8]> = []
+        var dropped: Set<[UInt8]> = []
     }
 
     let limit: Int
@@ -93,6 +98,10 @@ final class SharedValueCache: Sendable {
             if entry.cost == 0 {
                 entry.cost = max(cost, 1)
                 state.used += entry.cost
+                if state.tracking {
+                    state.added.insert(hash)
+                    state.dropped.remove(hash)
+                }
             }
             entry.values[type] = value
             entry.lastUse = state.tick
@@ -106,7 +115,32 @@ final class SharedValueCache: Sendable {
             guard let oldest = state.entries.filter({ $0.key != hash }).min(by: { $0.value.lastUse < $1.value.lastUse }) else { break }
             state.used -= oldest.value.cost
             state.entries[oldest.key] = nil
+            if state.tracking {
+                state.added.remove(oldest.key)
+                state.dropped.insert(oldest.key)
+            }
         }
+    }
+
+    /// Starts recording which values this cache keeps and lets go (see ``takeHoldingChanges()``).
+    func trackHoldings() {
+        state.withLock { $0.tracking = true }
+    }
+
+    /// The hashes of the values kept, and of those let go, since the last call (only while tracking).
+    func takeHoldingChanges() -> (added: [[UInt8]], dropped: [[UInt8]]) {
+        state.withLock { state in
+            defer {
+                state.added = []
+                state.dropped = []
+            }
+            return (Array(state.added), Array(state.dropped))
+        }
+    }
+
+    /// Whether the value of `hash` is kept decoded here.
+    func holds(_ hash: [UInt8]) -> Bool {
+        state.withLock { $0.entries[hash] != nil }
     }
 
     /// The bytes of `ref`, fetched once however many tasks of this process ask at the same time; and
@@ -125,6 +159,10 @@ final class SharedValueCache: Sendable {
     /// Empties the cache (tests).
     func removeAll() {
         state.withLock { state in
+            if state.tracking {
+                state.dropped.formUnion(state.entries.keys)
+                state.added = []
+            }
             state.entries = [:]
             state.used = 0
         }

@@ -40,8 +40,10 @@ public struct ClusterStatus: Sendable, Codable, Hashable {
         public var build: String
         /// The store key (what an autoscaler watches, e.g. KEDA's `listName`).
         public var key: String
-        /// Tasks waiting.
+        /// Tasks waiting in the shared queue.
         public var depth: Int
+        /// Tasks waiting on workers' own queues (placed near the shared values they need).
+        public var placed: Int
     }
 
     /// A job whose driver is running it.
@@ -132,12 +134,19 @@ public struct ClusterStatus: Sendable, Codable, Hashable {
             let depths = try await client.pipeline(queueKeys.map { RESPCommand("LLEN", $0) })
             for (key, depth) in zip(queueKeys, depths) {
                 guard let build = build(of: key) else { continue }
-                queues.append(Queue(build: build, key: key, depth: depth.int ?? 0))
+                queues.append(Queue(build: build, key: key, depth: depth.int ?? 0, placed: 0))
             }
         }
         // Builds whose workers are up but whose queue is empty (an empty list does not exist) show too.
         for build in Set(workers.map(\.build)) where !queues.contains(where: { $0.build == build }) {
-            queues.append(Queue(build: build, key: StoreKeys(buildID: build).queue, depth: 0))
+            queues.append(Queue(build: build, key: StoreKeys(buildID: build).queue, depth: 0, placed: 0))
+        }
+        for index in queues.indices {
+            let keys = StoreKeys(buildID: queues[index].build)
+            let owners = (try await client.send(RESPCommand("SMEMBERS", keys.placed)).array ?? []).compactMap(\.string)
+            guard !owners.isEmpty else { continue }
+            let lengths = try await client.pipeline(owners.map { RESPCommand("LLEN", keys.ownQueue(worker: $0)) })
+            queues[index].placed = lengths.reduce(0) { $0 + ($1.int ?? 0) }
         }
         queues.sort { $0.build < $1.build }
 

@@ -23,30 +23,44 @@ struct DeadLetter: Codable, Sendable, Hashable {
 
 /// Puts a dead worker's in-flight tasks back on the queue, or gives up on them.
 enum TaskRecovery {
-    /// Recovers the in-flight list of `workerID`, atomically (`WATCH`/`MULTI`): when several processes
-    /// notice the same death, exactly one recovers its tasks.
+    /// Recovers the in-flight list of `workerID`, and its own queue, atomically (`WATCH`/`MULTI`): when
+    /// several processes notice the same death, exactly one recovers its tasks.
     ///
     /// Only a task that was alone in the worker's hands is charged the crash: when it held several (a
     /// batch), none is known to be guilty, so all go back uncharged and marked suspect, and each then runs
     /// alone, where a second crash names its culprit. A task charged `1 + crashRetries` crashes is answered
-    /// as ``RemoteFailure/Kind/crashed`` and recorded as a ``DeadLetter``.
+    /// as ``RemoteFailure/Kind/crashed`` and recorded as a ``DeadLetter``. The tasks placed on the worker's
+    /// own queue (never taken) go back to the shared queue as they were, behind the in-flight ones.
+    ///
+    /// `forget` (for a process known to be dead, not just silent) also removes its heartbeat, so that no
+    /// driver places tasks on it any more (a driver's placement watches the heartbeat).
     ///
     /// - Returns: the tasks put back and those given up on; `nil` if another process recovered them first.
     @discardableResult
     static func recover(
-        workerID: String, how: String, keys: StoreKeys, crashRetries: Int, client: RESPClient, sealer: Sealer? = nil
+        workerID: String, how: String, keys: StoreKeys, crashRetries: Int, client: RESPClient, sealer: Sealer? = nil,
+        forget: Bool = false
     ) async throws -> (requeued: Int, givenUp: Int)? {
         let inflight = keys.inflight(worker: workerID)
+        let own = keys.ownQueue(worker: workerID)
         return try await client.withDedicatedConnection { connection in
-            _ = try await connection.send(RESPCommand("WATCH", inflight))
-            let taken = (try await connection.send(RESPCommand("LRANGE", inflight, 0, -1)).array ?? []).compactMap(\.buffer)
-            guard !taken.isEmpty else {
-                _ = try await connection.send(RESPCommand("UNWATCH"))
-                return (0, 0)
+            _ = try await connection.send(RESPCommand("WATCH", inflight, own))
+            let lists = try await connection.pipeline([RESPCommand("LRANGE", inflight, 0, -1), RESPCommand("LRANGE", own, 0, -1)])
+            let taken = (lists[0].array ?? []).compactMap(\.buffer)
+            let placed = (lists[1].array ?? []).compactMap(\.buffer)
+            var commands: [RESPCommand] = [RESPCommand("MULTI")]
+            // The placed tasks first, each to the head: the in-flight ones then go in front of them.
+            if !placed.isEmpty {
+                commands.append(RESPCommand("LPUSH", arguments: [keys.queue as any RESPArgument] + placed.reversed().map { $0 as any RESPArgument }))
+            }
+            commands.append(RESPCommand("DEL", own))
+            commands.append(RESPCommand("SREM", keys.placed, workerID))
+            if forget {
+                commands.append(RESPCommand("DEL", keys.worker(workerID)))
+                commands.append(RESPCommand("SREM", keys.workers, workerID))
             }
             let alone = taken.count == 1
-            var commands: [RESPCommand] = [RESPCommand("MULTI")]
-            var counts = (requeued: 0, givenUp: 0)
+            var counts = (requeued: placed.count, givenUp: 0)
             for raw in taken.reversed() {
                 // An entry that is not to be trusted is dropped with the list.
                 guard let opened = try? Sealer.open(raw, with: sealer), var envelope = try? TaskEnvelope(decoding: opened) else { continue }
@@ -111,7 +125,9 @@ final class TaskReaper: Sendable {
     /// heartbeat lapsed have their in-flight tasks recovered and leave the set. No keyspace scan, so it
     /// stays cheap on a big shared store.
     static func sweep(client: RESPClient, keys: StoreKeys, crashRetries: Int, sealer: Sealer?, logger: Logger) async throws {
-        let workers = (try await client.send(RESPCommand("SMEMBERS", keys.workers)).array ?? []).compactMap(\.string)
+        // The registered workers, and any worker with an own queue (a driver may have placed tasks on a
+        // worker that died between its check and its push).
+        let workers = (try await client.send(RESPCommand("SUNION", keys.workers, keys.placed)).array ?? []).compactMap(\.string)
         guard !workers.isEmpty else { return }
         let alive = try await client.pipeline(workers.map { RESPCommand("EXISTS", keys.worker($0)) })
         for (worker, beat) in zip(workers, alive) where beat.int == 0 {
@@ -158,11 +174,24 @@ final class WorkerHeartbeat: Sendable {
         self.buildID = keys.buildID
     }
 
+    /// The store's id for the worker loop's connection (`CLIENT ID`), written with every beat as `conn`:
+    /// a driver that places tasks on this worker's own queue wakes the loop with `CLIENT UNBLOCK`.
+    private let connection = Mutex<Int?>(nil)
+
+    /// Records the worker loop's connection id and beats at once, so drivers can wake the loop.
+    func announce(connection id: Int) async throws {
+        connection.withLock { $0 = id }
+        try await beat()
+    }
+
     func beat() async throws {
+        var fields: [any RESPArgument] = [
+            key, "host", Self.hostName(), "pid", Int(getpid()), "build", buildID,
+            "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000,
+        ]
+        if let id = connection.withLock({ $0 }) { fields += ["conn", id] }
         _ = try await client.keeper.pipeline([
-            RESPCommand(
-                "HSET", key, "host", Self.hostName(), "pid", Int(getpid()), "build", buildID,
-                "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000),
+            RESPCommand("HSET", arguments: fields),
             RESPCommand("PEXPIRE", key, Int((ttl * 0.9).wholeMilliseconds)),
             RESPCommand("SADD", workers, workerID),
         ])

@@ -165,9 +165,11 @@ public final class WorkerLauncher: Service, Sendable {
         let ids = state.withLock { $0.workers.map { $0.id } }
         var commands = [RESPCommand("LLEN", keys.queue)]
         commands += ids.map { RESPCommand("LLEN", keys.inflight(worker: $0)) }
+        // Tasks placed on the workers' own queues wait too.
+        commands += ids.map { RESPCommand("LLEN", keys.ownQueue(worker: $0)) }
         let replies = try await client.pipeline(commands)
-        let depth = replies[0].int ?? 0
-        let busy = replies.dropFirst().contains { ($0.int ?? 0) > 0 }
+        let depth = (replies[0].int ?? 0) + replies.suffix(ids.count).reduce(0) { $0 + ($1.int ?? 0) }
+        let busy = replies.dropFirst().prefix(ids.count).contains { ($0.int ?? 0) > 0 }
         let now = clock.now
         let idleFor = idleSince.withLock { since in
             if depth > 0 || busy { since = now }

@@ -187,7 +187,8 @@ actor WorkerProcesses {
     /// (see ``TaskRecovery/recover(workerID:how:keys:crashRetries:client:)``).
     private func recover(workerID: String, how: String) async throws {
         let counts = try await TaskRecovery.recover(
-            workerID: workerID, how: "process \(how)", keys: keys, crashRetries: crashRetries, client: client, sealer: sealer)
+            workerID: workerID, how: "process \(how)", keys: keys, crashRetries: crashRetries, client: client, sealer: sealer,
+            forget: true)
         requeued += counts?.requeued ?? 0
     }
 
@@ -309,13 +310,15 @@ enum WorkerRole {
             // Shared values come from the store (and object stores): checked against their hash when tasks
             // are signed, since the hash is then their only proof.
             spill.place = SharedValuePlace(client: client, verify: configuration.secret != nil)
-            let loop = WorkerLoop(
-                client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill,
-                sealer: configuration.secret.map(Sealer.init(secret:)), maxEntryBytes: configuration.maxPayloadBytes)
             // The heartbeat says this worker's in-flight tasks are still its own; it is written before the
             // first task is taken.
             let heartbeat = WorkerHeartbeat(
                 client: client, keys: StoreKeys(buildID: buildID), workerID: workerID, ttl: configuration.heartbeatTTL)
+            // With a heartbeat, the loop says which shared values it holds, so drivers place tasks near them.
+            let loop = WorkerLoop(
+                client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill,
+                sealer: configuration.secret.map(Sealer.init(secret:)), maxEntryBytes: configuration.maxPayloadBytes,
+                heartbeat: heartbeat)
             try await heartbeat.beat()
             heartbeat.start()
             logger.info("worker ready", metadata: ["worker": "\(workerID)", "build": "\(buildID)", "store": "\(RESPConfiguration.redacted(url: url))"])

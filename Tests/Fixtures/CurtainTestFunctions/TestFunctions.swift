@@ -355,6 +355,7 @@ public let allTestFunctions: [any RemoteFunction.Type] = [
     CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self, FillSlice.self,
     AddThroughReplica.self, FeedTally.self, PartitionLines.self, SpillProbe.self, GatedSquare.self,
     HoldLockWhileSpinning.self, CapturedElement.self, __curtain_placedSquare.self, __curtain_halveEven.self,
+    PartitionSum.self,
 ]
 
 /// Reads one element of a captured array (large captures are shared by hash).
@@ -365,4 +366,12 @@ public struct CapturedElement: RemoteFunction {
     public init(values: [Double]) { self.values = values }
     /// `values[index % count]`.
     public func callAsFunction(_ index: Int) async throws -> Double { values[index % values.count] }
+}
+
+/// Sums one partition (a large input: shared by hash, so a worker that has it cached needs nothing more).
+public struct PartitionSum: RemoteFunction {
+    /// Creates the function.
+    public init() {}
+    /// The sum of the partition's values.
+    public func callAsFunction(_ partition: [Double]) async throws -> Double { partition.reduce(0, +) }
 }
