@@ -83,11 +83,13 @@ struct PlacementTests {
             #expect(second.map { String(buffer: $0) } == ["a2"])
             #expect(strings(try await client.send("LRANGE", keys.ownQueue(worker: "a"), 0, -1)) == ["a0", "a1"])
             #expect(strings(try await client.send("LRANGE", keys.inflight(worker: "thief"), 0, -1)) == ["a5", "a4", "a3", "a2"])
+            // With nothing of its own, the thief left the set of workers with own queues.
+            #expect(Set(strings(try await client.send("SMEMBERS", keys.placed))) == ["a", "b"])
         }
     }
 
     @Test(arguments: StoreKind.allCases)
-    func aDeadWorkersOwnQueueGoesBackBehindItsInFlightTasks(kind: StoreKind) async throws {
+    func aDeadWorkersOwnQueueAndInFlightTasksGoBack(kind: StoreKind) async throws {
         try await withTestStore(kind) { store in
             let client = try store.client()
             defer { Task { await client.close() } }
@@ -102,10 +104,12 @@ struct PlacementTests {
             let counts = try #require(
                 try await TaskRecovery.recover(workerID: "dead", how: "was killed", keys: keys, crashRetries: 3, client: client, forget: true))
             #expect(counts.requeued == 3 && counts.givenUp == 0)
+            // At the head, in order: the placed tasks, then the one it was running, then what was queued.
             let queue = (try await client.send("LRANGE", keys.queue, 0, -1).array ?? []).compactMap(\.buffer)
             #expect(queue.count == 4)
-            #expect(try TaskEnvelope(decoding: queue[0]).index == 7)
-            #expect(queue.dropFirst().map { String(buffer: $0) } == ["placed-1", "placed-2", "queued"])
+            #expect(queue.prefix(2).map { String(buffer: $0) } == ["placed-1", "placed-2"])
+            #expect(try TaskEnvelope(decoding: queue[2]).index == 7)
+            #expect(String(buffer: queue[3]) == "queued")
             #expect(try await client.send("EXISTS", keys.ownQueue(worker: "dead")).int == 0)
             #expect(strings(try await client.send("SMEMBERS", keys.placed)).isEmpty)
             // Forgotten: no driver places anything on it any more.
@@ -139,37 +143,42 @@ struct PlacementTests {
             let client = try store.client()
             defer { Task { await client.close() } }
             let keys = StoreKeys(buildID: "placement-driver")
-            // Three live workers; a and b announced their loops' connections; c holds nothing.
+            // Three live workers, each with its loop's connection and its process's token.
             _ = try await client.send("SADD", keys.workers, "a", "b", "c")
-            _ = try await client.send("HSET", keys.worker("a"), "conn", "1001")
-            _ = try await client.send("HSET", keys.worker("b"), "conn", "1002")
-            _ = try await client.send("HSET", keys.worker("c"), "conn", "1003")
-            // Value 1 is held by a (and by a dead worker), value 2 by everyone.
-            _ = try await client.send("SADD", keys.holders(SharedRef.hex(hash(1))), "a", "gone")
-            _ = try await client.send("SADD", keys.holders(SharedRef.hex(hash(2))), "a", "b", "c")
+            _ = try await client.send("HSET", keys.worker("a"), "conn", "1001", "token", "ta")
+            _ = try await client.send("HSET", keys.worker("b"), "conn", "1002", "token", "tb")
+            _ = try await client.send("HSET", keys.worker("c"), "conn", "1003", "token", "tc")
+            // Value 1 is held by a (and by a dead worker), value 2 by everyone; value 4 by an earlier
+            // process of b (another token: the live b does not hold it).
+            _ = try await client.send("SADD", keys.holders(SharedRef.hex(hash(1))), "a ta", "gone tg")
+            _ = try await client.send("SADD", keys.holders(SharedRef.hex(hash(2))), "a ta", "b tb", "c tc")
+            _ = try await client.send("SADD", keys.holders(SharedRef.hex(hash(4))), "b old")
             let transport = try await StoreTransport(client: client, buildID: keys.buildID, jobID: "job-placed")
-            let envelopes = (0..<4).map {
+            let envelopes = (0..<5).map {
                 TaskEnvelope(buildID: keys.buildID, jobID: "job-placed", index: UInt64($0), function: "Square", functionPayload: [], input: [])
             }
-            try await transport.submit(envelopes, near: [hash(1), hash(2), nil, hash(3)])
+            try await transport.submit(envelopes, near: [hash(1), hash(2), nil, hash(3), hash(4)])
             let own = (try await client.send("LRANGE", keys.ownQueue(worker: "a"), 0, -1).array ?? []).compactMap(\.buffer)
             #expect(try own.map { try TaskEnvelope(decoding: $0).index } == [0])
             let shared = (try await client.send("LRANGE", keys.queue, 0, -1).array ?? []).compactMap(\.buffer)
-            #expect(try shared.map { try TaskEnvelope(decoding: $0).index } == [1, 2, 3])
+            #expect(try shared.map { try TaskEnvelope(decoding: $0).index } == [1, 2, 3, 4])
             #expect(strings(try await client.send("SMEMBERS", keys.placed)) == ["a"])
+            #expect(try await client.send("EXISTS", keys.ownQueue(worker: "b")).int == 0)
 
-            // A holder whose heartbeat is gone gets nothing: the task goes to the shared queue.
+            // A holder that is draining (no `conn`) or whose heartbeat is gone gets nothing.
+            _ = try await client.send("HDEL", keys.worker("a"), "conn")
+            try await transport.submit([envelopes[0]], near: [hash(1)])
             _ = try await client.send("DEL", keys.worker("a"))
             try await transport.submit([envelopes[0]], near: [hash(1)])
             #expect(try await client.send("LLEN", keys.ownQueue(worker: "a")).int == 1)
-            #expect(try await client.send("LLEN", keys.queue).int == 4)
+            #expect(try await client.send("LLEN", keys.queue).int == 6)
 
             // Turned off, nothing is placed.
-            _ = try await client.send("HSET", keys.worker("a"), "conn", "1001")
+            _ = try await client.send("HSET", keys.worker("a"), "conn", "1001", "token", "ta")
             let unplaced = try await StoreTransport(client: client, buildID: keys.buildID, jobID: "job-unplaced", placement: false)
             try await unplaced.submit([envelopes[0]], near: [hash(1)])
             #expect(try await client.send("LLEN", keys.ownQueue(worker: "a")).int == 1)
-            #expect(try await client.send("LLEN", keys.queue).int == 5)
+            #expect(try await client.send("LLEN", keys.queue).int == 7)
             await transport.finish()
             await unplaced.finish()
         }

@@ -49,12 +49,12 @@ public struct WorkerLoop: Sendable {
         /// Whether the own queue may hold tasks (at start: one left from an earlier process of this id).
         let ownPending = Atomic<Bool>(true)
         /// Whether this worker has said it holds a shared value (drivers may then place tasks on it, so
-        /// it looks at its own queue with every batch).
+        /// each batch's answers ask how many wait on its own queue).
         let holds = Atomic<Bool>(false)
         /// Whether the last steal found tasks (the next step steals again before it waits).
         let stealing = Atomic<Bool>(false)
-        /// Whether other workers had own queues at the last look (an idle wait is then shorter, so a
-        /// backlog on one of them is stolen from sooner).
+        /// Whether another worker's own queue had tasks at the last look (an idle wait is then shorter,
+        /// so a backlog on one of them is stolen from sooner).
         let placementSeen = Atomic<Bool>(false)
     }
 
@@ -113,7 +113,8 @@ public struct WorkerLoop: Sendable {
         while !Task.isCancelled && !draining {
             do {
                 try await client.withDedicatedConnection { connection in
-                    if let heartbeat, let id = try await connection.send(RESPCommand("CLIENT", "ID")).int {
+                    // Placement is an optimization: a store that refuses `CLIENT ID` only means no wake-ups.
+                    if let heartbeat, let id = (try? await connection.send(RESPCommand("CLIENT", "ID")))?.int {
                         try await heartbeat.announce(connection: id)
                     }
                     if !announced {
@@ -152,6 +153,10 @@ public struct WorkerLoop: Sendable {
     /// batch goes back to the queue (to the head, in order), and ``run()`` returns.
     public func drain() {
         state.draining.store(true, ordering: .relaxed)
+        // No more tasks placed here: drivers see the worker withdrawn at once.
+        if let heartbeat {
+            Task(executorPreference: client.backgroundExecutor()) { await heartbeat.withdraw() }
+        }
     }
 
     private var draining: Bool { state.draining.load(ordering: .relaxed) }
@@ -209,10 +214,9 @@ public struct WorkerLoop: Sendable {
         let inflight = keys.inflight(worker: workerID)
         let fromOwn = RESPCommand("LMOVE", keys.ownQueue(worker: workerID), inflight, "LEFT", "RIGHT")
         let fromShared = RESPCommand("LMOVE", keys.queue, inflight, "LEFT", "RIGHT")
-        let holds = state.holds.load(ordering: .relaxed)
         var taken: [ByteBuffer] = []
         // Tasks placed here come first.
-        if state.ownPending.load(ordering: .relaxed) || (batch == 1 && holds) {
+        if state.ownPending.load(ordering: .relaxed) {
             taken = try await connection.pipeline(Array(repeating: fromOwn, count: batch)).compactMap(\.buffer)
             state.ownPending.store(taken.count == batch, ordering: .relaxed)
             if taken.count == batch { return taken }
@@ -229,13 +233,8 @@ public struct WorkerLoop: Sendable {
             let wait = state.placementSeen.load(ordering: .relaxed) ? "0.25" : "1"
             if let first = try await connection.send(RESPCommand("BLMOVE", keys.queue, inflight, "LEFT", "RIGHT", wait)).buffer {
                 taken = [first]
-                var more = Array(repeating: fromShared, count: batch - 1)
-                // A worker that drivers may place tasks on looks at its own queue with every batch.
-                if holds && batch > 1 { more.append(fromOwn) }
-                if !more.isEmpty {
-                    let replies = try await connection.pipeline(more)
-                    if holds && batch > 1 && replies.last?.buffer != nil { state.ownPending.store(true, ordering: .relaxed) }
-                    taken += replies.compactMap(\.buffer)
+                if batch > 1 {
+                    taken += try await connection.pipeline(Array(repeating: fromShared, count: batch - 1)).compactMap(\.buffer)
                 }
                 return taken
             }
@@ -256,11 +255,16 @@ public struct WorkerLoop: Sendable {
     /// Moves up to `batch` tasks (at most half of what waits there, at least one) from the tail of the
     /// longest own queue of another worker into this worker's in-flight list.
     private func steal(_ connection: RESPConnection, batch: Int) async throws -> [ByteBuffer] {
-        let others = (try await connection.send(RESPCommand("SMEMBERS", keys.placed)).array ?? [])
-            .compactMap(\.string).filter { $0 != workerID }
-        state.placementSeen.store(!others.isEmpty, ordering: .relaxed)
-        guard !others.isEmpty else { return [] }
+        // Its own queue is empty: it leaves the set thieves and reapers look at (a driver that places
+        // tasks here adds it again), so the set holds the workers with a backlog, not every worker ever.
+        let replies = try await connection.pipeline([RESPCommand("SREM", keys.placed, workerID), RESPCommand("SMEMBERS", keys.placed)])
+        let others = (replies[1].array ?? []).compactMap(\.string).filter { $0 != workerID }
+        guard !others.isEmpty else {
+            state.placementSeen.store(false, ordering: .relaxed)
+            return []
+        }
         let lengths = try await connection.pipeline(others.map { RESPCommand("LLEN", keys.ownQueue(worker: $0)) }).map { $0.int ?? 0 }
+        state.placementSeen.store(lengths.contains { $0 > 0 }, ordering: .relaxed)
         guard let longest = lengths.indices.max(by: { lengths[$0] < lengths[$1] }), lengths[longest] > 0 else { return [] }
         let count = min(batch, max(1, lengths[longest] / 2))
         let victim = RESPCommand("LMOVE", keys.ownQueue(worker: others[longest]), keys.inflight(worker: workerID), "RIGHT", "RIGHT")
@@ -357,16 +361,23 @@ public struct WorkerLoop: Sendable {
         }
         // A job whose driver vanished must not leave its results behind forever: one expiry per job per batch.
         for key in resultKeys { replies.append(RESPCommand("PEXPIRE", key, 24 * 3600 * 1000)) }
-        // What the cache now holds, for drivers placing tasks (with the answers: none is sent alone).
-        if heartbeat != nil, !replies.isEmpty {
+        // What the cache now holds, for drivers placing tasks (with the answers: none is sent alone), and,
+        // once drivers may place tasks here, how many wait on the own queue (the last reply).
+        var asksOwn = false
+        if let heartbeat, !replies.isEmpty {
             let changes = cache.takeHoldingChanges()
+            let member = workerID + " " + heartbeat.token
             for hash in changes.added {
                 let holders = keys.holders(SharedRef.hex(hash))
-                replies.append(RESPCommand("SADD", holders, workerID))
+                replies.append(RESPCommand("SADD", holders, member))
                 replies.append(RESPCommand("PEXPIRE", holders, Int(SharedValueShelf.storeLifetime.wholeMilliseconds)))
             }
-            for hash in changes.dropped { replies.append(RESPCommand("SREM", keys.holders(SharedRef.hex(hash)), workerID)) }
+            for hash in changes.dropped { replies.append(RESPCommand("SREM", keys.holders(SharedRef.hex(hash)), member)) }
             if !changes.added.isEmpty { state.holds.store(true, ordering: .relaxed) }
+            if state.holds.load(ordering: .relaxed) {
+                replies.append(RESPCommand("LLEN", keys.ownQueue(worker: workerID)))
+                asksOwn = true
+            }
         }
         Self.tasksDone.add(answered, ordering: .relaxed)
         guard !replies.isEmpty else { return taken.count }
@@ -375,8 +386,10 @@ public struct WorkerLoop: Sendable {
         // (see `resume`).
         let transaction = [RESPCommand("MULTI")] + replies + [RESPCommand("EXEC")]
         state.unsent.withLock { $0 = transaction }
-        try Self.check(try await connection.pipeline(transaction))
+        let outcome = try await connection.pipeline(transaction)
+        try Self.check(outcome)
         state.unsent.withLock { $0 = nil }
+        if asksOwn, let waiting = outcome.last?.array?.last?.int, waiting > 0 { state.ownPending.store(true, ordering: .relaxed) }
         if stuck != nil || draining {
             // Hand back what this batch did not run (tail first, each to the queue's head: order is kept).
             try await handBack(connection)

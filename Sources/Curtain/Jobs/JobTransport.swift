@@ -200,39 +200,44 @@ final class StoreTransport: JobTransport {
         for (entry, target) in zip(sealed, plan.assignments) {
             if let target { placed[target].append(entry) } else { shared.append(entry) }
         }
+        // One transaction: the pushes, and for each target whether it still offers itself (`conn` in its
+        // heartbeat). One that died or began draining meanwhile has its queue handed back right after
+        // (its supervisor or reaper, or its own hand-back, may also do it: each move is atomic).
         var commands = pushCommands(shared, to: keys.queue)
-        var woken: [Int] = []
+        var checks: [(target: Placement.Target, reply: Int)] = []
         for (target, entries) in zip(plan.targets, placed) where !entries.isEmpty {
             commands += pushCommands(entries, to: keys.ownQueue(worker: target.worker))
             commands.append(RESPCommand("SADD", keys.placed, target.worker))
-            if let id = target.connection { woken.append(id) }
+            checks.append((target, commands.count))
+            commands.append(RESPCommand("HEXISTS", keys.worker(target.worker), "conn"))
         }
         commands += durableRecord(envelopes)
-        // Watching the targets' heartbeats: a worker that dies (or drains) meanwhile has its heartbeat
-        // deleted, the transaction is dropped, and the tasks go to the shared queue instead.
-        let watched = plan.targets.indices.filter { !placed[$0].isEmpty }.map { keys.worker(plan.targets[$0].worker) as any RESPArgument }
-        let applied: Bool
+        let replies: [RESPValue]
         do {
-            applied = try await client.withDedicatedConnection { connection in
-                _ = try await connection.send(RESPCommand("WATCH", arguments: watched))
-                let alive = try await connection.pipeline(watched.map { RESPCommand("EXISTS", $0) })
-                guard alive.allSatisfy({ $0.int == 1 }) else {
-                    _ = try await connection.send(RESPCommand("UNWATCH"))
-                    return false
-                }
+            replies = try await client.withDedicatedConnection { connection in
                 let replies = try await connection.pipeline([RESPCommand("MULTI")] + commands + [RESPCommand("EXEC")])
                 try WorkerLoop.check(replies)
-                return replies.last?.isNull != true
+                return replies.last?.array ?? []
             }
         } catch let error as RESPError where error.isTransient {
             // Whether the transaction ran is unknown: sent again through the shared queue (a task pushed
             // twice is answered twice, the first answer winning).
-            applied = false
+            return try await submit(envelopes)
         }
-        guard applied else { return try await submit(envelopes) }
         state.withLock { $0.outageSince = nil }
+        var woken: [Int] = []
+        for (target, reply) in checks {
+            if reply < replies.count, replies[reply].int == 1 {
+                if let id = target.connection { woken.append(id) }
+                continue
+            }
+            let own = keys.ownQueue(worker: target.worker)
+            _ = try? await client.withDedicatedConnection { connection in
+                while try await connection.send(RESPCommand("LMOVE", own, self.keys.queue, "RIGHT", "LEFT")).buffer != nil {}
+            }
+        }
         // Wake the targets if they are waiting on the shared queue (best effort: a worker also looks at its
-        // own queue after every wait and, once it holds values, with every batch).
+        // own queue after every wait, and learns with each batch's answers whether tasks wait there).
         if !woken.isEmpty {
             _ = try? await client.pipeline(woken.map { RESPCommand("CLIENT", "UNBLOCK", $0) })
         }
@@ -245,29 +250,39 @@ final class StoreTransport: JobTransport {
         let replies = try await client.pipeline(
             [RESPCommand("SMEMBERS", keys.workers)] + hashes.map { RESPCommand("SMEMBERS", keys.holders(SharedRef.hex($0))) })
         let live = Set((replies[0].array ?? []).compactMap(\.string))
-        var holding: [[UInt8]: [String]] = [:]
+        // Members are `<worker> <process token>`: a later process under the same id holds nothing yet.
+        var holding: [[UInt8]: [(worker: String, token: String)]] = [:]
         for (hash, reply) in zip(hashes, replies.dropFirst()) {
-            let workers = (reply.array ?? []).compactMap(\.string).filter(live.contains)
-            if !workers.isEmpty { holding[hash] = workers }
+            let members = (reply.array ?? []).compactMap(\.string).compactMap { member -> (worker: String, token: String)? in
+                guard let space = member.lastIndex(of: " ") else { return nil }
+                let worker = String(member[..<space])
+                return live.contains(worker) ? (worker, String(member[member.index(after: space)...])) : nil
+            }
+            if !members.isEmpty { holding[hash] = members }
         }
-        let candidates = Array(Set(holding.values.joined()))
+        let candidates = Array(Set(holding.values.joined().map(\.worker)))
         guard !candidates.isEmpty else { return nil }
         var commands: [RESPCommand] = []
         for worker in candidates {
-            commands.append(RESPCommand("HGET", keys.worker(worker), "conn"))
+            commands.append(RESPCommand("HMGET", keys.worker(worker), "conn", "token"))
             commands.append(RESPCommand("LLEN", keys.ownQueue(worker: worker)))
         }
         let details = try await client.pipeline(commands)
         var targets: [Placement.Target] = []
         var index: [String: Int] = [:]
+        var tokens: [String: String] = [:]
         for (n, worker) in candidates.enumerated() {
-            // Only a worker whose loop announced its connection looks at its own queue for sure.
-            guard let text = details[2 * n].string, let connection = Int(text) else { continue }
+            // Only a worker whose loop announced its connection (and is not draining) takes placed tasks.
+            let fields = (details[2 * n].array ?? []).map(\.string)
+            guard fields.count == 2, let text = fields[0], let connection = Int(text), let token = fields[1] else { continue }
             index[worker] = targets.count
+            tokens[worker] = token
             targets.append(Placement.Target(worker: worker, connection: connection, waiting: details[2 * n + 1].int ?? 0))
         }
         guard !targets.isEmpty else { return nil }
-        let holders = holding.mapValues { $0.compactMap { index[$0] } }
+        let holders = holding.mapValues { members in
+            members.compactMap { member in tokens[member.worker] == member.token ? index[member.worker] : nil }
+        }
         return Placement(near: near, holders: holders, targets: targets, liveWorkers: live.count)
     }
 

@@ -29,8 +29,9 @@ enum TaskRecovery {
     /// Only a task that was alone in the worker's hands is charged the crash: when it held several (a
     /// batch), none is known to be guilty, so all go back uncharged and marked suspect, and each then runs
     /// alone, where a second crash names its culprit. A task charged `1 + crashRetries` crashes is answered
-    /// as ``RemoteFailure/Kind/crashed`` and recorded as a ``DeadLetter``. The tasks placed on the worker's
-    /// own queue (never taken) go back to the shared queue as they were, behind the in-flight ones.
+    /// as ``RemoteFailure/Kind/crashed`` and recorded as a ``DeadLetter``. Then the tasks placed on the
+    /// worker's own queue (never taken) go back to the head of the shared queue as they were, one atomic
+    /// move each (idle workers may be stealing from it at the same time).
     ///
     /// `forget` (for a process known to be dead, not just silent) also removes its heartbeat, so that no
     /// driver places tasks on it any more (a driver's placement watches the heartbeat).
@@ -44,23 +45,17 @@ enum TaskRecovery {
         let inflight = keys.inflight(worker: workerID)
         let own = keys.ownQueue(worker: workerID)
         return try await client.withDedicatedConnection { connection in
-            _ = try await connection.send(RESPCommand("WATCH", inflight, own))
-            let lists = try await connection.pipeline([RESPCommand("LRANGE", inflight, 0, -1), RESPCommand("LRANGE", own, 0, -1)])
-            let taken = (lists[0].array ?? []).compactMap(\.buffer)
-            let placed = (lists[1].array ?? []).compactMap(\.buffer)
+            // Only the in-flight list is watched: nothing but a recovery touches a dead worker's, while its
+            // own queue may be stolen from meanwhile (which must not abort the recovery).
+            _ = try await connection.send(RESPCommand("WATCH", inflight))
+            let taken = (try await connection.send(RESPCommand("LRANGE", inflight, 0, -1)).array ?? []).compactMap(\.buffer)
             var commands: [RESPCommand] = [RESPCommand("MULTI")]
-            // The placed tasks first, each to the head: the in-flight ones then go in front of them.
-            if !placed.isEmpty {
-                commands.append(RESPCommand("LPUSH", arguments: [keys.queue as any RESPArgument] + placed.reversed().map { $0 as any RESPArgument }))
-            }
-            commands.append(RESPCommand("DEL", own))
-            commands.append(RESPCommand("SREM", keys.placed, workerID))
             if forget {
                 commands.append(RESPCommand("DEL", keys.worker(workerID)))
                 commands.append(RESPCommand("SREM", keys.workers, workerID))
             }
             let alone = taken.count == 1
-            var counts = (requeued: placed.count, givenUp: 0)
+            var counts = (requeued: 0, givenUp: 0)
             for raw in taken.reversed() {
                 // An entry that is not to be trusted is dropped with the list.
                 guard let opened = try? Sealer.open(raw, with: sealer), var envelope = try? TaskEnvelope(decoding: opened) else { continue }
@@ -93,7 +88,13 @@ enum TaskRecovery {
             commands.append(RESPCommand("EXEC"))
             let replies = try await connection.pipeline(commands)
             if let error = replies.first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
-            return replies.last?.isNull == true ? nil : counts
+            if replies.last?.isNull == true { return nil }
+            // No driver places anything on it now (its heartbeat is gone): its own queue goes back.
+            while try await connection.send(RESPCommand("LMOVE", own, keys.queue, "RIGHT", "LEFT")).buffer != nil {
+                counts.requeued += 1
+            }
+            _ = try await connection.send(RESPCommand("SREM", keys.placed, workerID))
+            return counts
         }
     }
 }
@@ -175,8 +176,16 @@ final class WorkerHeartbeat: Sendable {
     }
 
     /// The store's id for the worker loop's connection (`CLIENT ID`), written with every beat as `conn`:
-    /// a driver that places tasks on this worker's own queue wakes the loop with `CLIENT UNBLOCK`.
+    /// a driver that places tasks on this worker's own queue wakes the loop with `CLIENT UNBLOCK`, and
+    /// places tasks only on workers that have one.
     private let connection = Mutex<Int?>(nil)
+
+    /// This process's token, written with every beat: the worker's entries in holder sets carry it, so a
+    /// later process under the same id (a restarted container) is not taken to hold what this one held.
+    let token: String = {
+        var rng = SystemRandomNumberGenerator()
+        return String(rng.next() as UInt64, radix: 36)
+    }()
 
     /// Records the worker loop's connection id and beats at once, so drivers can wake the loop.
     func announce(connection id: Int) async throws {
@@ -184,11 +193,18 @@ final class WorkerHeartbeat: Sendable {
         try await beat()
     }
 
+    /// Stops offering the worker for placement (it is draining): drivers place nothing more on it.
+    func withdraw() async {
+        connection.withLock { $0 = nil }
+        _ = try? await client.keeper.send(RESPCommand("HDEL", key, "conn"))
+    }
+
     func beat() async throws {
         var fields: [any RESPArgument] = [
             key, "host", Self.hostName(), "pid", Int(getpid()), "build", buildID,
             "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000,
         ]
+        fields += ["token", token]
         if let id = connection.withLock({ $0 }) { fields += ["conn", id] }
         _ = try await client.keeper.pipeline([
             RESPCommand("HSET", arguments: fields),
@@ -206,6 +222,13 @@ final class WorkerHeartbeat: Sendable {
     }
 
     func stop() { task.withLock { $0?.cancel() } }
+
+    /// Stops beating and waits for a beat under way, so that none lands after the heartbeat is deleted.
+    func stopAndWait() async {
+        let running = task.withLock { $0 }
+        running?.cancel()
+        await running?.value
+    }
 
     /// This machine's host name.
     static func hostName() -> String {

@@ -335,7 +335,7 @@ enum WorkerRole {
                     // Not Task.sleep: its wake-up needs a thread of the cooperative pool, which the task that
                     // ignores cancellation may be holding.
                     try? await keeper.sleep(for: drainTimeout + .seconds(5))
-                    heartbeat.stop()
+                    await heartbeat.stopAndWait()
                     let returned = (try? await loop.handBackAll()) ?? 0
                     backstopLogger.warning(
                         "a task ignored cancellation after the drain timeout; exiting anyway",
@@ -367,7 +367,7 @@ enum WorkerRole {
                 // The drain ran out of time.
             }
             signals.cancel()
-            heartbeat.stop()
+            await heartbeat.stopAndWait()
             let returned = try await loop.handBackAll()
             await transport.close()
             if let stuck { throw stuck }
