@@ -104,6 +104,8 @@ let package = Package(
                 "CurtainStore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),  // NIOThreadPool for blocking file I/O
+                // The dashboard's HTTP server (CURTAIN_DASHBOARD): part of swift-nio, no new package.
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 // HMAC-SHA256 of envelopes (CURTAIN_SECRET) and SHA-256 content hashes, with the Signing trait.
                 .product(name: "Crypto", package: "swift-crypto", condition: .when(traits: ["Signing"])),

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs Curtain's whole test suite on a fresh machine: installs what the tests need (redis-server and
 # redis-tools, for the conformance suite and the interoperability tests; moto_server and boto3, for the
-# S3 store; iproute2, for the network namespaces of the multi-host scenario), builds the default
-# configuration (no package traits) and checks it runs, then builds with every trait on (TLS, Signing)
-# with warnings checked, runs every test target, the porting suite (Scripts/port-diff.sh), then the
-# multi-host scenario (Scripts/cluster-test.sh, as root).
+# S3 store; iproute2, for the network namespaces of the multi-host scenario; chromium, chromium-driver
+# and selenium, for the dashboard's browser test), builds the default configuration (no package traits)
+# and checks it runs, then builds with every trait on (TLS, Signing) with warnings checked, runs every
+# test target, the porting suite (Scripts/port-diff.sh), the dashboard in a browser
+# (Scripts/dashboard-browser-test.py), then the multi-host scenario (Scripts/cluster-test.sh, as root).
 # Exits non-zero on any failure.
 #
 #   Scripts/test.sh               the whole suite (what .ci/run runs)
@@ -28,6 +29,9 @@ command -v redis-cli >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v redis-benchmark >/dev/null 2>&1 || need_apt+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)  # network namespaces for Scripts/cluster-test.sh
+# A real browser for the dashboard's test (Playwright's browser download does not work here).
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
 if [ "$under_load" -eq 1 ]; then command -v stress-ng >/dev/null 2>&1 || need_apt+=(stress-ng); fi
 if ((${#need_apt[@]})); then
     echo "==> installing ${need_apt[*]}"
@@ -52,6 +56,12 @@ if ! .venv-s3/bin/python -c "import moto, boto3" >/dev/null 2>&1; then
     .venv-s3/bin/pip install -q 'moto[server]==5.0.28' 'boto3==1.35.99'
 fi
 echo "==> moto $(.venv-s3/bin/python -c 'import moto; print(moto.__version__)')"
+# Selenium (driving Debian's chromium through chromium-driver) for the dashboard's browser test, pinned.
+if ! .venv-s3/bin/python -c "import selenium" >/dev/null 2>&1; then
+    echo "==> installing selenium into .venv-s3"
+    .venv-s3/bin/pip install -q 'selenium==4.27.1'
+fi
+echo "==> selenium $(.venv-s3/bin/python -c 'import selenium; print(selenium.__version__)'), $(/usr/bin/chromium --version)"
 
 # Builds with `swift build "$@"`, printing errors, warnings and the result; fails on an error or on a warning
 # in Curtain's own code (dependencies' warnings are theirs).
@@ -106,6 +116,11 @@ swift test --skip-build --enable-all-traits
 # a redis-server (the debug build above built them all).
 echo "==> running the porting suite (Scripts/port-diff.sh)"
 bash Scripts/port-diff.sh --skip-build
+
+# The dashboard and a job's report in a real browser (headless chromium): lanes, failures, progress, no
+# console errors, no request leaving the origin, a screenshot; the trace's nesting and flows.
+echo "==> the dashboard in a browser (Scripts/dashboard-browser-test.py)"
+.venv-s3/bin/python Scripts/dashboard-browser-test.py .build/debug/curtain-test-worker .build
 
 # The multi-host scenario and the forgery test: network namespaces on this machine (needs root).
 echo "==> running the multi-host scenario (Scripts/cluster-test.sh)"

@@ -6,6 +6,6 @@ struct CurtainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curtain",
         abstract: "Operate Curtain: run the embedded store, launch workers, inspect a cluster.",
-        subcommands: [StoreCommand.self, StatusCommand.self, WorkersCommand.self]
+        subcommands: [StoreCommand.self, StatusCommand.self, WorkersCommand.self, DashboardCommand.self, ReportCommand.self]
     )
 }

@@ -104,6 +104,28 @@ public final class Cloud: Sendable {
     public static func start(
         functions: [any RemoteFunction.Type], actors: [any SpawnableActor.Type] = [], configuration: CloudConfiguration? = nil
     ) async throws -> Cloud {
+        let cloud = try await make(functions: functions, actors: actors, configuration: configuration)
+        if let address = cloud.configuration.dashboard {
+            do {
+                let dashboard = try await Dashboard.start(
+                    address: address, token: cloud.configuration.dashboardToken, client: cloud.client ?? cloud.memoryClient)
+                cloud.dashboardBox.withLock { $0 = dashboard }
+                StandardError.write("curtain: dashboard at \(dashboard.url)\n")
+            } catch {
+                await cloud.shutdown()
+                throw error
+            }
+        }
+        return cloud
+    }
+
+    /// The live dashboard, when ``CloudConfiguration/dashboard`` asked for one.
+    public var dashboard: Dashboard? { dashboardBox.withLock { $0 } }
+    private let dashboardBox = Mutex<Dashboard?>(nil)
+
+    private static func make(
+        functions: [any RemoteFunction.Type], actors: [any SpawnableActor.Type], configuration: CloudConfiguration?
+    ) async throws -> Cloud {
         let coldStart = ColdStartClock()
         let registry = try FunctionRegistry(functions)
         let actorRegistry = try ActorRegistry(actors)
@@ -121,6 +143,8 @@ public final class Cloud: Sendable {
         if case .store(let url) = configuration.backend {
             let client = try RESPClient(url: url)
             try await client.ping()
+            // Times recorded here and on the workers line up on the store's clock.
+            await StoreClock.align(with: client)
             let actors = try await Self.driverActorSystem(client: client, buildID: buildID, registry: actorRegistry, configuration: configuration)
             let cloud = Cloud(
                 configuration: configuration, buildID: buildID, registry: registry, client: client,
@@ -291,7 +315,7 @@ public final class Cloud: Sendable {
             buildID: buildID, backend: backend, workers: configuration.workers,
             printSummaries: configuration.printSummaries, progressAllowed: configuration.showProgress,
             coldStart: workers == nil ? nil : coldStart, reportedWorkers: client == nil ? configuration.workers : nil,
-            spill: spill)
+            spill: spill, reports: configuration.reports)
     }
 
     /// Waits until every worker process this cloud started is connected and ready for tasks, so that what
@@ -325,6 +349,7 @@ public final class Cloud: Sendable {
     /// persistent ones), and closes its connections.
     public func shutdown() async {
         resignAmbient()
+        await dashboardBox.withLock { state in defer { state = nil }; return state }?.close()
         reaper.withLock { $0?.stop() }
         await releaseSpawnedActors()
         await actors.transport?.close()

@@ -100,6 +100,15 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// than its fair share of a batch that way, and an idle worker steals from the longest own queue, so
     /// none is starved. Off, every task goes to the shared queue. Workers announce what they hold either way.
     public var placement = true
+    /// Where to serve the live dashboard (`CURTAIN_DASHBOARD`: `host:port`, e.g. `127.0.0.1:8265`; port 0
+    /// picks a free one); `nil` (the default) serves none. Anywhere but loopback it needs
+    /// ``dashboardToken``. See ``Dashboard``.
+    public var dashboard: String?
+    /// The token a dashboard bound beyond loopback asks for (`CURTAIN_DASHBOARD_TOKEN`).
+    public var dashboardToken: String?
+    /// Whether every job writes its timeline and report to ``storage`` when it ends (`CURTAIN_REPORT`:
+    /// `1`/`0`; default off), as ``JobOptions/report`` does for one job.
+    public var reports = false
     /// The default of ``maxPayloadBytes``: 256 MiB.
     public static let defaultMaxPayload = 256 * 1024 * 1024
     /// When set (`CURTAIN_SECRET`), every task envelope and result is signed with HMAC-SHA256 under it, and
@@ -120,7 +129,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_ACTOR_TLS`, `CURTAIN_PLACEMENT`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_ACTOR_TLS`, `CURTAIN_PLACEMENT`, `CURTAIN_REPORT`, `CURTAIN_DASHBOARD`, `CURTAIN_DASHBOARD_TOKEN`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -189,6 +198,9 @@ public struct CloudConfiguration: Sendable, Hashable {
         }
         configuration.actorTLS = try flag("CURTAIN_ACTOR_TLS", in: environment)
         configuration.placement = try flag("CURTAIN_PLACEMENT", in: environment) ?? true
+        configuration.reports = try flag("CURTAIN_REPORT", in: environment) ?? false
+        if let value = environment["CURTAIN_DASHBOARD"], !value.isEmpty { configuration.dashboard = value }
+        if let value = environment["CURTAIN_DASHBOARD_TOKEN"], !value.isEmpty { configuration.dashboardToken = value }
         if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty {
             configuration.secret = secret
         }
@@ -229,7 +241,7 @@ public struct CloudConfiguration: Sendable, Hashable {
     }
 
     /// The storage URL used when none is configured: a directory kept across runs.
-    static var defaultStorage: String {
+    public static var defaultStorage: String {
         "file://" + FileManager.default.temporaryDirectory.appendingPathComponent("curtain-storage").path
     }
 

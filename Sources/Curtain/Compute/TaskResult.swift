@@ -2,8 +2,9 @@ public import NIOCore
 
 /// One task's outcome as it travels back to the job's caller.
 ///
-/// Wire form: magic `CTR4` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · crashes (u16) ·
-/// workerID (u16 + UTF-8) · duration (u64 µs) · shared values at hand (u32) · shared bytes fetched (u64) ·
+/// Wire form: magic `CTR5` · jobID (u16 + UTF-8) · index (u64) · attempt (u16) · crashes (u16) ·
+/// workerID (u16 + UTF-8) · started (u64 µs since the Unix epoch, store clock) · duration (u64 µs) ·
+/// shared values at hand (u32) · shared bytes fetched (u64) ·
 /// outcome (u8: 0 output, 1 failure) · payload (u32 + bytes: the encoded output, or the JSON of a
 /// ``RemoteFailure``). Decoding never traps; malformed bytes give an ``EnvelopeError``.
 public struct TaskResult: Sendable, Hashable {
@@ -19,6 +20,9 @@ public struct TaskResult: Sendable, Hashable {
     public var workerID: String
     /// How long the function ran, in microseconds (0 when it never ran).
     public var durationMicroseconds: UInt64
+    /// When the function started, in microseconds since the Unix epoch on the store's clock
+    /// (``StoreClock``); 0 when it never ran.
+    public var startedMicroseconds: UInt64 = 0
     /// The encoded output, or why there is none.
     public var outcome: Result<[UInt8], RemoteFailure> {
         get { payload.map { Array($0.readableBytesView) } }
@@ -44,7 +48,7 @@ public struct TaskResult: Sendable, Hashable {
         self.payload = outcome.map { ByteBuffer(bytes: $0) }
     }
 
-    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 4]
+    static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "T"), UInt8(ascii: "R"), 5]
 
     /// The wire form.
     public func encoded() throws -> ByteBuffer {
@@ -55,6 +59,7 @@ public struct TaskResult: Sendable, Hashable {
         b.writeInteger(attempt)
         b.writeInteger(crashes)
         try b.writeShortString(workerID, field: "workerID")
+        b.writeInteger(startedMicroseconds)
         b.writeInteger(durationMicroseconds)
         b.writeInteger(UInt32(clamping: shared.hits))
         b.writeInteger(UInt64(clamping: shared.fetchedBytes))
@@ -84,7 +89,8 @@ public struct TaskResult: Sendable, Hashable {
             throw EnvelopeError(description: "result truncated in index, attempt or crashes")
         }
         let workerID = try b.readShortString(field: "workerID")
-        guard let duration = b.readInteger(as: UInt64.self), let hits = b.readInteger(as: UInt32.self),
+        guard let started = b.readInteger(as: UInt64.self), let duration = b.readInteger(as: UInt64.self),
+            let hits = b.readInteger(as: UInt32.self),
             let fetched = b.readInteger(as: UInt64.self)
         else { throw EnvelopeError(description: "result truncated in duration or shared-value counts") }
         guard let kind = b.readInteger(as: UInt8.self), let length = b.readInteger(as: UInt32.self),
@@ -106,6 +112,7 @@ public struct TaskResult: Sendable, Hashable {
             jobID: jobID, index: index, attempt: attempt, crashes: crashes, workerID: workerID,
             durationMicroseconds: duration, outcome: .success([]))
         self.payload = outcome
+        self.startedMicroseconds = started
         self.shared = SharedUse(hits: Int(hits), fetchedBytes: Int(clamping: fetched))
     }
 }

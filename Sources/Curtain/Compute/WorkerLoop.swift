@@ -332,6 +332,7 @@ public struct WorkerLoop: Sendable {
             let outcome: Result<[UInt8], RemoteFailure>
             var duration: UInt64 = 0
             var shared = SharedUse()
+            var started: Int64 = 0
             if envelope.buildID != keys.buildID {
                 // Checked before running: code from another build must never run here.
                 logger.warning(
@@ -340,6 +341,7 @@ public struct WorkerLoop: Sendable {
                     kind: .badEnvelope, errorType: "Curtain.WorkerLoop",
                     message: "task of build \(envelope.buildID) reached a worker of build \(keys.buildID)"))
             } else {
+                started = StoreClock.now()
                 let ran = await Self.run(envelope, registry: registry, stuckGrace: stuckGrace, spill: spill)
                 // Cancelled (a drain ran out of time): unanswered, the task stays in-flight to be handed back.
                 if Task.isCancelled { break }
@@ -353,6 +355,7 @@ public struct WorkerLoop: Sendable {
                 jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
                 workerID: workerID, durationMicroseconds: duration, outcome: outcome)
             result.shared = shared
+            result.startedMicroseconds = UInt64(max(0, started))
             let resultsKey = StoreKeys.results(job: envelope.jobID)
             replies.append(RESPCommand("RPUSH", resultsKey, Sealer.seal(try result.encoded(), with: sealer)))
             replies.append(RESPCommand("LREM", inflight, 1, raw))

@@ -20,6 +20,8 @@ struct JobContext: Sendable {
     var reportedWorkers: Int?
     /// Where inputs and captures above the threshold go (and outputs, on the workers' side).
     var spill: SpillSettings?
+    /// Whether every job writes its report (``CloudConfiguration/reports``).
+    var reports = false
 }
 
 /// A cloud's cold start: from `Cloud.start` until its first worker is connected and ready for tasks; and
@@ -62,6 +64,8 @@ struct Job<F: RemoteFunction> {
         var reshared = 0
         /// The hash of the largest shared value the task needs (it is placed near a worker holding it).
         var near: [UInt8]?
+        /// When its latest run was handed to the store (store clock, µs since the Unix epoch).
+        var submittedAt: Int64 = 0
     }
 
     let jobID: String
@@ -83,6 +87,8 @@ struct Job<F: RemoteFunction> {
     private var sentCaptures: (original: [UInt8], sent: [UInt8])?
     /// The values this job's payloads share by hash (kept to put them back if a worker finds one gone).
     private var shared: [[UInt8]: SharedBlob] = [:]
+    /// `F.name`, computed once (records carry it).
+    private let functionName = F.name
 
     /// Prepares a job (`options` already validated).
     init(jobID: String, transport: any JobTransport, context: JobContext, options: JobOptions) {
@@ -94,6 +100,7 @@ struct Job<F: RemoteFunction> {
         progress = ProgressBar.make(function: F.name, display: options.progress, enabled: context.progressAllowed)
         start = clock.now
         progress?.begin()
+        TaskRecorder.shared.begin(job: jobID, function: functionName)
     }
 
     /// The tasks submitted and not yet answered.
@@ -126,6 +133,15 @@ struct Job<F: RemoteFunction> {
             return try PayloadCodec.decodePayload(F.Output.self, from: try await Spill.resolve(Array(bytes.readableBytesView)))
         }
         return try bytes.withUnsafeReadableBytes { try PayloadCodec.decodePayload(F.Output.self, from: $0) }
+    }
+
+    /// Decodes the outputs of `ended` tasks (`.success` bytes), in parallel when there is enough to decode.
+    static func decode(_ ended: [(index: UInt64, outcome: Result<ByteBuffer, RemoteTaskError>)], job: String) async -> Ended {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let decoded = await decode(ended)
+        TaskRecorder.shared.driverTime(job: job, decode: clock.now - start)
+        return decoded
     }
 
     /// Decodes the outputs of `ended` tasks (`.success` bytes), in parallel when there is enough to decode.
@@ -207,6 +223,7 @@ struct Job<F: RemoteFunction> {
         var envelopes: [TaskEnvelope] = []
         var near: [[UInt8]?] = []
         envelopes.reserveCapacity(tasks.count)
+        let now = StoreClock.now()
         for task in tasks {
             let hash = encoded.shared.isEmpty && task.input.shared.isEmpty ? nil : Placement.nearest(encoded.shared, task.input.shared)
             var input = task.input.bytes
@@ -214,14 +231,17 @@ struct Job<F: RemoteFunction> {
                 input = try await Spill.store(input, as: Spill.prefix(job: jobID) + "in-\(task.index)", in: spill.storage)
                 spilled = true
             }
-            pending[task.index] = Pending(captures: captures, input: input, attempt: 1, retriesUsed: 0, near: hash)
+            pending[task.index] = Pending(captures: captures, input: input, attempt: 1, retriesUsed: 0, near: hash, submittedAt: now)
             submitted = Swift.max(submitted, task.index + 1)
             if task.index < already { continue }
             envelopes.append(envelope(index: task.index, captures: captures, input: input, attempt: 1))
             near.append(hash)
             statistics.bytesSent += captures.count + input.count
         }
-        if !envelopes.isEmpty { try await transport.submit(envelopes, near: near) }
+        if !envelopes.isEmpty {
+            try await transport.submit(envelopes, near: near)
+            TaskRecorder.shared.submitted(job: jobID, count: envelopes.count)
+        }
     }
 
     /// An input as an error message shows it: JSON as is, a binary payload decoded and described.
@@ -272,7 +292,7 @@ struct Job<F: RemoteFunction> {
     ///
     /// - Throws: `CancellationError`; store errors.
     mutating func receive() async throws -> Ended {
-        await Self.decode(try await receiveEncoded())
+        await Self.decode(try await receiveEncoded(), job: jobID)
     }
 
     /// ``receive()`` without decoding the outputs (the caller decodes them, perhaps while receiving more).
@@ -283,6 +303,25 @@ struct Job<F: RemoteFunction> {
         var again: [TaskEnvelope] = []
         var againNear: [[UInt8]?] = []
         var reshare = false
+        let received = StoreClock.now()
+        let recorder = TaskRecorder.shared
+        let recording = recorder.isEnabled
+        var runs: [(record: TaskRecord, final: Bool)] = []
+        if recording { runs.reserveCapacity(results.count) }
+        /// Keeps the record of one run (its input described only when it failed).
+        func record(_ result: TaskResult, _ task: Pending, final: Bool, failure: RemoteFailure?) {
+            guard recording else { return }
+            let started = Int64(clamping: result.startedMicroseconds)
+            var bytesOut = 0
+            if case .success(let bytes) = result.payload { bytesOut = bytes.readableBytes }
+            runs.append((TaskRecord(
+                job: jobID, function: functionName, index: result.index, attempt: result.attempt, worker: result.workerID,
+                submitted: task.submittedAt, started: started,
+                ended: started > 0 ? started + Int64(clamping: result.durationMicroseconds) : 0, received: received,
+                bytesIn: task.captures.count + task.input.count, bytesOut: bytesOut, fetchedBytes: result.shared.fetchedBytes,
+                failureKind: failure.map { "\($0.kind)" }, failure: failure.map { "\($0.errorType): \($0.message)" },
+                input: failure == nil ? nil : Self.describe(input: task.input)), final))
+        }
         for result in results {
             if case .success(let bytes) = result.payload, bytes.readableBytesView.first == Spill.marker { spilled = true }
             guard result.jobID == jobID else { continue }
@@ -294,6 +333,7 @@ struct Job<F: RemoteFunction> {
             let failure: RemoteFailure
             switch result.payload {
             case .success(let bytes):
+                record(result, task, final: true, failure: nil)
                 pending[result.index] = nil
                 statistics.completed += 1
                 statistics.record(result)
@@ -304,6 +344,10 @@ struct Job<F: RemoteFunction> {
                 failure = remote
             }
             statistics.record(shared: result.shared)
+            let retriable = failure.kind == .thrown || failure.kind == .timedOut
+            let sentAgain = (failure.kind == .missingSharedValue && task.reshared < 3) || (retriable && task.retriesUsed < options.retries)
+            record(result, task, final: !sentAgain, failure: failure)
+            task.submittedAt = received
             if failure.kind == .missingSharedValue && task.reshared < 3 {
                 // Expired or evicted from the store: put back, and the task sent again (not a retry).
                 task.reshared += 1
@@ -317,7 +361,6 @@ struct Job<F: RemoteFunction> {
                 continue
             }
             progress?.failures.add(1, ordering: .relaxed)
-            let retriable = failure.kind == .thrown || failure.kind == .timedOut
             if retriable && task.retriesUsed < options.retries {
                 statistics.failedAttempts += 1
                 task.retriesUsed += 1
@@ -338,6 +381,7 @@ struct Job<F: RemoteFunction> {
                     input: Self.describe(input: task.input), failure: failure))))
             }
         }
+        recorder.record(runs)
         if reshare, let shelf = context.spill?.shelf {
             shelf.forget(Array(shared.values))
             try await shareValues(Array(shared.values))
@@ -352,16 +396,22 @@ struct Job<F: RemoteFunction> {
         guard !finished else { return }
         finished = true
         await transport.finish()
+        TaskRecorder.shared.end(job: jobID)
         if spilled, let spill = context.spill { await Spill.clean(job: jobID, in: spill.storage) }
         await progress?.end()
+        var report: JobReport?
+        if options.report || context.reports, let storage = context.spill?.storage {
+            report = await JobReport.write(job: jobID, function: functionName, to: storage)
+        }
         let wantSummary = options.summary || context.printSummaries
         guard wantSummary || options.onSummary != nil else { return }
-        let summary = JobSummary(
+        var summary = JobSummary(
             function: F.name, backend: context.backend, tasks: statistics.completed, failed: statistics.failed,
             workers: context.reportedWorkers ?? statistics.workers.count, wallTime: clock.now - start,
             coldStart: context.coldStart?.value, p50: statistics.quantile(0.5), p99: statistics.quantile(0.99),
             retries: statistics.retries, duplicates: statistics.duplicates, bytesSent: statistics.bytesSent,
-            sharedHits: statistics.sharedHits, sharedBytesFetched: statistics.sharedBytesFetched)
+            sharedHits: statistics.sharedHits, sharedBytesFetched: statistics.sharedBytesFetched, report: report)
+        summary.job = jobID
         options.onSummary?(summary)
         if wantSummary { StandardError.write(summary.description + "\n") }
     }
@@ -393,8 +443,11 @@ enum MapRunner {
         }
         // The first window is encoded before anything is dispatched: a bad input among them stops the job
         // before any task runs.
+        let encodeClock = ContinuousClock()
+        let encodeStart = encodeClock.now
         let captures = try Job<F>.encode(function: function, context: context)
         var first = try readInputs(room: window)
+        var encoding = encodeClock.now - encodeStart
         if first.isEmpty { return [] }
         // A named job's transport decides its id (the name and its run's token).
         let transport = try await makeTransport(options.id ?? TaskDispatcher.newJobID())
@@ -402,8 +455,11 @@ enum MapRunner {
         // A reattached job: everything its first driver submitted is pending from the start (its results may
         // be among those that driver had received).
         if job.transport.alreadySubmitted > first.count {
+            let more = encodeClock.now
             first += try readInputs(room: job.transport.alreadySubmitted - first.count)
+            encoding += encodeClock.now - more
         }
+        TaskRecorder.shared.driverTime(job: job.jobID, encode: encoding)
         var outputs = [F.Output?](repeating: nil, count: first.count)
         var done = 0
         // The bar's total: exact for collections and ranges (their underestimated count is their count),
@@ -428,7 +484,8 @@ enum MapRunner {
                     // A task that failed for good ends the job now.
                     for item in ended { if case .failure(let error) = item.outcome { throw error } }
                     if !ended.isEmpty {
-                        decoders.addTask { await Job<F>.decode(ended) }
+                        let id = job.jobID
+                        decoders.addTask { await Job<F>.decode(ended, job: id) }
                         decoding += 1
                     }
                     // At most a few batches in decoding at once (their bytes are held until then).
@@ -439,7 +496,9 @@ enum MapRunner {
                     // Top the window up in chunks, so each refill is one pipelined push.
                     let room = window - job.outstanding
                     if !exhausted && (room >= window / 4 || job.outstanding == 0) {
+                        let encodeStart = encodeClock.now
                         let more = try readInputs(room: room)
+                        TaskRecorder.shared.driverTime(job: job.jobID, encode: encodeClock.now - encodeStart)
                         outputs.append(contentsOf: repeatElement(nil, count: more.count))
                         try await job.submit(more, captures: captures)
                         showTotal()

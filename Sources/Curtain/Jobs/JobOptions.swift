@@ -34,14 +34,19 @@ public struct JobOptions: Sendable {
     /// 1 to 64 letters, digits, `-`, `_` or `.`. Results of a named job are kept in the store until it ends
     /// (a named job costs one more round trip per batch of results). Other backends ignore it.
     public var id: String?
+    /// Whether the job writes its timeline (Chrome trace-event JSON, for Perfetto) and a self-contained
+    /// HTML report to the cloud's ``CloudConfiguration/storage`` when it ends, under
+    /// `curtain-reports/<job>/` (see ``JobSummary/report``; `curtain report <job>` fetches them).
+    public var report: Bool
 
     /// Creates options; the defaults are no timeout, no retries of thrown errors, automatic progress and no
     /// summary.
     public init(
         timeout: Duration? = nil, retries: Int = 0, progress: ProgressDisplay = .automatic, summary: Bool = false,
-        window: Int? = nil, id: String? = nil, onSummary: (@Sendable (JobSummary) -> Void)? = nil
+        window: Int? = nil, id: String? = nil, report: Bool = false, onSummary: (@Sendable (JobSummary) -> Void)? = nil
     ) {
         self.id = id
+        self.report = report
         self.timeout = timeout
         self.retries = retries
         self.progress = progress

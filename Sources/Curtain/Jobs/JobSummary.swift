@@ -7,6 +7,8 @@
 public struct JobSummary: Sendable, CustomStringConvertible {
     /// The function's registered name.
     public var function: String
+    /// The job's id (what ``TaskRecorder`` files its records under, and `curtain report` takes).
+    public var job: String = ""
     /// The backend the job ran on (`inprocess`, `processes`, or the store URL with any password hidden).
     public var backend: String
     /// Tasks that completed successfully.
@@ -36,6 +38,8 @@ public struct JobSummary: Sendable, CustomStringConvertible {
     public var sharedHits: Int = 0
     /// Bytes of shared values workers fetched for the job (each worker fetches a value once).
     public var sharedBytesFetched: Int = 0
+    /// Where the job's timeline and report were written (``JobOptions/report``, `CURTAIN_REPORT=1`).
+    public var report: JobReport?
 
     /// One line: tasks, workers, wall time and rate, cold start, p50/p99 task time, retries, duplicates.
     public var description: String {
@@ -55,6 +59,7 @@ public struct JobSummary: Sendable, CustomStringConvertible {
             parts.append("shared values: \(sharedHits) cache hit\(sharedHits == 1 ? "" : "s"), \(Format.bytes(sharedBytesFetched)) fetched")
         }
         parts.append(backend)
+        if let report { parts.append("report \(report.html)") }
         return parts.joined(separator: " · ")
     }
 }

@@ -549,12 +549,14 @@ final class LocalTransport: JobTransport {
             }
             return next
         }) {
+            let started = StoreClock.now()
             let ran = await WorkerLoop.run(envelope, registry: registry, stuckGrace: .zero, spill: spill)
             var result = TaskResult(
                 jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
                 workerID: "inprocess",
                 durationMicroseconds: ran.microseconds, outcome: ran.outcome)
             result.shared = ran.shared
+            result.startedMicroseconds = UInt64(max(0, started))
             continuation.yield(result)
         }
     }

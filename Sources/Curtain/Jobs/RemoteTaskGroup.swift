@@ -30,8 +30,11 @@ public final class RemoteTaskGroup<F: RemoteFunction>: AsyncSequence {
     ///
     /// - Throws: ``InputEncodingError`` if the function or input cannot be encoded (nothing is sent).
     public func addTask(_ function: F, _ input: F.Input) async throws {
+        let clock = ContinuousClock()
+        let start = clock.now
         let captures = try Job<F>.encode(function: function, context: job.context)
         let encoded = try Job<F>.encode(input, index: Int(added), context: job.context)
+        TaskRecorder.shared.driverTime(job: job.jobID, encode: clock.now - start)
         try await job.submit([(added, encoded)], captures: captures)
         added += 1
         job.progress?.total.store(Int(added), ordering: .relaxed)

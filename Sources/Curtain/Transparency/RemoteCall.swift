@@ -177,7 +177,7 @@ final class CallBatcher<F: RemoteFunction>: Sendable {
             try await submit(room: window)
             while !waiting.isEmpty || next < batch.count {
                 if job.outstanding > 0 {
-                    let ended = await Job<F>.decode(try await job.receiveEncoded())
+                    let ended = await Job<F>.decode(try await job.receiveEncoded(), job: job.jobID)
                     for (index, outcome) in ended { waiting.removeValue(forKey: Int(index))?.resume(with: outcome.mapError { $0 }) }
                 }
                 let room = window - job.outstanding

@@ -32,6 +32,8 @@ public struct ClusterStatus: Sendable, Codable, Hashable {
         public var lastBeat: Int
         /// Tasks it holds right now.
         public var inFlight: Int
+        /// Its resident memory at its last heartbeat, in bytes (`nil` from workers that do not say).
+        public var rssBytes: Int?
     }
 
     /// The task queue of one build.
@@ -108,7 +110,7 @@ public struct ClusterStatus: Sendable, Codable, Hashable {
         if !workerKeys.isEmpty {
             var commands: [RESPCommand] = []
             for key in workerKeys {
-                commands.append(RESPCommand("HMGET", key, "host", "pid", "build", "tasks", "beat"))
+                commands.append(RESPCommand("HMGET", key, "host", "pid", "build", "tasks", "beat", "rss"))
                 if let (build, id) = parse(key, kind: "worker") {
                     commands.append(RESPCommand("LLEN", StoreKeys(buildID: build).inflight(worker: id)))
                 } else {
@@ -117,13 +119,14 @@ public struct ClusterStatus: Sendable, Codable, Hashable {
             }
             let replies = try await client.pipeline(commands)
             for (n, key) in workerKeys.enumerated() {
-                guard let (build, id) = parse(key, kind: "worker"), let fields = replies[2 * n].array, fields.count == 5,
+                guard let (build, id) = parse(key, kind: "worker"), let fields = replies[2 * n].array, fields.count == 6,
                     fields[0].string != nil
                 else { continue }  // expired between SCAN and HMGET
                 workers.append(Worker(
                     id: id, host: fields[0].string ?? "?", pid: Int(fields[1].string ?? "") ?? 0,
                     build: fields[2].string ?? build, tasksDone: Int(fields[3].string ?? "") ?? 0,
-                    lastBeat: Int(fields[4].string ?? "") ?? 0, inFlight: replies[2 * n + 1].int ?? 0))
+                    lastBeat: Int(fields[4].string ?? "") ?? 0, inFlight: replies[2 * n + 1].int ?? 0,
+                    rssBytes: fields[5].string.flatMap { Int($0) }))
             }
         }
         workers.sort { ($0.build, $0.id) < ($1.build, $1.id) }

@@ -205,6 +205,7 @@ final class WorkerHeartbeat: Sendable {
             "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000,
         ]
         fields += ["token", token]
+        if let rss = Self.residentBytes() { fields += ["rss", rss] }
         if let id = connection.withLock({ $0 }) { fields += ["conn", id] }
         _ = try await client.keeper.pipeline([
             RESPCommand("HSET", arguments: fields),
@@ -228,6 +229,23 @@ final class WorkerHeartbeat: Sendable {
         let running = task.withLock { $0 }
         running?.cancel()
         await running?.value
+    }
+
+    /// This process's resident memory, from `/proc/self/statm` (Linux); `nil` elsewhere.
+    static func residentBytes() -> Int? {
+        #if os(Linux)
+        let fd = open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0 else { return nil }
+        let fields = String(decoding: buffer[..<n], as: UTF8.self).split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+        #else
+        return nil
+        #endif
     }
 
     /// This machine's host name.

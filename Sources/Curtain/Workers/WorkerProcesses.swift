@@ -289,6 +289,8 @@ enum WorkerRole {
         if environment["CURTAIN_PARENT_PIPE"] == "1" { watchParentPipe() }
         do {
             let client = try RESPClient(url: url)
+            // Times this worker records line up with its drivers' on the store's clock.
+            await StoreClock.align(with: client)
             MemoryBinding.bind(client)  // shared-object handles inside remote functions use this connection
             // The same settings a driver reads (heartbeat, storage, spill, secret): a bad value stops the
             // worker with a clear message rather than leaving it on a default the driver does not share.

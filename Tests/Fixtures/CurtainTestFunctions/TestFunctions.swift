@@ -355,7 +355,7 @@ public let allTestFunctions: [any RemoteFunction.Type] = [
     CountedSleep.self, FailsOnce.self, Spin.self, CrashOn.self, Bump.self, HoldLock.self, FillSlice.self,
     AddThroughReplica.self, FeedTally.self, PartitionLines.self, SpillProbe.self, GatedSquare.self,
     HoldLockWhileSpinning.self, CapturedElement.self, __curtain_placedSquare.self, __curtain_halveEven.self,
-    PartitionSum.self,
+    PartitionSum.self, SlowOddRefused.self,
 ]
 
 /// Reads one element of a captured array (large captures are shared by hash).
@@ -374,4 +374,27 @@ public struct PartitionSum: RemoteFunction {
     public init() {}
     /// The sum of the partition's values.
     public func callAsFunction(_ partition: [Double]) async throws -> Double { partition.reduce(0, +) }
+}
+
+/// Why ``SlowOddRefused`` refused an input.
+public struct OddRefusal: Error, CustomStringConvertible {
+    /// The input.
+    public var value: Int
+    /// `odd input N refused`.
+    public var description: String { "odd input \(value) refused" }
+}
+
+/// Sleeps, then returns even inputs and throws ``OddRefusal`` for odd ones (a job with slow and failing
+/// tasks, for the dashboard and report tests).
+public struct SlowOddRefused: RemoteFunction {
+    /// Milliseconds per call.
+    public var milliseconds: Int
+    /// Creates the function.
+    public init(milliseconds: Int) { self.milliseconds = milliseconds }
+    /// `x`, after a pause, if it is even.
+    public func callAsFunction(_ x: Int) async throws -> Int {
+        try await Task.sleep(for: .milliseconds(milliseconds))
+        if x % 2 == 1 { throw OddRefusal(value: x) }
+        return x
+    }
 }

@@ -1,6 +1,7 @@
 @_spi(Testing) import Curtain
 import CurtainTestFunctions
 import Foundation
+import Synchronization
 
 // `curtain-test-worker forge --kind K --build B --secret S --out FILE`: writes one forged queue entry for
 // the forgery test of Scripts/cluster-test.sh (what a stranger who can reach the store might push).
@@ -50,6 +51,30 @@ if ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_PROGRESS"] == "1" {
     await cloud.shutdown()
     exit(0)
 }
+// With CURTAIN_FIXTURE_DASHBOARD=1 (and CURTAIN_DASHBOARD, CURTAIN_STORAGE set) it runs a job of slow tasks
+// and a task group whose odd tasks fail, both with reports, prints the dashboard's address and the
+// failing job's report and trace, then serves the dashboard until its standard input closes (the browser
+// test of Scripts/dashboard-browser-test.py).
+if ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_DASHBOARD"] == "1" {
+    guard let url = cloud.dashboard?.url else {
+        FileHandle.standardError.write(Data("the fixture needs CURTAIN_DASHBOARD\n".utf8))
+        exit(2)
+    }
+    print("DASHBOARD \(url)")
+    fflush(nil)
+    _ = try await cloud.map(SlowSquare(milliseconds: 40), over: 0..<60, options: JobOptions(report: true))
+    guard let report = try await failingJobReport(cloud) else {
+        FileHandle.standardError.write(Data("the failing job wrote no report\n".utf8))
+        exit(2)
+    }
+    print("REPORT \(report.html)")
+    print("TRACE \(report.trace)")
+    print("READY")
+    fflush(nil)
+    while readLine() != nil {}
+    await cloud.shutdown()
+    exit(0)
+}
 // With CURTAIN_FIXTURE_REATTACH=<job id> it runs a named job of 40 slow tasks (counted in the file
 // CURTAIN_FIXTURE_COUNTER) and prints their sum: a test kills the first such driver and starts a second.
 if let jobID = ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_REATTACH"],
@@ -70,3 +95,19 @@ if ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_HOLD"] == "1" {
     while true { try await Task.sleep(for: .seconds(60)) }
 }
 await cloud.shutdown()
+
+/// Runs a task group of 24 slow tasks whose odd ones fail, with a report; returns where it went.
+nonisolated func failingJobReport(_ cloud: Cloud) async throws -> JobReport? {
+    let summary = Mutex<JobSummary?>(nil)
+    let options = JobOptions(report: true, onSummary: { s in summary.withLock { $0 = s } })
+    try await cloud.withTaskGroup(of: SlowOddRefused.self, options: options) { group in
+        for i in 0..<24 { try await group.addTask(SlowOddRefused(milliseconds: 30), i) }
+        // Iteration goes on after a failed task: the others still answer.
+        while true {
+            do {
+                guard try await group.next() != nil else { break }
+            } catch is RemoteTaskError {}
+        }
+    }
+    return summary.withLock { $0?.report }
+}

@@ -1,0 +1,341 @@
+public import CurtainRESP
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// The live dashboard (`CURTAIN_DASHBOARD=127.0.0.1:8265`, ``CloudConfiguration/dashboard``): one
+/// self-contained page (no CDN, no request leaves its origin), updated twice a second over server-sent
+/// events, with the jobs and their progress, a task stream with a lane per worker, where each job's time
+/// went, failed runs with their error and input, workers, queues and dead letters. Bound anywhere but
+/// loopback, it asks for a token (`?token=` or `Authorization: Bearer`).
+///
+/// Built on NIOHTTP1, which Curtain's SwiftNIO dependency already carries, so a dashboard costs the core
+/// no new package (Hummingbird would add its router, services and their build time to every program).
+public final class Dashboard: Sendable {
+    private let channel: any Channel
+    /// The address it serves, e.g. `http://127.0.0.1:8265/` (with the token, when one is needed).
+    public let url: String
+    private let snapshot: DashboardSnapshot
+
+    private init(channel: any Channel, url: String, snapshot: DashboardSnapshot) {
+        self.channel = channel
+        self.url = url
+        self.snapshot = snapshot
+    }
+
+    /// Serves the dashboard on `address` (`host:port`; port 0 picks a free one), reading the cluster's
+    /// state from the store `client` talks to (if any) and the tasks from ``TaskRecorder/shared``.
+    ///
+    /// - Throws: ``ConfigurationError`` for an address that is not `host:port`, or a token missing where
+    ///   one is needed; the bind's error if the port is taken.
+    public static func start(address: String, token: String? = nil, client: RESPClient?) async throws -> Dashboard {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port)
+        else { throw ConfigurationError(description: "CURTAIN_DASHBOARD='\(address)' is not host:port (port 0 to 65535)") }
+        var host = String(address[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        let loopback = host == "127.0.0.1" || host == "::1" || host == "localhost"
+        guard loopback || !(token ?? "").isEmpty else {
+            throw ConfigurationError(
+                description: "CURTAIN_DASHBOARD=\(address) is not on loopback: set CURTAIN_DASHBOARD_TOKEN so that only people with it see the cluster")
+        }
+        let required = loopback ? nil : token
+        let snapshot = DashboardSnapshot(client: client)
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(DashboardHandler(snapshot: snapshot, token: required))
+                }
+            }
+            .bind(host: host, port: port).get()
+        let bound = channel.localAddress?.port ?? port
+        let shown = host.contains(":") ? "[\(host)]" : host
+        let url = "http://\(shown):\(bound)/" + (required.map { "?token=" + $0 } ?? "")
+        snapshot.start()
+        return Dashboard(channel: channel, url: url, snapshot: snapshot)
+    }
+
+    /// Stops serving.
+    public func close() async {
+        snapshot.stop()
+        try? await channel.close()
+    }
+}
+
+/// The state the page shows, as JSON; the cluster's part (read from the store by SCAN) is refreshed in
+/// the background about once a second, the tasks' part is read from the recorder on each request.
+final class DashboardSnapshot: Sendable {
+    private let client: RESPClient?
+    private let cluster = Mutex<String>("null")
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(client: RESPClient?) { self.client = client }
+
+    func start() {
+        guard let client else { return }
+        let refresh = client.everyPeriod(.seconds(1)) { [self] in
+            if let status = try? await ClusterStatus.read(from: client, deadLetterLimit: 50) {
+                let text = Self.clusterJSON(status)
+                cluster.withLock { $0 = text }
+            }
+            return true
+        }
+        task.withLock { $0 = refresh }
+    }
+
+    func stop() { task.withLock { $0?.cancel() } }
+
+    /// The whole state: jobs, the task stream of the last 60 s, failures, and the cluster.
+    func json(recorder: TaskRecorder = .shared) -> String {
+        let now = StoreClock.now()
+        var out = #"{"now":\#(now),"dropped":\#(recorder.dropped),"jobs":["#
+        let tallies = recorder.tallies().suffix(20)
+        out += tallies.map { t in
+            let elapsed = Double(max(1, (t.ended ?? now) - t.began)) / 1e6
+            let rate = Double(t.done) / elapsed
+            let eta = t.ended == nil && rate > 0 && t.submitted > t.done ? Double(t.submitted - t.done) / rate : 0
+            return #"{"job":"# + JSON.string(t.job) + #","function":"# + JSON.string(t.function)
+                + #","began":\#(t.began),"ended":\#(t.ended ?? 0),"submitted":\#(t.submitted),"done":\#(t.done)"#
+                + #","failed":\#(t.failedRuns),"runs":\#(t.runs),"workers":\#(t.workers.count),"eta":\#(Format.fixed(eta, digits: 1))"#
+                + #","where":{"encode":\#(t.encodeMicros),"queue wait":\#(t.queueWait.sum),"run":\#(t.runTime.sum),"result wait":\#(t.resultWait.sum),"decode":\#(t.decodeMicros)}}"#
+        }.joined(separator: ",")
+        out += "],"
+        // The task stream: the runs of the last 60 s, a lane per worker (bands beyond 2,000 runs), from
+        // the first of them on (so a short job fills the width).
+        let window = now - 60_000_000
+        let recent = recorder.all().filter { $0.received >= window || $0.ended >= window }
+        let first = recent.lazy.filter { $0.started > 0 }.map(\.started).min() ?? window
+        let since = max(window, first - max(1000, (now - first) / 50))
+        var byWorker: [String: [TaskRecord]] = [:]
+        for r in recent { byWorker[r.worker, default: []].append(r) }
+        out += #""stream":{"from":\#(since),"to":\#(now),"bands":\#(recent.count > 2000),"workers":["#
+        out += byWorker.keys.sorted().map { worker in
+            let runs = byWorker[worker]!
+            var body = #"{"worker":"# + JSON.string(worker) + #","runs":["#
+            if recent.count > 2000 {
+                // 120 columns: the busy fraction of each.
+                let span = max(1, (now - since) / 120)
+                var busy = [Int64](repeating: 0, count: 120)
+                for r in runs where r.started > 0 {
+                    var t = max(r.started, since)
+                    let stop = max(r.ended, t)
+                    while t < stop {
+                        let column = min(119, Int((t - since) / span))
+                        let edge = min(stop, since + Int64(column + 1) * span)
+                        busy[column] += max(1, edge - t)
+                        t = edge
+                    }
+                }
+                body += busy.map { Format.fixed(min(1, Double($0) / Double(span)), digits: 2) }.joined(separator: ",")
+            } else {
+                body += runs.filter { $0.started > 0 }.map { r in
+                    "[\(r.started),\(max(r.ended, r.started + 1)),\(r.succeeded ? 1 : 0),\(r.index)]"
+                }.joined(separator: ",")
+            }
+            return body + "]}"
+        }.joined(separator: ",")
+        out += "]},"
+        // Failed runs, newest first (50).
+        var failures: [TaskRecord] = []
+        for t in tallies.reversed() where failures.count < 50 { failures += recorder.failures(job: t.job).suffix(50 - failures.count).reversed() }
+        out += #""failures":["# + failures.map(Self.failureJSON).joined(separator: ",") + "],"
+        out += #""cluster":"# + cluster.withLock { $0 } + "}"
+        return out
+    }
+
+    static func failureJSON(_ f: TaskRecord) -> String {
+        var out = #"{"job":"# + JSON.string(f.job)
+        out += #","function":"# + JSON.string(f.function)
+        out += #","index":\#(f.index),"attempt":\#(f.attempt),"worker":"# + JSON.string(f.worker)
+        out += #","kind":"# + JSON.string(f.failureKind ?? "")
+        out += #","error":"# + JSON.string(f.failure ?? "")
+        out += #","input":"# + JSON.string(f.input ?? "")
+        return out + "}"
+    }
+
+    static func clusterJSON(_ status: ClusterStatus) -> String {
+        let nowMs = Int(StoreClock.now() / 1000)
+        var workers: [String] = []
+        for w in status.workers {
+            var one = #"{"id":"# + JSON.string(w.id)
+            one += #","host":"# + JSON.string(w.host)
+            one += #","build":"# + JSON.string(w.build)
+            one += #","pid":\#(w.pid),"tasks":\#(w.tasksDone),"beat_age_ms":\#(max(0, nowMs - w.lastBeat))"#
+            one += #","in_flight":\#(w.inFlight),"rss":\#(w.rssBytes ?? 0)}"#
+            workers.append(one)
+        }
+        var queues: [String] = []
+        for q in status.queues {
+            var one = #"{"build":"# + JSON.string(q.build)
+            one += #","key":"# + JSON.string(q.key)
+            one += #","depth":\#(q.depth),"placed":\#(q.placed)}"#
+            queues.append(one)
+        }
+        var dead: [String] = []
+        for d in status.deadLetters.suffix(50) {
+            var one = #"{"job":"# + JSON.string(d.job)
+            one += #","function":"# + JSON.string(d.function)
+            one += #","worker":"# + JSON.string(d.worker)
+            one += #","reason":"# + JSON.string(d.reason)
+            one += #","index":\#(d.index),"attempts":\#(d.attempts),"at":\#(d.at)}"#
+            dead.append(one)
+        }
+        var jobs: [String] = []
+        for j in status.jobs {
+            var one = #"{"job":"# + JSON.string(j.id)
+            one += #","function":"# + JSON.string(j.function)
+            one += #","driver":"# + JSON.string(j.driver)
+            one += #","submitted":\#(j.submitted),"done":\#(j.completed + j.failed),"failed":\#(j.failed),"began":\#(j.started * 1000)}"#
+            jobs.append(one)
+        }
+        var out = #"{"workers":["# + workers.joined(separator: ",")
+        out += #"],"queues":["# + queues.joined(separator: ",")
+        out += #"],"dead":["# + dead.joined(separator: ",")
+        out += #"],"jobs":["# + jobs.joined(separator: ",")
+        return out + "]}"
+    }
+}
+
+/// Answers the dashboard's requests: the page, the state as JSON, the state as server-sent events, a
+/// job's trace and report.
+final class DashboardHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let snapshot: DashboardSnapshot
+    private let token: String?
+    private var head: HTTPRequestHead?
+    private var ticker: RepeatedTask?
+    /// Whether the connection stays open after the response (HTTP/1.1 keep-alive).
+    private var keepAlive = true
+
+    init(snapshot: DashboardSnapshot, token: String?) {
+        self.snapshot = snapshot
+        self.token = token
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            respond(to: head, context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        ticker?.cancel()
+        ticker = nil
+        context.fireChannelInactive()
+    }
+
+    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        keepAlive = head.isKeepAlive
+        let (path, query) = Self.split(head.uri)
+        if let token {
+            let bearer = head.headers.first(name: "authorization").map { $0 == "Bearer " + token } ?? false
+            guard bearer || query["token"] == token else {
+                return send(context, status: .unauthorized, type: "text/plain; charset=utf-8", body: "a token is needed: ?token=… or Authorization: Bearer …\n")
+            }
+        }
+        guard head.method == .GET else {
+            return send(context, status: .methodNotAllowed, type: "text/plain; charset=utf-8", body: "only GET\n")
+        }
+        switch path {
+        case "/", "/index.html":
+            send(context, status: .ok, type: "text/html; charset=utf-8", body: DashboardPage.html)
+        case "/api/state":
+            send(context, status: .ok, type: "application/json", body: snapshot.json())
+        case "/events":
+            startEvents(context)
+        default:
+            if path.hasPrefix("/api/trace/") {
+                let job = String(path.dropFirst("/api/trace/".count))
+                let recorder = TaskRecorder.shared
+                guard recorder.tally(job: job) != nil else { return notFound(context, path) }
+                send(context, status: .ok, type: "application/json",
+                     body: TimelineExport.chromeTrace(recorder.records(job: job), title: job, dropped: recorder.dropped))
+            } else if path.hasPrefix("/api/report/") {
+                let job = String(path.dropFirst("/api/report/".count))
+                let recorder = TaskRecorder.shared
+                guard let tally = recorder.tally(job: job) else { return notFound(context, path) }
+                send(context, status: .ok, type: "text/html; charset=utf-8",
+                     body: TimelineExport.html(records: recorder.records(job: job), tally: tally, failures: recorder.failures(job: job),
+                                               title: "\(tally.function) · job \(job)", dropped: recorder.dropped))
+            } else {
+                notFound(context, path)
+            }
+        }
+    }
+
+    private func notFound(_ context: ChannelHandlerContext, _ path: String) {
+        send(context, status: .notFound, type: "text/plain; charset=utf-8", body: "nothing at \(path)\n")
+    }
+
+    private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, type: String, body: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: type)
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        headers.add(name: "cache-control", value: "no-store")
+        // The page is its own origin's only source: nothing else may load.
+        headers.add(name: "content-security-policy", value: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+        if keepAlive {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    /// Server-sent events: the state now, then every half second until the page goes away.
+    private func startEvents(_ context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "text/event-stream")
+        headers.add(name: "cache-control", value: "no-store")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        let snapshot = self.snapshot
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((context, self), eventLoop: loop)
+        ticker = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(500)) { _ in
+            let (context, handler) = bound.value
+            guard context.channel.isActive else { return }
+            let event = "data: " + snapshot.json() + "\n\n"
+            context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: event)))), promise: nil)
+        }
+    }
+
+    /// `%XX` escapes (and `+`) decoded; a malformed escape is kept as it is.
+    static func percentDecoded(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        var utf8 = Array(text.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "%"), utf8.count >= 2,
+                let value = UInt8(String(decoding: utf8.prefix(2), as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The path and the query's parameters of a request URI.
+    static func split(_ uri: String) -> (String, [String: String]) {
+        guard let mark = uri.firstIndex(of: "?") else { return (uri, [:]) }
+        var query: [String: String] = [:]
+        for pair in uri[uri.index(after: mark)...].split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { query[String(parts[0])] = percentDecoded(parts[1]) }
+        }
+        return (String(uri[..<mark]), query)
+    }
+}

@@ -1,0 +1,306 @@
+public import CurtainRESP
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Wall-clock time in microseconds since the Unix epoch, on the store's clock: each process measures once
+/// how far its own clock is from the store's `TIME` (taking the sample with the shortest round trip), so
+/// the times one job's processes record on different hosts line up in its timeline.
+public enum StoreClock {
+    private static let offset = Atomic<Int64>(0)
+
+    /// Now, in microseconds since the Unix epoch, corrected to the store's clock.
+    public static func now() -> Int64 { local() + offset.load(ordering: .relaxed) }
+
+    /// This process's own clock, in microseconds since the Unix epoch.
+    static func local() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+    }
+
+    /// The correction last measured, in microseconds (the store's clock minus this process's).
+    public static var correction: Int64 { offset.load(ordering: .relaxed) }
+
+    /// Measures the correction against the store `client` reaches (three samples, the shortest round trip
+    /// kept); a store that does not answer `TIME` leaves it as it was.
+    public static func align(with client: RESPClient) async {
+        var best: (rtt: Int64, offset: Int64)?
+        for _ in 0..<3 {
+            let before = local()
+            guard let reply = try? await client.send(RESPCommand("TIME")), let parts = reply.array, parts.count == 2,
+                let seconds = parts[0].string.flatMap({ Int64($0) }), let micros = parts[1].string.flatMap({ Int64($0) })
+            else { return }
+            let after = local()
+            let store = seconds * 1_000_000 + micros
+            let sample = (rtt: after - before, offset: store - (before + after) / 2)
+            if best.map({ sample.rtt < $0.rtt }) ?? true { best = sample }
+        }
+        if let best { offset.store(best.offset, ordering: .relaxed) }
+    }
+}
+
+/// What happened to one run of one task, as its driver saw it: when it was submitted, started, ended and
+/// received (microseconds since the Unix epoch, on the store's clock, ``StoreClock``), where it ran, the
+/// bytes that crossed, and how it ended.
+public struct TaskRecord: Sendable, Hashable, Codable {
+    /// The job the task belongs to.
+    public var job: String
+    /// The function's registered name.
+    public var function: String
+    /// The task's index in its job.
+    public var index: UInt64
+    /// Which run of the task this was (1 for the first).
+    public var attempt: UInt16
+    /// The worker that ran it.
+    public var worker: String
+    /// When the driver handed it to the store.
+    public var submitted: Int64
+    /// When its function started on the worker (0 if it never ran: a crash, a refused envelope).
+    public var started: Int64
+    /// When its function ended on the worker.
+    public var ended: Int64
+    /// When the driver read its result.
+    public var received: Int64
+    /// Bytes of the task as sent (captures and input; values shared by hash count where they were fetched).
+    public var bytesIn: Int
+    /// Bytes of its output (or failure) as received.
+    public var bytesOut: Int
+    /// Bytes of shared values its worker fetched for it.
+    public var fetchedBytes: Int
+    /// `nil` when the function returned; otherwise the failure's kind (`thrown`, `timedOut`, `crashed`, …).
+    public var failureKind: String?
+    /// The failure's error type and message.
+    public var failure: String?
+    /// The input as an error message shows it (failures only).
+    public var input: String?
+
+    /// Whether the run succeeded.
+    public var succeeded: Bool { failureKind == nil }
+    /// From submission until the function started (0 when it never ran).
+    public var queueWait: Int64 { started > 0 ? max(0, started - submitted) : 0 }
+    /// How long the function ran.
+    public var runTime: Int64 { started > 0 ? max(0, ended - started) : 0 }
+    /// From the function's end until the driver had the result.
+    public var resultWait: Int64 { started > 0 ? max(0, received - ended) : max(0, received - submitted) }
+}
+
+/// A histogram of durations in microseconds, by powers of two (bucket `i` counts values below `2^i` µs):
+/// exact counts however many tasks a job has.
+public struct DurationHistogram: Sendable, Hashable, Codable {
+    /// Counts per bucket; bucket `i` holds values in `[2^(i-1), 2^i)` µs (bucket 0: below 1 µs).
+    public private(set) var buckets = [Int](repeating: 0, count: 40)
+    /// Values recorded.
+    public private(set) var count = 0
+    /// Their sum, in microseconds.
+    public private(set) var sum: Int64 = 0
+
+    /// Records one value.
+    public mutating func record(_ micros: Int64) {
+        let value = max(0, micros)
+        let bucket = value == 0 ? 0 : min(buckets.count - 1, 64 - value.leadingZeroBitCount)
+        buckets[bucket] += 1
+        count += 1
+        sum += value
+    }
+
+    /// The upper bound of the bucket holding the `fraction` quantile, in microseconds (0 when empty).
+    public func quantile(_ fraction: Double) -> Int64 {
+        guard count > 0 else { return 0 }
+        let rank = max(1, Int((fraction * Double(count)).rounded(.up)))
+        var seen = 0
+        for (i, n) in buckets.enumerated() {
+            seen += n
+            if seen >= rank { return i == 0 ? 0 : Int64(1) << i }
+        }
+        return Int64(1) << (buckets.count - 1)
+    }
+}
+
+/// One job's exact tallies, kept whatever the ring of records has dropped.
+public struct JobTally: Sendable, Hashable, Codable {
+    /// The job's id.
+    public var job: String
+    /// Its function.
+    public var function: String
+    /// When it started (store clock, µs since the Unix epoch).
+    public var began: Int64
+    /// When it ended; `nil` while it runs.
+    public var ended: Int64?
+    /// Tasks submitted (first runs).
+    public var submitted = 0
+    /// Tasks that ended, successfully or not.
+    public var done = 0
+    /// Runs that failed (retried or not).
+    public var failedRuns = 0
+    /// Runs recorded.
+    public var runs = 0
+    /// Bytes sent and received.
+    public var bytesIn = 0
+    public var bytesOut = 0
+    /// Where each run's time went.
+    public var queueWait = DurationHistogram()
+    public var runTime = DurationHistogram()
+    public var resultWait = DurationHistogram()
+    /// Per worker: runs.
+    public var workers: [String: Int] = [:]
+    /// The driver's time encoding inputs and captures, and decoding outputs, in microseconds.
+    public var encodeMicros: Int64 = 0
+    public var decodeMicros: Int64 = 0
+
+    mutating func add(_ record: TaskRecord, final: Bool) {
+        runs += 1
+        if final { done += 1 }
+        if !record.succeeded { failedRuns += 1 }
+        bytesIn += record.bytesIn
+        bytesOut += record.bytesOut
+        if record.started > 0 {
+            queueWait.record(record.queueWait)
+            runTime.record(record.runTime)
+        }
+        resultWait.record(record.resultWait)
+        workers[record.worker, default: 0] += 1
+    }
+}
+
+/// The driver's record of its tasks: the latest 100,000 runs in a ring, every failed run (up to 10,000
+/// per job), and exact tallies per job beyond them. Kept always; reading it costs nothing until asked.
+public final class TaskRecorder: Sendable {
+    /// This process's recorder.
+    public static let shared = TaskRecorder(capacity: 100_000)
+
+    private struct State {
+        var ring: [TaskRecord] = []
+        var next = 0
+        var dropped = 0
+        var failures: [String: [TaskRecord]] = [:]
+        var tallies: [String: JobTally] = [:]
+        var order: [String] = []
+    }
+    private let state = Mutex(State())
+    /// How many records the ring holds.
+    public let capacity: Int
+    /// The most failed runs kept per job.
+    public static let failuresPerJob = 10_000
+    /// The most jobs whose tallies are kept (the oldest ended ones go first).
+    public static let jobsKept = 1_000
+
+    /// A recorder holding the latest `capacity` records.
+    public init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    private let enabledFlag = Atomic<Bool>(true)
+    /// Whether runs are recorded (on by default; `curtain-bench tasks` turns it off to measure what
+    /// recording costs). Off, runs leave no record and count in no tally.
+    public var isEnabled: Bool {
+        get { enabledFlag.load(ordering: .relaxed) }
+        set { enabledFlag.store(newValue, ordering: .relaxed) }
+    }
+
+    /// Notes a job's start.
+    func begin(job: String, function: String) {
+        let now = StoreClock.now()
+        state.withLock { state in
+            if state.tallies[job] == nil {
+                state.tallies[job] = JobTally(job: job, function: function, began: now)
+                state.order.append(job)
+                if state.order.count > Self.jobsKept, let old = state.order.firstIndex(where: { state.tallies[$0]?.ended != nil }) {
+                    let gone = state.order.remove(at: old)
+                    state.tallies[gone] = nil
+                    state.failures[gone] = nil
+                }
+            }
+        }
+    }
+
+    /// Notes tasks submitted for the first time.
+    func submitted(job: String, count: Int) {
+        state.withLock { $0.tallies[job]?.submitted += count }
+    }
+
+    /// Adds the driver's own time spent on a job's payloads.
+    func driverTime(job: String, encode: Duration = .zero, decode: Duration = .zero) {
+        state.withLock { state in
+            state.tallies[job]?.encodeMicros += Int64(encode.microseconds)
+            state.tallies[job]?.decodeMicros += Int64(decode.microseconds)
+        }
+    }
+
+    /// Notes a job's end.
+    func end(job: String) {
+        let now = StoreClock.now()
+        state.withLock { $0.tallies[job]?.ended = now }
+    }
+
+    /// Keeps one run's record; `final` when the task ended with it (not retried).
+    func record(_ record: TaskRecord, final: Bool) {
+        self.record([(record, final)])
+    }
+
+    /// Keeps the records of runs received together (one lock, one tally lookup per job for the batch).
+    func record(_ runs: [(record: TaskRecord, final: Bool)]) {
+        guard isEnabled, !runs.isEmpty else { return }
+        state.withLock { state in
+            var job = runs[0].record.job
+            var tally = state.tallies.removeValue(forKey: job)
+            for (record, final) in runs {
+                if state.ring.count < capacity {
+                    state.ring.append(record)
+                } else {
+                    state.ring[state.next] = record
+                    state.dropped += 1
+                }
+                state.next = (state.next + 1) % capacity
+                if !record.succeeded, state.failures[record.job, default: []].count < Self.failuresPerJob {
+                    state.failures[record.job, default: []].append(record)
+                }
+                if record.job != job {
+                    if let tally { state.tallies[job] = tally }
+                    job = record.job
+                    tally = state.tallies.removeValue(forKey: job)
+                }
+                // Taken out of the dictionary, so changed in place (a copy would copy its histograms).
+                tally?.add(record, final: final)
+            }
+            if let tally { state.tallies[job] = tally }
+        }
+    }
+
+    /// The records of `job` still in the ring, oldest first.
+    public func records(job: String) -> [TaskRecord] {
+        all().filter { $0.job == job }
+    }
+
+    /// Every record in the ring, oldest first.
+    public func all() -> [TaskRecord] {
+        state.withLock { state in
+            state.ring.count < capacity ? state.ring : Array(state.ring[state.next...] + state.ring[..<state.next])
+        }
+    }
+
+    /// The failed runs of `job` (all of them, up to ``failuresPerJob``).
+    public func failures(job: String) -> [TaskRecord] {
+        state.withLock { $0.failures[job] ?? [] }
+    }
+
+    /// The exact tallies of `job`.
+    public func tally(job: String) -> JobTally? {
+        state.withLock { $0.tallies[job] }
+    }
+
+    /// Every job's tallies, oldest first.
+    public func tallies() -> [JobTally] {
+        state.withLock { state in state.order.compactMap { state.tallies[$0] } }
+    }
+
+    /// Records the ring has let go of since this process started (the tallies still count them).
+    public var dropped: Int { state.withLock { $0.dropped } }
+
+    /// Forgets everything (tests).
+    func removeAll() {
+        state.withLock { $0 = State() }
+    }
+}

@@ -1,0 +1,205 @@
+@testable import Curtain
+import CurtainTestFunctions
+import CurtainTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A GET over a plain socket (`Connection: close`): the status and the body.
+func httpGet(port: Int, _ path: String, headers: [String] = []) throws -> (status: Int, body: String) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers.map { $0 + "\r\n" }.joined() + "\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        bytes += buffer[..<n]
+    }
+    let text = String(decoding: bytes, as: UTF8.self)
+    let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+    let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+    return (status, body)
+}
+
+@Suite("Observing jobs: task records, the timeline, the report, the dashboard")
+struct ObserveTests {
+    func run(_ index: UInt64, job: String = "j", failed: Bool = false, at start: Int64 = 1_000) -> TaskRecord {
+        TaskRecord(
+            job: job, function: "F", index: index, attempt: 1, worker: index % 2 == 0 ? "w0" : "w1", submitted: start,
+            started: start + 100, ended: start + 300, received: start + 350, bytesIn: 10, bytesOut: 20, fetchedBytes: 0,
+            failureKind: failed ? "thrown" : nil, failure: failed ? "E: no" : nil, input: failed ? "\(index)" : nil)
+    }
+
+    @Test func theRecorderKeepsTheLatestRunsEveryFailureAndExactTallies() {
+        let recorder = TaskRecorder(capacity: 10)
+        recorder.begin(job: "j", function: "F")
+        recorder.submitted(job: "j", count: 25)
+        for i in 0..<25 { recorder.record(run(UInt64(i), failed: i < 3), final: true) }
+        let kept = recorder.records(job: "j")
+        #expect(kept.map(\.index) == Array(15..<25))
+        #expect(recorder.dropped == 15)
+        // Failures are kept though the ring let them go; the tallies count every run.
+        #expect(recorder.failures(job: "j").map(\.index) == [0, 1, 2])
+        let tally = try! #require(recorder.tally(job: "j"))
+        #expect(tally.runs == 25 && tally.done == 25 && tally.failedRuns == 3 && tally.submitted == 25)
+        #expect(tally.runTime.count == 25 && tally.runTime.sum == 25 * 200)
+        #expect(tally.queueWait.sum == 25 * 100 && tally.resultWait.sum == 25 * 50)
+        #expect(tally.workers == ["w0": 13, "w1": 12])
+        #expect(tally.runTime.quantile(0.5) == 256)  // 200 µs falls in [128, 256)
+        // Off, nothing is recorded.
+        recorder.isEnabled = false
+        recorder.record(run(99), final: true)
+        #expect(recorder.tally(job: "j")?.runs == 25)
+    }
+
+    /// Checks what Perfetto relies on: slices on one track nest, every flow has one start and one end, each
+    /// end inside a slice of its track; returns the parsed events.
+    func checkTrace(_ text: String) throws -> [[String: Any]] {
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let events = try #require(object["traceEvents"] as? [[String: Any]])
+        func number(_ e: [String: Any], _ key: String) -> Int64 { (e[key] as? NSNumber)?.int64Value ?? -1 }
+        var slices: [String: [(Int64, Int64)]] = [:]
+        for e in events where e["ph"] as? String == "X" {
+            slices["\(number(e, "pid"))/\(number(e, "tid"))", default: []].append((number(e, "ts"), number(e, "ts") + number(e, "dur")))
+        }
+        for (track, spans) in slices {
+            var open: [Int64] = []
+            for (start, end) in spans.sorted(by: { ($0.0, -$0.1) < ($1.0, -$1.1) }) {
+                while let last = open.last, last <= start { open.removeLast() }
+                if let last = open.last { #expect(end <= last, "track \(track): \(start)-\(end) overlaps a slice ending at \(last)") }
+                open.append(end)
+            }
+        }
+        var starts: [Int64: [String: Any]] = [:]
+        var ends: [Int64: [String: Any]] = [:]
+        for e in events {
+            if e["ph"] as? String == "s" { starts[number(e, "id")] = e }
+            if e["ph"] as? String == "f" { ends[number(e, "id")] = e }
+        }
+        #expect(!starts.isEmpty && Set(starts.keys) == Set(ends.keys))
+        for (id, end) in ends {
+            #expect(number(end, "ts") >= number(starts[id] ?? [:], "ts"))
+            let track = "\(number(end, "pid"))/\(number(end, "tid"))"
+            #expect(slices[track, default: []].contains { $0.0 <= number(end, "ts") && number(end, "ts") <= $0.1 }, "flow \(id) ends outside its track's slices")
+        }
+        #expect(events.contains { $0["ph"] as? String == "C" })
+        return events
+    }
+
+    @Test func overlappingRunsOfOneWorkerGetLanesAndTheTraceNests() throws {
+        // One worker running three tasks at once (the in-process backend does): three lanes.
+        let records = [run(0, at: 0), run(2, at: 50), run(4, at: 120), run(6, at: 1_000)].map { r -> TaskRecord in
+            var r = r
+            r.worker = "w0"
+            return r
+        }
+        let (placed, workers, lanes) = TimelineExport.lanes(records)
+        #expect(workers == ["w0"] && lanes == [3])
+        #expect(placed.map(\.lane) == [0, 1, 2, 0])
+        _ = try checkTrace(TimelineExport.chromeTrace(records))
+    }
+
+    @Test func aJobOnWorkerProcessesHasATimelineOnOneClock() async throws {
+        let cloud = try await Cloud.start(
+            functions: allTestFunctions,
+            configuration: CloudConfiguration(backend: .processes, workers: 2, workerExecutable: try fixtureWorkerPath(), buildID: "fixture"))
+        defer { Task { await cloud.shutdown() } }
+        let summary = Mutex<JobSummary?>(nil)
+        _ = try await cloud.map(SlowSquare(milliseconds: 5), over: 0..<40, options: JobOptions(onSummary: { s in summary.withLock { $0 = s } }))
+        let job = try #require(summary.withLock { $0 }).job
+        let records = TaskRecorder.shared.records(job: job)
+        #expect(records.count == 40)
+        #expect(Set(records.map(\.worker)).count == 2)
+        for r in records {
+            // Submitted, started, ended, received: in order on the store's clock (2 ms for the alignment).
+            #expect(r.submitted <= r.started + 2_000 && r.started < r.ended && r.ended <= r.received + 2_000, "\(r)")
+            #expect(r.runTime >= 5_000)
+        }
+        let tally = try #require(TaskRecorder.shared.tally(job: job))
+        #expect(tally.done == 40 && tally.submitted == 40 && tally.ended != nil)
+        let events = try checkTrace(TimelineExport.chromeTrace(records, title: job))
+        let processes = events.filter { $0["name"] as? String == "process_name" }.compactMap { ($0["args"] as? [String: Any])?["name"] as? String }
+        #expect(processes.count == 3 && processes.contains("driver"))
+        await cloud.shutdown()
+    }
+
+    @Test func aReportIsWrittenToStorageWithTheFailures() async throws {
+        let directory = temporaryPath("curtain-reports")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        var configuration = CloudConfiguration(backend: .inprocess, workers: 2)
+        configuration.storage = "file://" + directory
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        defer { Task { await cloud.shutdown() } }
+        let summary = Mutex<JobSummary?>(nil)
+        try await cloud.withTaskGroup(
+            of: SlowOddRefused.self, options: JobOptions(report: true, onSummary: { s in summary.withLock { $0 = s } })
+        ) { group in
+            for i in 0..<6 { try await group.addTask(SlowOddRefused(milliseconds: 1), i) }
+            var failed = 0
+            while true {
+                do {
+                    guard try await group.next() != nil else { break }
+                } catch is RemoteTaskError { failed += 1 }
+            }
+            #expect(failed == 3)
+        }
+        let report = try #require(summary.withLock { $0?.report })
+        #expect(report.html == directory + "/curtain-reports/\(report.job)/report.html")
+        let html = try String(contentsOfFile: report.html, encoding: .utf8)
+        #expect(html.contains("odd input 3 refused") && html.contains("id=\"timeline\"") && html.contains("id=\"where\""))
+        // Self-contained: no script, nothing loaded from anywhere (the SVG namespace is a name, not a request).
+        #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("href=") && !html.contains("url("))
+        _ = try checkTrace(try String(contentsOfFile: report.trace, encoding: .utf8))
+        await cloud.shutdown()
+    }
+
+    @Test func theDashboardServesItsPageStateAndTraces() async throws {
+        let dashboard = try await Dashboard.start(address: "127.0.0.1:0", client: nil)
+        let port = try #require(Int(dashboard.url.split(separator: ":").last?.filter(\.isNumber) ?? ""))
+        TaskRecorder.shared.begin(job: "dash-job", function: "F")
+        TaskRecorder.shared.record(run(1, job: "dash-job", failed: true), final: true)
+        let page = try httpGet(port: port, "/")
+        #expect(page.status == 200 && page.body.contains("EventSource") && !page.body.contains("https://"))
+        let state = try httpGet(port: port, "/api/state")
+        #expect(state.status == 200)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(state.body.utf8)) as? [String: Any])
+        let jobs = try #require(object["jobs"] as? [[String: Any]])
+        #expect(jobs.contains { $0["job"] as? String == "dash-job" })
+        let failures = try #require(object["failures"] as? [[String: Any]])
+        #expect(failures.contains { $0["error"] as? String == "E: no" && $0["input"] as? String == "1" })
+        #expect(try httpGet(port: port, "/api/trace/dash-job").status == 200)
+        #expect(try httpGet(port: port, "/api/report/dash-job").body.contains("E: no"))
+        #expect(try httpGet(port: port, "/api/trace/no-such-job").status == 404)
+        #expect(try httpGet(port: port, "/elsewhere").status == 404)
+        await dashboard.close()
+    }
+
+    @Test func aDashboardBeyondLoopbackNeedsAToken() async throws {
+        await #expect(throws: ConfigurationError.self) { try await Dashboard.start(address: "0.0.0.0:0", client: nil) }
+        await #expect(throws: ConfigurationError.self) { try await Dashboard.start(address: "127.0.0.1", client: nil) }
+        let dashboard = try await Dashboard.start(address: "0.0.0.0:0", token: "s3cret", client: nil)
+        #expect(dashboard.url.hasSuffix("?token=s3cret"))
+        let port = try #require(Int(dashboard.url.split(separator: ":").last?.prefix(while: \.isNumber) ?? ""))
+        #expect(try httpGet(port: port, "/api/state").status == 401)
+        #expect(try httpGet(port: port, "/api/state?token=wrong").status == 401)
+        #expect(try httpGet(port: port, "/api/state?token=s3cret").status == 200)
+        #expect(try httpGet(port: port, "/api/state", headers: ["Authorization: Bearer s3cret"]).status == 200)
+        await dashboard.close()
+    }
+}
