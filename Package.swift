@@ -64,6 +64,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
         // A worker's graceful drain on SIGTERM (ServiceGroup; no Foundation).
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Metrics and traces through the ecosystem's APIs (small API packages; an application chooses the
+        // backend), and a Prometheus exposition of the metrics for the dashboard's /metrics.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.0"),
         // The `@Remote` macro's implementation (only CurtainRemote and its tests build it).
         .package(url: "https://github.com/swiftlang/swift-syntax.git", "600.0.0"..<"604.0.0"),
     ],
@@ -106,6 +111,9 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),  // NIOThreadPool for blocking file I/O
                 // The dashboard's HTTP server (CURTAIN_DASHBOARD): part of swift-nio, no new package.
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 // HMAC-SHA256 of envelopes (CURTAIN_SECRET) and SHA-256 content hashes, with the Signing trait.
                 .product(name: "Crypto", package: "swift-crypto", condition: .when(traits: ["Signing"])),
@@ -236,6 +244,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ],
             swiftSettings: strictSwift
         ),

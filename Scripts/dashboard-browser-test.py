@@ -7,11 +7,15 @@ report of each job in a storage directory. Then, in headless Chromium:
 - the dashboard shows a lane per worker, the failures' text, the finished job's progress, no console
   errors, and no request leaves its origin; a screenshot is saved;
 - the report opens from a file and shows the summary and the failures;
-- the trace JSON nests (slices on one track never partly overlap) and its flows pair up.
+- the trace JSON nests (slices on one track never partly overlap) and its flows pair up;
+- /metrics parses with the Prometheus client and counts the tasks by function and outcome.
 Exits non-zero with the reason on the first thing that does not hold.
 """
 import json, os, subprocess, sys, tempfile, time
 from urllib.parse import urlparse
+from urllib.request import urlopen
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
@@ -65,12 +69,31 @@ def check_trace(path):
     return runs
 
 
+def check_metrics(url):
+    text = urlopen(url.rstrip("/") + "/metrics", timeout=30).read().decode()
+    tasks = {}
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        for sample in family.samples:
+            if sample.name == "curtain_tasks_total":
+                tasks[(sample.labels.get("function"), sample.labels.get("outcome"))] = sample.value
+    if tasks.get(("SlowSquare", "succeeded")) != 60:
+        fail(f"curtain_tasks_total for SlowSquare succeeded is {tasks.get(('SlowSquare', 'succeeded'))}, not 60 ({tasks})")
+    if tasks.get(("SlowOddRefused", "failed")) != 12 or tasks.get(("SlowOddRefused", "succeeded")) != 12:
+        fail(f"curtain_tasks_total for SlowOddRefused is not 12 succeeded and 12 failed: {tasks}")
+    for needed in ("curtain_task_duration_seconds", "curtain_task_queue_wait_seconds", "curtain_workers"):
+        if needed not in names:
+            fail(f"/metrics has no {needed} (it has {sorted(names)})")
+    return f"{len(names)} metric families"
+
+
 def main():
     worker = sys.argv[1]
     out_dir = sys.argv[2] if len(sys.argv) > 2 else tempfile.mkdtemp()
     storage = tempfile.mkdtemp(prefix="curtain-reports-")
     env = dict(os.environ, CURTAIN_FIXTURE_DASHBOARD="1", CURTAIN_DASHBOARD="127.0.0.1:0",
-               CURTAIN_STORAGE="file://" + storage, CURTAIN_PROGRESS="0")
+               CURTAIN_STORAGE="file://" + storage, CURTAIN_PROGRESS="0", CURTAIN_METRICS="prometheus")
     fixture = subprocess.Popen([worker], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
     lines = {}
     try:
@@ -128,7 +151,8 @@ def main():
         finally:
             browser.quit()
         runs = check_trace(trace)
-        print(f"dashboard browser test: ok ({len(set(lanes))} worker lanes, {runs} runs in the trace, screenshot {shot}; report summary: {summary.splitlines()[0] if summary else ''})")
+        metrics = check_metrics(url)
+        print(f"dashboard browser test: ok ({len(set(lanes))} worker lanes, {runs} runs in the trace, {metrics}, screenshot {shot}; report summary: {summary.splitlines()[0] if summary else ''})")
     finally:
         try:
             fixture.stdin.close()

@@ -57,9 +57,9 @@ if ! .venv-s3/bin/python -c "import moto, boto3" >/dev/null 2>&1; then
 fi
 echo "==> moto $(.venv-s3/bin/python -c 'import moto; print(moto.__version__)')"
 # Selenium (driving Debian's chromium through chromium-driver) for the dashboard's browser test, pinned.
-if ! .venv-s3/bin/python -c "import selenium" >/dev/null 2>&1; then
-    echo "==> installing selenium into .venv-s3"
-    .venv-s3/bin/pip install -q 'selenium==4.27.1'
+if ! .venv-s3/bin/python -c "import selenium, prometheus_client" >/dev/null 2>&1; then
+    echo "==> installing selenium and prometheus-client into .venv-s3"
+    .venv-s3/bin/pip install -q 'selenium==4.27.1' 'prometheus-client==0.21.1'
 fi
 echo "==> selenium $(.venv-s3/bin/python -c 'import selenium; print(selenium.__version__)'), $(/usr/bin/chromium --version)"
 
@@ -118,7 +118,8 @@ echo "==> running the porting suite (Scripts/port-diff.sh)"
 bash Scripts/port-diff.sh --skip-build
 
 # The dashboard and a job's report in a real browser (headless chromium): lanes, failures, progress, no
-# console errors, no request leaving the origin, a screenshot; the trace's nesting and flows.
+# console errors, no request leaving the origin, a screenshot; the trace's nesting and flows; /metrics
+# parsed by the Prometheus client.
 echo "==> the dashboard in a browser (Scripts/dashboard-browser-test.py)"
 .venv-s3/bin/python Scripts/dashboard-browser-test.py .build/debug/curtain-test-worker .build
 

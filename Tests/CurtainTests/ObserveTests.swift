@@ -4,6 +4,9 @@ import CurtainTestSupport
 import Foundation
 import Synchronization
 import Testing
+import Tracing
+import InMemoryTracing
+import ServiceContextModule
 
 #if canImport(Glibc)
 import Glibc
@@ -201,5 +204,61 @@ struct ObserveTests {
         #expect(try httpGet(port: port, "/api/state?token=s3cret").status == 200)
         #expect(try httpGet(port: port, "/api/state", headers: ["Authorization: Bearer s3cret"]).status == 200)
         await dashboard.close()
+    }
+}
+
+@Suite("Metrics and traces through swift-metrics and swift-distributed-tracing")
+struct TelemetryTests {
+    @Test func oneTraceGoesFromTheCallerThroughTheJobIntoEachTask() async throws {
+        let tracer = InMemoryTracer()
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: CloudConfiguration(backend: .inprocess, workers: 2))
+        defer { Task { await cloud.shutdown() } }
+        try await TaskTracing.$tracerOverride.withValue(tracer) {
+            let app = tracer.startSpan("app")
+            try await ServiceContext.withValue(app.context) {
+                _ = try await cloud.map(SlowSquare(milliseconds: 1), over: 0..<5)
+            }
+            app.end()
+        }
+        let spans = tracer.finishedSpans
+        let appSpan = try #require(spans.first { $0.operationName == "app" })
+        let job = try #require(spans.first { $0.operationName == "curtain.job SlowSquare" })
+        let tasks = spans.filter { $0.operationName == "curtain.task SlowSquare" }
+        #expect(job.traceID == appSpan.traceID && job.spanContext.parentSpanID == appSpan.spanContext.spanID)
+        #expect(tasks.count == 5)
+        #expect(tasks.allSatisfy { $0.traceID == appSpan.traceID && $0.spanContext.parentSpanID == job.spanContext.spanID })
+        // Through the envelope: each task's context was extracted from the headers its envelope carried.
+        #expect(tracer.performedContextExtractions.count >= 5)
+        await cloud.shutdown()
+    }
+
+    @Test func theEnvelopeCarriesTheTraceContextAndRejectsATruncatedOne() throws {
+        var envelope = TaskEnvelope(buildID: "b", jobID: "j", index: 1, function: "F", functionPayload: [], input: [1])
+        envelope.traceContext = ["traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "x=1"]
+        let bytes = try envelope.encoded()
+        #expect(try TaskEnvelope(decoding: bytes) == envelope)
+        #expect(throws: EnvelopeError.self) { try TaskEnvelope(decoding: bytes.getSlice(at: 0, length: bytes.readableBytes - 3)!) }
+        // Without a context, the bytes are what they were (no flag, nothing after the input).
+        let plain = TaskEnvelope(buildID: "b", jobID: "j", index: 1, function: "F", functionPayload: [], input: [1])
+        #expect(try plain.encoded().readableBytes == bytes.readableBytes - (1 + 2 + 11 + 2 + 55 + 2 + 10 + 2 + 3))
+    }
+
+    @Test func metricsReachAPrometheusRegistryAndTheDashboard() async throws {
+        CurtainMetrics.bootstrapPrometheus()
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: CloudConfiguration(backend: .inprocess, workers: 2))
+        defer { Task { await cloud.shutdown() } }
+        _ = try await cloud.map(SlowSquare(milliseconds: 1), over: 0..<7)
+        let text = try #require(CurtainMetrics.exposition())
+        let line = try #require(text.split(separator: "\n").first {
+            $0.hasPrefix("curtain_tasks_total{") && $0.contains("function=\"SlowSquare\"") && $0.contains("outcome=\"succeeded\"")
+        })
+        #expect((Double(line.split(separator: " ").last ?? "") ?? 0) >= 7)
+        #expect(text.contains("curtain_task_duration_seconds_bucket"))
+        let dashboard = try await Dashboard.start(address: "127.0.0.1:0", client: nil)
+        let port = try #require(Int(dashboard.url.split(separator: ":").last?.filter(\.isNumber) ?? ""))
+        let metrics = try httpGet(port: port, "/metrics")
+        #expect(metrics.status == 200 && metrics.body.contains("curtain_tasks_total"))
+        await dashboard.close()
+        await cloud.shutdown()
     }
 }

@@ -193,6 +193,9 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
             arguments: invocation.arguments)
         // Named lazily: only a failure needs the text (printing a type's name costs a metadata lookup).
         let identifier = target.identifier
+        let clock = ContinuousClock()
+        let start = clock.now
+        defer { CurtainMetrics.actorCall(clock.now - start) }
         return try await transport.send(
             message, to: route(actor.id), label: { (Self.label(actor), Self.method(RemoteCallTarget(identifier))) })
     }

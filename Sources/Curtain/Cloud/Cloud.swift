@@ -105,6 +105,8 @@ public final class Cloud: Sendable {
         functions: [any RemoteFunction.Type], actors: [any SpawnableActor.Type] = [], configuration: CloudConfiguration? = nil
     ) async throws -> Cloud {
         let cloud = try await make(functions: functions, actors: actors, configuration: configuration)
+        if cloud.configuration.prometheus { CurtainMetrics.bootstrapPrometheus() }
+        if cloud.workers != nil { CurtainMetrics.workers(cloud.configuration.workers) }
         if let address = cloud.configuration.dashboard {
             do {
                 let dashboard = try await Dashboard.start(

@@ -109,6 +109,11 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// Whether every job writes its timeline and report to ``storage`` when it ends (`CURTAIN_REPORT`:
     /// `1`/`0`; default off), as ``JobOptions/report`` does for one job.
     public var reports = false
+    /// Whether this process bootstraps swift-metrics with a Prometheus registry and serves it at the
+    /// dashboard's `/metrics` (`CURTAIN_METRICS=prometheus`; default off). Leave it off when the application
+    /// bootstraps its own metrics backend (swift-metrics allows one per process); Curtain's metrics
+    /// (``CurtainMetrics``) go to whichever backend is bootstrapped.
+    public var prometheus = false
     /// The default of ``maxPayloadBytes``: 256 MiB.
     public static let defaultMaxPayload = 256 * 1024 * 1024
     /// When set (`CURTAIN_SECRET`), every task envelope and result is signed with HMAC-SHA256 under it, and
@@ -129,7 +134,7 @@ public struct CloudConfiguration: Sendable, Hashable {
 
     /// Reads `CURTAIN_BACKEND` (`inprocess`, `processes`, or a `redis://`, `rediss://` or `unix://` URL),
     /// `CURTAIN_WORKERS` (a positive integer), `CURTAIN_BUILD_ID`, `CURTAIN_HEARTBEAT_MS`, `CURTAIN_STORAGE`,
-    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_ACTOR_TLS`, `CURTAIN_PLACEMENT`, `CURTAIN_REPORT`, `CURTAIN_DASHBOARD`, `CURTAIN_DASHBOARD_TOKEN`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
+    /// `CURTAIN_SPILL_BYTES`, `CURTAIN_SHARE_BYTES`, `CURTAIN_PAYLOAD_FORMAT`, `CURTAIN_MAX_PAYLOAD_BYTES`, `CURTAIN_DRAIN_SECONDS`, `CURTAIN_ACTOR_PATH`, `CURTAIN_ADVERTISE`, `CURTAIN_ACTOR_TLS`, `CURTAIN_PLACEMENT`, `CURTAIN_REPORT`, `CURTAIN_DASHBOARD`, `CURTAIN_DASHBOARD_TOKEN`, `CURTAIN_METRICS`, `CURTAIN_SECRET`, `CURTAIN_SUMMARY` and `CURTAIN_PROGRESS` (`1`/`0`, `true`/`false`, `yes`/`no`); unset variables keep
     /// the defaults.
     ///
     /// - Throws: ``ConfigurationError`` naming the variable and the bad value.
@@ -200,6 +205,12 @@ public struct CloudConfiguration: Sendable, Hashable {
         configuration.placement = try flag("CURTAIN_PLACEMENT", in: environment) ?? true
         configuration.reports = try flag("CURTAIN_REPORT", in: environment) ?? false
         if let value = environment["CURTAIN_DASHBOARD"], !value.isEmpty { configuration.dashboard = value }
+        if let value = environment["CURTAIN_METRICS"], !value.isEmpty {
+            guard value.lowercased() == "prometheus" else {
+                throw ConfigurationError(description: "CURTAIN_METRICS='\(value)' is not 'prometheus' (the one exporter built in)")
+            }
+            configuration.prometheus = true
+        }
         if let value = environment["CURTAIN_DASHBOARD_TOKEN"], !value.isEmpty { configuration.dashboardToken = value }
         if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty {
             configuration.secret = secret

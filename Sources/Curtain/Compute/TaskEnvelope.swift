@@ -35,6 +35,10 @@ public struct TaskEnvelope: Sendable, Hashable {
     public var functionPayload: [UInt8]
     /// The encoded input.
     public var input: [UInt8]
+    /// The trace context of the job that sent it, as the tracer injected it (W3C `traceparent` and
+    /// `tracestate` with an OpenTelemetry tracer); empty when nothing traces. The worker's span for the
+    /// task is its child.
+    public var traceContext: [String: String] = [:]
 
     /// Creates an envelope.
     public init(
@@ -60,8 +64,9 @@ public struct TaskEnvelope: Sendable, Hashable {
     /// Appends the wire form to `buffer`.
     ///
     /// Layout: magic (4) · buildID (u16 length + UTF-8) · jobID (u16 + UTF-8) · index (u64) · attempt (u16) ·
-    /// crashes (u16) · flags (u8: bit 0 suspect) · timeout (u32 ms) · function (u16 + UTF-8) ·
-    /// captures (u32 + bytes) · input (u32 + bytes); integers big-endian.
+    /// crashes (u16) · flags (u8: bit 0 suspect, bit 1 trace context) · timeout (u32 ms) · function (u16 +
+    /// UTF-8) · captures (u32 + bytes) · input (u32 + bytes) · with bit 1, the trace context: a count (u8)
+    /// and that many name and value pairs (each u16 + UTF-8); integers big-endian.
     public func encode(into buffer: inout ByteBuffer) throws(EnvelopeError) {
         buffer.writeBytes(Self.magic)
         try buffer.writeShortString(buildID, field: "buildID")
@@ -69,11 +74,19 @@ public struct TaskEnvelope: Sendable, Hashable {
         buffer.writeInteger(index)
         buffer.writeInteger(attempt)
         buffer.writeInteger(crashes)
-        buffer.writeInteger(UInt8(suspect ? 1 : 0))
+        let traced = !traceContext.isEmpty && traceContext.count <= 255
+        buffer.writeInteger(UInt8(suspect ? 1 : 0) | (traced ? 2 : 0))
         buffer.writeInteger(timeoutMilliseconds)
         try buffer.writeShortString(function, field: "function")
         try Self.writeBlob(functionPayload, field: "function captures", into: &buffer)
         try Self.writeBlob(input, field: "input", into: &buffer)
+        if traced {
+            buffer.writeInteger(UInt8(traceContext.count))
+            for (name, value) in traceContext.sorted(by: { $0.key < $1.key }) {
+                try buffer.writeShortString(name, field: "trace context name")
+                try buffer.writeShortString(value, field: "trace context value")
+            }
+        }
     }
 
     /// The wire form as a new buffer.
@@ -102,17 +115,26 @@ public struct TaskEnvelope: Sendable, Hashable {
         guard let attempt = b.readInteger(as: UInt16.self) else { throw EnvelopeError(description: "envelope truncated in attempt") }
         guard let crashes = b.readInteger(as: UInt16.self) else { throw EnvelopeError(description: "envelope truncated in crashes") }
         guard let flags = b.readInteger(as: UInt8.self) else { throw EnvelopeError(description: "envelope truncated in flags") }
-        guard flags & ~1 == 0 else { throw EnvelopeError(description: "envelope has unknown flags \(flags)") }
+        guard flags & ~3 == 0 else { throw EnvelopeError(description: "envelope has unknown flags \(flags)") }
         guard let timeout = b.readInteger(as: UInt32.self) else { throw EnvelopeError(description: "envelope truncated in timeout") }
         let function = try b.readShortString(field: "function")
         let captures = try Self.readBlob(&b, field: "function captures", maximum: maximumPayload)
         let input = try Self.readBlob(&b, field: "input", maximum: maximumPayload)
+        var traceContext: [String: String] = [:]
+        if flags & 2 != 0 {
+            guard let count = b.readInteger(as: UInt8.self) else { throw EnvelopeError(description: "envelope truncated in its trace context") }
+            for _ in 0..<count {
+                let name = try b.readShortString(field: "trace context name")
+                traceContext[name] = try b.readShortString(field: "trace context value")
+            }
+        }
         guard b.readableBytes == 0 else {
             throw EnvelopeError(description: "\(b.readableBytes) unexpected bytes after the envelope's input")
         }
         self.init(
             buildID: buildID, jobID: jobID, index: index, attempt: attempt, crashes: crashes, suspect: flags & 1 != 0,
             timeoutMilliseconds: timeout, function: function, functionPayload: captures, input: input)
+        self.traceContext = traceContext
     }
 
     private static func writeBlob(_ bytes: [UInt8], field: String, into buffer: inout ByteBuffer) throws(EnvelopeError) {

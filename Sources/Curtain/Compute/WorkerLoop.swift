@@ -423,12 +423,17 @@ public struct WorkerLoop: Sendable {
             FunctionRegistry.SpillContext(settings: $0, jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt)
         }
         guard envelope.timeoutMilliseconds > 0 else {
-            let (outcome, shared) = await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input, spill: context)
+            let (outcome, shared) = await TaskTracing.run(envelope) {
+                await registry.run(envelope.function, function: envelope.functionPayload, input: envelope.input, spill: context)
+            }
             return (outcome, (clock.now - start).microseconds, false, shared)
         }
         let limit = Duration.milliseconds(Int64(envelope.timeoutMilliseconds))
         let (function, captures, input) = (envelope.function, envelope.functionPayload, envelope.input)
-        switch await Deadline.run(within: limit, { await registry.run(function, function: captures, input: input, spill: context) }) {
+        let ran = await TaskTracing.run(envelope) {
+            await Deadline.run(within: limit, { await registry.run(function, function: captures, input: input, spill: context) })
+        }
+        switch ran {
         case .finished(let (outcome, shared)):
             return (outcome, (clock.now - start).microseconds, false, shared)
         case .timedOut(let task):

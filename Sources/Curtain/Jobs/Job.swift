@@ -1,6 +1,7 @@
 import CurtainRESP
 import NIOCore
 import Synchronization
+import Tracing
 
 /// What a job needs to know about the cloud it runs on, beyond its transport.
 struct JobContext: Sendable {
@@ -89,6 +90,12 @@ struct Job<F: RemoteFunction> {
     private var shared: [[UInt8]: SharedBlob] = [:]
     /// `F.name`, computed once (records carry it).
     private let functionName = F.name
+    /// The job's metric handles.
+    private let metrics: JobMetrics
+    /// Tasks this job counts in `curtain_tasks_outstanding`.
+    private var outstandingCounted = 0
+    /// The job's span, and the trace context its envelopes carry.
+    private let trace: (span: any Span, headers: [String: String])
 
     /// Prepares a job (`options` already validated).
     init(jobID: String, transport: any JobTransport, context: JobContext, options: JobOptions) {
@@ -101,6 +108,9 @@ struct Job<F: RemoteFunction> {
         start = clock.now
         progress?.begin()
         TaskRecorder.shared.begin(job: jobID, function: functionName)
+        metrics = JobMetrics(function: functionName)
+        trace = TaskTracing.startJob(function: functionName)
+        trace.span.attributes["curtain.job"] = jobID
     }
 
     /// The tasks submitted and not yet answered.
@@ -241,6 +251,8 @@ struct Job<F: RemoteFunction> {
         if !envelopes.isEmpty {
             try await transport.submit(envelopes, near: near)
             TaskRecorder.shared.submitted(job: jobID, count: envelopes.count)
+            CurtainMetrics.outstandingChanged(by: envelopes.count)
+            outstandingCounted += envelopes.count
         }
     }
 
@@ -278,9 +290,11 @@ struct Job<F: RemoteFunction> {
     private func envelope(
         index: UInt64, captures: [UInt8], input: [UInt8], attempt: UInt16, crashes: UInt16 = 0
     ) -> TaskEnvelope {
-        TaskEnvelope(
+        var envelope = TaskEnvelope(
             buildID: context.buildID, jobID: jobID, index: index, attempt: attempt, crashes: crashes,
-            timeoutMilliseconds: options.timeoutMilliseconds, function: F.name, functionPayload: captures, input: input)
+            timeoutMilliseconds: options.timeoutMilliseconds, function: functionName, functionPayload: captures, input: input)
+        envelope.traceContext = trace.headers
+        return envelope
     }
 
     /// Waits for results; returns the tasks that ended, in arrival order: with their output, or with the
@@ -309,7 +323,13 @@ struct Job<F: RemoteFunction> {
         var runs: [(record: TaskRecord, final: Bool)] = []
         if recording { runs.reserveCapacity(results.count) }
         /// Keeps the record of one run (its input described only when it failed).
+        var ok = 0, failedForGood = 0, sentAgain = 0
         func record(_ result: TaskResult, _ task: Pending, final: Bool, failure: RemoteFailure?) {
+            if failure == nil { ok += 1 } else if final { failedForGood += 1 } else { sentAgain += 1 }
+            metrics.duration.recordMicroseconds(Int64(clamping: result.durationMicroseconds))
+            if result.startedMicroseconds > 0 {
+                metrics.queueWait.recordMicroseconds(max(0, Int64(clamping: result.startedMicroseconds) - task.submittedAt))
+            }
             guard recording else { return }
             let started = Int64(clamping: result.startedMicroseconds)
             var bytesOut = 0
@@ -326,7 +346,10 @@ struct Job<F: RemoteFunction> {
             if case .success(let bytes) = result.payload, bytes.readableBytesView.first == Spill.marker { spilled = true }
             guard result.jobID == jobID else { continue }
             guard var task = pending[result.index] else {
-                if result.index < submitted { statistics.duplicates += 1 }  // answered already: the first wins
+                if result.index < submitted {  // answered already: the first wins
+                    statistics.duplicates += 1
+                    metrics.duplicates.increment()
+                }
                 continue
             }
             guard result.attempt >= task.attempt else { continue }
@@ -382,6 +405,17 @@ struct Job<F: RemoteFunction> {
             }
         }
         recorder.record(runs)
+        if ok > 0 { metrics.succeeded.increment(by: ok) }
+        if failedForGood > 0 { metrics.failed.increment(by: failedForGood) }
+        if sentAgain > 0 {
+            metrics.retried.increment(by: sentAgain)
+            metrics.retries.increment(by: sentAgain)
+        }
+        let settled = min(outstandingCounted, ok + failedForGood)
+        if settled > 0 {
+            CurtainMetrics.outstandingChanged(by: -settled)
+            outstandingCounted -= settled
+        }
         if reshare, let shelf = context.spill?.shelf {
             shelf.forget(Array(shared.values))
             try await shareValues(Array(shared.values))
@@ -397,6 +431,9 @@ struct Job<F: RemoteFunction> {
         finished = true
         await transport.finish()
         TaskRecorder.shared.end(job: jobID)
+        if outstandingCounted > 0 { CurtainMetrics.outstandingChanged(by: -outstandingCounted) }
+        if statistics.failed > 0 { trace.span.setStatus(SpanStatus(code: .error, message: "\(statistics.failed) tasks failed")) }
+        trace.span.end()
         if spilled, let spill = context.spill { await Spill.clean(job: jobID, in: spill.storage) }
         await progress?.end()
         var report: JobReport?

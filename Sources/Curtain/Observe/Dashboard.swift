@@ -78,6 +78,7 @@ final class DashboardSnapshot: Sendable {
         guard let client else { return }
         let refresh = client.everyPeriod(.seconds(1)) { [self] in
             if let status = try? await ClusterStatus.read(from: client, deadLetterLimit: 50) {
+                CurtainMetrics.workers(status.workers.count)
                 let text = Self.clusterJSON(status)
                 cluster.withLock { $0 = text }
             }
@@ -253,6 +254,13 @@ final class DashboardHandler: ChannelInboundHandler, RemovableChannelHandler {
             send(context, status: .ok, type: "application/json", body: snapshot.json())
         case "/events":
             startEvents(context)
+        case "/metrics":
+            // The Prometheus exposition, when this process bootstrapped it (CURTAIN_METRICS=prometheus).
+            guard let text = CurtainMetrics.exposition() else {
+                return send(context, status: .notFound, type: "text/plain; charset=utf-8",
+                            body: "no Prometheus registry here: start the driver with CURTAIN_METRICS=prometheus\n")
+            }
+            send(context, status: .ok, type: "text/plain; version=0.0.4; charset=utf-8", body: text)
         default:
             if path.hasPrefix("/api/trace/") {
                 let job = String(path.dropFirst("/api/trace/".count))
