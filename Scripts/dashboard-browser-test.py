@@ -121,6 +121,9 @@ def main():
             wait.until(lambda b: "odd input" in b.find_element(By.ID, "failures").text)
             wait.until(lambda b: "60 / 60" in b.find_element(By.ID, "jobs").text)
             wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#workers tbody tr")) >= 2)
+            # The actor the fixture spawned and called 20 times, and its shared counter.
+            wait.until(lambda b: "Tally" in b.find_element(By.ID, "actors").text and " 20 " in " " + b.find_element(By.ID, "actors").text + " ")
+            wait.until(lambda b: "dashboard-visits" in b.find_element(By.ID, "objects").text)
             lanes = [g.get_attribute("data-worker") for g in browser.find_elements(By.CSS_SELECTOR, "#stream g.lane")]
             if len(set(lanes)) < 2:
                 fail(f"expected a lane per worker, got {lanes}")

@@ -195,9 +195,16 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
         let identifier = target.identifier
         let clock = ContinuousClock()
         let start = clock.now
-        defer { CurtainMetrics.actorCall(clock.now - start) }
-        return try await transport.send(
+        var failed = true
+        defer {
+            let duration = clock.now - start
+            CurtainMetrics.actorCall(duration)
+            TaskRecorder.shared.actorCall(actor: actor.id.name, host: actor.id.host, duration: duration, failed: failed)
+        }
+        let reply = try await transport.send(
             message, to: route(actor.id), label: { (Self.label(actor), Self.method(RemoteCallTarget(identifier))) })
+        failed = reply.status != .value && reply.status != .void
+        return reply
     }
 
     /// Runs `body` on the event loop of the direct connection to `actor`'s host, for a hot loop of calls

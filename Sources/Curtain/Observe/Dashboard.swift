@@ -79,7 +79,10 @@ final class DashboardSnapshot: Sendable {
         let refresh = client.everyPeriod(.seconds(1)) { [self] in
             if let status = try? await ClusterStatus.read(from: client, deadLetterLimit: 50) {
                 CurtainMetrics.workers(status.workers.count)
-                let text = Self.clusterJSON(status)
+                let extras = (try? await Self.actorsAndObjects(client)) ?? #""spawned":[],"objects":[]"#
+                var text = Self.clusterJSON(status)
+                text.removeLast()
+                text += "," + extras + "}"
                 cluster.withLock { $0 = text }
             }
             return true
@@ -143,8 +146,51 @@ final class DashboardSnapshot: Sendable {
         var failures: [TaskRecord] = []
         for t in tallies.reversed() where failures.count < 50 { failures += recorder.failures(job: t.job).suffix(50 - failures.count).reversed() }
         out += #""failures":["# + failures.map(Self.failureJSON).joined(separator: ",") + "],"
+        out += #""calls":["# + recorder.actorCalls().prefix(200).map { a in
+            var one = #"{"actor":"# + JSON.string(a.actor)
+            one += #","host":"# + JSON.string(a.host)
+            one += #","calls":\#(a.calls),"failures":\#(a.failures),"p50_us":\#(a.latency.quantile(0.5)),"p99_us":\#(a.latency.quantile(0.99))}"#
+            return one
+        }.joined(separator: ",") + "],"
         out += #""cluster":"# + cluster.withLock { $0 } + "}"
         return out
+    }
+
+    /// The actors spawned in the cluster (their records: type, host, restarts left) and the largest shared
+    /// objects (`MEMORY USAGE`), as JSON members.
+    static func actorsAndObjects(_ client: RESPClient) async throws -> String {
+        let actorKeys = Array(try await client.allKeys(matching: "curtain:{*}:actor:*").prefix(500))
+        let records = actorKeys.isEmpty ? [] : try await client.pipeline(actorKeys.map { RESPCommand("HMGET", $0, "type", "host", "restarts") })
+        var spawned: [String] = []
+        for (key, reply) in zip(actorKeys, records) {
+            let fields = (reply.array ?? []).map(\.string)
+            guard fields.count == 3, let host = fields[1] else { continue }
+            let name = key.split(separator: "}:actor:", maxSplits: 1).last.map(String.init) ?? key
+            var one = #"{"name":"# + JSON.string(name)
+            one += #","type":"# + JSON.string(fields[0] ?? "")
+            one += #","host":"# + JSON.string(host)
+            one += #","restarts_left":\#(Int(fields[2] ?? "") ?? 0)}"#
+            spawned.append(one)
+        }
+        let objectKeys = Array(try await client.allKeys(matching: "curtain:mem:*").prefix(2000))
+        var objects: [(key: String, type: String, bytes: Int)] = []
+        if !objectKeys.isEmpty {
+            var commands: [RESPCommand] = []
+            for key in objectKeys {
+                commands.append(RESPCommand("TYPE", key))
+                commands.append(RESPCommand("MEMORY", "USAGE", key))
+            }
+            let replies = try await client.pipeline(commands)
+            for (n, key) in objectKeys.enumerated() {
+                guard let type = replies[2 * n].string, type != "none" else { continue }
+                objects.append((key, type, replies[2 * n + 1].int ?? 0))
+            }
+        }
+        objects.sort { $0.bytes > $1.bytes }
+        let listed = objects.prefix(100).map { o in
+            #"{"key":"# + JSON.string(o.key) + #","type":"# + JSON.string(o.type) + #","bytes":\#(o.bytes)}"#
+        }
+        return #""spawned":["# + spawned.joined(separator: ",") + #"],"objects":["# + listed.joined(separator: ",") + "]"
     }
 
     static func failureJSON(_ f: TaskRecord) -> String {

@@ -20,6 +20,8 @@ svg{background:#fff;border:1px solid #ddd}
 <h2>Failed runs</h2><table id="failures"><thead><tr><th>job</th><th>task</th><th>attempt</th><th>worker</th><th>kind</th><th>error</th><th>input</th></tr></thead><tbody></tbody></table>
 <h2>Workers</h2><table id="workers"><thead><tr><th>worker</th><th>host</th><th>pid</th><th>heartbeat age</th><th>RSS</th><th>tasks done</th><th>in flight</th></tr></thead><tbody></tbody></table>
 <h2>Queues</h2><table id="queues"><thead><tr><th>build</th><th>waiting</th><th>placed</th><th>key</th></tr></thead><tbody></tbody></table>
+<h2>Actors</h2><table id="actors"><thead><tr><th>actor</th><th>type</th><th>host</th><th>restarts left</th><th>calls from here</th><th>failed</th><th>latency p50 / p99</th></tr></thead><tbody></tbody></table>
+<h2>Shared objects</h2><table id="objects"><thead><tr><th>key</th><th>type</th><th>size</th></tr></thead><tbody></tbody></table>
 <h2>Dead letters</h2><table id="dead"><thead><tr><th>job</th><th>task</th><th>function</th><th>attempts</th><th>worker</th><th>reason</th></tr></thead><tbody></tbody></table>
 <script>
 "use strict";
@@ -70,9 +72,17 @@ function render(state) {
   document.getElementById("dropped").textContent = state.dropped ? "The driver's ring dropped " + state.dropped + " older runs; job numbers count every run." : "";
   fill("failures", state.failures, (tr, f) => { cell(tr, f.job); cell(tr, f.function + " #" + f.index); cell(tr, String(f.attempt)); cell(tr, f.worker); cell(tr, f.kind, "failed");
     const e = cell(tr, ""); const pre = document.createElement("pre"); pre.textContent = f.error; e.appendChild(pre); cell(tr, f.input); });
-  const c = state.cluster || {workers: [], queues: [], dead: []};
+  const c = state.cluster || {workers: [], queues: [], dead: [], spawned: [], objects: []};
   fill("workers", c.workers, (tr, w) => { cell(tr, w.id); cell(tr, w.host); cell(tr, String(w.pid)); cell(tr, duration(w.beat_age_ms * 1000)); cell(tr, w.rss ? bytes(w.rss) : "–"); cell(tr, String(w.tasks)); cell(tr, String(w.in_flight)); });
   fill("queues", c.queues, (tr, q) => { cell(tr, q.build); cell(tr, String(q.depth)); cell(tr, String(q.placed)); cell(tr, q.key); });
+  // Actors: the cluster's spawned ones (with their records) and any this driver called, merged by name.
+  const actors = new Map();
+  for (const a of (c.spawned || [])) actors.set(a.name, {name: a.name, type: a.type, host: a.host, restarts: String(a.restarts_left)});
+  for (const k of (state.calls || [])) { const a = actors.get(k.actor) || {name: k.actor, type: "–", host: k.host, restarts: "–"}; a.calls = k; actors.set(k.actor, a); }
+  fill("actors", Array.from(actors.values()), (tr, a) => { cell(tr, a.name); cell(tr, a.type); cell(tr, a.host); cell(tr, a.restarts);
+    cell(tr, a.calls ? String(a.calls.calls) : "0"); cell(tr, a.calls ? String(a.calls.failures) : "0", a.calls && a.calls.failures ? "failed" : "");
+    cell(tr, a.calls ? "≤ " + duration(a.calls.p50_us) + " / ≤ " + duration(a.calls.p99_us) : "–"); });
+  fill("objects", c.objects || [], (tr, o) => { cell(tr, o.key); cell(tr, o.type); cell(tr, bytes(o.bytes)); });
   fill("dead", c.dead, (tr, d) => { cell(tr, d.job); cell(tr, "#" + d.index); cell(tr, d.function); cell(tr, String(d.attempts)); cell(tr, d.worker); cell(tr, d.reason); });
 }
 const events = new EventSource("/events" + suffix);

@@ -167,6 +167,19 @@ public struct JobTally: Sendable, Hashable, Codable {
     }
 }
 
+/// What one process's calls to one actor in other processes did: how many, how many failed, how long.
+public struct ActorCallTally: Sendable, Hashable, Codable {
+    /// The actor's name (its id within the cluster).
+    public var actor: String
+    /// The node that hosted it at the last call.
+    public var host: String
+    /// Calls made, and those that failed.
+    public var calls = 0
+    public var failures = 0
+    /// Call latency, from the call to its reply.
+    public var latency = DurationHistogram()
+}
+
 /// The driver's record of its tasks: the latest 100,000 runs in a ring, every failed run (up to 10,000
 /// per job), and exact tallies per job beyond them. Kept always; reading it costs nothing until asked.
 public final class TaskRecorder: Sendable {
@@ -180,6 +193,7 @@ public final class TaskRecorder: Sendable {
         var failures: [String: [TaskRecord]] = [:]
         var tallies: [String: JobTally] = [:]
         var order: [String] = []
+        var actors: [String: ActorCallTally] = [:]
     }
     private let state = Mutex(State())
     /// How many records the ring holds.
@@ -267,6 +281,29 @@ public final class TaskRecorder: Sendable {
             }
             if let tally { state.tallies[job] = tally }
         }
+    }
+
+    /// The most actors whose calls are tallied (calls to others are not counted).
+    public static let actorsKept = 10_000
+
+    /// Counts one call to an actor in another process.
+    func actorCall(actor: String, host: String, duration: Duration, failed: Bool) {
+        guard isEnabled else { return }
+        state.withLock { state in
+            if state.actors[actor] == nil {
+                guard state.actors.count < Self.actorsKept else { return }
+                state.actors[actor] = ActorCallTally(actor: actor, host: host)
+            }
+            state.actors[actor]?.host = host
+            state.actors[actor]?.calls += 1
+            if failed { state.actors[actor]?.failures += 1 }
+            state.actors[actor]?.latency.record(Int64(duration.microseconds))
+        }
+    }
+
+    /// This process's calls to actors in other processes, by actor.
+    public func actorCalls() -> [ActorCallTally] {
+        state.withLock { Array($0.actors.values) }.sorted { $0.actor < $1.actor }
     }
 
     /// The records of `job` still in the ring, oldest first.

@@ -62,6 +62,10 @@ if ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_DASHBOARD"] == "1" {
     }
     print("DASHBOARD \(url)")
     fflush(nil)
+    // An actor on a worker, called from here, and a shared object: the dashboard's actor and object tables.
+    let tally = try await cloud.spawn(Tally.self, restart: RestartPolicy(maxRestarts: 2))
+    for n in 1...20 { _ = try await tally.add(n) }
+    _ = try await cloud.memory.counter("dashboard-visits").add(3)
     _ = try await cloud.map(SlowSquare(milliseconds: 40), over: 0..<60, options: JobOptions(report: true))
     guard let report = try await failingJobReport(cloud) else {
         FileHandle.standardError.write(Data("the failing job wrote no report\n".utf8))
