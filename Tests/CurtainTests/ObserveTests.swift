@@ -2,6 +2,7 @@
 import CurtainTestFunctions
 import CurtainTestSupport
 import Foundation
+import NIOPosix
 import Synchronization
 import Testing
 import Tracing
@@ -12,8 +13,18 @@ import ServiceContextModule
 import Glibc
 #endif
 
-/// A GET over a plain socket (`Connection: close`): the status and the body.
-func httpGet(port: Int, _ path: String, headers: [String] = []) throws -> (status: Int, body: String) {
+/// A GET over a plain socket (`Connection: close`): the status and the body. The blocking socket calls
+/// run on a Dispatch thread of their own: not on the cooperative pool (two blocked tests would hold all
+/// of it here), nor on NIO's thread pool (which the dashboard and the storage use).
+func httpGet(port: Int, _ path: String, headers: [String] = [], hostHeader: String = "127.0.0.1") async throws -> (status: Int, body: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result { try blockingGet(port: port, path, headers: headers, hostHeader: hostHeader) })
+        }
+    }
+}
+
+func blockingGet(port: Int, _ path: String, headers: [String], hostHeader: String) throws -> (status: Int, body: String) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EIO) }
     defer { close(fd) }
@@ -25,7 +36,8 @@ func httpGet(port: Int, _ path: String, headers: [String] = []) throws -> (statu
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-    let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + headers.map { $0 + "\r\n" }.joined() + "\r\n"
+    let host = headers.contains { $0.lowercased().hasPrefix("host:") } ? "" : "Host: \(hostHeader)\r\n"
+    let request = "GET \(path) HTTP/1.1\r\n" + host + "Connection: close\r\n" + headers.map { $0 + "\r\n" }.joined() + "\r\n"
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
@@ -177,33 +189,82 @@ struct ObserveTests {
         let port = try #require(Int(dashboard.url.split(separator: ":").last?.filter(\.isNumber) ?? ""))
         TaskRecorder.shared.begin(job: "dash-job", function: "F")
         TaskRecorder.shared.record(run(1, job: "dash-job", failed: true), final: true)
-        let page = try httpGet(port: port, "/")
+        let page = try await httpGet(port: port, "/")
         #expect(page.status == 200 && page.body.contains("EventSource") && !page.body.contains("https://"))
-        let state = try httpGet(port: port, "/api/state")
+        let state = try await httpGet(port: port, "/api/state")
         #expect(state.status == 200)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(state.body.utf8)) as? [String: Any])
         let jobs = try #require(object["jobs"] as? [[String: Any]])
         #expect(jobs.contains { $0["job"] as? String == "dash-job" })
         let failures = try #require(object["failures"] as? [[String: Any]])
         #expect(failures.contains { $0["error"] as? String == "E: no" && $0["input"] as? String == "1" })
-        #expect(try httpGet(port: port, "/api/trace/dash-job").status == 200)
-        #expect(try httpGet(port: port, "/api/report/dash-job").body.contains("E: no"))
-        #expect(try httpGet(port: port, "/api/trace/no-such-job").status == 404)
-        #expect(try httpGet(port: port, "/elsewhere").status == 404)
+        #expect(try await httpGet(port: port, "/api/trace/dash-job").status == 200)
+        #expect(try await httpGet(port: port, "/api/report/dash-job").body.contains("E: no"))
+        #expect(try await httpGet(port: port, "/api/trace/no-such-job").status == 404)
+        #expect(try await httpGet(port: port, "/elsewhere").status == 404)
         await dashboard.close()
     }
 
     @Test func aDashboardBeyondLoopbackNeedsAToken() async throws {
         await #expect(throws: ConfigurationError.self) { try await Dashboard.start(address: "0.0.0.0:0", client: nil) }
         await #expect(throws: ConfigurationError.self) { try await Dashboard.start(address: "127.0.0.1", client: nil) }
-        let dashboard = try await Dashboard.start(address: "0.0.0.0:0", token: "s3cret", client: nil)
-        #expect(dashboard.url.hasSuffix("?token=s3cret"))
+        // A token travels in the page's URL: only characters that need no escaping, and not too short.
+        await #expect(throws: ConfigurationError.self) { try await Dashboard.start(address: "0.0.0.0:0", token: "a+b/c=d&e", client: nil) }
+        await #expect(throws: ConfigurationError.self) { try await Dashboard.start(address: "0.0.0.0:0", token: "short", client: nil) }
+        let dashboard = try await Dashboard.start(address: "0.0.0.0:0", token: "s3cret-token", client: nil)
+        #expect(dashboard.url.hasSuffix("?token=s3cret-token"))
         let port = try #require(Int(dashboard.url.split(separator: ":").last?.prefix(while: \.isNumber) ?? ""))
-        #expect(try httpGet(port: port, "/api/state").status == 401)
-        #expect(try httpGet(port: port, "/api/state?token=wrong").status == 401)
-        #expect(try httpGet(port: port, "/api/state?token=s3cret").status == 200)
-        #expect(try httpGet(port: port, "/api/state", headers: ["Authorization: Bearer s3cret"]).status == 200)
+        #expect(try await httpGet(port: port, "/api/state").status == 401)
+        #expect(try await httpGet(port: port, "/api/state?token=wrong").status == 401)
+        #expect(try await httpGet(port: port, "/api/state?token=s3cret-toke").status == 401)
+        #expect(try await httpGet(port: port, "/api/state?token=s3cret-token").status == 200)
+        #expect(try await httpGet(port: port, "/api/state", headers: ["Authorization: Bearer s3cret-token"]).status == 200)
         await dashboard.close()
+    }
+
+    @Test func aLoopbackDashboardAnswersOnlyLoopbackNames() async throws {
+        // Without a token, a page elsewhere must not reach it by rebinding its own name to 127.0.0.1.
+        let dashboard = try await Dashboard.start(address: "127.0.0.1:0", client: nil)
+        let port = try #require(Int(dashboard.url.split(separator: ":").last?.filter(\.isNumber) ?? ""))
+        #expect(try await httpGet(port: port, "/api/state").status == 200)
+        #expect(try await httpGet(port: port, "/api/state", headers: ["Host: localhost:\(port)"]).status == 200)
+        // (httpGet sends Host: 127.0.0.1; a second Host header makes the request ambiguous, so test a raw one.)
+        let rebound = try await httpGet(port: port, "/api/state", hostHeader: "attacker.example:\(port)")
+        #expect(rebound.status == 403)
+        await dashboard.close()
+    }
+
+    @Test func utilizationBandsAtScaleEndAndStayInTheirColumns() async throws {
+        // Over 5,000 runs the report draws bands; over 2,000 the dashboard does: uneven times, a run that
+        // starts before the first submission (a skewed clock) and one that ends after everything.
+        var records: [TaskRecord] = []
+        var rng = SplitMix64(seed: 7)
+        for i in 0..<6_000 {
+            let start = Int64(rng.next() % 10_000_000)
+            var r = run(UInt64(i), at: start)
+            r.worker = "w\(i % 3)"
+            r.started = start + Int64(rng.next() % 997) - 300
+            r.ended = r.started + Int64(rng.next() % 50_000) + 1
+            r.received = r.ended + 13
+            records.append(r)
+        }
+        let html = TimelineExport.html(records: records, tally: nil, failures: [], title: "bands")
+        #expect(html.contains("class=\"band\"") && !html.contains("class=\"run\""))
+        let recorder = TaskRecorder(capacity: 10_000)
+        let now = StoreClock.now()
+        recorder.begin(job: "bands", function: "F")
+        recorder.record(records.map { r in
+            var r = r
+            r.job = "bands"
+            (r.submitted, r.started, r.ended, r.received) = (r.submitted + now - 10_000_000, r.started + now - 10_000_000, r.ended + now - 10_000_000, r.received + now - 10_000_000)
+            return (r, true)
+        })
+        let state = DashboardSnapshot(client: nil).json(recorder: recorder)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(state.utf8)) as? [String: Any])
+        let stream = try #require(object["stream"] as? [String: Any])
+        #expect(stream["bands"] as? Bool == true)
+        let lanes = try #require(stream["workers"] as? [[String: Any]])
+        #expect(lanes.count == 3 && lanes.allSatisfy { ($0["runs"] as? [Double])?.count == 120 })
     }
 }
 
@@ -256,7 +317,7 @@ struct TelemetryTests {
         #expect(text.contains("curtain_task_duration_seconds_bucket"))
         let dashboard = try await Dashboard.start(address: "127.0.0.1:0", client: nil)
         let port = try #require(Int(dashboard.url.split(separator: ":").last?.filter(\.isNumber) ?? ""))
-        let metrics = try httpGet(port: port, "/metrics")
+        let metrics = try await httpGet(port: port, "/metrics")
         #expect(metrics.status == 200 && metrics.body.contains("curtain_tasks_total"))
         await dashboard.close()
         await cloud.shutdown()

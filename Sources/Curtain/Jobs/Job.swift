@@ -323,11 +323,13 @@ struct Job<F: RemoteFunction> {
         var runs: [(record: TaskRecord, final: Bool)] = []
         if recording { runs.reserveCapacity(results.count) }
         /// Keeps the record of one run (its input described only when it failed).
-        var ok = 0, failedForGood = 0, sentAgain = 0
+        var ok = 0, failedForGood = 0, sentAgain = 0, retried = 0
         func record(_ result: TaskResult, _ task: Pending, final: Bool, failure: RemoteFailure?) {
             if failure == nil { ok += 1 } else if final { failedForGood += 1 } else { sentAgain += 1 }
-            metrics.duration.recordMicroseconds(Int64(clamping: result.durationMicroseconds))
+            // Sent again because a shared value had to be put back is not a retry.
+            if !final, failure?.kind != .missingSharedValue { retried += 1 }
             if result.startedMicroseconds > 0 {
+                metrics.duration.recordMicroseconds(Int64(clamping: result.durationMicroseconds))
                 metrics.queueWait.recordMicroseconds(max(0, Int64(clamping: result.startedMicroseconds) - task.submittedAt))
             }
             guard recording else { return }
@@ -339,7 +341,8 @@ struct Job<F: RemoteFunction> {
                 submitted: task.submittedAt, started: started,
                 ended: started > 0 ? started + Int64(clamping: result.durationMicroseconds) : 0, received: received,
                 bytesIn: task.captures.count + task.input.count, bytesOut: bytesOut, fetchedBytes: result.shared.fetchedBytes,
-                failureKind: failure.map { "\($0.kind)" }, failure: failure.map { "\($0.errorType): \($0.message)" },
+                failureKind: failure.map { "\($0.kind)" },
+                failure: failure.map { Abbreviation.text("\($0.errorType): \($0.message)", limit: 2000) },
                 input: failure == nil ? nil : Self.describe(input: task.input)), final))
         }
         for result in results {
@@ -407,10 +410,8 @@ struct Job<F: RemoteFunction> {
         recorder.record(runs)
         if ok > 0 { metrics.succeeded.increment(by: ok) }
         if failedForGood > 0 { metrics.failed.increment(by: failedForGood) }
-        if sentAgain > 0 {
-            metrics.retried.increment(by: sentAgain)
-            metrics.retries.increment(by: sentAgain)
-        }
+        if sentAgain > 0 { metrics.retried.increment(by: sentAgain) }
+        if retried > 0 { metrics.retries.increment(by: retried) }
         let settled = min(outstandingCounted, ok + failedForGood)
         if settled > 0 {
             CurtainMetrics.outstandingChanged(by: -settled)

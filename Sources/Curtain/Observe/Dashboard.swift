@@ -27,70 +27,137 @@ public final class Dashboard: Sendable {
     /// Serves the dashboard on `address` (`host:port`; port 0 picks a free one), reading the cluster's
     /// state from the store `client` talks to (if any) and the tasks from ``TaskRecorder/shared``.
     ///
-    /// - Throws: ``ConfigurationError`` for an address that is not `host:port`, or a token missing where
-    ///   one is needed; the bind's error if the port is taken.
+    /// On loopback without a token it answers only requests addressed to a loopback name (so a web page
+    /// elsewhere cannot reach it through DNS rebinding).
+    ///
+    /// - Throws: ``ConfigurationError`` for an address that is not `host:port`, a token missing where one
+    ///   is needed, or a token of other characters than letters, digits, `-`, `.`, `_` and `~`; the
+    ///   bind's error if the port is taken.
     public static func start(address: String, token: String? = nil, client: RESPClient?) async throws -> Dashboard {
         guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port)
         else { throw ConfigurationError(description: "CURTAIN_DASHBOARD='\(address)' is not host:port (port 0 to 65535)") }
         var host = String(address[..<colon])
         if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let loopback = host == "127.0.0.1" || host == "::1" || host == "localhost"
-        guard loopback || !(token ?? "").isEmpty else {
+        let token = token.flatMap { $0.isEmpty ? nil : $0 }
+        guard loopback || token != nil else {
             throw ConfigurationError(
                 description: "CURTAIN_DASHBOARD=\(address) is not on loopback: set CURTAIN_DASHBOARD_TOKEN so that only people with it see the cluster")
         }
-        let required = loopback ? nil : token
+        if let token {
+            let allowed = token.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "~")
+            }
+            guard allowed, token.utf8.count >= 8 else {
+                throw ConfigurationError(
+                    description: "CURTAIN_DASHBOARD_TOKEN must be at least 8 letters, digits, '-', '.', '_' or '~' (it travels in the page's URL)")
+            }
+        }
         let snapshot = DashboardSnapshot(client: client)
+        let connections = DashboardConnections()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                connections.add(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(DashboardHandler(snapshot: snapshot, token: required))
+                    try channel.pipeline.syncOperations.addHandler(
+                        DashboardHandler(snapshot: snapshot, token: token, loopbackOnly: token == nil))
                 }
             }
             .bind(host: host, port: port).get()
         let bound = channel.localAddress?.port ?? port
         let shown = host.contains(":") ? "[\(host)]" : host
-        let url = "http://\(shown):\(bound)/" + (required.map { "?token=" + $0 } ?? "")
-        snapshot.start()
+        let url = "http://\(shown):\(bound)/" + (token.map { "?token=" + $0 } ?? "")
+        snapshot.start(connections: connections)
         return Dashboard(channel: channel, url: url, snapshot: snapshot)
     }
 
-    /// Stops serving.
+    /// Stops serving: the listening socket and every open connection (event streams included).
     public func close() async {
         snapshot.stop()
         try? await channel.close()
+        await snapshot.connections?.closeAll()
     }
 }
 
-/// The state the page shows, as JSON; the cluster's part (read from the store by SCAN) is refreshed in
-/// the background about once a second, the tasks' part is read from the recorder on each request.
+/// The dashboard's open connections, closed with it.
+final class DashboardConnections: Sendable {
+    private let open = Mutex<[ObjectIdentifier: any Channel]>([:])
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        open.withLock { $0[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in _ = open.withLock { $0.removeValue(forKey: id) } }
+    }
+
+    func closeAll() async {
+        for channel in open.withLock({ Array($0.values) }) { try? await channel.close() }
+    }
+}
+
+/// The state the page shows, as JSON. While someone watches (an event stream is open, or the state was
+/// asked for in the last 10 s) a background task rebuilds it twice a second, off the event loops, and
+/// every stream sends that one string; the cluster's part (read from the store by SCAN) is refreshed
+/// once a second then, and not at all while nobody looks.
 final class DashboardSnapshot: Sendable {
     private let client: RESPClient?
     private let cluster = Mutex<String>("null")
+    private let latest = Mutex<String?>(nil)
     private let task = Mutex<Task<Void, Never>?>(nil)
+    private let state = Mutex<(connections: DashboardConnections?, lastAsked: ContinuousClock.Instant?)>((nil, nil))
+    /// Open event streams.
+    let viewers = Atomic<Int>(0)
 
     init(client: RESPClient?) { self.client = client }
 
-    func start() {
-        guard let client else { return }
-        let refresh = client.everyPeriod(.seconds(1)) { [self] in
-            if let status = try? await ClusterStatus.read(from: client, deadLetterLimit: 50) {
-                CurtainMetrics.workers(status.workers.count)
-                let extras = (try? await Self.actorsAndObjects(client)) ?? #""spawned":[],"objects":[]"#
-                var text = Self.clusterJSON(status)
-                text.removeLast()
-                text += "," + extras + "}"
-                cluster.withLock { $0 = text }
+    var connections: DashboardConnections? { state.withLock { $0.connections } }
+
+    func start(connections: DashboardConnections) {
+        state.withLock { $0.connections = connections }
+        let refresh = Task { [self] in
+            var tick = 0
+            while !Task.isCancelled {
+                if watched {
+                    if tick % 2 == 0, let client, let status = try? await ClusterStatus.read(from: client, deadLetterLimit: 50) {
+                        CurtainMetrics.workers(status.workers.count)
+                        let extras = (try? await Self.actorsAndObjects(client)) ?? #""spawned":[],"objects":[]"#
+                        var text = Self.clusterJSON(status)
+                        text.removeLast()
+                        text += "," + extras + "}"
+                        cluster.withLock { $0 = text }
+                    }
+                    // Built on NIO's thread pool, not the cooperative pool a program's tasks may be holding.
+                    if let text = try? await NIOThreadPool.singleton.runIfActive({ [self] in json() }) {
+                        latest.withLock { $0 = text }
+                    }
+                    tick += 1
+                }
+                try? await Task.sleep(for: .milliseconds(500))
             }
-            return true
         }
         task.withLock { $0 = refresh }
     }
 
     func stop() { task.withLock { $0?.cancel() } }
+
+    /// Whether anyone looks now.
+    private var watched: Bool {
+        if viewers.load(ordering: .relaxed) > 0 { return true }
+        guard let asked = state.withLock({ $0.lastAsked }) else { return false }
+        return ContinuousClock.now - asked < .seconds(10)
+    }
+
+    /// The latest state for an event stream (built by the background task), if there is one yet.
+    var current: String? { latest.withLock { $0 } }
+
+    /// The state now, for a request (and the background task keeps it fresh for a while).
+    func asked() -> String {
+        state.withLock { $0.lastAsked = ContinuousClock.now }
+        return json()
+    }
 
     /// The whole state: jobs, the task stream of the last 60 s, failures, and the cluster.
     func json(recorder: TaskRecorder = .shared) -> String {
@@ -110,7 +177,7 @@ final class DashboardSnapshot: Sendable {
         // The task stream: the runs of the last 60 s, a lane per worker (bands beyond 2,000 runs), from
         // the first of them on (so a short job fills the width).
         let window = now - 60_000_000
-        let recent = recorder.all().filter { $0.received >= window || $0.ended >= window }
+        let recent = recorder.recent(since: window, limit: 50_000)
         let first = recent.lazy.filter { $0.started > 0 }.map(\.started).min() ?? window
         let since = max(window, first - max(1000, (now - first) / 50))
         var byWorker: [String: [TaskRecord]] = [:]
@@ -121,16 +188,17 @@ final class DashboardSnapshot: Sendable {
             var body = #"{"worker":"# + JSON.string(worker) + #","runs":["#
             if recent.count > 2000 {
                 // 120 columns: the busy fraction of each.
-                let span = max(1, (now - since) / 120)
+                let span = max(1, (now - since + 119) / 120)
                 var busy = [Int64](repeating: 0, count: 120)
                 for r in runs where r.started > 0 {
-                    var t = max(r.started, since)
-                    let stop = max(r.ended, t)
-                    while t < stop {
-                        let column = min(119, Int((t - since) / span))
-                        let edge = min(stop, since + Int64(column + 1) * span)
-                        busy[column] += max(1, edge - t)
-                        t = edge
+                    // Each run's overlap with each column it covers, in whole microseconds, clamped to the window.
+                    let from = min(max(r.started - since, 0), 120 * span)
+                    let to = min(max(r.ended - since, from), 120 * span)
+                    guard to > from else { continue }
+                    for column in Int(from / span)...min(119, Int((to - 1) / span)) {
+                        let lo = max(from, Int64(column) * span)
+                        let hi = min(to, Int64(column + 1) * span)
+                        if hi > lo { busy[column] += hi - lo }
                     }
                 }
                 body += busy.map { Format.fixed(min(1, Double($0) / Double(span)), digits: 2) }.joined(separator: ",")
@@ -254,14 +322,20 @@ final class DashboardHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let snapshot: DashboardSnapshot
     private let token: String?
+    /// Whether requests must name a loopback host (a dashboard without a token, on loopback).
+    private let loopbackOnly: Bool
     private var head: HTTPRequestHead?
     private var ticker: RepeatedTask?
-    /// Whether the connection stays open after the response (HTTP/1.1 keep-alive).
+    /// The request's HTTP version and whether the connection stays open after the response.
+    private var version = HTTPVersion.http1_1
     private var keepAlive = true
+    /// The state an event stream sent last (an unchanged state is not sent again).
+    private var lastSent: String?
 
-    init(snapshot: DashboardSnapshot, token: String?) {
+    init(snapshot: DashboardSnapshot, token: String?, loopbackOnly: Bool) {
         self.snapshot = snapshot
         self.token = token
+        self.loopbackOnly = loopbackOnly
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -276,28 +350,56 @@ final class DashboardHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        ticker?.cancel()
+        if let ticker {
+            ticker.cancel()
+            snapshot.viewers.subtract(1, ordering: .relaxed)
+        }
         ticker = nil
         context.fireChannelInactive()
     }
 
+    /// Equal in time independent of where they differ.
+    static func same(_ a: Substring, _ b: String) -> Bool {
+        let (x, y) = (Array(a.utf8), Array(b.utf8))
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<min(x.count, y.count) { difference |= x[i] ^ y[i] }
+        return difference == 0
+    }
+
+    /// Whether a `Host` header names this machine's loopback (with any port).
+    static func isLoopbackHost(_ host: String?) -> Bool {
+        guard let host else { return false }
+        let name: Substring
+        if host.hasPrefix("[") {
+            name = host.split(separator: "]", maxSplits: 1).first.map { $0.dropFirst() } ?? ""
+        } else {
+            name = host.split(separator: ":", maxSplits: 1).first ?? ""
+        }
+        return name == "127.0.0.1" || name == "localhost" || name == "::1"
+    }
+
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
+        version = head.version
         keepAlive = head.isKeepAlive
         let (path, query) = Self.split(head.uri)
         if let token {
-            let bearer = head.headers.first(name: "authorization").map { $0 == "Bearer " + token } ?? false
-            guard bearer || query["token"] == token else {
+            let bearer = head.headers.first(name: "authorization").map { $0.hasPrefix("Bearer ") && Self.same($0.dropFirst(7), token) } ?? false
+            guard bearer || query["token"].map({ Self.same($0[...], token) }) == true else {
                 return send(context, status: .unauthorized, type: "text/plain; charset=utf-8", body: "a token is needed: ?token=… or Authorization: Bearer …\n")
             }
+        } else if loopbackOnly, !Self.isLoopbackHost(head.headers.first(name: "host")) {
+            return send(context, status: .forbidden, type: "text/plain; charset=utf-8",
+                        body: "this dashboard answers requests for 127.0.0.1, localhost or [::1] only\n")
         }
         guard head.method == .GET else {
             return send(context, status: .methodNotAllowed, type: "text/plain; charset=utf-8", body: "only GET\n")
         }
         switch path {
         case "/", "/index.html":
-            send(context, status: .ok, type: "text/html; charset=utf-8", body: DashboardPage.html)
+            send(context, status: .ok, type: "text/html; charset=utf-8", body: DashboardPage.html, page: true)
         case "/api/state":
-            send(context, status: .ok, type: "application/json", body: snapshot.json())
+            let snapshot = self.snapshot
+            offLoop(context) { (.ok, "application/json", snapshot.asked()) }
         case "/events":
             startEvents(context)
         case "/metrics":
@@ -310,35 +412,56 @@ final class DashboardHandler: ChannelInboundHandler, RemovableChannelHandler {
         default:
             if path.hasPrefix("/api/trace/") {
                 let job = String(path.dropFirst("/api/trace/".count))
-                let recorder = TaskRecorder.shared
-                guard recorder.tally(job: job) != nil else { return notFound(context, path) }
-                send(context, status: .ok, type: "application/json",
-                     body: TimelineExport.chromeTrace(recorder.records(job: job), title: job, dropped: recorder.dropped))
+                offLoop(context) {
+                    let recorder = TaskRecorder.shared
+                    guard let tally = recorder.tally(job: job) else { return (.notFound, "text/plain; charset=utf-8", "no job \(job) here\n") }
+                    let records = recorder.records(job: job)
+                    return (.ok, "application/json", TimelineExport.chromeTrace(records, title: job, dropped: tally.runs - records.count))
+                }
             } else if path.hasPrefix("/api/report/") {
                 let job = String(path.dropFirst("/api/report/".count))
-                let recorder = TaskRecorder.shared
-                guard let tally = recorder.tally(job: job) else { return notFound(context, path) }
-                send(context, status: .ok, type: "text/html; charset=utf-8",
-                     body: TimelineExport.html(records: recorder.records(job: job), tally: tally, failures: recorder.failures(job: job),
-                                               title: "\(tally.function) · job \(job)", dropped: recorder.dropped))
+                offLoop(context) {
+                    let recorder = TaskRecorder.shared
+                    guard let tally = recorder.tally(job: job) else { return (.notFound, "text/plain; charset=utf-8", "no job \(job) here\n") }
+                    let records = recorder.records(job: job)
+                    return (.ok, "text/html; charset=utf-8", TimelineExport.html(
+                        records: records, tally: tally, failures: recorder.failures(job: job), title: "\(tally.function) · job \(job)",
+                        dropped: tally.runs - records.count))
+                }
             } else {
-                notFound(context, path)
+                send(context, status: .notFound, type: "text/plain; charset=utf-8", body: "nothing at \(path)\n")
             }
         }
     }
 
-    private func notFound(_ context: ChannelHandlerContext, _ path: String) {
-        send(context, status: .notFound, type: "text/plain; charset=utf-8", body: "nothing at \(path)\n")
+    /// Builds a response on NIO's thread pool (exports of 100,000 runs take a while; neither the event
+    /// loop nor Swift's cooperative pool, which a program's tasks may be holding, waits for it), then
+    /// sends it from the loop.
+    private func offLoop(
+        _ context: ChannelHandlerContext, _ build: @escaping @Sendable () -> (HTTPResponseStatus, String, String)
+    ) {
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((context, self), eventLoop: loop)
+        NIOThreadPool.singleton.runIfActive(eventLoop: loop, build).whenSuccess { response in
+            let (context, handler) = bound.value
+            guard context.channel.isActive else { return }
+            handler.send(context, status: response.0, type: response.1, body: response.2)
+        }
     }
 
-    private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, type: String, body: String) {
+    private func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, type: String, body: String, page: Bool = false) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: type)
         headers.add(name: "content-length", value: String(body.utf8.count))
         headers.add(name: "cache-control", value: "no-store")
-        // The page is its own origin's only source: nothing else may load.
-        headers.add(name: "content-security-policy", value: "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:")
-        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        headers.add(name: "x-content-type-options", value: "nosniff")
+        headers.add(name: "referrer-policy", value: "no-referrer")
+        // Nothing loads from elsewhere; only the page runs its (inline) script, and nothing may frame it.
+        let script = page ? "script-src 'unsafe-inline'; connect-src 'self'" : "script-src 'none'"
+        headers.add(
+            name: "content-security-policy",
+            value: "default-src 'none'; \(script); style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'")
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
         context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         if keepAlive {
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -348,20 +471,23 @@ final class DashboardHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    /// Server-sent events: the state now, then every half second until the page goes away.
+    /// Server-sent events: the latest state every half second (the one string the background task built
+    /// for every viewer), skipped while the client is not reading.
     private func startEvents(_ context: ChannelHandlerContext) {
         var headers = HTTPHeaders()
         headers.add(name: "content-type", value: "text/event-stream")
         headers.add(name: "cache-control", value: "no-store")
-        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+        headers.add(name: "x-content-type-options", value: "nosniff")
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .ok, headers: headers))), promise: nil)
         let snapshot = self.snapshot
+        snapshot.viewers.add(1, ordering: .relaxed)
         let loop = context.eventLoop
         let bound = NIOLoopBound((context, self), eventLoop: loop)
-        ticker = loop.scheduleRepeatedTask(initialDelay: .zero, delay: .milliseconds(500)) { _ in
+        ticker = loop.scheduleRepeatedTask(initialDelay: .milliseconds(50), delay: .milliseconds(500)) { _ in
             let (context, handler) = bound.value
-            guard context.channel.isActive else { return }
-            let event = "data: " + snapshot.json() + "\n\n"
-            context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: event)))), promise: nil)
+            guard context.channel.isActive, context.channel.isWritable, let state = snapshot.current, state != handler.lastSent else { return }
+            handler.lastSent = state
+            context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: "data: " + state + "\n\n")))), promise: nil)
         }
     }
 

@@ -103,23 +103,24 @@ extension TimelineExport {
             }
         } else {
             let columns = 250
-            let span = Double(end - origin) / Double(columns)
-            var busy = [[Double]](repeating: [Double](repeating: 0, count: columns), count: rows)
+            // Whole microseconds per column (at least one), each run's overlap with each column it covers.
+            let span = max(1, (end - origin + Int64(columns) - 1) / Int64(columns))
+            var busy = [[Int64]](repeating: [Int64](repeating: 0, count: columns), count: rows)
             for item in placed {
                 let r = item.record
                 let rowIndex = rowOf[item.process][item.lane]
-                var t = Double(r.started - origin)
-                let stop = Double(max(r.ended, r.started + 1) - origin)
-                while t < stop {
-                    let column = min(columns - 1, Int(t / span))
-                    let edge = min(stop, Double(column + 1) * span)
-                    busy[rowIndex][column] += edge - t
-                    t = edge
+                let from = min(max(r.started - origin, 0), end - origin)
+                let to = min(max(r.ended, r.started + 1) - origin, end - origin)
+                guard to > from else { continue }
+                for column in Int(from / span)...min(columns - 1, Int((to - 1) / span)) {
+                    let lo = max(from, Int64(column) * span)
+                    let hi = min(to, Int64(column + 1) * span)
+                    if hi > lo { busy[rowIndex][column] += hi - lo }
                 }
             }
             for (rowIndex, columnsBusy) in busy.enumerated() {
                 for (column, time) in columnsBusy.enumerated() where time > 0 {
-                    let opacity = min(1, time / span)
+                    let opacity = min(1, Double(time) / Double(span))
                     out += "<rect class=\"band\" x=\"\(Format.fixed(left + Double(column) * width / Double(columns), digits: 1))\" y=\"\(Format.fixed(Double(rowIndex) * row + 2, digits: 1))\" width=\"\(Format.fixed(width / Double(columns), digits: 2))\" height=\"\(Int(row - 4))\" fill=\"#2ca02c\" fill-opacity=\"\(Format.fixed(opacity, digits: 2))\"/>"
                 }
             }

@@ -34,7 +34,7 @@ public enum StoreClock {
             let before = local()
             guard let reply = try? await client.send(RESPCommand("TIME")), let parts = reply.array, parts.count == 2,
                 let seconds = parts[0].string.flatMap({ Int64($0) }), let micros = parts[1].string.flatMap({ Int64($0) })
-            else { return }
+            else { break }
             let after = local()
             let store = seconds * 1_000_000 + micros
             let sample = (rtt: after - before, offset: store - (before + after) / 2)
@@ -181,7 +181,7 @@ public struct ActorCallTally: Sendable, Hashable, Codable {
 }
 
 /// The driver's record of its tasks: the latest 100,000 runs in a ring, every failed run (up to 10,000
-/// per job), and exact tallies per job beyond them. Kept always; reading it costs nothing until asked.
+/// per job and 100,000 in all), and exact tallies per job beyond them. Kept always; reading it costs nothing until asked.
 public final class TaskRecorder: Sendable {
     /// This process's recorder.
     public static let shared = TaskRecorder(capacity: 100_000)
@@ -191,6 +191,7 @@ public final class TaskRecorder: Sendable {
         var next = 0
         var dropped = 0
         var failures: [String: [TaskRecord]] = [:]
+        var failuresKept = 0
         var tallies: [String: JobTally] = [:]
         var order: [String] = []
         var actors: [String: ActorCallTally] = [:]
@@ -200,6 +201,8 @@ public final class TaskRecorder: Sendable {
     public let capacity: Int
     /// The most failed runs kept per job.
     public static let failuresPerJob = 10_000
+    /// The most failed runs kept in all (their messages are cut at 2,000 characters).
+    public static let failuresKept = 100_000
     /// The most jobs whose tallies are kept (the oldest ended ones go first).
     public static let jobsKept = 1_000
 
@@ -224,7 +227,7 @@ public final class TaskRecorder: Sendable {
                 if state.order.count > Self.jobsKept, let old = state.order.firstIndex(where: { state.tallies[$0]?.ended != nil }) {
                     let gone = state.order.remove(at: old)
                     state.tallies[gone] = nil
-                    state.failures[gone] = nil
+                    state.failuresKept -= state.failures.removeValue(forKey: gone)?.count ?? 0
                 }
             }
         }
@@ -268,8 +271,11 @@ public final class TaskRecorder: Sendable {
                     state.dropped += 1
                 }
                 state.next = (state.next + 1) % capacity
-                if !record.succeeded, state.failures[record.job, default: []].count < Self.failuresPerJob {
+                if !record.succeeded, state.failuresKept < Self.failuresKept,
+                    state.failures[record.job, default: []].count < Self.failuresPerJob
+                {
                     state.failures[record.job, default: []].append(record)
+                    state.failuresKept += 1
                 }
                 if record.job != job {
                     if let tally { state.tallies[job] = tally }
@@ -304,6 +310,23 @@ public final class TaskRecorder: Sendable {
     /// This process's calls to actors in other processes, by actor.
     public func actorCalls() -> [ActorCallTally] {
         state.withLock { Array($0.actors.values) }.sorted { $0.actor < $1.actor }
+    }
+
+    /// The records received since `since` (store clock, µs), oldest first, at most `limit` of the newest:
+    /// read from the ring's newest end, so a look at the last minute does not copy the whole ring.
+    public func recent(since: Int64, limit: Int) -> [TaskRecord] {
+        state.withLock { state in
+            var found: [TaskRecord] = []
+            var i = state.next
+            for _ in 0..<min(state.ring.count, max(0, limit)) {
+                i = (i - 1 + state.ring.count) % state.ring.count
+                let record = state.ring[i]
+                // Kept in the order received: the first older one ends the look.
+                guard record.received >= since else { break }
+                found.append(record)
+            }
+            return found.reversed()
+        }
     }
 
     /// The records of `job` still in the ring, oldest first.

@@ -40,11 +40,11 @@ public enum CurtainMetrics {
         prometheus.withLock { $0?.emitToString() }
     }
 
-    /// Outstanding tasks over this process's jobs.
-    static let outstanding = Atomic<Int>(0)
+    /// Changes the count of outstanding tasks over this process's jobs (a meter: increments and
+    /// decrements from concurrent jobs add up in the backend, in any order).
     static func outstandingChanged(by delta: Int) {
-        let now = outstanding.add(delta, ordering: .relaxed).newValue
-        CoreMetrics.Gauge(label: "curtain_tasks_outstanding").record(now)
+        let meter = CoreMetrics.Meter(label: "curtain_tasks_outstanding")
+        if delta > 0 { meter.increment(by: Double(delta)) } else if delta < 0 { meter.decrement(by: Double(-delta)) }
     }
 
     /// Records the live worker count.

@@ -178,12 +178,14 @@ public struct JobReport: Sendable, Hashable, Codable {
         let records = recorder.records(job: job)
         let title = "\(function) · job \(job)"
         let report = JobReport(storage: storage.url, job: job)
+        let tally = recorder.tally(job: job)
+        // The job's own runs the ring let go of (not the process's).
+        let dropped = max(0, (tally?.runs ?? records.count) - records.count)
         do {
-            let trace = TimelineExport.chromeTrace(records, title: title, dropped: recorder.dropped)
+            let trace = TimelineExport.chromeTrace(records, title: title, dropped: dropped)
             try await storage.write(report.traceKey, Array(trace.utf8))
             let html = TimelineExport.html(
-                records: records, tally: recorder.tally(job: job), failures: recorder.failures(job: job), title: title,
-                dropped: recorder.dropped)
+                records: records, tally: tally, failures: recorder.failures(job: job), title: title, dropped: dropped)
             try await storage.write(report.htmlKey, Array(html.utf8))
             return report
         } catch {
