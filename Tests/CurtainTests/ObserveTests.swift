@@ -266,6 +266,44 @@ struct ObserveTests {
         let lanes = try #require(stream["workers"] as? [[String: Any]])
         #expect(lanes.count == 3 && lanes.allSatisfy { ($0["runs"] as? [Double])?.count == 120 })
     }
+    @Test func curtainReportFetchesAJobsTraceAndReport() async throws {
+        let storage = temporaryPath("curtain-report-storage")
+        let out = temporaryPath("curtain-report-out")
+        defer {
+            try? FileManager.default.removeItem(atPath: storage)
+            try? FileManager.default.removeItem(atPath: out)
+        }
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        var configuration = CloudConfiguration(backend: .inprocess, workers: 2)
+        configuration.storage = "file://" + storage
+        configuration.reports = true  // CURTAIN_REPORT=1: every job
+        let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+        defer { Task { await cloud.shutdown() } }
+        let summary = Mutex<JobSummary?>(nil)
+        _ = try await cloud.map(SlowSquare(milliseconds: 1), over: 0..<4, options: JobOptions(onSummary: { s in summary.withLock { $0 = s } }))
+        let job = try #require(summary.withLock { $0 }).job
+        await cloud.shutdown()
+        func curtain(_ arguments: [String]) throws -> (status: Int32, output: String) {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: try builtExecutablePath("curtain"))
+            process.arguments = arguments
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let fetched = try curtain(["report", job, "--storage", "file://" + storage, "--out", out])
+        #expect(fetched.status == 0, "\(fetched.output)")
+        let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
+        #expect(html.contains("SlowSquare") && html.contains(job))
+        _ = try checkTrace(try String(contentsOfFile: out + "/trace.json", encoding: .utf8))
+        // A job that wrote no report: a clear error naming the job and how reports are written.
+        let missing = try curtain(["report", "no-such-job", "--storage", "file://" + storage, "--out", out])
+        #expect(missing.status != 0 && missing.output.contains("no-such-job") && missing.output.contains("JobOptions(report: true)"))
+    }
 }
 
 @Suite("Metrics and traces through swift-metrics and swift-distributed-tracing")
