@@ -61,7 +61,7 @@ if ! .venv-s3/bin/python -c "import selenium, prometheus_client" >/dev/null 2>&1
     echo "==> installing selenium and prometheus-client into .venv-s3"
     .venv-s3/bin/pip install -q 'selenium==4.27.1' 'prometheus-client==0.21.1'
 fi
-echo "==> selenium $(.venv-s3/bin/python -c 'import selenium; print(selenium.__version__)'), $(/usr/bin/chromium --version)"
+echo "==> selenium $(.venv-s3/bin/python -c 'import selenium; print(selenium.__version__)'), $(/usr/bin/chromium --version 2>/dev/null)"
 
 # Builds with `swift build "$@"`, printing errors, warnings and the result; fails on an error or on a warning
 # in Curtain's own code (dependencies' warnings are theirs).
