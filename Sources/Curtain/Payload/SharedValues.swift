@@ -138,10 +138,6 @@ final class SharedValueCache: Sendable {
         }
     }
 
-    /// Whether the value of `hash` is kept decoded here.
-    func holds(_ hash: [UInt8]) -> Bool {
-        state.withLock { $0.entries[hash] != nil }
-    }
 
     /// The bytes of `ref`, fetched once however many tasks of this process ask at the same time; and
     /// whether this caller's request is the one that fetched them.
