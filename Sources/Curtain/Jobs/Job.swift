@@ -490,15 +490,7 @@ enum MapRunner {
         // A named job's transport decides its id (the name and its run's token).
         let transport = try await makeTransport(options.id ?? TaskDispatcher.newJobID())
         var job = Job<F>(jobID: transport.jobID, transport: transport, context: context, options: options)
-        // A reattached job: everything its first driver submitted is pending from the start (its results may
-        // be among those that driver had received).
-        if job.transport.alreadySubmitted > first.count {
-            let more = encodeClock.now
-            first += try readInputs(room: job.transport.alreadySubmitted - first.count)
-            encoding += encodeClock.now - more
-        }
-        TaskRecorder.shared.driverTime(job: job.jobID, encode: encoding)
-        var outputs = [F.Output?](repeating: nil, count: first.count)
+        var outputs: [F.Output?] = []
         var done = 0
         // The bar's total: exact for collections and ranges (their underestimated count is their count),
         // otherwise what has been read until the inputs run out.
@@ -507,7 +499,17 @@ enum MapRunner {
             job.progress?.total.store(max(expected, read), ordering: .relaxed)
             job.progress?.totalIsFinal.store(exhausted || expected > 0, ordering: .relaxed)
         }
+        // From here on the job exists: whatever throws ends it (its tally, span and progress bar) first.
         do {
+            // A reattached job: everything its first driver submitted is pending from the start (its results
+            // may be among those that driver had received).
+            if job.transport.alreadySubmitted > first.count {
+                let more = encodeClock.now
+                first += try readInputs(room: job.transport.alreadySubmitted - first.count)
+                encoding += encodeClock.now - more
+            }
+            TaskRecorder.shared.driverTime(job: job.jobID, encode: encoding)
+            outputs = [F.Output?](repeating: nil, count: first.count)
             try await job.submit(first, captures: captures)
             showTotal()
             // Outputs are decoded by child tasks while this one goes on receiving (and on other cores).
