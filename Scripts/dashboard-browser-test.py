@@ -4,10 +4,11 @@
 Starts the fixture driver (curtain-test-worker with CURTAIN_FIXTURE_DASHBOARD=1): two worker processes, a
 job of slow tasks and a task group whose odd tasks fail, its dashboard on a port the kernel picks, and a
 report of each job in a storage directory. Then, in headless Chromium:
-- the dashboard shows a lane per worker, the failures' text, the finished job's progress, no console
+- the dashboard shows a lane per worker and one for the actor the fixture calls, the failures' text, the finished job's progress, no console
   errors, and no request leaves its origin; a screenshot is saved;
 - the report opens from a file and shows the summary and the failures;
 - the trace JSON nests (slices on one track never partly overlap) and its flows pair up;
+- the trace of the driver's actor calls has the fixture's calls, each actor's lanes never overlapping;
 - /metrics parses with the Prometheus client and counts the tasks by function and outcome.
 Exits non-zero with the reason on the first thing that does not hold.
 """
@@ -69,6 +70,24 @@ def check_trace(path):
     return runs
 
 
+def check_actor_trace(url):
+    """The dashboard's trace of this driver's calls to actors: the 20 calls to the fixture's Tally, nested."""
+    trace = json.loads(urlopen(url.rstrip("/") + "/api/actor-trace", timeout=30).read().decode())
+    calls = [e for e in trace["traceEvents"] if e.get("cat") == "actor" and e.get("ph") == "X"]
+    adds = [e for e in calls if e["name"] == "add(_:)"]
+    if len(adds) < 20:
+        fail(f"the actor trace has {len(adds)} add(_:) calls, not at least 20: {[e['name'] for e in calls][:10]}")
+    threads = {}
+    for e in calls:
+        threads.setdefault((e["pid"], e["tid"]), []).append((e["ts"], e["ts"] + e["dur"]))
+    for thread, spans in threads.items():
+        spans.sort()
+        for (a, b), (c, d) in zip(spans, spans[1:]):
+            if c < b:
+                fail(f"actor calls on thread {thread} overlap: {a}-{b} and {c}-{d}")
+    return len(calls)
+
+
 def check_metrics(url):
     text = urlopen(url.rstrip("/") + "/metrics", timeout=30).read().decode()
     tasks = {}
@@ -124,9 +143,11 @@ def main():
             # The actor the fixture spawned and called 20 times, and its shared counter.
             wait.until(lambda b: "Tally" in b.find_element(By.ID, "actors").text and " 20 " in " " + b.find_element(By.ID, "actors").text + " ")
             wait.until(lambda b: "dashboard-visits" in b.find_element(By.ID, "objects").text)
-            lanes = [g.get_attribute("data-worker") for g in browser.find_elements(By.CSS_SELECTOR, "#stream g.lane")]
+            lanes = [g.get_attribute("data-worker") for g in browser.find_elements(By.CSS_SELECTOR, "#stream g.lane:not(.actor)")]
             if len(set(lanes)) < 2:
                 fail(f"expected a lane per worker, got {lanes}")
+            # The fixture keeps calling an actor: its lane shows the calls.
+            wait.until(lambda b: b.find_elements(By.CSS_SELECTOR, "#stream g.lane.actor rect.run"))
             if not browser.find_elements(By.CSS_SELECTOR, "#stream rect.run.failed"):
                 fail("no failed run drawn in the task stream")
             errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
@@ -154,8 +175,9 @@ def main():
         finally:
             browser.quit()
         runs = check_trace(trace)
+        calls = check_actor_trace(url)
         metrics = check_metrics(url)
-        print(f"dashboard browser test: ok ({len(set(lanes))} worker lanes, {runs} runs in the trace, {metrics}, screenshot {shot}; report summary: {summary.splitlines()[0] if summary else ''})")
+        print(f"dashboard browser test: ok ({len(set(lanes))} worker lanes, {runs} runs in the trace, {calls} actor calls, {metrics}, screenshot {shot}; report summary: {summary.splitlines()[0] if summary else ''})")
     finally:
         try:
             fixture.stdin.close()

@@ -55,12 +55,12 @@ struct DashboardCommand: AsyncParsableCommand {
     }
 }
 
-/// `curtain report JOB --storage URL`: fetches a job's timeline and HTML report (written with
+/// `curtain report JOB --storage URL`: fetches a job's timeline, HTML report and failed runs (written with
 /// `JobOptions(report: true)` or `CURTAIN_REPORT=1`) into a local folder.
 struct ReportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Fetch a job's timeline (trace.json, for Perfetto) and report.html from the cluster's storage.")
+        abstract: "Fetch a job's timeline (trace.json, for Perfetto), report.html and failures.jsonl from the cluster's storage.")
 
     @Argument(help: "The job's id (as the job's summary names it).")
     var job: String
@@ -68,18 +68,20 @@ struct ReportCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The storage the driver wrote to (its CURTAIN_STORAGE): file:///path or s3://bucket/prefix.")
     var storage: String = ProcessInfo.processInfo.environment["CURTAIN_STORAGE"] ?? CloudConfiguration.defaultStorage
 
-    @Option(name: .long, help: "The folder to write trace.json and report.html into.")
+    @Option(name: .long, help: "The folder to write trace.json, report.html and failures.jsonl into.")
     var out: String = "."
 
     func run() async throws {
         let store = try Storage(url: storage)
         let report = JobReport(storage: storage, job: job)
         var written: [String] = []
-        for (key, name) in [(report.traceKey, "trace.json"), (report.htmlKey, "report.html")] {
+        // failures.jsonl (every failed run) is fetched when there is one: reports written before it existed lack it.
+        for (key, name) in [(report.traceKey, "trace.json"), (report.htmlKey, "report.html"), (report.failuresKey, "failures.jsonl")] {
             let bytes: [UInt8]
             do {
                 bytes = try await store.read(key)
             } catch {
+                if name == "failures.jsonl" { continue }
                 throw ValidationError("no report of job '\(job)' in \(storage) (\(key): \(error)); was it run with JobOptions(report: true) or CURTAIN_REPORT=1?")
             }
             let path = out + "/" + name

@@ -130,6 +130,62 @@ struct ObserveTests {
         _ = try checkTrace(TimelineExport.chromeTrace(records))
     }
 
+    @Test func failedRunsBeyondMemoryGoToAFileAndAreAllKept() throws {
+        let recorder = TaskRecorder(capacity: 100)
+        recorder.begin(job: "many", function: "F")
+        let total = TaskRecorder.failuresPerJob + 50
+        for start in stride(from: 0, to: total, by: 1000) {
+            recorder.record((start..<min(total, start + 1000)).map { (run(UInt64($0), job: "many", failed: true), true) })
+        }
+        #expect(recorder.failures(job: "many").count == TaskRecorder.failuresPerJob)
+        #expect(recorder.failuresBeyondMemory(job: "many") == (50, 0))
+        let all = recorder.allFailures(job: "many")
+        #expect(all.map(\.index) == (0..<UInt64(total)).map { $0 })
+        #expect(all.last?.failure == "E: no" && all.last?.input == "\(total - 1)")
+        // The report counts them all and says where the rest are; its JSON lines hold every one.
+        let html = TimelineExport.html(
+            records: [], tally: recorder.tally(job: "many"), failures: recorder.failures(job: "many"), title: "t",
+            beyondMemory: recorder.failuresBeyondMemory(job: "many"))
+        #expect(html.contains("Failed runs (\(total))") && html.contains("50 more failed runs"))
+        let lines = TaskRecorder.jsonLines(all).split(separator: UInt8(ascii: "\n"))
+        #expect(lines.count == total)
+        #expect(try JSONDecoder().decode(TaskRecord.self, from: Data(lines[total - 1])) == all[total - 1])
+        // Gone with the recorder's records.
+        recorder.removeAll()
+        #expect(recorder.allFailures(job: "many").isEmpty)
+        #expect(recorder.overflow.read(job: "many").isEmpty)
+    }
+
+    @Test func actorCallsAreKeptInARingAndDrawnOnTheirOwnTrack() throws {
+        let recorder = TaskRecorder(capacity: 3)
+        func call(_ actor: String, _ start: Int64, _ end: Int64, _ outcome: String = "ok") -> ActorCallRecord {
+            ActorCallRecord(actor: actor, host: "h", caller: "d", target: "add(_:)", started: start, ended: end, outcome: outcome)
+        }
+        // Two overlapping calls to one actor, one to another, then a failed one that pushes the oldest out.
+        // Kept as they end.
+        for c in [call("b", 150, 250), call("a", 200, 300), call("a", 100, 400), call("a", 500, 600, "thrown")] {
+            recorder.actorCall(c)
+        }
+        #expect(recorder.allActorCalls().map(\.started) == [200, 100, 500])
+        #expect(recorder.droppedActorCalls == 1)
+        #expect(recorder.recentActorCalls(since: 350, limit: 10).map(\.started) == [100, 500])
+        #expect(recorder.recentActorCalls(since: 0, limit: 1).map(\.started) == [500])
+        #expect(recorder.actorCalls(from: 280, to: 450).map(\.started) == [200, 100])
+        let tally = try #require(recorder.actorCalls().first { $0.actor == "a" })
+        #expect(tally.calls == 3 && tally.failures == 1)
+        // In a trace: their own process, a thread per actor and lane, slices that nest.
+        let all = [call("a", 100, 400), call("a", 200, 300), call("b", 150, 250), call("a", 500, 600, "thrown")]
+        let events = try checkTrace(TimelineExport.chromeTrace([run(0, at: 0)], calls: all))
+        let threads = events.filter { $0["name"] as? String == "thread_name" && ($0["pid"] as? Int) == 2 }
+            .compactMap { ($0["args"] as? [String: Any])?["name"] as? String }
+        #expect(threads.sorted() == ["→ a", "→ a (2)", "→ b"])
+        let slices = events.filter { $0["cat"] as? String == "actor" }
+        #expect(slices.count == 4 && slices.contains { $0["name"] as? String == "add(_:) (thrown)" })
+        // Only calls: still a trace.
+        let only = try JSONSerialization.jsonObject(with: Data(TimelineExport.chromeTrace([], calls: all).utf8)) as? [String: Any]
+        #expect((only?["traceEvents"] as? [Any])?.count ?? 0 > 4)
+    }
+
     @Test func aJobOnWorkerProcessesHasATimelineOnOneClock() async throws {
         let cloud = try await Cloud.start(
             functions: allTestFunctions,
@@ -181,6 +237,10 @@ struct ObserveTests {
         // Self-contained: no script, nothing loaded from anywhere (the SVG namespace is a name, not a request).
         #expect(!html.contains("<script") && !html.contains("src=") && !html.contains("href=") && !html.contains("url("))
         _ = try checkTrace(try String(contentsOfFile: report.trace, encoding: .utf8))
+        // Every failed run, one JSON record per line.
+        let lines = try String(contentsOfFile: report.failures, encoding: .utf8).split(separator: "\n")
+        let failures = try lines.map { try JSONDecoder().decode(TaskRecord.self, from: Data($0.utf8)) }
+        #expect(failures.map(\.index).sorted() == [1, 3, 5] && failures.allSatisfy { $0.failureKind == "thrown" })
         await cloud.shutdown()
     }
 
@@ -300,6 +360,7 @@ struct ObserveTests {
         let html = try String(contentsOfFile: out + "/report.html", encoding: .utf8)
         #expect(html.contains("SlowSquare") && html.contains(job))
         _ = try checkTrace(try String(contentsOfFile: out + "/trace.json", encoding: .utf8))
+        #expect(FileManager.default.fileExists(atPath: out + "/failures.jsonl"))
         // A job that wrote no report: a clear error naming the job and how reports are written.
         let missing = try curtain(["report", "no-such-job", "--storage", "file://" + storage, "--out", out])
         #expect(missing.status != 0 && missing.output.contains("no-such-job") && missing.output.contains("JobOptions(report: true)"))
@@ -329,6 +390,74 @@ struct TelemetryTests {
         // Through the envelope: each task's context was extracted from the headers its envelope carried.
         #expect(tracer.performedContextExtractions.count >= 5)
         await cloud.shutdown()
+    }
+
+    /// A caller and a host actor system in this process on one store, each with the test's tracer (a
+    /// bootstrap is once per process), over the direct path and the store path.
+    @Test(arguments: [ActorPath.direct, .store])
+    func oneTraceGoesFromTheCallerIntoTheActorsHost(path: ActorPath) async throws {
+        let tracer = InMemoryTracer()
+        try await withTestStore(.embedded) { store in
+            let client = try store.client()
+            let registry = try ActorRegistry([Tally.self])
+            let hostTransport = ActorTransport(client: client, buildID: "traced", node: "host-\(path)", heartbeatTTL: .seconds(3), path: path)
+            let callerTransport = ActorTransport(client: client, buildID: "traced", node: "caller-\(path)", heartbeatTTL: .seconds(3), path: path)
+            let host = CurtainActorSystem(node: "host-\(path)", registry: registry, transport: hostTransport, tracer: tracer)
+            let caller = CurtainActorSystem(node: "caller-\(path)", registry: registry, transport: callerTransport, tracer: tracer)
+            try await hostTransport.startHosting(advertise: true)
+            try await callerTransport.startHosting(advertise: false)
+            let local = Tally(actorSystem: host)
+            let remote = try Tally.resolve(id: local.id, using: caller)
+            let app = tracer.startSpan("app")
+            try await ServiceContext.withValue(app.context) { () async throws in
+                #expect(try await remote.add(2) == 2)
+                await #expect(throws: ActorCallError.self) { _ = try await remote.fail("no") }
+            }
+            app.end()
+            // The host ends its span after sending the reply: wait for both.
+            let deadline = ContinuousClock.now + .seconds(30)
+            while tracer.finishedSpans.filter({ $0.operationName.hasPrefix("curtain.actor Tally.") }).count < 2, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let spans = tracer.finishedSpans
+            let calls = spans.filter { $0.operationName.hasPrefix("curtain.actor.call Tally.") }
+            let served = spans.filter { $0.operationName.hasPrefix("curtain.actor Tally.") }
+            #expect(calls.map(\.operationName).sorted() == ["curtain.actor.call Tally.add(_:)", "curtain.actor.call Tally.fail(_:)"])
+            #expect(served.count == 2)
+            for call in calls {
+                #expect(call.traceID == app.context.inMemorySpanContext?.traceID)
+                #expect(call.spanContext.parentSpanID == app.context.inMemorySpanContext?.spanID)
+                let child = try #require(served.first { $0.spanContext.parentSpanID == call.spanContext.spanID })
+                #expect(child.traceID == call.traceID)
+                #expect(child.attributes["curtain.actor.host"]?.toSpanAttribute() == SpanAttribute.string("host-\(path)"))
+                // The thrown call is an error on both sides.
+                let failed = call.operationName.hasSuffix("fail(_:)")
+                #expect((call.status?.code == .error) == failed && (child.status?.code == .error) == failed)
+            }
+            // Calls record the caller's view: method, host, outcome (the tally counts them too).
+            let records = TaskRecorder.shared.allActorCalls().filter { $0.actor == local.id.name }
+            #expect(records.map(\.method) == ["add(_:)", "fail(_:)"])
+            #expect(records.map(\.outcome) == ["ok", "thrown"])
+            #expect(records.allSatisfy { $0.host == "host-\(path)" && $0.caller == "caller-\(path)" && $0.ended >= $0.started })
+            await callerTransport.close()
+            await hostTransport.close()
+            await client.close()
+        }
+    }
+
+    @Test func anActorMessageCarriesTheTraceContextOnlyWhenThereIsOne() throws {
+        var message = ActorMessage(kind: .call, callID: 9, replyNode: "d", actor: "a", target: "$s1", arguments: [[1]])
+        let plain = try message.encoded()
+        message.traceContext = ["traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]
+        let traced = try message.encoded()
+        #expect(try ActorMessage(decoding: traced) == message)
+        #expect(try ActorMessage(decoding: plain).traceContext.isEmpty)
+        // One count byte, then the name and value with their lengths.
+        #expect(traced.readableBytes == plain.readableBytes + 1 + 2 + 11 + 2 + 55)
+        #expect(throws: EnvelopeError.self) { try ActorMessage(decoding: traced.getSlice(at: 0, length: traced.readableBytes - 4)!) }
+        var empty = plain
+        empty.writeInteger(UInt8(0))
+        #expect(throws: EnvelopeError.self) { try ActorMessage(decoding: empty) }
     }
 
     @Test func theEnvelopeCarriesTheTraceContextAndRejectsATruncatedOne() throws {

@@ -6,7 +6,9 @@ import NIOCore
 /// Layout: magic `CAM` + version (4) · kind (u8) · call id (u64) · reply node (u16 + UTF-8) · actor name
 /// (u16 + UTF-8) · target (u16 + UTF-8: the method's mangled identifier, or the type's registered name for
 /// a spawn, or the owner's liveness key for a spawn after a `\n`) · argument count (u16) · arguments
-/// (u32 + bytes each); integers big-endian. Decoding checks every length and never traps.
+/// (u32 + bytes each) · only when the caller is traced, its trace context: a count (u8, at least 1) and
+/// that many name and value pairs (u16 + UTF-8 each); integers big-endian. Decoding checks every length
+/// and never traps.
 struct ActorMessage: Sendable, Hashable {
     enum Kind: UInt8, Sendable {
         case call = 1
@@ -26,6 +28,9 @@ struct ActorMessage: Sendable, Hashable {
     var target: String
     /// For a call, the encoded arguments; for a spawn, `[owner liveness key]` (empty bytes for none).
     var arguments: [[UInt8]]
+    /// The caller's trace context (W3C `traceparent`/`tracestate` with OpenTelemetry), when a tracer is
+    /// bootstrapped: the host runs the call in a child span. Empty otherwise, and then not on the wire.
+    var traceContext: [String: String] = [:]
 
     static let magic: [UInt8] = [UInt8(ascii: "C"), UInt8(ascii: "A"), UInt8(ascii: "M"), 1]
 
@@ -48,6 +53,17 @@ struct ActorMessage: Sendable, Hashable {
             }
             buffer.writeInteger(UInt32(argument.count))
             buffer.writeBytes(argument)
+        }
+        // The trace context, only when there is one: untraced messages end after their arguments.
+        if !traceContext.isEmpty {
+            guard traceContext.count <= Int(UInt8.max) else {
+                throw EnvelopeError(description: "a call carries \(traceContext.count) trace context entries; at most 255")
+            }
+            buffer.writeInteger(UInt8(traceContext.count))
+            for (name, value) in traceContext.sorted(by: { $0.key < $1.key }) {
+                try buffer.writeShortString(name, field: "trace context name")
+                try buffer.writeShortString(value, field: "trace context value")
+            }
         }
         return buffer
     }
@@ -90,10 +106,19 @@ struct ActorMessage: Sendable, Hashable {
             }
             arguments.append(bytes)
         }
+        var traceContext: [String: String] = [:]
+        if let entries = b.readInteger(as: UInt8.self) {
+            for _ in 0..<entries {
+                let name = try b.readShortString(field: "trace context name")
+                traceContext[name] = try b.readShortString(field: "trace context value")
+            }
+            guard !traceContext.isEmpty else { throw EnvelopeError(description: "actor message has an empty trace context") }
+        }
         guard b.readableBytes == 0 else {
             throw EnvelopeError(description: "\(b.readableBytes) unexpected bytes after an actor message")
         }
         self.init(kind: kind, callID: callID, replyNode: replyNode, actor: actor, target: target, arguments: arguments)
+        self.traceContext = traceContext
     }
 }
 

@@ -1,6 +1,8 @@
 public import Distributed
 import NIOCore
+import ServiceContextModule
 import Synchronization
+import Tracing
 
 /// Curtain's `DistributedActorSystem`: actors live in processes (the driver or its workers), and calls to
 /// an actor in another process travel through the store to its host's inbox and back.
@@ -83,11 +85,23 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
         self.init(node: "local-\(TaskDispatcher.newJobID().prefix(8))", registry: try! ActorRegistry([]), transport: nil)
     }
 
-    init(node: String, registry: ActorRegistry, transport: ActorTransport?) {
+    init(node: String, registry: ActorRegistry, transport: ActorTransport?, tracer: (any Tracer)? = nil) {
         self.node = node
         self.registry = registry
         self.transport = transport
+        self.tracerOverride = tracer
         transport?.attach(self)
+    }
+
+    /// The tracer this system's calls use instead of the bootstrapped one (tests: one process, one
+    /// bootstrap, many systems).
+    private let tracerOverride: (any Tracer)?
+
+    /// The tracer calls and served calls open spans with: `nil` when none is bootstrapped, so an untraced
+    /// call costs one look.
+    private var tracer: (any Tracer)? {
+        let tracer = tracerOverride ?? TaskTracing.tracer
+        return tracer is NoOpTracer ? nil : tracer
     }
 
     // MARK: DistributedActorSystem
@@ -188,22 +202,46 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
                 kind: .badCall, actor: Self.label(actor), method: Self.method(target),
                 message: "generic distributed methods cannot be called across processes")
         }
-        let message = ActorMessage(
+        var message = ActorMessage(
             kind: .call, callID: 0, replyNode: node, actor: actor.id.name, target: target.identifier,
             arguments: invocation.arguments)
         // Named lazily: only a failure needs the text (printing a type's name costs a metadata lookup).
         let identifier = target.identifier
+        let host = route(actor.id)
+        // With a tracer, the call is a client span whose context travels in the message.
+        var span: (any Span)?
+        if let tracer {
+            let opened = tracer.startSpan(
+                "curtain.actor.call \(Act.self).\(Self.method(target))", context: ServiceContext.current ?? .topLevel, ofKind: .client)
+            opened.attributes["curtain.actor"] = actor.id.name
+            opened.attributes["curtain.actor.host"] = host
+            tracer.inject(opened.context, into: &message.traceContext, using: TaskTracing.Headers())
+            span = opened
+        }
         let clock = ContinuousClock()
         let start = clock.now
-        var failed = true
+        let startedAt = StoreClock.now()
+        var outcome = "transport"
         defer {
             let duration = clock.now - start
             CurtainMetrics.actorCall(duration)
-            TaskRecorder.shared.actorCall(actor: actor.id.name, host: actor.id.host, duration: duration, failed: failed)
+            TaskRecorder.shared.actorCall(
+                ActorCallRecord(
+                    actor: actor.id.name, host: host, caller: node, target: identifier, started: startedAt,
+                    ended: startedAt + Int64(duration.microseconds), outcome: outcome))
+            if let span {
+                if outcome != "ok" { span.setStatus(SpanStatus(code: .error, message: outcome)) }
+                span.end()
+            }
         }
         let reply = try await transport.send(
-            message, to: route(actor.id), label: { (Self.label(actor), Self.method(RemoteCallTarget(identifier))) })
-        failed = reply.status != .value && reply.status != .void
+            message, to: host, label: { (Self.label(actor), Self.method(RemoteCallTarget(identifier))) })
+        outcome = switch reply.status {
+        case .value, .void: "ok"
+        case .thrown: "thrown"
+        case .unknownActor: "unknownActor"
+        case .badCall: "badCall"
+        }
         return reply
     }
 
@@ -317,6 +355,32 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
                 payload: Array("\(type(of: actor)) has no distributed method '\(Abbreviation.text(message.target, limit: 100))'".utf8)))
             return
         }
+        // A traced caller's call runs in a server span, the child of the caller's.
+        guard !message.traceContext.isEmpty, let tracer else {
+            await run(message, on: actor, reply: reply)
+            return
+        }
+        var context = ServiceContext.topLevel
+        tracer.extract(message.traceContext, into: &context, using: TaskTracing.Headers())
+        let served = tracer.startSpan(
+            "curtain.actor \(type(of: actor)).\(Self.method(RemoteCallTarget(message.target)))", context: context, ofKind: .server)
+        served.attributes["curtain.actor"] = message.actor
+        served.attributes["curtain.actor.host"] = node
+        let status = Mutex<ActorReply.Status?>(nil)
+        await ServiceContext.withValue(served.context) {
+            await run(message, on: actor) { answer in
+                status.withLock { $0 = answer.status }
+                await reply(answer)
+            }
+        }
+        if let failed = status.withLock({ $0 }), failed != .value, failed != .void {
+            served.setStatus(SpanStatus(code: .error, message: "\(failed)"))
+        }
+        served.end()
+    }
+
+    /// Decodes the call's arguments and runs the method, answering through `reply`.
+    private func run(_ message: ActorMessage, on actor: any DistributedActor, reply: @escaping @Sendable (ActorReply) async -> Void) async {
         var decoder = CurtainInvocationDecoder(arguments: message.arguments, system: self)
         let handler = CurtainResultHandler(callID: message.callID, send: reply)
         do {

@@ -174,26 +174,36 @@ final class DashboardSnapshot: Sendable {
                 + #","where":{"encode":\#(t.encodeMicros),"queue wait":\#(t.queueWait.sum),"run":\#(t.runTime.sum),"result wait":\#(t.resultWait.sum),"decode":\#(t.decodeMicros)}}"#
         }.joined(separator: ",")
         out += "],"
-        // The task stream: the runs of the last 60 s, a lane per worker (bands beyond 2,000 runs), from
-        // the first of them on (so a short job fills the width).
+        // The task stream: the runs of the last 60 s, a lane per worker, and this process's calls to actors
+        // in other processes, a lane per actor (bands beyond 2,000 of them), from the first of them on (so a
+        // short job fills the width).
         let window = now - 60_000_000
         let recent = recorder.recent(since: window, limit: 50_000)
-        let first = recent.lazy.filter { $0.started > 0 }.map(\.started).min() ?? window
+        let calls = recorder.recentActorCalls(since: window, limit: 50_000)
+        let first = min(recent.lazy.filter { $0.started > 0 }.map(\.started).min() ?? now, calls.lazy.map(\.started).min() ?? now)
         let since = max(window, first - max(1000, (now - first) / 50))
-        var byWorker: [String: [TaskRecord]] = [:]
-        for r in recent { byWorker[r.worker, default: []].append(r) }
-        out += #""stream":{"from":\#(since),"to":\#(now),"bands":\#(recent.count > 2000),"workers":["#
-        out += byWorker.keys.sorted().map { worker in
-            let runs = byWorker[worker]!
-            var body = #"{"worker":"# + JSON.string(worker) + #","runs":["#
-            if recent.count > 2000 {
+        /// A slice in a lane: start and end (µs), whether it succeeded, and its label (JSON).
+        typealias Slice = (start: Int64, end: Int64, ok: Bool, label: String)
+        var lanes: [String: (kind: String, slices: [Slice])] = [:]
+        for r in recent where r.started > 0 {
+            lanes[r.worker, default: ("worker", [])].slices.append((r.started, r.ended, r.succeeded, String(r.index)))
+        }
+        for c in calls {
+            lanes["→ " + c.actor, default: ("actor", [])].slices.append((c.started, c.ended, c.succeeded, JSON.string(c.method)))
+        }
+        let bands = recent.count + calls.count > 2000
+        out += #""stream":{"from":\#(since),"to":\#(now),"bands":\#(bands),"workers":["#
+        out += lanes.keys.sorted { (lanes[$0]!.kind == "worker" ? 0 : 1, $0) < (lanes[$1]!.kind == "worker" ? 0 : 1, $1) }.map { name in
+            let (kind, slices) = lanes[name]!
+            var body = #"{"worker":"# + JSON.string(name) + #","kind":"\#(kind)","runs":["#
+            if bands {
                 // 120 columns: the busy fraction of each.
                 let span = max(1, (now - since + 119) / 120)
                 var busy = [Int64](repeating: 0, count: 120)
-                for r in runs where r.started > 0 {
-                    // Each run's overlap with each column it covers, in whole microseconds, clamped to the window.
-                    let from = min(max(r.started - since, 0), 120 * span)
-                    let to = min(max(r.ended - since, from), 120 * span)
+                for r in slices {
+                    // Each slice's overlap with each column it covers, in whole microseconds, clamped to the window.
+                    let from = min(max(r.start - since, 0), 120 * span)
+                    let to = min(max(r.end - since, from), 120 * span)
                     guard to > from else { continue }
                     for column in Int(from / span)...min(119, Int((to - 1) / span)) {
                         let lo = max(from, Int64(column) * span)
@@ -203,9 +213,7 @@ final class DashboardSnapshot: Sendable {
                 }
                 body += busy.map { Format.fixed(min(1, Double($0) / Double(span)), digits: 2) }.joined(separator: ",")
             } else {
-                body += runs.filter { $0.started > 0 }.map { r in
-                    "[\(r.started),\(max(r.ended, r.started + 1)),\(r.succeeded ? 1 : 0),\(r.index)]"
-                }.joined(separator: ",")
+                body += slices.map { r in "[\(r.start),\(max(r.end, r.start + 1)),\(r.ok ? 1 : 0),\(r.label)]" }.joined(separator: ",")
             }
             return body + "]}"
         }.joined(separator: ",")
@@ -410,13 +418,22 @@ final class DashboardHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
             send(context, status: .ok, type: "text/plain; version=0.0.4; charset=utf-8", body: text)
         default:
-            if path.hasPrefix("/api/trace/") {
+            if path == "/api/actor-trace" {
+                // Every call to an actor the ring holds, as a trace of its own.
+                offLoop(context) {
+                    let recorder = TaskRecorder.shared
+                    return (.ok, "application/json", TimelineExport.chromeTrace(
+                        [], calls: recorder.allActorCalls(), title: "actor calls", dropped: recorder.droppedActorCalls))
+                }
+            } else if path.hasPrefix("/api/trace/") {
                 let job = String(path.dropFirst("/api/trace/".count))
                 offLoop(context) {
                     let recorder = TaskRecorder.shared
                     guard let tally = recorder.tally(job: job) else { return (.notFound, "text/plain; charset=utf-8", "no job \(job) here\n") }
                     let records = recorder.records(job: job)
-                    return (.ok, "application/json", TimelineExport.chromeTrace(records, title: job, dropped: tally.runs - records.count))
+                    let calls = recorder.actorCalls(from: tally.began, to: tally.ended ?? StoreClock.now())
+                    return (.ok, "application/json", TimelineExport.chromeTrace(
+                        records, calls: calls, title: job, dropped: tally.runs - records.count))
                 }
             } else if path.hasPrefix("/api/report/") {
                 let job = String(path.dropFirst("/api/report/".count))
@@ -426,7 +443,7 @@ final class DashboardHandler: ChannelInboundHandler, RemovableChannelHandler {
                     let records = recorder.records(job: job)
                     return (.ok, "text/html; charset=utf-8", TimelineExport.html(
                         records: records, tally: tally, failures: recorder.failures(job: job), title: "\(tally.function) · job \(job)",
-                        dropped: tally.runs - records.count))
+                        dropped: tally.runs - records.count, beyondMemory: recorder.failuresBeyondMemory(job: job)))
                 }
             } else {
                 send(context, status: .notFound, type: "text/plain; charset=utf-8", body: "nothing at \(path)\n")

@@ -14,13 +14,13 @@ table{border-collapse:collapse;background:#fff}td,th{padding:2px 8px;border-bott
 svg{background:#fff;border:1px solid #ddd}
 </style></head><body>
 <h1>Curtain <span id="status">connecting…</span></h1>
-<h2>Jobs</h2><table id="jobs"><thead><tr><th>function</th><th>job</th><th>progress</th><th>failed</th><th>workers</th><th>ETA</th><th>where the time went</th></tr></thead><tbody></tbody></table>
-<h2>Task stream (last 60 s)</h2><svg id="stream" width="1000" height="40"></svg>
+<h2>Jobs</h2><table id="jobs"><thead><tr><th>function</th><th>job</th><th>exports</th><th>progress</th><th>failed</th><th>workers</th><th>ETA</th><th>where the time went</th></tr></thead><tbody></tbody></table>
+<h2>Task stream (last 60 s): a lane per worker, and one per actor this process calls</h2><svg id="stream" width="1000" height="40"></svg>
 <p id="dropped"></p>
 <h2>Failed runs</h2><table id="failures"><thead><tr><th>job</th><th>task</th><th>attempt</th><th>worker</th><th>kind</th><th>error</th><th>input</th></tr></thead><tbody></tbody></table>
 <h2>Workers</h2><table id="workers"><thead><tr><th>worker</th><th>host</th><th>pid</th><th>heartbeat age</th><th>RSS</th><th>tasks done</th><th>in flight</th></tr></thead><tbody></tbody></table>
 <h2>Queues</h2><table id="queues"><thead><tr><th>build</th><th>waiting</th><th>placed</th><th>key</th></tr></thead><tbody></tbody></table>
-<h2>Actors</h2><table id="actors"><thead><tr><th>actor</th><th>type</th><th>host</th><th>restarts left</th><th>calls from here</th><th>failed</th><th>latency p50 / p99</th></tr></thead><tbody></tbody></table>
+<h2>Actors <a id="actor-trace" href="/api/actor-trace">(calls from here as a trace for Perfetto)</a></h2><table id="actors"><thead><tr><th>actor</th><th>type</th><th>host</th><th>restarts left</th><th>calls from here</th><th>failed</th><th>latency p50 / p99</th></tr></thead><tbody></tbody></table>
 <h2>Shared objects</h2><table id="objects"><thead><tr><th>key</th><th>type</th><th>size</th></tr></thead><tbody></tbody></table>
 <h2>Dead letters</h2><table id="dead"><thead><tr><th>job</th><th>task</th><th>function</th><th>attempts</th><th>worker</th><th>reason</th></tr></thead><tbody></tbody></table>
 <script>
@@ -28,6 +28,7 @@ svg{background:#fff;border:1px solid #ddd}
 const colors = {"encode":"#9467bd","queue wait":"#ff7f0e","run":"#2ca02c","result wait":"#1f77b4","decode":"#8c564b"};
 const token = new URLSearchParams(location.search).get("token");
 const suffix = token ? "?token=" + encodeURIComponent(token) : "";
+document.getElementById("actor-trace").href = "/api/actor-trace" + suffix;
 function cell(row, text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; row.appendChild(td); return td; }
 function fill(id, items, build) {
   const body = document.querySelector("#" + id + " tbody");
@@ -43,6 +44,11 @@ function render(state) {
   const jobs = state.jobs.length ? state.jobs : ((state.cluster || {}).jobs || []);
   fill("jobs", jobs.slice().reverse(), (tr, j) => {
     cell(tr, j.function); cell(tr, j.job);
+    // A driver's own jobs have their trace and report here (a shared store's cluster view does not).
+    const x = cell(tr, "");
+    if (state.jobs.length) for (const [label, path] of [["trace", "/api/trace/"], ["report", "/api/report/"]]) {
+      const a = document.createElement("a"); a.href = path + encodeURIComponent(j.job) + suffix; a.textContent = label; x.appendChild(a); x.appendChild(document.createTextNode(" "));
+    }
     const p = cell(tr, ""); const bar = document.createElement("span"); bar.className = "progress";
     const inner = document.createElement("div"); inner.style.width = (j.submitted ? Math.min(100, 100 * j.done / j.submitted) : 0) + "%";
     bar.appendChild(inner); p.appendChild(bar); p.appendChild(document.createTextNode(" " + j.done + " / " + j.submitted + (j.ended ? " · done" : "")));
@@ -57,14 +63,16 @@ function render(state) {
   box.replaceChildren(); box.setAttribute("height", String(Math.max(40, s.workers.length * row + 20)));
   const x = t => left + (t - s.from) / (s.to - s.from) * width;
   s.workers.forEach((w, i) => {
-    const lane = svg("g", {"class": "lane", "data-worker": w.worker});
+    // A worker's lane (its task runs) or an actor's (this process's calls to it, in purple).
+    const actor = w.kind === "actor", fill = actor ? "#9467bd" : "#2ca02c";
+    const lane = svg("g", {"class": actor ? "lane actor" : "lane", "data-worker": w.worker});
     lane.appendChild(svg("text", {x: 2, y: i * row + 13, "font-size": 11}, w.worker.slice(-26)));
     if (s.bands) {
-      w.runs.forEach((busy, c) => { if (busy > 0) lane.appendChild(svg("rect", {"class": "band", x: left + c * width / 120, y: i * row + 3, width: width / 120, height: row - 6, fill: "#2ca02c", "fill-opacity": busy})); });
+      w.runs.forEach((busy, c) => { if (busy > 0) lane.appendChild(svg("rect", {"class": "band", x: left + c * width / 120, y: i * row + 3, width: width / 120, height: row - 6, fill: fill, "fill-opacity": busy})); });
     } else {
       for (const r of w.runs) {
-        const rect = svg("rect", {"class": r[2] ? "run" : "run failed", x: Math.max(left, x(r[0])), y: i * row + 3, width: Math.max(1, x(r[1]) - Math.max(left, x(r[0]))), height: row - 6, fill: r[2] ? "#2ca02c" : "#d62728"});
-        rect.appendChild(svg("title", {}, "#" + r[3] + " · " + duration(r[1] - r[0]))); lane.appendChild(rect);
+        const rect = svg("rect", {"class": r[2] ? "run" : "run failed", x: Math.max(left, x(r[0])), y: i * row + 3, width: Math.max(1, x(r[1]) - Math.max(left, x(r[0]))), height: row - 6, fill: r[2] ? fill : "#d62728"});
+        rect.appendChild(svg("title", {}, (actor ? r[3] : "#" + r[3]) + " · " + duration(r[1] - r[0]))); lane.appendChild(rect);
       }
     }
     box.appendChild(lane);

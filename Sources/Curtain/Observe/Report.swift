@@ -3,7 +3,8 @@ extension TimelineExport {
     /// time went, a timeline with a lane per worker (utilization bands beyond 5,000 runs), and every
     /// failed run with its error, input and worker.
     public static func html(
-        records: [TaskRecord], tally: JobTally?, failures: [TaskRecord], title: String, dropped: Int = 0
+        records: [TaskRecord], tally: JobTally?, failures: [TaskRecord], title: String, dropped: Int = 0,
+        beyondMemory: (inFile: Int, lost: Int) = (0, 0)
     ) -> String {
         var out = """
             <!doctype html>
@@ -36,7 +37,16 @@ extension TimelineExport {
             out += "<p class=\"note\" id=\"dropped\">The driver's ring of records dropped \(dropped) older runs: the timeline shows the latest ones; the numbers above count every run.</p>\n"
         }
         out += "<h2>Timeline</h2>\n" + timelineSVG(records)
-        out += "<h2>Failed runs (\(failures.count))</h2>\n"
+        let unlisted = beyondMemory.inFile + beyondMemory.lost
+        out += "<h2>Failed runs (\(failures.count + unlisted))</h2>\n"
+        if beyondMemory.inFile > 0 {
+            out += "<p class=\"note\" id=\"unlisted\">\(beyondMemory.inFile) more failed runs are not listed here: "
+                + "<code>failures.jsonl</code> beside the job's stored report holds every one.</p>\n"
+        }
+        if beyondMemory.lost > 0 {
+            out += "<p class=\"note\">\(beyondMemory.lost) failed runs were only counted: the driver's overflow file reached its limit of "
+                + "\(Format.bytes(FailureOverflow.limit)).</p>\n"
+        }
         if failures.isEmpty {
             out += "<p id=\"failures\">None.</p>\n"
         } else {

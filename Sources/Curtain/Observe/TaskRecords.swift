@@ -1,5 +1,11 @@
 public import CurtainRESP
+import Distributed
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -180,8 +186,118 @@ public struct ActorCallTally: Sendable, Hashable, Codable {
     public var latency = DurationHistogram()
 }
 
-/// The driver's record of its tasks: the latest 100,000 runs in a ring, every failed run (up to 10,000
-/// per job and 100,000 in all), and exact tallies per job beyond them. Kept always; reading it costs nothing until asked.
+/// One call this process made to an actor in another process: to whom, which method, when (microseconds
+/// since the Unix epoch on the store's clock, ``StoreClock``) and how it ended.
+public struct ActorCallRecord: Sendable, Hashable, Codable {
+    /// The actor's name (its id within the cluster).
+    public var actor: String
+    /// The node that hosted it.
+    public var host: String
+    /// The node that called (this process's).
+    public var caller: String
+    /// The method's identifier (mangled; ``method`` is the readable name).
+    public var target: String
+    /// When the call was sent, and when its reply (or failure) came.
+    public var started: Int64
+    public var ended: Int64
+    /// `ok`, or how it failed: `thrown` (the method threw), `unknownActor`, `badCall`, `transport` (no reply:
+    /// the host was lost, or the call could not be sent).
+    public var outcome: String
+
+    /// Whether the method returned.
+    public var succeeded: Bool { outcome == "ok" }
+    /// The method's readable name, `add(_:)`.
+    public var method: String { ActorCallRecord.readable(target) }
+
+    private static let names = Mutex<[String: String]>([:])
+
+    /// Demangles once per method (a record is read far less often than it is made).
+    static func readable(_ target: String) -> String {
+        if let known = names.withLock({ $0[target] }) { return known }
+        let name = CurtainActorSystem.method(RemoteCallTarget(target))
+        names.withLock { if $0.count < 10_000 { $0[target] = name } }
+        return name
+    }
+}
+
+/// The failed runs beyond what the recorder keeps in memory: appended as JSON lines to a file per job in a
+/// directory of this process under the system's temporary directory (up to ``limit`` bytes in all), read
+/// back for the job's report, removed with the job's tallies.
+final class FailureOverflow: Sendable {
+    /// The most bytes written in all (beyond them, failures are only counted).
+    static let limit = 1 << 30
+
+    private struct State {
+        var directory: String?
+        var written = 0
+    }
+    private let state = Mutex(State())
+
+    private func path(_ job: String, creating: Bool, in state: inout State) -> String? {
+        if state.directory == nil, creating {
+            let made = FileManager.default.temporaryDirectory.path + "/curtain-failures-\(getpid())-\(TaskDispatcher.newJobID().prefix(6))"
+            guard (try? FileManager.default.createDirectory(atPath: made, withIntermediateDirectories: true)) != nil else { return nil }
+            state.directory = made
+        }
+        // Job ids are letters, digits, '-', '_' and '.' (``JobOptions/id``), so the name stays in the directory.
+        return state.directory.map { $0 + "/" + String(job.map { $0 == "/" ? "_" : $0 }) + ".jsonl" }
+    }
+
+    /// Appends `records` to their job's file; returns how many were written (the rest went over the limit
+    /// or could not be written).
+    func append(_ records: [TaskRecord], job: String) -> Int {
+        let encoder = JSONEncoder()
+        var bytes: [UInt8] = []
+        var count = 0
+        return state.withLock { state in
+            for record in records {
+                guard let line = try? encoder.encode(record), state.written + bytes.count + line.count + 1 <= Self.limit else { break }
+                bytes += line
+                bytes.append(UInt8(ascii: "\n"))
+                count += 1
+            }
+            guard count > 0, let file = path(job, creating: true, in: &state) else { return 0 }
+            let fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { return 0 }
+            defer { close(fd) }
+            let complete = bytes.withUnsafeBytes { raw -> Bool in
+                var offset = 0
+                while offset < raw.count {
+                    let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0, errno == EINTR { continue }
+                    guard n > 0 else { return false }
+                    offset += n
+                }
+                return true
+            }
+            guard complete else { return 0 }
+            state.written += bytes.count
+            return count
+        }
+    }
+
+    /// The failures of `job` written here, in the order they came.
+    func read(job: String) -> [TaskRecord] {
+        guard let file = state.withLock({ path(job, creating: false, in: &$0) }),
+            let data = FileManager.default.contents(atPath: file)
+        else { return [] }
+        let decoder = JSONDecoder()
+        return data.split(separator: UInt8(ascii: "\n")).compactMap { try? decoder.decode(TaskRecord.self, from: $0) }
+    }
+
+    /// Removes the file of `job`.
+    func remove(job: String) {
+        state.withLock { state in
+            guard let file = path(job, creating: false, in: &state) else { return }
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+            if (try? FileManager.default.removeItem(atPath: file)) != nil { state.written -= size }
+        }
+    }
+}
+
+/// The driver's record of its tasks: the latest 100,000 runs in a ring, every failed run (10,000 per job
+/// and 100,000 in all in memory, the rest in a file per job, ``FailureOverflow``), and exact tallies per
+/// job beyond them. Kept always; reading it costs nothing until asked.
 public final class TaskRecorder: Sendable {
     /// This process's recorder.
     public static let shared = TaskRecorder(capacity: 100_000)
@@ -193,16 +309,24 @@ public final class TaskRecorder: Sendable {
         var failures: [String: [TaskRecord]] = [:]
         var failuresKept = 0
         var tallies: [String: JobTally] = [:]
+        /// Failed runs beyond memory's share, per job: written to the overflow file, and lost (over its limit).
+        var failuresSpilled: [String: Int] = [:]
+        var failuresLost: [String: Int] = [:]
         var order: [String] = []
         var actors: [String: ActorCallTally] = [:]
+        var calls: [ActorCallRecord] = []
+        var nextCall = 0
+        var droppedCalls = 0
     }
     private let state = Mutex(State())
     /// How many records the ring holds.
     public let capacity: Int
-    /// The most failed runs kept per job.
+    /// The most failed runs kept in memory per job (the rest go to ``FailureOverflow``).
     public static let failuresPerJob = 10_000
-    /// The most failed runs kept in all (their messages are cut at 2,000 characters).
+    /// The most failed runs kept in memory in all (their messages are cut at 2,000 characters).
     public static let failuresKept = 100_000
+    /// Where failed runs beyond memory's share go.
+    let overflow = FailureOverflow()
     /// The most jobs whose tallies are kept (the oldest ended ones go first).
     public static let jobsKept = 1_000
 
@@ -220,6 +344,7 @@ public final class TaskRecorder: Sendable {
     /// Notes a job's start.
     func begin(job: String, function: String) {
         let now = StoreClock.now()
+        var evicted: String?
         state.withLock { state in
             if state.tallies[job] == nil {
                 state.tallies[job] = JobTally(job: job, function: function, began: now)
@@ -228,9 +353,12 @@ public final class TaskRecorder: Sendable {
                     let gone = state.order.remove(at: old)
                     state.tallies[gone] = nil
                     state.failuresKept -= state.failures.removeValue(forKey: gone)?.count ?? 0
+                    if state.failuresSpilled.removeValue(forKey: gone) != nil { evicted = gone }
+                    state.failuresLost[gone] = nil
                 }
             }
         }
+        if let evicted { overflow.remove(job: evicted) }
     }
 
     /// Notes tasks submitted for the first time.
@@ -260,7 +388,9 @@ public final class TaskRecorder: Sendable {
     /// Keeps the records of runs received together (one lock, one tally lookup per job for the batch).
     func record(_ runs: [(record: TaskRecord, final: Bool)]) {
         guard isEnabled, !runs.isEmpty else { return }
-        state.withLock { state in
+        // Failed runs beyond memory's share, written to the overflow file after the lock is let go.
+        let spilled = state.withLock { state -> [TaskRecord] in
+            var spilled: [TaskRecord] = []
             var job = runs[0].record.job
             var tally = state.tallies.removeValue(forKey: job)
             for (record, final) in runs {
@@ -276,6 +406,8 @@ public final class TaskRecorder: Sendable {
                 {
                     state.failures[record.job, default: []].append(record)
                     state.failuresKept += 1
+                } else if !record.succeeded {
+                    spilled.append(record)
                 }
                 if record.job != job {
                     if let tally { state.tallies[job] = tally }
@@ -286,26 +418,76 @@ public final class TaskRecorder: Sendable {
                 tally?.add(record, final: final)
             }
             if let tally { state.tallies[job] = tally }
+            return spilled
+        }
+        guard !spilled.isEmpty else { return }
+        var byJob: [String: [TaskRecord]] = [:]
+        for record in spilled { byJob[record.job, default: []].append(record) }
+        for (job, records) in byJob {
+            let written = overflow.append(records, job: job)
+            state.withLock { state in
+                state.failuresSpilled[job, default: 0] += written
+                if written < records.count { state.failuresLost[job, default: 0] += records.count - written }
+            }
         }
     }
 
     /// The most actors whose calls are tallied (calls to others are not counted).
     public static let actorsKept = 10_000
 
-    /// Counts one call to an actor in another process.
-    func actorCall(actor: String, host: String, duration: Duration, failed: Bool) {
+    /// Keeps one call to an actor in another process: in the ring of the latest ``capacity`` calls, and in
+    /// its actor's tally.
+    func actorCall(_ call: ActorCallRecord) {
         guard isEnabled else { return }
         state.withLock { state in
-            if state.actors[actor] == nil {
-                guard state.actors.count < Self.actorsKept else { return }
-                state.actors[actor] = ActorCallTally(actor: actor, host: host)
+            if state.calls.count < capacity {
+                state.calls.append(call)
+            } else {
+                state.calls[state.nextCall] = call
+                state.droppedCalls += 1
             }
-            state.actors[actor]?.host = host
-            state.actors[actor]?.calls += 1
-            if failed { state.actors[actor]?.failures += 1 }
-            state.actors[actor]?.latency.record(Int64(duration.microseconds))
+            state.nextCall = (state.nextCall + 1) % capacity
+            if state.actors[call.actor] == nil {
+                guard state.actors.count < Self.actorsKept else { return }
+                state.actors[call.actor] = ActorCallTally(actor: call.actor, host: call.host)
+            }
+            state.actors[call.actor]?.host = call.host
+            state.actors[call.actor]?.calls += 1
+            if !call.succeeded { state.actors[call.actor]?.failures += 1 }
+            state.actors[call.actor]?.latency.record(call.ended - call.started)
         }
     }
+
+    /// The calls to actors that ended since `since` (store clock, µs), oldest first, at most `limit` of the
+    /// newest.
+    public func recentActorCalls(since: Int64, limit: Int) -> [ActorCallRecord] {
+        state.withLock { state in
+            var found: [ActorCallRecord] = []
+            var i = state.nextCall
+            for _ in 0..<min(state.calls.count, max(0, limit)) {
+                i = (i - 1 + state.calls.count) % state.calls.count
+                let call = state.calls[i]
+                guard call.ended >= since else { break }
+                found.append(call)
+            }
+            return found.reversed()
+        }
+    }
+
+    /// Every call to an actor still in the ring, oldest first.
+    public func allActorCalls() -> [ActorCallRecord] {
+        state.withLock { state in
+            state.calls.count < capacity ? state.calls : Array(state.calls[state.nextCall...] + state.calls[..<state.nextCall])
+        }
+    }
+
+    /// The calls to actors still in the ring that overlap `from...to` (store clock, µs), oldest first.
+    public func actorCalls(from: Int64, to: Int64) -> [ActorCallRecord] {
+        allActorCalls().filter { $0.ended >= from && $0.started <= to }
+    }
+
+    /// Calls to actors the ring has let go of (the tallies still count them).
+    public var droppedActorCalls: Int { state.withLock { $0.droppedCalls } }
 
     /// This process's calls to actors in other processes, by actor.
     public func actorCalls() -> [ActorCallTally] {
@@ -341,9 +523,34 @@ public final class TaskRecorder: Sendable {
         }
     }
 
-    /// The failed runs of `job` (all of them, up to ``failuresPerJob``).
+    /// The failed runs of `job` kept in memory (the first ``failuresPerJob``; ``allFailures(job:)`` has
+    /// the rest too).
     public func failures(job: String) -> [TaskRecord] {
         state.withLock { $0.failures[job] ?? [] }
+    }
+
+    /// `records` as JSON lines (one ``TaskRecord`` per line).
+    static func jsonLines(_ records: [TaskRecord]) -> [UInt8] {
+        let encoder = JSONEncoder()
+        var bytes: [UInt8] = []
+        for record in records {
+            guard let line = try? encoder.encode(record) else { continue }
+            bytes += line
+            bytes.append(UInt8(ascii: "\n"))
+        }
+        return bytes
+    }
+
+    /// Every failed run of `job`: those in memory, then those in the overflow file.
+    public func allFailures(job: String) -> [TaskRecord] {
+        let (kept, spilled) = state.withLock { ($0.failures[job] ?? [], $0.failuresSpilled[job] ?? 0) }
+        return spilled > 0 ? kept + overflow.read(job: job) : kept
+    }
+
+    /// How many failed runs of `job` are beyond memory: in the overflow file, and only counted (the file
+    /// reached ``FailureOverflow/limit``, or could not be written).
+    public func failuresBeyondMemory(job: String) -> (inFile: Int, lost: Int) {
+        state.withLock { ($0.failuresSpilled[job] ?? 0, $0.failuresLost[job] ?? 0) }
     }
 
     /// The exact tallies of `job`.
@@ -361,6 +568,10 @@ public final class TaskRecorder: Sendable {
 
     /// Forgets everything (tests).
     func removeAll() {
-        state.withLock { $0 = State() }
+        let jobs = state.withLock { state -> [String] in
+            defer { state = State() }
+            return Array(state.failuresSpilled.keys)
+        }
+        for job in jobs { overflow.remove(job: job) }
     }
 }

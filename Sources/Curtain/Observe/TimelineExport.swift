@@ -36,11 +36,20 @@ public enum TimelineExport {
     /// The trace-event JSON of `records` (one job's, or any): a track per worker process (the driver is
     /// process 0), a slice per run, flow arrows submit → run → result, and counters of the tasks in flight
     /// and queued. Times are microseconds from the first submission.
-    public static func chromeTrace(_ records: [TaskRecord], title: String = "curtain", dropped: Int = 0) -> String {
-        guard let origin = records.map(\.submitted).min() else {
+    ///
+    /// `calls` (this process's calls to actors in other processes) get a track of their own: a thread per
+    /// actor (more where calls to it overlap), a slice per call named by its method.
+    public static func chromeTrace(
+        _ records: [TaskRecord], calls: [ActorCallRecord] = [], title: String = "curtain", dropped: Int = 0
+    ) -> String {
+        // The span covers every time recorded: workers' clocks are aligned to the store's within a round trip,
+        // so a start may precede its submission by a little (and an end follow its receipt).
+        let starts = records.map(\.submitted) + records.lazy.filter { $0.started > 0 }.map(\.started) + calls.map(\.started)
+        guard let origin = starts.min() else {
             return #"{"traceEvents":[],"displayTimeUnit":"ms"}"#
         }
-        let end = max(records.map(\.received).max() ?? origin, origin + 1)
+        let end = max(
+            records.map { max($0.received, $0.ended) }.max() ?? origin, calls.map(\.ended).max() ?? origin, origin + 1)
         let (placed, workers, laneCounts) = lanes(records)
         var out = #"{"displayTimeUnit":"ms","otherData":{"title":"# + JSON.string(title) + #","droppedRecords":\#(dropped)},"traceEvents":["#
         var first = true
@@ -74,12 +83,40 @@ public enum TimelineExport {
             event(#"{"ph":"X","cat":"task","pid":\#(pid),"tid":\#(item.lane),"name":"# + JSON.string(name)
                 + #","ts":\#(ts(r.started)),"dur":\#(duration),"args":{\#(args)}}"#)
             flow += 1
-            event(#"{"ph":"s","cat":"task","id":\#(flow),"pid":0,"tid":0,"name":"submit","ts":\#(ts(max(r.submitted, origin)))}"#)
+            // Arrows never point back in time, whatever the clocks' residual skew.
+            event(#"{"ph":"s","cat":"task","id":\#(flow),"pid":0,"tid":0,"name":"submit","ts":\#(ts(min(r.submitted, r.started)))}"#)
             event(#"{"ph":"f","bp":"e","cat":"task","id":\#(flow),"pid":\#(pid),"tid":\#(item.lane),"name":"submit","ts":\#(ts(r.started))}"#)
             flow += 1
             let out = duration >= 2 ? r.started + duration - 1 : r.started
             event(#"{"ph":"s","cat":"task","id":\#(flow),"pid":\#(pid),"tid":\#(item.lane),"name":"result","ts":\#(ts(out))}"#)
-            event(#"{"ph":"f","bp":"e","cat":"task","id":\#(flow),"pid":0,"tid":0,"name":"result","ts":\#(ts(min(max(r.received, out), end)))}"#)
+            event(#"{"ph":"f","bp":"e","cat":"task","id":\#(flow),"pid":0,"tid":0,"name":"result","ts":\#(ts(max(r.received, out)))}"#)
+        }
+        // Calls to actors: their own track, a thread per actor and lane (calls to one actor may overlap).
+        if !calls.isEmpty {
+            let pid = workers.count + 1
+            event(#"{"ph":"M","pid":\#(pid),"tid":0,"name":"process_name","args":{"name":"actor calls from the driver"}}"#)
+            event(#"{"ph":"M","pid":\#(pid),"tid":0,"name":"process_sort_index","args":{"sort_index":\#(pid)}}"#)
+            var threads: [String: [(tid: Int, busyUntil: Int64)]] = [:]
+            var nextThread = 0
+            for call in calls.sorted(by: { ($0.started, $0.ended) < ($1.started, $1.ended) }) {
+                let callEnd = max(call.ended, call.started + 1)
+                var tid: Int
+                if let free = threads[call.actor]?.firstIndex(where: { $0.busyUntil <= call.started }) {
+                    tid = threads[call.actor]![free].tid
+                    threads[call.actor]![free].busyUntil = callEnd
+                } else {
+                    tid = nextThread
+                    nextThread += 1
+                    let lane = threads[call.actor]?.count ?? 0
+                    threads[call.actor, default: []].append((tid, callEnd))
+                    let name = "→ " + call.actor + (lane > 0 ? " (\(lane + 1))" : "")
+                    event(#"{"ph":"M","pid":\#(pid),"tid":\#(tid),"name":"thread_name","args":{"name":"# + JSON.string(name) + "}}")
+                }
+                let name = call.succeeded ? call.method : call.method + " (" + call.outcome + ")"
+                event(#"{"ph":"X","cat":"actor","pid":\#(pid),"tid":\#(tid),"name":"# + JSON.string(name)
+                    + #","ts":\#(ts(call.started)),"dur":\#(callEnd - call.started),"args":{"actor":"# + JSON.string(call.actor)
+                    + #","host":"# + JSON.string(call.host) + #","outcome":"# + JSON.string(call.outcome) + "}}")
+            }
         }
         // Runs that never started (a worker died holding them, a refused envelope): marks on the driver.
         for r in records where r.started == 0 {
@@ -141,8 +178,8 @@ enum JSON {
 }
 
 /// Where a job's timeline and report were written: `curtain-reports/<job>/trace.json` (Chrome trace-event
-/// JSON; open it in Perfetto, ui.perfetto.dev, or `chrome://tracing`) and `report.html` (self-contained),
-/// in the cloud's storage.
+/// JSON; open it in Perfetto, ui.perfetto.dev, or `chrome://tracing`), `report.html` (self-contained) and
+/// `failures.jsonl` (every failed run, one JSON ``TaskRecord`` per line), in the cloud's storage.
 public struct JobReport: Sendable, Hashable, Codable {
     /// The storage's URL.
     public var storage: String
@@ -159,6 +196,10 @@ public struct JobReport: Sendable, Hashable, Codable {
     public var traceKey: String { Self.prefix(job) + "trace.json" }
     /// The key of the HTML report in the storage.
     public var htmlKey: String { Self.prefix(job) + "report.html" }
+    /// The key of every failed run of the job, one JSON ``TaskRecord`` per line.
+    public var failuresKey: String { Self.prefix(job) + "failures.jsonl" }
+    /// The failures' location, as ``trace``.
+    public var failures: String { location(failuresKey) }
     /// The trace's location: a file path for a `file://` storage, else the storage's URL and the key.
     public var trace: String { location(traceKey) }
     /// The report's location, as ``trace``.
@@ -182,11 +223,15 @@ public struct JobReport: Sendable, Hashable, Codable {
         // The job's own runs the ring let go of (not the process's).
         let dropped = max(0, (tally?.runs ?? records.count) - records.count)
         do {
-            let trace = TimelineExport.chromeTrace(records, title: title, dropped: dropped)
+            // With the calls this process made to actors while the job ran.
+            let calls = tally.map { recorder.actorCalls(from: $0.began, to: $0.ended ?? StoreClock.now()) } ?? []
+            let trace = TimelineExport.chromeTrace(records, calls: calls, title: title, dropped: dropped)
             try await storage.write(report.traceKey, Array(trace.utf8))
             let html = TimelineExport.html(
-                records: records, tally: tally, failures: recorder.failures(job: job), title: title, dropped: dropped)
+                records: records, tally: tally, failures: recorder.failures(job: job), title: title, dropped: dropped,
+                beyondMemory: recorder.failuresBeyondMemory(job: job))
             try await storage.write(report.htmlKey, Array(html.utf8))
+            try await storage.write(report.failuresKey, TaskRecorder.jsonLines(recorder.allFailures(job: job)))
             return report
         } catch {
             StandardError.write("curtain: the report of job \(job) could not be written to \(storage.url): \(error)\n")

@@ -75,7 +75,16 @@ if ProcessInfo.processInfo.environment["CURTAIN_FIXTURE_DASHBOARD"] == "1" {
     print("TRACE \(report.trace)")
     print("READY")
     fflush(nil)
+    // Calls to an actor while the dashboard is watched: the task stream's actor lane.
+    let pinger = try await cloud.spawn(Tally.self)
+    let pinging = Task {
+        while !Task.isCancelled {
+            _ = try? await pinger.add(1)
+            try? await Task.sleep(for: .milliseconds(300))
+        }
+    }
     while readLine() != nil {}
+    pinging.cancel()
     await cloud.shutdown()
     exit(0)
 }
