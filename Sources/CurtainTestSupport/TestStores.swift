@@ -91,14 +91,31 @@ public final class TestStore: Sendable {
         if let embedded { try? await embedded.shutdown() }
         if let process {
             // Kill redis-server itself (the watchdog then exits by itself), then make sure of the watchdog.
-            if let text = try? String(contentsOfFile: directory + "/redis.pid", encoding: .utf8),
-                let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-            {
-                kill(pid, SIGKILL)
-            }
+            let pid = (try? String(contentsOfFile: directory + "/redis.pid", encoding: .utf8))
+                .flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            if let pid { kill(pid, SIGKILL) }
             await terminate(process)
+            // kill returns before the server has exited, and on a loaded machine its exit can take a while:
+            // until then its port is still bound and its connections still open, so a test that restarts a
+            // server on the same port, or expects its clients to see the connection drop, waits for it.
+            if let pid { await Self.waitUntilGone(pid) }
         }
         try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// Waits (up to a minute) until the redis-server of process `pid` has exited: gone from `/proc`, or a
+    /// zombie (whose files, sockets included, the kernel has closed).
+    static func waitUntilGone(_ pid: Int32) async {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            // Gone, or the number already reused by another program.
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), stat.contains("(redis-server)") else { return }
+            // The state follows the command's closing parenthesis: "pid (comm) S ...".
+            if let close = stat.lastIndex(of: ")"), stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("Z") {
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
     }
 
     /// Starts a server of `kind` on a free loopback port.
