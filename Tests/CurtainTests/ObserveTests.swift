@@ -131,6 +131,11 @@ struct ObserveTests {
     }
 
     @Test func failedRunsBeyondMemoryGoToAFileAndAreAllKept() throws {
+        func overflowFiles() -> Int {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)) ?? []
+            return names.filter { $0.hasPrefix("curtain-failures-") }.count
+        }
+        let filesBefore = overflowFiles()
         let recorder = TaskRecorder(capacity: 100)
         recorder.begin(job: "many", function: "F")
         let total = TaskRecorder.failuresPerJob + 50
@@ -147,13 +152,17 @@ struct ObserveTests {
             records: [], tally: recorder.tally(job: "many"), failures: recorder.failures(job: "many"), title: "t",
             beyondMemory: recorder.failuresBeyondMemory(job: "many"))
         #expect(html.contains("Failed runs (\(total))") && html.contains("50 more failed runs"))
-        let lines = TaskRecorder.jsonLines(all).split(separator: UInt8(ascii: "\n"))
+        let lines = recorder.failureLines(job: "many").split(separator: UInt8(ascii: "\n"))
         #expect(lines.count == total)
         #expect(try JSONDecoder().decode(TaskRecord.self, from: Data(lines[total - 1])) == all[total - 1])
-        // Gone with the recorder's records.
+        // The file has no name (nothing is left behind in the temporary directory, whatever ends the process).
+        #expect(overflowFiles() == filesBefore)
+        #expect(recorder.overflow.written > 0)
+        // Gone with the recorder's records, and its bytes given back.
         recorder.removeAll()
         #expect(recorder.allFailures(job: "many").isEmpty)
         #expect(recorder.overflow.read(job: "many").isEmpty)
+        #expect(recorder.overflow.written == 0)
     }
 
     @Test func actorCallsAreKeptInARingAndDrawnOnTheirOwnTrack() throws {
@@ -458,6 +467,16 @@ struct TelemetryTests {
         var empty = plain
         empty.writeInteger(UInt8(0))
         #expect(throws: EnvelopeError.self) { try ActorMessage(decoding: empty) }
+        // A name given twice is refused, not silently merged.
+        var twice = plain
+        twice.writeInteger(UInt8(2))
+        for value in ["1", "2"] {
+            twice.writeInteger(UInt16(1))
+            twice.writeString("a")
+            twice.writeInteger(UInt16(1))
+            twice.writeString(value)
+        }
+        #expect(throws: EnvelopeError(description: "actor message's trace context names 'a' twice")) { try ActorMessage(decoding: twice) }
     }
 
     @Test func theEnvelopeCarriesTheTraceContextAndRejectsATruncatedOne() throws {

@@ -108,11 +108,16 @@ struct ActorMessage: Sendable, Hashable {
         }
         var traceContext: [String: String] = [:]
         if let entries = b.readInteger(as: UInt8.self) {
-            for _ in 0..<entries {
-                let name = try b.readShortString(field: "trace context name")
-                traceContext[name] = try b.readShortString(field: "trace context value")
+            guard entries > 0 else {
+                throw EnvelopeError(description: "actor message has \(b.readableBytes + 1) unexpected bytes after its arguments (an empty trace context)")
             }
-            guard !traceContext.isEmpty else { throw EnvelopeError(description: "actor message has an empty trace context") }
+            for entry in 0..<Int(entries) {
+                let name = try b.readShortString(field: "trace context entry \(entry)'s name")
+                let value = try b.readShortString(field: "trace context entry \(entry)'s value")
+                guard traceContext.updateValue(value, forKey: name) == nil else {
+                    throw EnvelopeError(description: "actor message's trace context names '\(Abbreviation.text(name, limit: 40))' twice")
+                }
+            }
         }
         guard b.readableBytes == 0 else {
             throw EnvelopeError(description: "\(b.readableBytes) unexpected bytes after an actor message")

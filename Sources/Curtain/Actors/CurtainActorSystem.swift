@@ -220,15 +220,18 @@ public final class CurtainActorSystem: DistributedActorSystem, Sendable {
         }
         let clock = ContinuousClock()
         let start = clock.now
-        let startedAt = StoreClock.now()
+        let recorder = TaskRecorder.shared
+        let startedAt = recorder.isEnabled ? StoreClock.now() : 0
         var outcome = "transport"
         defer {
             let duration = clock.now - start
             CurtainMetrics.actorCall(duration)
-            TaskRecorder.shared.actorCall(
-                ActorCallRecord(
-                    actor: actor.id.name, host: host, caller: node, target: identifier, started: startedAt,
-                    ended: startedAt + Int64(duration.microseconds), outcome: outcome))
+            if recorder.isEnabled {
+                recorder.actorCall(
+                    ActorCallRecord(
+                        actor: actor.id.name, host: host, caller: node, target: identifier, started: startedAt,
+                        ended: startedAt + Int64(duration.microseconds), outcome: outcome))
+            }
             if let span {
                 if outcome != "ok" { span.setStatus(SpanStatus(code: .error, message: outcome)) }
                 span.end()

@@ -180,7 +180,8 @@ final class DashboardSnapshot: Sendable {
         let window = now - 60_000_000
         let recent = recorder.recent(since: window, limit: 50_000)
         let calls = recorder.recentActorCalls(since: window, limit: 50_000)
-        let first = min(recent.lazy.filter { $0.started > 0 }.map(\.started).min() ?? now, calls.lazy.map(\.started).min() ?? now)
+        let starts = [recent.lazy.filter { $0.started > 0 }.map(\.started).min(), calls.lazy.map(\.started).min()].compactMap { $0 }
+        let first = starts.min() ?? window
         let since = max(window, first - max(1000, (now - first) / 50))
         /// A slice in a lane: start and end (µs), whether it succeeded, and its label (JSON).
         typealias Slice = (start: Int64, end: Int64, ok: Bool, label: String)

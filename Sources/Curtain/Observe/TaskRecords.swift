@@ -220,77 +220,113 @@ public struct ActorCallRecord: Sendable, Hashable, Codable {
     }
 }
 
-/// The failed runs beyond what the recorder keeps in memory: appended as JSON lines to a file per job in a
-/// directory of this process under the system's temporary directory (up to ``limit`` bytes in all), read
-/// back for the job's report, removed with the job's tallies.
+/// The failed runs beyond what the recorder keeps in memory: appended as JSON lines to a file per job (up
+/// to ``limit`` bytes in all), read back for the job's report, closed with the job's tallies.
+///
+/// Each file is unlinked as soon as it is opened and kept by its descriptor, so it takes no name in the
+/// temporary directory and the kernel frees it when the job's tallies go or the process ends, however it
+/// ends.
 final class FailureOverflow: Sendable {
-    /// The most bytes written in all (beyond them, failures are only counted).
+    /// The most bytes kept in all (beyond them, failures are only counted).
     static let limit = 1 << 30
 
+    private struct File {
+        var descriptor: Int32
+        var bytes: Int
+    }
+
     private struct State {
-        var directory: String?
+        var files: [String: File] = [:]
         var written = 0
     }
     private let state = Mutex(State())
 
-    private func path(_ job: String, creating: Bool, in state: inout State) -> String? {
-        if state.directory == nil, creating {
-            let made = FileManager.default.temporaryDirectory.path + "/curtain-failures-\(getpid())-\(TaskDispatcher.newJobID().prefix(6))"
-            guard (try? FileManager.default.createDirectory(atPath: made, withIntermediateDirectories: true)) != nil else { return nil }
-            state.directory = made
-        }
-        // Job ids are letters, digits, '-', '_' and '.' (``JobOptions/id``), so the name stays in the directory.
-        return state.directory.map { $0 + "/" + String(job.map { $0 == "/" ? "_" : $0 }) + ".jsonl" }
+    /// A new anonymous file in the temporary directory, or `nil` if none can be made.
+    private static func makeFile() -> Int32? {
+        let directory = FileManager.default.temporaryDirectory.path
+        var template = Array("\(directory)/curtain-failures-XXXXXX".utf8CString)
+        let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { return nil }
+        _ = template.withUnsafeBufferPointer { unlink($0.baseAddress!) }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return fd
     }
 
-    /// Appends `records` to their job's file; returns how many were written (the rest went over the limit
-    /// or could not be written).
+    /// Appends `records` to their job's file; returns how many were kept (the rest went over the limit or
+    /// could not be written: a write that fails leaves the file as it was).
     func append(_ records: [TaskRecord], job: String) -> Int {
+        // Encoded before the lock is taken.
         let encoder = JSONEncoder()
-        var bytes: [UInt8] = []
-        var count = 0
+        let lines = records.compactMap { try? encoder.encode($0) }
         return state.withLock { state in
-            for record in records {
-                guard let line = try? encoder.encode(record), state.written + bytes.count + line.count + 1 <= Self.limit else { break }
+            var bytes: [UInt8] = []
+            var count = 0
+            for line in lines {
+                guard state.written + bytes.count + line.count + 1 <= Self.limit else { break }
                 bytes += line
                 bytes.append(UInt8(ascii: "\n"))
                 count += 1
             }
-            guard count > 0, let file = path(job, creating: true, in: &state) else { return 0 }
-            let fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { return 0 }
-            defer { close(fd) }
+            guard count > 0 else { return 0 }
+            if state.files[job] == nil {
+                guard let fd = Self.makeFile() else { return 0 }
+                state.files[job] = File(descriptor: fd, bytes: 0)
+            }
+            let file = state.files[job]!
             let complete = bytes.withUnsafeBytes { raw -> Bool in
                 var offset = 0
                 while offset < raw.count {
-                    let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    let n = pwrite(file.descriptor, raw.baseAddress! + offset, raw.count - offset, off_t(file.bytes + offset))
                     if n < 0, errno == EINTR { continue }
                     guard n > 0 else { return false }
                     offset += n
                 }
                 return true
             }
-            guard complete else { return 0 }
+            guard complete else {
+                _ = ftruncate(file.descriptor, off_t(file.bytes))  // no half line for the next batch to join
+                return 0
+            }
+            state.files[job]!.bytes += bytes.count
             state.written += bytes.count
             return count
         }
     }
 
-    /// The failures of `job` written here, in the order they came.
-    func read(job: String) -> [TaskRecord] {
-        guard let file = state.withLock({ path(job, creating: false, in: &$0) }),
-            let data = FileManager.default.contents(atPath: file)
-        else { return [] }
-        let decoder = JSONDecoder()
-        return data.split(separator: UInt8(ascii: "\n")).compactMap { try? decoder.decode(TaskRecord.self, from: $0) }
+    /// The JSON lines of `job` kept here, as written.
+    func lines(job: String) -> [UInt8] {
+        state.withLock { state in
+            guard let file = state.files[job], file.bytes > 0 else { return [] }
+            var bytes = [UInt8](repeating: 0, count: file.bytes)
+            let read = bytes.withUnsafeMutableBytes { raw -> Int in
+                var offset = 0
+                while offset < raw.count {
+                    let n = pread(file.descriptor, raw.baseAddress! + offset, raw.count - offset, off_t(offset))
+                    if n < 0, errno == EINTR { continue }
+                    guard n > 0 else { break }
+                    offset += n
+                }
+                return offset
+            }
+            return Array(bytes.prefix(read))
+        }
     }
 
-    /// Removes the file of `job`.
+    /// The failures of `job` kept here, in the order they came.
+    func read(job: String) -> [TaskRecord] {
+        let decoder = JSONDecoder()
+        return lines(job: job).split(separator: UInt8(ascii: "\n")).compactMap { try? decoder.decode(TaskRecord.self, from: Data($0)) }
+    }
+
+    /// Bytes kept in all.
+    var written: Int { state.withLock { $0.written } }
+
+    /// Closes (and so frees) the file of `job`.
     func remove(job: String) {
         state.withLock { state in
-            guard let file = path(job, creating: false, in: &state) else { return }
-            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-            if (try? FileManager.default.removeItem(atPath: file)) != nil { state.written -= size }
+            guard let file = state.files.removeValue(forKey: job) else { return }
+            close(file.descriptor)
+            state.written -= file.bytes
         }
     }
 }
@@ -353,8 +389,9 @@ public final class TaskRecorder: Sendable {
                     let gone = state.order.remove(at: old)
                     state.tallies[gone] = nil
                     state.failuresKept -= state.failures.removeValue(forKey: gone)?.count ?? 0
-                    if state.failuresSpilled.removeValue(forKey: gone) != nil { evicted = gone }
+                    state.failuresSpilled[gone] = nil
                     state.failuresLost[gone] = nil
+                    evicted = gone
                 }
             }
         }
@@ -425,10 +462,14 @@ public final class TaskRecorder: Sendable {
         for record in spilled { byJob[record.job, default: []].append(record) }
         for (job, records) in byJob {
             let written = overflow.append(records, job: job)
-            state.withLock { state in
+            let evicted = state.withLock { state -> Bool in
+                // Its tallies went while the file was written: so does the file.
+                guard state.tallies[job] != nil else { return true }
                 state.failuresSpilled[job, default: 0] += written
                 if written < records.count { state.failuresLost[job, default: 0] += records.count - written }
+                return false
             }
+            if evicted { overflow.remove(job: job) }
         }
     }
 
@@ -527,6 +568,12 @@ public final class TaskRecorder: Sendable {
     /// the rest too).
     public func failures(job: String) -> [TaskRecord] {
         state.withLock { $0.failures[job] ?? [] }
+    }
+
+    /// Every failed run of `job` as JSON lines (one ``TaskRecord`` per line): those in memory, then the
+    /// overflow file's bytes as they are.
+    func failureLines(job: String) -> [UInt8] {
+        Self.jsonLines(failures(job: job)) + overflow.lines(job: job)
     }
 
     /// `records` as JSON lines (one ``TaskRecord`` per line).

@@ -231,7 +231,7 @@ public struct JobReport: Sendable, Hashable, Codable {
                 records: records, tally: tally, failures: recorder.failures(job: job), title: title, dropped: dropped,
                 beyondMemory: recorder.failuresBeyondMemory(job: job))
             try await storage.write(report.htmlKey, Array(html.utf8))
-            try await storage.write(report.failuresKey, TaskRecorder.jsonLines(recorder.allFailures(job: job)))
+            try await storage.write(report.failuresKey, recorder.failureLines(job: job))
             return report
         } catch {
             StandardError.write("curtain: the report of job \(job) could not be written to \(storage.url): \(error)\n")
