@@ -125,6 +125,10 @@ public final class Cloud: Sendable {
     public var dashboard: Dashboard? { dashboardBox.withLock { $0 } }
     private let dashboardBox = Mutex<Dashboard?>(nil)
 
+    /// What invokes leased workers for this driver's backlog (``CloudConfiguration/invoke``), if anything.
+    var launcher: LeaseLauncher? { launcherBox.withLock { $0 } }
+    private let launcherBox = Mutex<LeaseLauncher?>(nil)
+
     private static func make(
         functions: [any RemoteFunction.Type], actors: [any SpawnableActor.Type], configuration: CloudConfiguration?
     ) async throws -> Cloud {
@@ -135,11 +139,20 @@ public final class Cloud: Sendable {
         if environment["CURTAIN_ROLE"] == "worker" {
             await WorkerRole.run(registry: registry, actors: actorRegistry, environment: environment)
         }
+        if environment["CURTAIN_ROLE"] == "http-worker" {
+            await HTTPWorkerRole.run(registry: registry, actors: actorRegistry, environment: environment)
+        }
         let configuration = try configuration ?? CloudConfiguration.fromEnvironment(environment)
         guard configuration.workers >= 1 else {
             throw ConfigurationError(description: "workers must be at least 1, not \(configuration.workers)")
         }
         try configuration.checkTraits()
+        if let invoke = configuration.invoke {
+            guard case .store = configuration.backend else {
+                throw ConfigurationError(
+                    description: "CURTAIN_INVOKE=\(invoke) needs a shared store (CURTAIN_BACKEND=redis://…): leased workers meet the driver there")
+            }
+        }
         let buildID = configuration.buildID ?? BuildID.current()
         let storage = try Storage(url: configuration.storage ?? CloudConfiguration.defaultStorage)
         if case .store(let url) = configuration.backend {
@@ -160,6 +173,14 @@ public final class Cloud: Sendable {
                 $0 = TaskReaper(
                     client: client, keys: StoreKeys(buildID: buildID), heartbeatTTL: configuration.heartbeatTTL,
                     crashRetries: configuration.crashRetries, sealer: cloud.sealer)
+            }
+            // Workers started on demand: leases follow the backlog.
+            if let invoke = configuration.invoke {
+                let launcher = LeaseLauncher(
+                    client: client, buildID: buildID, invoker: try HTTPInvoker(url: invoke, token: configuration.invokeToken),
+                    leaseSeconds: configuration.leaseSeconds, tasksPerLease: configuration.tasksPerLease, maxLeases: configuration.maxLeases)
+                cloud.launcherBox.withLock { $0 = launcher }
+                launcher.start()
             }
             return cloud
         }
@@ -351,6 +372,7 @@ public final class Cloud: Sendable {
     /// persistent ones), and closes its connections.
     public func shutdown() async {
         resignAmbient()
+        launcher?.stop()  // no more leases: those under way end by themselves once idle
         await dashboardBox.withLock { state in defer { state = nil }; return state }?.close()
         reaper.withLock { $0?.stop() }
         await releaseSpawnedActors()

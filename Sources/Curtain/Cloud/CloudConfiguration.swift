@@ -106,6 +106,20 @@ public struct CloudConfiguration: Sendable, Hashable {
     public var dashboard: String?
     /// The token a dashboard bound beyond loopback asks for (`CURTAIN_DASHBOARD_TOKEN`).
     public var dashboardToken: String?
+    /// A lease endpoint of workers started on demand (`CURTAIN_INVOKE=http://host:port/lease`: Knative,
+    /// Cloud Run, OpenFaaS running this executable with `CURTAIN_ROLE=http-worker`). With a shared store
+    /// (``Backend/store(url:)``), the driver then leases about one worker per ``tasksPerLease`` tasks of
+    /// backlog (``HTTPInvoker``); nothing needs to run before the first job.
+    public var invoke: String?
+    /// The token the lease endpoint asks for (`CURTAIN_INVOKE_TOKEN`; the workers' `CURTAIN_LEASE_TOKEN`).
+    public var invokeToken: String?
+    /// How long each lease may last, in seconds (`CURTAIN_LEASE_SECONDS`; default 60): keep it below the
+    /// platform's request timeout. A leased worker ends sooner when it has nothing to do.
+    public var leaseSeconds: Double = 60
+    /// Tasks of backlog per leased worker (`CURTAIN_TASKS_PER_LEASE`; default 256).
+    public var tasksPerLease = 256
+    /// The most leases at once (`CURTAIN_MAX_LEASES`; default 64).
+    public var maxLeases = 64
     /// Whether every job writes its timeline and report to ``storage`` when it ends (`CURTAIN_REPORT`:
     /// `1`/`0`; default off), as ``JobOptions/report`` does for one job.
     public var reports = false
@@ -212,6 +226,28 @@ public struct CloudConfiguration: Sendable, Hashable {
             configuration.prometheus = true
         }
         if let value = environment["CURTAIN_DASHBOARD_TOKEN"], !value.isEmpty { configuration.dashboardToken = value }
+        if let value = environment["CURTAIN_INVOKE"], !value.isEmpty {
+            do {
+                _ = try HTTPInvoker(url: value)
+            } catch {
+                throw ConfigurationError(description: "CURTAIN_INVOKE: \(error)")
+            }
+            configuration.invoke = value
+        }
+        if let value = environment["CURTAIN_INVOKE_TOKEN"], !value.isEmpty { configuration.invokeToken = value }
+        if let value = environment["CURTAIN_LEASE_SECONDS"], !value.isEmpty {
+            guard let seconds = Double(value), seconds >= 2, seconds <= 3600 else {
+                throw ConfigurationError(description: "CURTAIN_LEASE_SECONDS='\(value)' is not a number of seconds from 2 to 3600")
+            }
+            configuration.leaseSeconds = seconds
+        }
+        for (name, range) in [("CURTAIN_TASKS_PER_LEASE", 1...1_000_000), ("CURTAIN_MAX_LEASES", 1...10_000)] {
+            guard let value = environment[name], !value.isEmpty else { continue }
+            guard let number = Int(value), range.contains(number) else {
+                throw ConfigurationError(description: "\(name)='\(value)' is not an integer from \(range.lowerBound) to \(range.upperBound)")
+            }
+            if name == "CURTAIN_TASKS_PER_LEASE" { configuration.tasksPerLease = number } else { configuration.maxLeases = number }
+        }
         if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty {
             configuration.secret = secret
         }

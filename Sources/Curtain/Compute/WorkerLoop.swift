@@ -56,6 +56,8 @@ public struct WorkerLoop: Sendable {
         /// Whether another worker's own queue had tasks at the last look (an idle wait is then shorter,
         /// so a backlog on one of them is stolen from sooner).
         let placementSeen = Atomic<Bool>(false)
+        /// Whether ``run()`` has returned (or thrown).
+        let stopped = Atomic<Bool>(false)
     }
 
     /// How long a job seen running is taken to be running still (its tasks queued after it ended run
@@ -106,6 +108,7 @@ public struct WorkerLoop: Sendable {
     /// on the new connection, and anything else in this worker's in-flight list (a task whose `BLMOVE`
     /// reply was lost with the connection) goes back to the queue, so nothing is stranded.
     public func run() async throws {
+        defer { state.stopped.store(true, ordering: .relaxed) }
         let clock = ContinuousClock()
         var batch = 1
         var delay = Duration.milliseconds(50)
@@ -160,6 +163,9 @@ public struct WorkerLoop: Sendable {
     }
 
     private var draining: Bool { state.draining.load(ordering: .relaxed) }
+
+    /// Whether ``run()`` has returned.
+    var hasStopped: Bool { state.stopped.load(ordering: .relaxed) }
 
     /// After a reconnection: sends the answers the lost connection did not carry, then hands back whatever
     /// else is still in this worker's in-flight list.
@@ -281,6 +287,12 @@ public struct WorkerLoop: Sendable {
         let inflight = keys.inflight(worker: workerID)
         let taken = try await take(connection, batch: batch)
         guard !taken.isEmpty else { return 0 }
+        // Busy until the batch is answered (a lease that ends when idle must not end in the middle of it).
+        Self.busy.add(1, ordering: .relaxed)
+        defer {
+            Self.noteActivity()
+            Self.busy.subtract(1, ordering: .relaxed)
+        }
         var envelopes: [(raw: ByteBuffer, envelope: TaskEnvelope?)] = []
         for raw in taken {
             do {
@@ -322,6 +334,7 @@ public struct WorkerLoop: Sendable {
         var replies: [RESPCommand] = []
         var resultKeys = Set<String>()
         var answered = 0
+        var failed = 0
         var stuck: String?
         for (raw, envelope) in envelopes {
             if stuck != nil || draining { break }
@@ -351,6 +364,7 @@ public struct WorkerLoop: Sendable {
             if case .failure(let failure) = outcome, failure.kind == .unknownFunction {
                 logger.warning("rejected a task for an unknown function", metadata: ["function": "\(envelope.function)"])
             }
+            if case .failure = outcome { failed += 1 }
             var result = TaskResult(
                 jobID: envelope.jobID, index: envelope.index, attempt: envelope.attempt, crashes: envelope.crashes,
                 workerID: workerID, durationMicroseconds: duration, outcome: outcome)
@@ -383,6 +397,7 @@ public struct WorkerLoop: Sendable {
             }
         }
         Self.tasksDone.add(answered, ordering: .relaxed)
+        Self.tasksFailed.add(failed, ordering: .relaxed)
         guard !replies.isEmpty else { return taken.count }
         // All or nothing (a store out of memory refuses the results but would still have let the in-flight
         // removals through, losing the tasks). Kept until sent: a lost connection sends them on the next one
@@ -412,6 +427,20 @@ public struct WorkerLoop: Sendable {
 
     /// Tasks this process has answered (for its heartbeat).
     static let tasksDone = Atomic<Int>(0)
+    /// Of those, the ones answered with a failure.
+    static let tasksFailed = Atomic<Int>(0)
+    /// Batches being run now, in this process.
+    static let busy = Atomic<Int>(0)
+    /// When a batch last started or ended (monotonic µs).
+    static let lastActivity = Atomic<Int64>(Monotonic.microseconds())
+
+    /// Notes activity now (a lease's start counts as such).
+    static func noteActivity() { lastActivity.store(Monotonic.microseconds(), ordering: .relaxed) }
+
+    /// How long this process's loops have had no task (0 while one runs), in microseconds.
+    static func idleMicroseconds() -> Int64 {
+        busy.load(ordering: .relaxed) > 0 ? 0 : max(0, Monotonic.microseconds() - lastActivity.load(ordering: .relaxed))
+    }
 
     /// Runs one task, within its timeout if it has one.
     static func run(

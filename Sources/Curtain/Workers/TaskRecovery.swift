@@ -187,6 +187,9 @@ final class WorkerHeartbeat: Sendable {
         return String(rng.next() as UInt64, radix: 36)
     }()
 
+    /// The worker loop's connection id (`CLIENT ID`), once announced and until withdrawn.
+    var connectionID: Int? { connection.withLock { $0 } }
+
     /// Records the worker loop's connection id and beats at once, so drivers can wake the loop.
     func announce(connection id: Int) async throws {
         connection.withLock { $0 = id }

@@ -272,6 +272,73 @@ private final class RunningLoop: Sendable {
     }
 }
 
+/// What a worker process sets up once, whatever runs its loop (``WorkerRole``, or the leases of
+/// ``HTTPWorkerRole``): its store connection (on the store's clock, bound for shared objects), its
+/// settings, its actor system, and where its large outputs and shared values go.
+struct WorkerSetup: Sendable {
+    let client: RESPClient
+    let registry: FunctionRegistry
+    let buildID: String
+    let workerID: String
+    let configuration: CloudConfiguration
+    let spill: SpillSettings
+    let sealer: Sealer?
+    let transport: ActorTransport
+    let logger: Logger
+
+    /// Connects to the store at `url` and sets the process up as worker `workerID` of `buildID`.
+    /// `hostsActors`: whether it offers itself as a host for spawned actors (a leased worker, which lives
+    /// only as long as its lease, does not; it still calls actors).
+    static func make(
+        url: String, buildID: String, workerID: String, registry: FunctionRegistry, actors: ActorRegistry,
+        environment: [String: String], logger: Logger, hostsActors: Bool
+    ) async throws -> WorkerSetup {
+        let client = try RESPClient(url: url)
+        // Times this worker records line up with its drivers' on the store's clock.
+        await StoreClock.align(with: client)
+        MemoryBinding.bind(client)  // shared-object handles inside remote functions use this connection
+        // The same settings a driver reads (heartbeat, storage, spill, secret): a bad value stops the
+        // worker with a clear message rather than leaving it on a default the driver does not share.
+        let configuration = try CloudConfiguration.fromEnvironment(environment)
+        // This process hosts spawned actors (or not), and resolves the actor references its tasks receive.
+        let transport = ActorTransport(
+            client: client, buildID: buildID, node: workerID, heartbeatTTL: configuration.heartbeatTTL,
+            sealer: configuration.secret.map(Sealer.init(secret:)), path: configuration.actorPath,
+            advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes, encrypt: configuration.actorTLS,
+            logger: logger)
+        let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
+        CurtainActorSystem.makeFallback(system)
+        try await transport.startHosting(advertise: hostsActors)
+        // Large outputs spill to the object store the driver reads (the driver sets CURTAIN_STORAGE for
+        // its local workers; workers started by hand must be given the cluster's).
+        var spill = SpillSettings(
+            storage: try Storage(url: configuration.storage ?? CloudConfiguration.defaultStorage),
+            threshold: configuration.spillThreshold, maxPayload: configuration.maxPayloadBytes)
+        // Shared values come from the store (and object stores): checked against their hash when tasks
+        // are signed, since the hash is then their only proof.
+        spill.place = SharedValuePlace(client: client, verify: configuration.secret != nil)
+        return WorkerSetup(
+            client: client, registry: registry, buildID: buildID, workerID: workerID, configuration: configuration, spill: spill,
+            sealer: configuration.secret.map(Sealer.init(secret:)), transport: transport, logger: logger)
+    }
+
+    /// A number of seconds from the variable `name` (above 0, at most a day).
+    static func seconds(_ text: String, name: String) throws -> Duration {
+        guard let seconds = Double(text), seconds.isFinite, seconds > 0, seconds <= 86_400 else {
+            throw ConfigurationError(description: "\(name)='\(text)' is not a number of seconds above 0 and at most 86400")
+        }
+        return .milliseconds(Int64(seconds * 1000))
+    }
+
+    /// The build and worker id from the environment (`CURTAIN_BUILD_ID`, `CURTAIN_WORKER_ID`), or this
+    /// executable's build and `<host>-<pid>`.
+    static func identity(_ environment: [String: String]) -> (buildID: String, workerID: String) {
+        let buildID = environment["CURTAIN_BUILD_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? BuildID.current()
+        let workerID = environment["CURTAIN_WORKER_ID"] ?? "\(WorkerHeartbeat.hostName())-\(ProcessInfo.processInfo.processIdentifier)"
+        return (buildID, workerID)
+    }
+}
+
 /// What a process started with `CURTAIN_ROLE=worker` does instead of returning from `Cloud.start`.
 enum WorkerRole {
     /// Runs the worker loop until the driver's pipe closes (processes backend) or forever (cluster), then exits.
@@ -282,48 +349,42 @@ enum WorkerRole {
             logger.critical("CURTAIN_ROLE=worker needs CURTAIN_STORE=<redis://…|unix://…>")
             exit(2)
         }
-        let buildID = environment["CURTAIN_BUILD_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? BuildID.current()
         // Unique across hosts unless given: host name, process id.
-        let workerID = environment["CURTAIN_WORKER_ID"] ?? "\(WorkerHeartbeat.hostName())-\(ProcessInfo.processInfo.processIdentifier)"
+        let (buildID, workerID) = WorkerSetup.identity(environment)
         // Only workers spawned by a driver watch their stdin: one started by hand may have none.
         if environment["CURTAIN_PARENT_PIPE"] == "1" { watchParentPipe() }
         do {
-            let client = try RESPClient(url: url)
-            // Times this worker records line up with its drivers' on the store's clock.
-            await StoreClock.align(with: client)
-            MemoryBinding.bind(client)  // shared-object handles inside remote functions use this connection
-            // The same settings a driver reads (heartbeat, storage, spill, secret): a bad value stops the
-            // worker with a clear message rather than leaving it on a default the driver does not share.
-            let configuration = try CloudConfiguration.fromEnvironment(environment)
-            // This process hosts spawned actors, and resolves the actor references its tasks receive.
-            let transport = ActorTransport(
-                client: client, buildID: buildID, node: workerID, heartbeatTTL: configuration.heartbeatTTL,
-                sealer: configuration.secret.map(Sealer.init(secret:)), path: configuration.actorPath,
-                advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes, encrypt: configuration.actorTLS,
-                logger: logger)
-            let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
-            CurtainActorSystem.makeFallback(system)
-            try await transport.startHosting(advertise: true)
-            // Large outputs spill to the object store the driver reads (the driver sets CURTAIN_STORAGE for
-            // its local workers; workers started by hand must be given the cluster's).
-            var spill = SpillSettings(
-                storage: try Storage(url: configuration.storage ?? CloudConfiguration.defaultStorage),
-                threshold: configuration.spillThreshold, maxPayload: configuration.maxPayloadBytes)
-            // Shared values come from the store (and object stores): checked against their hash when tasks
-            // are signed, since the hash is then their only proof.
-            spill.place = SharedValuePlace(client: client, verify: configuration.secret != nil)
+            let idleExit = try environment["CURTAIN_WORKER_IDLE_EXIT"].map { try WorkerSetup.seconds($0, name: "CURTAIN_WORKER_IDLE_EXIT") }
+            let setup = try await WorkerSetup.make(
+                url: url, buildID: buildID, workerID: workerID, registry: registry, actors: actors, environment: environment,
+                logger: logger, hostsActors: true)
+            let (client, configuration, transport) = (setup.client, setup.configuration, setup.transport)
             // The heartbeat says this worker's in-flight tasks are still its own; it is written before the
             // first task is taken.
             let heartbeat = WorkerHeartbeat(
                 client: client, keys: StoreKeys(buildID: buildID), workerID: workerID, ttl: configuration.heartbeatTTL)
             // With a heartbeat, the loop says which shared values it holds, so drivers place tasks near them.
             let loop = WorkerLoop(
-                client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: spill,
-                sealer: configuration.secret.map(Sealer.init(secret:)), maxEntryBytes: configuration.maxPayloadBytes,
-                heartbeat: heartbeat)
+                client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: setup.spill,
+                sealer: setup.sealer, maxEntryBytes: configuration.maxPayloadBytes, heartbeat: heartbeat)
             try await heartbeat.beat()
             heartbeat.start()
             logger.info("worker ready", metadata: ["worker": "\(workerID)", "build": "\(buildID)", "store": "\(RESPConfiguration.redacted(url: url))"])
+            // CURTAIN_WORKER_IDLE_EXIT (Cloud Run jobs, KEDA ScaledJobs): after that long without a task, the
+            // worker drains and exits 0.
+            if let idleExit {
+                let keeper = client.backgroundExecutor()
+                Task(executorPreference: keeper) {
+                    while true {
+                        try? await keeper.sleep(for: .milliseconds(50))
+                        if WorkerLoop.idleMicroseconds() >= Int64(idleExit.microseconds) {
+                            logger.info("no task for \(idleExit); draining (CURTAIN_WORKER_IDLE_EXIT)", metadata: ["worker": "\(workerID)"])
+                            loop.drain()
+                            return
+                        }
+                    }
+                }
+            }
             // SIGTERM / SIGINT: take no new task, finish the running one, hand back the rest, exit 0; after
             // the drain timeout the running task is cancelled and handed back too.
             // The backstop: a function that ignores cancellation cannot keep the process past the drain
@@ -385,7 +446,7 @@ enum WorkerRole {
     }
 
     /// Exits the process when standard input reaches end of file (the driver closed its end or died).
-    private static func watchParentPipe() {
+    static func watchParentPipe() {
         // A blocking read on a Dispatch thread, never on the cooperative pool.
         DispatchQueue(label: "curtain.parent-pipe").async {
             var byte: UInt8 = 0

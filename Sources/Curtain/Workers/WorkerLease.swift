@@ -1,0 +1,191 @@
+import CurtainRESP
+import Logging
+import NIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What one lease of a worker did: the answer to a lease request (``HTTPWorker``'s `POST /lease`) and to
+/// a serverless invocation.
+///
+/// A lease runs the ordinary worker loop against the store until the worker has been idle for a while or
+/// its time budget nears its end, then drains it: the running task finishes (or, at the budget's end, is
+/// cancelled), everything else the worker took goes back to the queue, and its heartbeat is removed.
+public struct LeaseReport: Sendable, Hashable, Codable {
+    /// The worker's id (as its heartbeat named it).
+    public var worker: String
+    /// The build it runs.
+    public var build: String
+    /// Tasks it answered during the lease.
+    public var tasks: Int
+    /// Of those, the ones answered with a failure.
+    public var failures: Int
+    /// Tasks it handed back to the queue when the lease ended (unrun, or cancelled at the deadline).
+    public var handedBack: Int
+    /// How long the lease lasted, in seconds.
+    public var seconds: Double
+    /// Why it ended: `idle` (no task for the idle time), `deadline` (the budget's end neared) or `stopped`
+    /// (the process was told to stop).
+    public var ended: String
+
+    /// A report of the values given.
+    public init(worker: String, build: String, tasks: Int, failures: Int, handedBack: Int, seconds: Double, ended: String) {
+        self.worker = worker
+        self.build = build
+        self.tasks = tasks
+        self.failures = failures
+        self.handedBack = handedBack
+        self.seconds = seconds
+        self.ended = ended
+    }
+}
+
+/// Why a lease could not be granted.
+public struct LeaseError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of refusal.
+    public enum Kind: String, Sendable, Hashable {
+        /// The worker is leased already (one lease at a time per process).
+        case busy
+        /// The request asked for another build than the worker runs.
+        case wrongBuild
+        /// The request was malformed (its body, its budget).
+        case badRequest
+        /// The request lacked the configured token.
+        case unauthorized
+    }
+
+    /// What kind of refusal.
+    public var kind: Kind
+    /// What was wrong, for people.
+    public var description: String
+
+    /// A refusal of `kind`.
+    public init(_ kind: Kind, _ description: String) {
+        self.kind = kind
+        self.description = description
+    }
+}
+
+/// Leases of one worker process, one at a time: each runs a fresh worker loop and heartbeat against the
+/// process's store connection and ends as ``LeaseReport`` says.
+final class WorkerLeases: Sendable {
+    let setup: WorkerSetup
+    private let running = Mutex(false)
+    /// The stop every lease from now on ends with (SIGTERM: the process is going away).
+    private let stopping = Atomic<Bool>(false)
+    /// When the last lease ended (monotonic µs), for the idle exit.
+    let lastEnded = Atomic<Int64>(Monotonic.microseconds())
+
+    /// The part of the budget kept for what follows the last task: answering it, handing back, removing
+    /// the heartbeat, and the response (Lambda freezes the process once it has answered).
+    static let margin = Duration.milliseconds(500)
+
+    init(setup: WorkerSetup) {
+        self.setup = setup
+    }
+
+    /// Whether a lease runs now.
+    var isLeased: Bool { running.withLock { $0 } }
+
+    /// Ends the running lease (if any) as soon as its task is done, and refuses new ones.
+    func stop() {
+        stopping.store(true, ordering: .relaxed)
+    }
+
+    /// Leases the worker for at most `budget`: it takes tasks until none came for `idle` or until the
+    /// budget's end nears (``margin`` before it no new task is taken; a task still running then is
+    /// cancelled and handed back), then drains and answers what it did.
+    ///
+    /// - Throws: ``LeaseError`` (`busy`, `badRequest`) before anything runs; a store error if the worker
+    ///   could not start (its heartbeat could not be written).
+    func lease(budget: Duration, idle: Duration) async throws -> LeaseReport {
+        guard budget > Self.margin * 2 else {
+            throw LeaseError(.badRequest, "a lease of \(budget) leaves no time to run a task: at least \(Self.margin * 2) is needed")
+        }
+        guard idle > .zero else { throw LeaseError(.badRequest, "the idle time must be positive, not \(idle)") }
+        guard !stopping.load(ordering: .relaxed) else { throw LeaseError(.busy, "the worker is stopping") }
+        guard running.withLock({ running in defer { running = true }; return !running }) else {
+            throw LeaseError(.busy, "the worker \(setup.workerID) is leased already (one lease at a time)")
+        }
+        defer {
+            lastEnded.store(Monotonic.microseconds(), ordering: .relaxed)
+            running.withLock { $0 = false }
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let setup = self.setup
+        let heartbeat = WorkerHeartbeat(
+            client: setup.client, keys: StoreKeys(buildID: setup.buildID), workerID: setup.workerID, ttl: setup.configuration.heartbeatTTL)
+        let loop = WorkerLoop(
+            client: setup.client, registry: setup.registry, buildID: setup.buildID, workerID: setup.workerID,
+            logger: setup.logger, spill: setup.spill, sealer: setup.sealer, maxEntryBytes: setup.configuration.maxPayloadBytes,
+            heartbeat: heartbeat)
+        try await heartbeat.beat()
+        heartbeat.start()
+        let done = (WorkerLoop.tasksDone.load(ordering: .relaxed), WorkerLoop.tasksFailed.load(ordering: .relaxed))
+        WorkerLoop.noteActivity()
+        let task = Task { try await loop.run() }
+        // Watched from the keeper thread: a CPU-bound task may be holding the cooperative pool.
+        let keeper = setup.client.backgroundExecutor()
+        let stopTaking = start + budget - Self.margin * 2
+        let cancelAt = start + budget - Self.margin
+        let idleMicros = Int64(idle.microseconds)
+        let ended = await Task(executorPreference: keeper) { () -> String in
+            var reason: String?
+            while true {
+                try? await keeper.sleep(for: .milliseconds(10))
+                if Task.isCancelled { return reason ?? "stopped" }
+                let now = clock.now
+                if reason == nil {
+                    if self.stopping.load(ordering: .relaxed) {
+                        reason = "stopped"
+                    } else if now >= stopTaking {
+                        reason = "deadline"
+                    } else if WorkerLoop.idleMicroseconds() >= idleMicros {
+                        reason = "idle"
+                    }
+                    if reason != nil {
+                        // A loop waiting on the queue wakes now rather than at the end of its wait (the id is
+                        // read first: the drain withdraws it).
+                        let id = heartbeat.connectionID
+                        loop.drain()
+                        if let id { _ = try? await setup.client.keeper.send(RESPCommand("CLIENT", "UNBLOCK", id)) }
+                    }
+                }
+                if now >= cancelAt { task.cancel() }
+                if loop.hasStopped { return reason ?? "stopped" }
+            }
+        }.value
+        var failure: (any Error)?
+        do {
+            try await task.value
+        } catch is CancellationError {
+            // The budget ran out with a task running: it is still in flight, and handed back below.
+        } catch let error as WorkerStuckError {
+            setup.logger.warning("a task would not stop at the lease's end", metadata: ["function": "\(error.function)"])
+        } catch {
+            failure = error  // the store went away for good: whatever can be handed back still is
+        }
+        await heartbeat.stopAndWait()
+        let handedBack = try await loop.handBackAll()
+        if let failure { throw failure }
+        return LeaseReport(
+            worker: setup.workerID, build: setup.buildID,
+            tasks: WorkerLoop.tasksDone.load(ordering: .relaxed) - done.0,
+            failures: WorkerLoop.tasksFailed.load(ordering: .relaxed) - done.1,
+            handedBack: handedBack, seconds: Double((clock.now - start).microseconds) / 1e6, ended: ended)
+    }
+}
+
+/// Monotonic time in microseconds (for idle times kept in atomics).
+enum Monotonic {
+    static func microseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+    }
+}

@@ -1,0 +1,275 @@
+@testable import Curtain
+import CurtainRESP
+import CurtainTestFunctions
+import CurtainTestSupport
+import Foundation
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An HTTP request over a plain socket (`Connection: close`), on a thread of its own (blocking calls stay
+/// off the cooperative pool): the status and the body.
+func httpRequest(port: Int, _ method: String, _ path: String, body: String = "", headers: [String] = []) async throws -> (status: Int, body: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            continuation.resume(with: Result {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                guard fd >= 0 else { throw POSIXError(.EIO) }
+                defer { close(fd) }
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                let connected = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+                guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+                let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
+                    + headers.map { $0 + "\r\n" }.joined() + "\r\n" + body
+                _ = request.withCString { send(fd, $0, strlen($0), 0) }
+                var bytes: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n <= 0 { break }
+                    bytes += buffer[..<n]
+                }
+                let text = String(decoding: bytes, as: UTF8.self)
+                let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+                return (status, text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? "")
+            })
+        }
+    }
+}
+
+/// An `http-worker` of the fixture on a port the kernel picks; it exits when the test closes its input.
+struct HTTPWorkerProcess {
+    let process: Process
+    let port: Int
+
+    static func start(url: String, buildID: String = "fixture", environment extra: [String: String] = [:]) async throws -> HTTPWorkerProcess {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try fixtureWorkerPath())
+        var environment = ProcessInfo.processInfo.environment
+        environment["CURTAIN_ROLE"] = "http-worker"
+        environment["CURTAIN_STORE"] = url
+        environment["CURTAIN_BUILD_ID"] = buildID
+        environment["CURTAIN_PARENT_PIPE"] = "1"
+        environment["CURTAIN_HTTP_HOST"] = "127.0.0.1"
+        environment["PORT"] = "0"
+        environment["CURTAIN_HEARTBEAT_MS"] = "1000"
+        environment.merge(extra) { _, new in new }
+        process.environment = environment
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardInput = Pipe()
+        try process.run()
+        // The port line, read on a thread of its own.
+        let line: String = try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                var text = ""
+                let handle = output.fileHandleForReading
+                while !text.contains("\n") {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+                continuation.resume(returning: text)
+            }
+        }
+        guard line.hasPrefix("CURTAIN_HTTP_WORKER_PORT "), let port = Int(line.dropFirst("CURTAIN_HTTP_WORKER_PORT ".count).prefix { $0.isNumber }) else {
+            throw TestStoreError(description: "the http worker did not say its port: '\(line)'")
+        }
+        return HTTPWorkerProcess(process: process, port: port)
+    }
+
+    var url: String { "http://127.0.0.1:\(port)/lease" }
+
+    func stop() async { await terminate(process) }
+}
+
+// Serialized: each case starts worker processes.
+@Suite("Leased workers: an invocation leases a worker, which runs the loop until idle", .serialized)
+struct LeaseTests {
+    @Test(arguments: StoreKind.allCases)
+    func aLeaseRunsTheBacklogAndAnswersWhatItDid(kind: StoreKind) async throws {
+        try await withTestStore(kind) { store in
+            let worker = try await HTTPWorkerProcess.start(url: store.url)
+            let cloud = try await Cloud.start(
+                functions: allTestFunctions, configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "fixture"))
+            let job = Task { try await cloud.map(SlowSquare(milliseconds: 5), over: 0..<20) }
+            let invoker = try HTTPInvoker(url: worker.url)
+            // Until the job's tasks are queued, a lease may end idle having run none: lease until all ran.
+            var reports: [LeaseReport] = []
+            while reports.reduce(0, { $0 + $1.tasks }) < 20 {
+                reports.append(try await invoker.invoke(LeaseRequest(build: "fixture", seconds: 30, idleMilliseconds: 300)))
+                #expect(reports.count < 50)
+            }
+            #expect(try await job.value == (0..<20).map { $0 * $0 })
+            let last = try #require(reports.last)
+            #expect(last.ended == "idle" && last.build == "fixture" && last.failures == 0 && last.handedBack == 0)
+            #expect(last.seconds < 30)
+            // The lease ended: the worker's heartbeat is gone, and it says it is free.
+            let client = try store.client()
+            #expect(try await client.send(RESPCommand("EXISTS", StoreKeys(buildID: "fixture").worker(last.worker))).int == 0)
+            let health = try await httpRequest(port: worker.port, "GET", "/healthz")
+            #expect(health.status == 200 && health.body.contains(#""leased":false"#))
+            await client.close()
+            await cloud.shutdown()
+            await worker.stop()
+        }
+    }
+
+    @Test func aLeaseEndsBeforeItsBudgetWithTheRunningTaskHandedBack() async throws {
+        try await withTestStore(.embedded) { store in
+            let worker = try await HTTPWorkerProcess.start(url: store.url)
+            let cloud = try await Cloud.start(
+                functions: allTestFunctions, configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "fixture"))
+            // Tasks of 3 s against a lease of 2 s: the first is cancelled at the budget's end and handed back.
+            let job = Task { try await cloud.map(SlowSquare(milliseconds: 3_000), over: 0..<2) }
+            let client = try store.client()
+            let keys = StoreKeys(buildID: "fixture")
+            while try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 < 2 { try await Task.sleep(for: .milliseconds(10)) }
+            let report = try await HTTPInvoker(url: worker.url).invoke(LeaseRequest(build: "fixture", seconds: 2))
+            #expect(report.ended == "deadline" && report.tasks == 0 && report.handedBack >= 1)
+            #expect(report.seconds < 2.2)
+            #expect(try await client.send(RESPCommand("LLEN", keys.queue)).int == 2)  // both back, nothing lost
+            job.cancel()
+            await client.close()
+            await cloud.shutdown()
+            await worker.stop()
+        }
+    }
+
+    @Test func aWorkerKilledMidLeaseLosesNothing() async throws {
+        try await withTestStore(.embedded) { store in
+            var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+            configuration.heartbeatTTL = .seconds(1)
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            let first = try await HTTPWorkerProcess.start(url: store.url)
+            let job = Task { try await cloud.map(SlowSquare(milliseconds: 100), over: 0..<30) }
+            let lease = Task { try await HTTPInvoker(url: first.url).invoke(LeaseRequest(build: "fixture", seconds: 60)) }
+            // Once it has run some, kill it with tasks in flight.
+            let client = try store.client()
+            let keys = StoreKeys(buildID: "fixture")
+            while try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 > 25 { try await Task.sleep(for: .milliseconds(10)) }
+            kill(first.process.processIdentifier, SIGKILL)
+            await #expect(throws: InvokeError.self) { _ = try await lease.value }
+            // A second worker's leases finish the job: every task once, the killed one's included.
+            let second = try await HTTPWorkerProcess.start(url: store.url)
+            let finished = Task { () -> [Int] in try await job.value }
+            let invoker = try HTTPInvoker(url: second.url)
+            let leasing = Task {
+                while !Task.isCancelled { _ = try? await invoker.invoke(LeaseRequest(build: "fixture", seconds: 30, idleMilliseconds: 200)) }
+            }
+            #expect(try await finished.value == (0..<30).map { $0 * $0 })
+            leasing.cancel()
+            await client.close()
+            await cloud.shutdown()
+            await first.stop()
+            await second.stop()
+        }
+    }
+
+    @Test func badLeaseRequestsAreClearErrorsAndRunNothing() async throws {
+        try await withTestStore(.embedded) { store in
+            let worker = try await HTTPWorkerProcess.start(url: store.url, environment: ["CURTAIN_LEASE_TOKEN": "s3cret-token"])
+            let client = try store.client()
+            let keys = StoreKeys(buildID: "fixture")
+            // A queued entry that any lease would take (and answer or refuse): it must stay where it is.
+            _ = try await client.send(RESPCommand("RPUSH", keys.queue, "not run"))
+            let good = #"{"build":"fixture","seconds":5}"#
+            let auth = "Authorization: Bearer s3cret-token"
+            let missing = try await httpRequest(port: worker.port, "POST", "/lease", body: good)
+            #expect(missing.status == 401 && missing.body.contains("CURTAIN_LEASE_TOKEN"))
+            let wrong = try await httpRequest(port: worker.port, "POST", "/lease", body: good, headers: ["Authorization: Bearer nope"])
+            #expect(wrong.status == 401)
+            let malformed = try await httpRequest(port: worker.port, "POST", "/lease", body: "{", headers: [auth])
+            #expect(malformed.status == 400 && malformed.body.contains("not a lease request"))
+            let noBuild = try await httpRequest(port: worker.port, "POST", "/lease", body: #"{"seconds":5}"#, headers: [auth])
+            #expect(noBuild.status == 400 && noBuild.body.contains("'build' is missing"))
+            let negative = try await httpRequest(port: worker.port, "POST", "/lease", body: #"{"build":"fixture","seconds":-1}"#, headers: [auth])
+            #expect(negative.status == 400 && negative.body.contains("seconds must be above 0"))
+            let other = try await httpRequest(port: worker.port, "POST", "/lease", body: #"{"build":"other","seconds":5}"#, headers: [auth])
+            #expect(other.status == 409 && other.body.contains("build fixture") && other.body.contains("build other"))
+            #expect(try await httpRequest(port: worker.port, "GET", "/lease").status == 405)
+            #expect(try await httpRequest(port: worker.port, "GET", "/nothing").status == 404)
+            // Through the invoker: the refusal names the builds.
+            do {
+                _ = try await HTTPInvoker(url: worker.url, token: "s3cret-token").invoke(LeaseRequest(build: "other", seconds: 5))
+                Issue.record("a lease for another build was granted")
+            } catch let error as InvokeError {
+                #expect(error.kind == .refused && error.status == 409 && error.message.contains("CURTAIN_BUILD_ID"))
+            }
+            #expect(try await client.send(RESPCommand("LRANGE", keys.queue, 0, -1)).array?.compactMap(\.string) == ["not run"])
+            #expect(try await client.send(RESPCommand("SCARD", keys.workers)).int == 0)
+            #expect(throws: ConfigurationError.self) { _ = try HTTPInvoker(url: "https://example.invalid/lease") }
+            await client.close()
+            await worker.stop()
+        }
+    }
+
+    @Test func aDriverInvokesLeasesForItsBacklogWithNoWorkerRunning() async throws {
+        try await withTestStore(.embedded) { store in
+            let worker = try await HTTPWorkerProcess.start(url: store.url)
+            var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+            configuration.invoke = worker.url
+            configuration.leaseSeconds = 30
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            #expect(try await cloud.map(SlowSquare(milliseconds: 1), over: 0..<50) == (0..<50).map { $0 * $0 })
+            let launcher = try #require(cloud.launcher)
+            #expect(launcher.counts.invoked >= 1)
+            await cloud.shutdown()
+            await worker.stop()
+        }
+    }
+
+    @Test func theLauncherFollowsTheBacklogAndBacksOffWhenThrottled() async throws {
+        #expect(LeaseLauncher.wanted(backlog: 0, pending: 0, live: 0, tasksPerLease: 10, maxLeases: 5) == 0)
+        #expect(LeaseLauncher.wanted(backlog: 1, pending: 0, live: 0, tasksPerLease: 10, maxLeases: 5) == 1)
+        #expect(LeaseLauncher.wanted(backlog: 25, pending: 1, live: 0, tasksPerLease: 10, maxLeases: 5) == 2)
+        #expect(LeaseLauncher.wanted(backlog: 25, pending: 1, live: 3, tasksPerLease: 10, maxLeases: 5) == 0)
+        #expect(LeaseLauncher.wanted(backlog: 1_000, pending: 0, live: 0, tasksPerLease: 10, maxLeases: 5) == 5)
+        // An invoker that is throttled: the launcher holds back (a jittered, growing pause after each 429)
+        // instead of invoking every 20 ms.
+        final class Throttled: WorkerInvoker {
+            let calls = Atomic<Int>(0)
+            func invoke(_ request: LeaseRequest) async throws -> LeaseReport {
+                calls.add(1, ordering: .relaxed)
+                throw InvokeError(.throttled, status: 429, "slow down")
+            }
+        }
+        try await withTestStore(.embedded) { store in
+            let client = try store.client()
+            let keys = StoreKeys(buildID: "throttled")
+            _ = try await client.send(RESPCommand("RPUSH", keys.queue, "waiting"))
+            let invoker = Throttled()
+            let launcher = LeaseLauncher(client: client, buildID: "throttled", invoker: invoker, tasksPerLease: 1, maxLeases: 1)
+            let clock = ContinuousClock()
+            let start = clock.now
+            launcher.start()
+            while invoker.calls.load(ordering: .relaxed) < 5, clock.now - start < .seconds(60) { try await Task.sleep(for: .milliseconds(5)) }
+            let elapsed = clock.now - start
+            launcher.stop()
+            // The pauses before the 2nd to 5th call: at least half of 100, 200, 400 and 800 ms. Without them
+            // the launcher would invoke every 20 ms (5 calls in about 80 ms).
+            #expect(invoker.calls.load(ordering: .relaxed) >= 5)
+            #expect(elapsed >= .milliseconds(750), "5 invocations in \(elapsed)")
+            #expect(launcher.failures.allSatisfy { $0.kind == .throttled })
+            await client.close()
+        }
+    }
+
+    @Test func anIdleHTTPWorkerExitsWhenToldTo() async throws {
+        try await withTestStore(.embedded) { store in
+            let worker = try await HTTPWorkerProcess.start(url: store.url, environment: ["CURTAIN_WORKER_IDLE_EXIT": "0.3"])
+            let deadline = ContinuousClock.now + .seconds(60)
+            while worker.process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(!worker.process.isRunning)
+            #expect(worker.process.terminationStatus == 0)
+        }
+    }
+}
