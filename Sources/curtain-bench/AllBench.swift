@@ -22,7 +22,7 @@ struct AllBench: AsyncParsableCommand {
     var json = false
 
     /// The benchmarks, in order: this executable's subcommands, then curtain-demo's experiments.
-    static let benches = ["resp", "tasks", "coldstart", "pi", "memory", "memory-ops", "actors", "storage", "cluster", "payloads", "placement"]
+    static let benches = ["resp", "tasks", "coldstart", "pi", "memory", "memory-ops", "actors", "storage", "cluster", "payloads", "placement", "leases"]
     static let experiments = ["sgd", "wordcount", "mandelbrot", "kmeans"]
 
     func run() async throws {

@@ -7,7 +7,7 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "curtain-bench",
         abstract: "Curtain's benchmarks; each prints figures and their ratio to a baseline measured in the same run.",
-        subcommands: [RESPBench.self, TasksBench.self, ColdstartBench.self, PiBench.self, MemoryBench.self, MemoryOpsBench.self, ActorsBench.self, StorageBench.self, ClusterBench.self, PayloadsBench.self, CallsBench.self, PlacementBench.self, AllBench.self]
+        subcommands: [RESPBench.self, TasksBench.self, ColdstartBench.self, PiBench.self, MemoryBench.self, MemoryOpsBench.self, ActorsBench.self, StorageBench.self, ClusterBench.self, PayloadsBench.self, CallsBench.self, PlacementBench.self, LeasesBench.self, AllBench.self]
     )
 }
 

@@ -91,6 +91,15 @@ struct HTTPWorkerProcess {
     func stop() async { await terminate(process) }
 }
 
+/// Waits until `condition` holds (a failure after a minute, not a hang).
+func eventually(_ what: String, _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(60)
+    while try await !condition() {
+        guard ContinuousClock.now < deadline else { throw TestStoreError(description: "not within 60 s: \(what)") }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
 // Serialized: each case starts worker processes.
 @Suite("Leased workers: an invocation leases a worker, which runs the loop until idle", .serialized)
 struct LeaseTests {
@@ -106,8 +115,10 @@ struct LeaseTests {
             var reports: [LeaseReport] = []
             while reports.reduce(0, { $0 + $1.tasks }) < 20 {
                 reports.append(try await invoker.invoke(LeaseRequest(build: "fixture", seconds: 30, idleMilliseconds: 300)))
-                #expect(reports.count < 50)
+                try #require(reports.count < 50, "50 leases ran \(reports.reduce(0) { $0 + $1.tasks }) of 20 tasks")
             }
+            // Each lease has an id of its own.
+            #expect(Set(reports.map(\.worker)).count == reports.count)
             #expect(try await job.value == (0..<20).map { $0 * $0 })
             let last = try #require(reports.last)
             #expect(last.ended == "idle" && last.build == "fixture" && last.failures == 0 && last.handedBack == 0)
@@ -129,10 +140,11 @@ struct LeaseTests {
             let cloud = try await Cloud.start(
                 functions: allTestFunctions, configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "fixture"))
             // Tasks of 3 s against a lease of 2 s: the first is cancelled at the budget's end and handed back.
-            let job = Task { try await cloud.map(SlowSquare(milliseconds: 3_000), over: 0..<2) }
+            // With a timeout, the task runs under a deadline of its own, which the lease's end cancels too.
+            let job = Task { try await cloud.map(SlowSquare(milliseconds: 3_000), over: 0..<2, options: JobOptions(timeout: .seconds(60))) }
             let client = try store.client()
             let keys = StoreKeys(buildID: "fixture")
-            while try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 < 2 { try await Task.sleep(for: .milliseconds(10)) }
+            try await eventually("both tasks queued") { try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 == 2 }
             let report = try await HTTPInvoker(url: worker.url).invoke(LeaseRequest(build: "fixture", seconds: 2))
             #expect(report.ended == "deadline" && report.tasks == 0 && report.handedBack >= 1)
             #expect(report.seconds < 2.2)
@@ -155,15 +167,20 @@ struct LeaseTests {
             // Once it has run some, kill it with tasks in flight.
             let client = try store.client()
             let keys = StoreKeys(buildID: "fixture")
-            while try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 > 25 { try await Task.sleep(for: .milliseconds(10)) }
+            try await eventually("a few tasks taken") { try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 <= 25 }
             kill(first.process.processIdentifier, SIGKILL)
             await #expect(throws: InvokeError.self) { _ = try await lease.value }
-            // A second worker's leases finish the job: every task once, the killed one's included.
+            // A second worker's leases finish the job: every task's result, the killed one's in-flight
+            // tasks included (run again, once the reaper saw its heartbeat lapse).
             let second = try await HTTPWorkerProcess.start(url: store.url)
             let finished = Task { () -> [Int] in try await job.value }
             let invoker = try HTTPInvoker(url: second.url)
             let leasing = Task {
-                while !Task.isCancelled { _ = try? await invoker.invoke(LeaseRequest(build: "fixture", seconds: 30, idleMilliseconds: 200)) }
+                while !Task.isCancelled {
+                    if (try? await invoker.invoke(LeaseRequest(build: "fixture", seconds: 30, idleMilliseconds: 200))) == nil {
+                        try? await Task.sleep(for: .milliseconds(50))
+                    }
+                }
             }
             #expect(try await finished.value == (0..<30).map { $0 * $0 })
             leasing.cancel()
@@ -193,6 +210,11 @@ struct LeaseTests {
             #expect(noBuild.status == 400 && noBuild.body.contains("'build' is missing"))
             let negative = try await httpRequest(port: worker.port, "POST", "/lease", body: #"{"build":"fixture","seconds":-1}"#, headers: [auth])
             #expect(negative.status == 400 && negative.body.contains("seconds must be above 0"))
+            for idle in ["0", "99999999999999999"] {
+                let bad = try await httpRequest(
+                    port: worker.port, "POST", "/lease", body: #"{"build":"fixture","seconds":5,"idleMilliseconds":"# + idle + "}", headers: [auth])
+                #expect(bad.status == 400 && bad.body.contains("idleMilliseconds"), "\(bad)")
+            }
             let other = try await httpRequest(port: worker.port, "POST", "/lease", body: #"{"build":"other","seconds":5}"#, headers: [auth])
             #expect(other.status == 409 && other.body.contains("build fixture") && other.body.contains("build other"))
             #expect(try await httpRequest(port: worker.port, "GET", "/lease").status == 405)
@@ -260,6 +282,31 @@ struct LeaseTests {
             #expect(elapsed >= .milliseconds(750), "5 invocations in \(elapsed)")
             #expect(launcher.failures.allSatisfy { $0.kind == .throttled })
             await client.close()
+        }
+    }
+
+    @Test func aStoppedWorkerEndsItsLeaseHandsBackAndExits() async throws {
+        try await withTestStore(.embedded) { store in
+            let worker = try await HTTPWorkerProcess.start(url: store.url, environment: ["CURTAIN_DRAIN_SECONDS": "1"])
+            let cloud = try await Cloud.start(
+                functions: allTestFunctions, configuration: CloudConfiguration(backend: .store(url: store.url), buildID: "fixture"))
+            let job = Task { try await cloud.map(SlowSquare(milliseconds: 20_000), over: 0..<3) }
+            let client = try store.client()
+            let keys = StoreKeys(buildID: "fixture")
+            try await eventually("the tasks queued") { try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 == 3 }
+            let lease = Task { try await HTTPInvoker(url: worker.url).invoke(LeaseRequest(build: "fixture", seconds: 120)) }
+            try await eventually("a task taken") { try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 < 3 }
+            kill(worker.process.processIdentifier, SIGTERM)
+            // Answered at once (the running task cancelled after the 1 s drain timeout), not after 20 s.
+            let report = try await lease.value
+            #expect(report.ended == "stopped" && report.tasks == 0 && report.handedBack >= 1)
+            #expect(report.seconds < 15)
+            try await eventually("the worker exited") { !worker.process.isRunning }
+            #expect(worker.process.terminationStatus == 0)
+            #expect(try await client.send(RESPCommand("LLEN", keys.queue)).int == 3)
+            job.cancel()
+            await client.close()
+            await cloud.shutdown()
         }
     }
 

@@ -109,7 +109,8 @@ public struct CloudConfiguration: Sendable, Hashable {
     /// A lease endpoint of workers started on demand (`CURTAIN_INVOKE=http://host:port/lease`: Knative,
     /// Cloud Run, OpenFaaS running this executable with `CURTAIN_ROLE=http-worker`). With a shared store
     /// (``Backend/store(url:)``), the driver then leases about one worker per ``tasksPerLease`` tasks of
-    /// backlog (``HTTPInvoker``); nothing needs to run before the first job.
+    /// backlog (``HTTPInvoker``); nothing needs to run before the first job. Several endpoints, separated
+    /// by commas (workers addressed one by one), each get the next lease when they have the fewest.
     public var invoke: String?
     /// The token the lease endpoint asks for (`CURTAIN_INVOKE_TOKEN`; the workers' `CURTAIN_LEASE_TOKEN`).
     public var invokeToken: String?
@@ -228,7 +229,7 @@ public struct CloudConfiguration: Sendable, Hashable {
         if let value = environment["CURTAIN_DASHBOARD_TOKEN"], !value.isEmpty { configuration.dashboardToken = value }
         if let value = environment["CURTAIN_INVOKE"], !value.isEmpty {
             do {
-                _ = try HTTPInvoker(url: value)
+                for url in value.split(separator: ",", omittingEmptySubsequences: false) { _ = try HTTPInvoker(url: String(url)) }
             } catch {
                 throw ConfigurationError(description: "CURTAIN_INVOKE: \(error)")
             }

@@ -25,7 +25,10 @@ enum Deadline {
             return value
         }
         DispatchQueue.global().asyncAfter(deadline: .now() + limit.dispatchInterval) { race.settle(nil) }
-        if let value = await race.value() { return .finished(value) }
+        // The caller's cancellation (a drain or a lease that ran out of time) ends the race too: the work's
+        // task is unstructured, so it would not see it otherwise.
+        let value = await withTaskCancellationHandler { await race.value() } onCancel: { race.settle(nil) }
+        if let value { return .finished(value) }
         task.cancel()
         return .timedOut(task)
     }

@@ -356,8 +356,9 @@ public struct WorkerLoop: Sendable {
             } else {
                 started = StoreClock.now()
                 let ran = await Self.run(envelope, registry: registry, stuckGrace: stuckGrace, spill: spill)
-                // Cancelled (a drain ran out of time): unanswered, the task stays in-flight to be handed back.
-                if Task.isCancelled { break }
+                // Cancelled (a drain or a lease ran out of time): unanswered, the task stays in-flight to be
+                // handed back; unless it had finished anyway, and its result is sent.
+                if Task.isCancelled, case .failure = ran.outcome { break }
                 (outcome, duration, shared) = (ran.outcome, ran.microseconds, ran.shared)
                 if ran.stuck { stuck = envelope.function }
             }

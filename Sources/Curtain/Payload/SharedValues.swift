@@ -127,6 +127,16 @@ final class SharedValueCache: Sendable {
         state.withLock { $0.tracking = true }
     }
 
+    /// Counts every value kept now as newly kept, so the next ``takeHoldingChanges()`` announces them all
+    /// (a new lease of the process announces under its new id what earlier leases cached).
+    func announceAll() {
+        state.withLock { state in
+            guard state.tracking else { return }
+            state.added = Set(state.entries.keys)
+            state.dropped = []
+        }
+    }
+
     /// The hashes of the values kept, and of those let go, since the last call (only while tracking).
     func takeHoldingChanges() -> (added: [[UInt8]], dropped: [[UInt8]]) {
         state.withLock { state in

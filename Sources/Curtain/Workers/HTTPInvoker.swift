@@ -104,9 +104,11 @@ public struct HTTPInvoker: WorkerInvoker {
         }
         guard status == 200 else {
             let said = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)))?["error"] ?? text
+            // Refused for good: another build, a bad token, a request the worker cannot read. A 404 or 405
+            // may be an ingress between revisions, and is tried again later.
             let kind: InvokeError.Kind = switch status {
             case 429, 503: .throttled
-            case 400, 401, 403, 404, 405, 409, 413: .refused
+            case 400, 401, 403, 409, 413: .refused
             default: .failed
             }
             throw InvokeError(kind, status: status, said)

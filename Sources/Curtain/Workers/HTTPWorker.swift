@@ -87,22 +87,25 @@ enum HTTPWorkerRole {
             // Tests and scripts read the port from here (with PORT=0, the kernel picked it).
             print("CURTAIN_HTTP_WORKER_PORT \(bound)")
             fflush(nil)
-            _ = await DrainSignals.start { number in
+            let drainTimeout = setup.configuration.drainTimeout
+            let signals = await DrainSignals.start { number in
                 logger.info("stopping", metadata: ["signal": "\(number)"])
-                leases.stop()
-                Task(executorPreference: setup.client.backgroundExecutor()) {
-                    while leases.isLeased { try? await Task.sleep(for: .milliseconds(10)) }
+                // The running lease stops taking tasks; its task is cancelled after the drain timeout.
+                leases.stop(grace: drainTimeout)
+                let keeper = setup.client.backgroundExecutor()
+                Task(executorPreference: keeper) {
+                    while leases.isLeased { try? await keeper.sleep(for: .milliseconds(10)) }
                     // The last lease's response leaves before the process does.
-                    try? await Task.sleep(for: .milliseconds(200))
+                    try? await keeper.sleep(for: .milliseconds(200))
                     exit(0)
                 }
             }
             if let idleExit {
-                Task(executorPreference: setup.client.backgroundExecutor()) {
+                let keeper = setup.client.backgroundExecutor()
+                Task(executorPreference: keeper) {
                     while true {
-                        try? await Task.sleep(for: .milliseconds(100))
-                        let idle = Monotonic.microseconds() - leases.lastEnded.load(ordering: .relaxed)
-                        if !leases.isLeased, idle >= Int64(idleExit.microseconds) {
+                        try? await keeper.sleep(for: .milliseconds(100))
+                        if leases.closeIfIdle(for: idleExit) {
                             logger.info("no lease for \(idleExit); exiting (CURTAIN_WORKER_IDLE_EXIT)")
                             exit(0)
                         }
@@ -116,6 +119,7 @@ enum HTTPWorkerRole {
                     }
                 }
             }
+            signals.cancel()  // kept until here: the sources are watched while the server runs
             exit(0)
         } catch {
             logger.critical("http worker stopped", metadata: ["error": "\(error)"])
@@ -153,6 +157,12 @@ enum HTTPWorkerRole {
                     try await outbound.write(.head(HTTPResponseHead(version: request.version, status: status, headers: headers)))
                     try await outbound.write(.body(.byteBuffer(ByteBuffer(string: json))))
                     try await outbound.write(.end(nil))
+                    // A task ignored cancellation at a lease's end: its thread is lost, so the process goes
+                    // (to be replaced) once the lease has answered.
+                    if leases.mustExit {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        exit(WorkerStuckError.exitStatus)
+                    }
                     if !keepAlive { return }
                     head = nil
                 }
@@ -171,6 +181,7 @@ enum HTTPWorkerRole {
             return (.ok, #"{"worker":"# + JSON.string(setup.workerID) + #","build":"# + JSON.string(setup.buildID)
                 + #","leased":\#(leases.isLeased)}"#)
         case (.POST, "/lease"):
+            leases.noteRequest()
             if let token {
                 let given = head.headers.first(name: "Authorization") ?? ""
                 guard given.hasPrefix("Bearer "), DashboardHandler.same(given.dropFirst("Bearer ".count), token) else {
@@ -185,6 +196,9 @@ enum HTTPWorkerRole {
             }
             guard request.seconds.isFinite, request.seconds > 0, request.seconds <= maxSeconds else {
                 return (.badRequest, errorJSON(.badRequest, "seconds must be above 0 and at most \(Int(maxSeconds)), not \(request.seconds)"))
+            }
+            if let idle = request.idleMilliseconds, idle < 1 || Double(idle) > request.seconds * 1000 {
+                return (.badRequest, errorJSON(.badRequest, "idleMilliseconds must be from 1 to the lease's \(request.seconds) seconds, not \(idle)"))
             }
             let setup = leases.setup
             guard request.build == setup.buildID else {

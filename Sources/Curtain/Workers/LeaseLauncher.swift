@@ -13,7 +13,9 @@ import Synchronization
 final class LeaseLauncher: Sendable {
     let client: RESPClient
     let keys: StoreKeys
-    let invoker: any WorkerInvoker
+    /// The invokers, each given the next lease when it has the fewest under way (one endpoint behind a
+    /// load balancer, or several addressed directly).
+    let invokers: [any WorkerInvoker]
     let leaseSeconds: Double
     let tasksPerLease: Int
     let maxLeases: Int
@@ -21,6 +23,7 @@ final class LeaseLauncher: Sendable {
 
     private struct State {
         var pending = 0
+        var pendingPer: [Int] = []
         var invoked = 0
         var reports: [LeaseReport] = []
         var failures: [InvokeError] = []
@@ -32,13 +35,24 @@ final class LeaseLauncher: Sendable {
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    init(
+    convenience init(
         client: RESPClient, buildID: String, invoker: any WorkerInvoker, leaseSeconds: Double = 60, tasksPerLease: Int = 256,
         maxLeases: Int = 64, logger: Logger = Logger(label: "curtain.invoker")
     ) {
+        self.init(
+            client: client, buildID: buildID, invokers: [invoker], leaseSeconds: leaseSeconds, tasksPerLease: tasksPerLease,
+            maxLeases: maxLeases, logger: logger)
+    }
+
+    init(
+        client: RESPClient, buildID: String, invokers: [any WorkerInvoker], leaseSeconds: Double = 60, tasksPerLease: Int = 256,
+        maxLeases: Int = 64, logger: Logger = Logger(label: "curtain.invoker")
+    ) {
+        precondition(!invokers.isEmpty, "a launcher needs an invoker")
         self.client = client
         self.keys = StoreKeys(buildID: buildID)
-        self.invoker = invoker
+        self.invokers = invokers
+        state.withLock { $0.pendingPer = Array(repeating: 0, count: invokers.count) }
         self.leaseSeconds = leaseSeconds
         self.tasksPerLease = max(1, tasksPerLease)
         self.maxLeases = max(1, maxLeases)
@@ -81,21 +95,28 @@ final class LeaseLauncher: Sendable {
             let backlog = replies[0].int, let live = replies[1].int
         else { return }
         let now = ContinuousClock.now
-        let count = state.withLock { state -> Int in
-            guard !state.stopped else { return 0 }
-            if let until = state.throttledUntil, now < until { return 0 }
+        let chosen = state.withLock { state -> [Int] in
+            guard !state.stopped else { return [] }
+            if let until = state.throttledUntil, now < until { return [] }
             let wanted = Self.wanted(backlog: backlog, pending: state.pending, live: live, tasksPerLease: tasksPerLease, maxLeases: maxLeases)
+            var chosen: [Int] = []
+            for _ in 0..<wanted {
+                let index = state.pendingPer.indices.min { state.pendingPer[$0] < state.pendingPer[$1] }!
+                state.pendingPer[index] += 1
+                chosen.append(index)
+            }
             state.pending += wanted
             state.invoked += wanted
-            return wanted
+            return chosen
         }
-        for _ in 0..<count { Task { await invokeOne() } }
+        for index in chosen { Task { await invokeOne(index) } }
     }
 
-    private func invokeOne() async {
+    private func invokeOne(_ index: Int) async {
         let request = LeaseRequest(build: keys.buildID, seconds: leaseSeconds)
+        defer { state.withLock { $0.pendingPer[index] -= 1 } }
         do {
-            let report = try await invoker.invoke(request)
+            let report = try await invokers[index].invoke(request)
             state.withLock { state in
                 state.pending -= 1
                 state.throttles = 0

@@ -70,15 +70,23 @@ public struct LeaseError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Leases of one worker process, one at a time: each runs a fresh worker loop and heartbeat against the
-/// process's store connection and ends as ``LeaseReport`` says.
+/// Leases of one worker process, one at a time: each runs a fresh worker loop and heartbeat, under an id
+/// of its own, against the process's store connection, and ends as ``LeaseReport`` says.
 final class WorkerLeases: Sendable {
     let setup: WorkerSetup
-    private let running = Mutex(false)
-    /// The stop every lease from now on ends with (SIGTERM: the process is going away).
-    private let stopping = Atomic<Bool>(false)
-    /// When the last lease ended (monotonic µs), for the idle exit.
-    let lastEnded = Atomic<Int64>(Monotonic.microseconds())
+
+    private struct State {
+        var running = false
+        /// The process is going away: no lease starts any more.
+        var closing = false
+    }
+    private let state = Mutex(State())
+    /// The stop every lease from now on ends with (SIGTERM: the process is going away), and when.
+    private let stopping = Mutex<ContinuousClock.Instant?>(nil)
+    /// When the last lease ended or the last request came (monotonic µs), for the idle exit.
+    private let lastActive = Atomic<Int64>(Monotonic.microseconds())
+    /// Set when a task would not stop: the process must exit once the lease has answered (its thread is lost).
+    private let mustExitFlag = Atomic<Bool>(false)
 
     /// The part of the budget kept for what follows the last task: answering it, handing back, removing
     /// the heartbeat, and the response (Lambda freezes the process once it has answered).
@@ -89,41 +97,71 @@ final class WorkerLeases: Sendable {
     }
 
     /// Whether a lease runs now.
-    var isLeased: Bool { running.withLock { $0 } }
+    var isLeased: Bool { state.withLock { $0.running } }
 
-    /// Ends the running lease (if any) as soon as its task is done, and refuses new ones.
-    func stop() {
-        stopping.store(true, ordering: .relaxed)
+    /// Whether the process must exit after answering (a task ignored cancellation at a lease's end).
+    var mustExit: Bool { mustExitFlag.load(ordering: .relaxed) }
+
+    /// Notes a request (it counts as activity for the idle exit).
+    func noteRequest() { lastActive.store(Monotonic.microseconds(), ordering: .relaxed) }
+
+    /// Closes the worker to leases if none runs and none came for `idle`: true if it did (the caller exits).
+    func closeIfIdle(for idle: Duration) -> Bool {
+        state.withLock { state in
+            guard !state.running, !state.closing,
+                Monotonic.microseconds() - lastActive.load(ordering: .relaxed) >= Int64(idle.microseconds)
+            else { return false }
+            state.closing = true
+            return true
+        }
+    }
+
+    /// Refuses new leases and ends the running one (if any): it stops taking tasks at once, and its
+    /// running task is cancelled after `grace` (the drain timeout).
+    func stop(grace: Duration) {
+        state.withLock { $0.closing = true }
+        stopping.withLock { $0 = $0 ?? ContinuousClock.now + grace }
     }
 
     /// Leases the worker for at most `budget`: it takes tasks until none came for `idle` or until the
-    /// budget's end nears (``margin`` before it no new task is taken; a task still running then is
-    /// cancelled and handed back), then drains and answers what it did.
+    /// budget's end nears (``margin`` before it, a task still running is cancelled and handed back; one
+    /// that ignores cancellation is abandoned, handed back, and the process exits after answering), then
+    /// drains and answers what it did.
     ///
     /// - Throws: ``LeaseError`` (`busy`, `badRequest`) before anything runs; a store error if the worker
-    ///   could not start (its heartbeat could not be written).
+    ///   could not start (its heartbeat could not be written) or lost the store for good.
     func lease(budget: Duration, idle: Duration) async throws -> LeaseReport {
         guard budget > Self.margin * 2 else {
             throw LeaseError(.badRequest, "a lease of \(budget) leaves no time to run a task: at least \(Self.margin * 2) is needed")
         }
-        guard idle > .zero else { throw LeaseError(.badRequest, "the idle time must be positive, not \(idle)") }
-        guard !stopping.load(ordering: .relaxed) else { throw LeaseError(.busy, "the worker is stopping") }
-        guard running.withLock({ running in defer { running = true }; return !running }) else {
-            throw LeaseError(.busy, "the worker \(setup.workerID) is leased already (one lease at a time)")
+        guard idle >= .milliseconds(1), idle <= budget else {
+            throw LeaseError(.badRequest, "the idle time must be from 1 ms to the lease's budget (\(budget)), not \(idle)")
+        }
+        try state.withLock { state in
+            guard !state.closing else { throw LeaseError(.busy, "the worker \(self.setup.workerID) is stopping") }
+            guard !state.running else { throw LeaseError(.busy, "the worker \(self.setup.workerID) is leased already (one lease at a time)") }
+            state.running = true
         }
         defer {
-            lastEnded.store(Monotonic.microseconds(), ordering: .relaxed)
-            running.withLock { $0 = false }
+            lastActive.store(Monotonic.microseconds(), ordering: .relaxed)
+            state.withLock { $0.running = false }
         }
         let clock = ContinuousClock()
         let start = clock.now
         let setup = self.setup
+        // An id of its own per lease: a later lease of this process (or another container with the same
+        // host name and process id) never shares its in-flight list, and a reaper looking at an earlier
+        // lease's heartbeat never touches this one's tasks.
+        var random = SystemRandomNumberGenerator()
+        let leaseID = setup.workerID + "-" + String(random.next() as UInt64 % 2_176_782_336, radix: 36)
         let heartbeat = WorkerHeartbeat(
-            client: setup.client, keys: StoreKeys(buildID: setup.buildID), workerID: setup.workerID, ttl: setup.configuration.heartbeatTTL)
+            client: setup.client, keys: StoreKeys(buildID: setup.buildID), workerID: leaseID, ttl: setup.configuration.heartbeatTTL)
         let loop = WorkerLoop(
-            client: setup.client, registry: setup.registry, buildID: setup.buildID, workerID: setup.workerID,
+            client: setup.client, registry: setup.registry, buildID: setup.buildID, workerID: leaseID,
             logger: setup.logger, spill: setup.spill, sealer: setup.sealer, maxEntryBytes: setup.configuration.maxPayloadBytes,
             heartbeat: heartbeat)
+        // What earlier leases cached is announced under this lease's id.
+        SharedValueCache.process.announceAll()
         try await heartbeat.beat()
         heartbeat.start()
         let done = (WorkerLoop.tasksDone.load(ordering: .relaxed), WorkerLoop.tasksFailed.load(ordering: .relaxed))
@@ -133,15 +171,17 @@ final class WorkerLeases: Sendable {
         let keeper = setup.client.backgroundExecutor()
         let stopTaking = start + budget - Self.margin * 2
         let cancelAt = start + budget - Self.margin
+        // Past this, a task that ignored cancellation is abandoned: the lease must still answer in time.
+        let abandonAt = start + budget - Self.margin / 2
         let idleMicros = Int64(idle.microseconds)
-        let ended = await Task(executorPreference: keeper) { () -> String in
+        let (ended, abandoned) = await Task(executorPreference: keeper) { () -> (String, Bool) in
             var reason: String?
             while true {
                 try? await keeper.sleep(for: .milliseconds(10))
-                if Task.isCancelled { return reason ?? "stopped" }
                 let now = clock.now
+                let stopAt = self.stopping.withLock { $0 }
                 if reason == nil {
-                    if self.stopping.load(ordering: .relaxed) {
+                    if stopAt != nil {
                         reason = "stopped"
                     } else if now >= stopTaking {
                         reason = "deadline"
@@ -156,28 +196,36 @@ final class WorkerLeases: Sendable {
                         if let id { _ = try? await setup.client.keeper.send(RESPCommand("CLIENT", "UNBLOCK", id)) }
                     }
                 }
-                if now >= cancelAt { task.cancel() }
-                if loop.hasStopped { return reason ?? "stopped" }
+                if loop.hasStopped { return (reason ?? "stopped", false) }
+                if now >= cancelAt || stopAt.map({ now >= $0 }) == true { task.cancel() }
+                if now >= abandonAt { return (reason ?? "deadline", true) }
             }
         }.value
         var failure: (any Error)?
-        do {
-            try await task.value
-        } catch is CancellationError {
-            // The budget ran out with a task running: it is still in flight, and handed back below.
-        } catch let error as WorkerStuckError {
-            setup.logger.warning("a task would not stop at the lease's end", metadata: ["function": "\(error.function)"])
-        } catch {
-            failure = error  // the store went away for good: whatever can be handed back still is
+        if abandoned {
+            setup.logger.warning("a task ignored cancellation at the lease's end: handed back, and the process exits after answering")
+            mustExitFlag.store(true, ordering: .relaxed)
+        } else {
+            do {
+                try await task.value
+            } catch is CancellationError {
+                // The budget ran out with a task running: it is still in flight, and handed back below.
+            } catch let error as WorkerStuckError {
+                setup.logger.warning("a timed-out task would not stop; the process exits after answering", metadata: ["function": "\(error.function)"])
+                mustExitFlag.store(true, ordering: .relaxed)
+            } catch {
+                failure = error  // the store went away for good: whatever can be handed back still is
+            }
         }
         await heartbeat.stopAndWait()
         let handedBack = try await loop.handBackAll()
         if let failure { throw failure }
         return LeaseReport(
-            worker: setup.workerID, build: setup.buildID,
+            worker: leaseID, build: setup.buildID,
             tasks: WorkerLoop.tasksDone.load(ordering: .relaxed) - done.0,
             failures: WorkerLoop.tasksFailed.load(ordering: .relaxed) - done.1,
-            handedBack: handedBack, seconds: Double((clock.now - start).microseconds) / 1e6, ended: ended)
+            handedBack: handedBack, seconds: Double((clock.now - start).microseconds) / 1e6,
+            ended: abandoned ? "deadline (a task ignored cancellation)" : ended)
     }
 }
 

@@ -1,0 +1,165 @@
+import ArgumentParser
+import Curtain
+import CurtainExamples
+import CurtainTestSupport
+import Foundation
+
+/// `curtain-bench leases`: workers leased per invocation (`CURTAIN_ROLE=http-worker`) against plain
+/// workers, on one embedded store: a leased worker's cold start from exec to the first task result, the
+/// first result of a driver with no worker running (through the HTTP invoker, the endpoint up), and no-op
+/// tasks/s through leased workers.
+struct LeasesBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "leases", abstract: "Leased workers: cold start (≤ 25 ms), first result with no worker, tasks/s (≥ 0.8× plain).")
+
+    @Option(help: "No-op tasks for the throughput figures.")
+    var tasks: Int = 50_000
+
+    @Option(help: "Worker processes for the throughput figures.")
+    var workers: Int = 2
+
+    @Option(help: "Repetitions of the start-up figures; the median is reported.")
+    var repeats: Int = 5
+
+    @Flag(help: "Print one JSON object per figure instead of a table.")
+    var json = false
+
+    func run() async throws {
+        let buildID = "leases-\(getpid())"
+        // In a worker process (this executable started as one below), Cloud.start below never returns: the
+        // store is started first only in the driver, since a worker's Cloud.start ignores the configuration.
+        if ProcessInfo.processInfo.environment["CURTAIN_ROLE"] != nil {
+            _ = try await Cloud.start(functions: [Noop.self])
+        }
+        let store = try await TestStore.start(.embedded)
+        defer { Task { await store.stop() } }
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let cloud = try await Cloud.start(functions: [Noop.self], configuration: CloudConfiguration(backend: .store(url: store.url), buildID: buildID))
+
+        // Cold start: a queued task, then a fresh process; exec to the task's result.
+        var leased: [Double] = []
+        var plain: [Double] = []
+        for round in 0..<max(1, repeats) {
+            for role in ["http-worker", "worker"] {
+                let job = Task { try await cloud.run(Noop(), round) }
+                try await waitForQueued(store: store, buildID: buildID)
+                let clock = ContinuousClock()
+                let start = clock.now
+                let (process, port) = try await spawn(me, arguments, role: role, url: store.url, buildID: buildID)
+                var lease: Task<LeaseReport, any Error>?
+                if let port {
+                    let invoker = try HTTPInvoker(url: "http://127.0.0.1:\(port)/lease")
+                    lease = Task { try await invoker.invoke(LeaseRequest(build: buildID, seconds: 30, idleMilliseconds: 50)) }
+                }
+                guard try await job.value == round else { throw ValidationError("a no-op task answered wrongly") }
+                let elapsed = (clock.now - start) / .milliseconds(1)
+                if role == "http-worker" { leased.append(elapsed) } else { plain.append(elapsed) }
+                _ = try await lease?.value
+                await terminate(process)
+            }
+        }
+
+        // First result with no worker running: the driver invokes an endpoint that is up.
+        let (endpoint, port) = try await spawn(me, arguments, role: "http-worker", url: store.url, buildID: buildID)
+        var invokingConfiguration = CloudConfiguration(backend: .store(url: store.url), buildID: buildID)
+        invokingConfiguration.invoke = "http://127.0.0.1:\(port!)/lease"
+        let invoking = try await Cloud.start(functions: [Noop.self], configuration: invokingConfiguration)
+        var firstResult: [Double] = []
+        for round in 0..<max(1, repeats) {
+            try await waitUntilNoWorker(store: store, buildID: buildID)
+            let seconds = try await timed { _ = try await invoking.run(Noop(), round) }
+            firstResult.append(seconds * 1000)
+        }
+        await invoking.shutdown()
+        await terminate(endpoint)
+
+        // Throughput: the same map through `workers` plain workers, then through as many leased ones.
+        let plainWorkers = try startWorkerProcesses(
+            workers, executable: me, arguments: arguments, url: store.url, buildID: buildID, idPrefix: "plain-\(getpid())")
+        try await waitForWorkers(store: store, buildID: buildID, count: workers)
+        _ = try await cloud.map(Noop(), over: 0..<1000)
+        let plainSeconds = try await timed { _ = try await cloud.map(Noop(), over: 0..<tasks) }
+        for process in plainWorkers { await terminate(process) }
+        try await waitUntilNoWorker(store: store, buildID: buildID)
+        var endpoints: [(Process, Int)] = []
+        for _ in 0..<workers {
+            let (process, port) = try await spawn(me, arguments, role: "http-worker", url: store.url, buildID: buildID)
+            endpoints.append((process, port!))
+        }
+        var throughputConfiguration = CloudConfiguration(backend: .store(url: store.url), buildID: buildID)
+        throughputConfiguration.invoke = endpoints.map { "http://127.0.0.1:\($0.1)/lease" }.joined(separator: ",")
+        // The default tasks per lease (256): the queue holds at most a job's window (4,096 tasks), so a
+        // larger figure would ask for fewer leases than there are workers.
+        throughputConfiguration.maxLeases = workers
+        let throughCloud = try await Cloud.start(functions: [Noop.self], configuration: throughputConfiguration)
+        _ = try await throughCloud.map(Noop(), over: 0..<1000)
+        let leasedSeconds = try await timed { _ = try await throughCloud.map(Noop(), over: 0..<tasks) }
+        await throughCloud.shutdown()
+        for (process, _) in endpoints { await terminate(process) }
+        await cloud.shutdown()
+
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        printTable([
+            Figure(name: "leased worker cold start, exec to first task result", value: median(leased), unit: "ms", target: nil, maximum: 25),
+            Figure(name: "for comparison: plain worker cold start, exec to first task result", value: median(plain), unit: "ms", target: nil),
+            Figure(name: "first result with no worker running, through the HTTP invoker (endpoint up)", value: median(firstResult), unit: "ms", target: nil),
+            Figure(
+                name: "no-op tasks through \(workers) leased workers", value: Double(tasks) / leasedSeconds, unit: "tasks/s",
+                baseline: Double(tasks) / plainSeconds, baselineName: "\(workers) plain workers, the same store", target: 0.8),
+        ], json: json)
+    }
+
+    /// Starts this executable as a worker of `role`; for an `http-worker`, returns the port it serves.
+    private func spawn(_ executable: String, _ arguments: [String], role: String, url: String, buildID: String) async throws -> (Process, Int?) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var environment = ProcessInfo.processInfo.environment
+        environment["CURTAIN_ROLE"] = role
+        environment["CURTAIN_STORE"] = url
+        environment["CURTAIN_BUILD_ID"] = buildID
+        environment["CURTAIN_PARENT_PIPE"] = "1"
+        environment["CURTAIN_HTTP_HOST"] = "127.0.0.1"
+        environment["PORT"] = "0"
+        process.environment = environment
+        process.standardInput = Pipe()
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        guard role == "http-worker" else { return (process, nil) }
+        let line: String = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var text = ""
+                while !text.contains("\n") {
+                    let chunk = output.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+                continuation.resume(returning: text)
+            }
+        }
+        guard let port = Int(line.dropFirst("CURTAIN_HTTP_WORKER_PORT ".count).prefix { $0.isNumber }) else {
+            throw ValidationError("the http worker did not say its port: '\(line)'")
+        }
+        return (process, port)
+    }
+
+    private func waitForQueued(store: TestStore, buildID: String) async throws {
+        let client = try store.client()
+        defer { Task { await client.close() } }
+        while try await client.send("LLEN", "curtain:{\(buildID)}:queue").int ?? 0 < 1 { try await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    private func waitUntilNoWorker(store: TestStore, buildID: String) async throws {
+        let client = try store.client()
+        defer { Task { await client.close() } }
+        while try await client.send("SCARD", "curtain:{\(buildID)}:workers").int ?? 0 > 0 { try await Task.sleep(for: .milliseconds(5)) }
+    }
+
+    private func waitForWorkers(store: TestStore, buildID: String, count: Int) async throws {
+        let client = try store.client()
+        defer { Task { await client.close() } }
+        while try await client.send("SCARD", "curtain:{\(buildID)}:workers").int ?? 0 < count { try await Task.sleep(for: .milliseconds(5)) }
+    }
+}
