@@ -136,6 +136,10 @@ public final class Cloud: Sendable {
         let registry = try FunctionRegistry(functions)
         let actorRegistry = try ActorRegistry(actors)
         let environment = ProcessInfo.processInfo.environment
+        // On AWS Lambda (its Runtime API in the environment), a worker answers invocations as leases.
+        if environment["AWS_LAMBDA_RUNTIME_API"] != nil, environment["CURTAIN_ROLE"].map({ $0 == "worker" || $0 == "lambda-worker" }) ?? true {
+            await LambdaRuntime.run(registry: registry, actors: actorRegistry, environment: environment)
+        }
         if environment["CURTAIN_ROLE"] == "worker" {
             await WorkerRole.run(registry: registry, actors: actorRegistry, environment: environment)
         }

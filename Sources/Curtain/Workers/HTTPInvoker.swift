@@ -122,56 +122,78 @@ public struct HTTPInvoker: WorkerInvoker {
 
     /// One `POST`: the status and the body.
     private func post(body: [UInt8], timeout: Duration) async throws -> (Int, String) {
-        let channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>
-        do {
-            channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .connectTimeout(.seconds(10))
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connect(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                    }
-                }
-        } catch {
-            throw InvokeError(.unreachable, "\(url): \(error)")
-        }
-        let (host, port, path, token, url) = (host, port, path, token, url)
-        return try await withThrowingTaskGroup(of: (Int, String)?.self) { group in
-            group.addTask {
-                try await channel.executeThenClose { inbound, outbound in
-                    var headers = HTTPHeaders()
-                    headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
-                    headers.add(name: "Content-Type", value: "application/json")
-                    headers.add(name: "Content-Length", value: "\(body.count)")
-                    headers.add(name: "Connection", value: "close")
-                    if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
-                    try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: headers)))
-                    try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body))))
-                    try await outbound.write(.end(nil))
-                    var status: Int?
-                    var text = ByteBuffer()
-                    for try await part in inbound {
-                        switch part {
-                        case .head(let head): status = Int(head.status.code)
-                        case .body(var chunk): if text.readableBytes < 1 << 20 { text.writeBuffer(&chunk) }
-                        case .end: return status.map { ($0, String(buffer: text)) }
-                        }
-                    }
-                    return nil
+        var headers = [("Content-Type", "application/json")]
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        let answer = try await HTTP1.request(.POST, host: host, port: port, path: path, headers: headers, body: body, timeout: timeout)
+        return (answer.status, answer.body)
+    }
+}
+
+/// A small HTTP/1.1 client over NIO for the few requests Curtain makes itself (leases, Lambda's Runtime
+/// API): one connection per request, `Connection: close`, the whole answer read (up to 1 MiB of body).
+enum HTTP1 {
+    /// An answer: its status, headers and body.
+    struct Answer: Sendable {
+        var status: Int
+        var headers: HTTPHeaders
+        var body: String
+    }
+
+    /// Sends one request and reads its answer; gives up after `timeout` (none: waits as long as it takes).
+    static func request(
+        _ method: HTTPMethod, host: String, port: Int, path: String, headers extra: [(String, String)] = [], body: [UInt8] = [],
+        timeout: Duration?
+    ) async throws -> Answer {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }
             }
-            group.addTask {
-                try await Task.sleep(for: timeout)
+        let exchange: @Sendable () async throws -> Answer? = {
+            try await channel.executeThenClose { inbound, outbound in
+                var headers = HTTPHeaders()
+                headers.add(name: "Host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
+                for (name, value) in extra { headers.add(name: name, value: value) }
+                headers.add(name: "Content-Length", value: "\(body.count)")
+                headers.add(name: "Connection", value: "close")
+                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
+                if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                try await outbound.write(.end(nil))
+                var head: HTTPResponseHead?
+                var text = ByteBuffer()
+                for try await part in inbound {
+                    switch part {
+                    case .head(let started): head = started
+                    case .body(var chunk): if text.readableBytes < 1 << 20 { text.writeBuffer(&chunk) }
+                    case .end: return head.map { Answer(status: Int($0.status.code), headers: $0.headers, body: String(buffer: text)) }
+                    }
+                }
                 return nil
             }
-            defer { group.cancelAll() }
-            guard let first = try await group.next() else { throw InvokeError(.unreachable, "\(url): no answer") }
-            guard let answer = first else {
-                try? await channel.channel.close()
-                throw InvokeError(.unreachable, "\(url): no complete answer (the connection closed, or \(timeout) passed)")
-            }
-            return answer
         }
+        let answer: Answer?
+        if let timeout {
+            answer = try await withThrowingTaskGroup(of: Answer?.self) { group in
+                group.addTask { try await exchange() }
+                group.addTask {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                defer { group.cancelAll() }
+                let first = try await group.next() ?? nil
+                if first == nil { try? await channel.channel.close() }
+                return first
+            }
+        } else {
+            answer = try await exchange()
+        }
+        guard let answer else {
+            throw InvokeError(.unreachable, "\(host):\(port)\(path): no complete answer (the connection closed\(timeout.map { ", or \($0) passed" } ?? ""))")
+        }
+        return answer
     }
 }

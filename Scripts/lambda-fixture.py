@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""A substitute for AWS Lambda, for tests only: its Invoke API and its Runtime API, written from AWS's
+published protocol, on one loopback port. Not AWS: no IAM, no signatures checked, one function, one
+sandbox (execution environment) at a time.
+
+    lambda-fixture.py --timeout SECONDS -- FUNCTION-EXECUTABLE [ARGS...]
+
+Prints "LAMBDA_FIXTURE_PORT <port>" when it listens. The function's process is started on the first
+invocation (a cold start), with this process's environment plus AWS_LAMBDA_RUNTIME_API, and reused: after
+each response it is frozen with SIGSTOP and thawed with SIGCONT by the next invocation, as Lambda freezes an
+execution environment between invocations.
+
+- POST /2015-03-31/functions/<name>/invocations (X-Amz-Invocation-Type: RequestResponse, the default, or
+  Event): RequestResponse answers 200 with the function's response, or 200 with X-Amz-Function-Error:
+  Unhandled and the error it reported (an invocation error, or its init error); Event answers 202 at once.
+- GET /2018-06-01/runtime/invocation/next, POST .../invocation/<id>/response, .../<id>/error and
+  /2018-06-01/runtime/init/error: the Runtime API, with Lambda-Runtime-Aws-Request-Id and
+  Lambda-Runtime-Deadline-Ms (now + --timeout) on each event.
+- GET /fixture/stats: {"cold_starts", "invocations", "freezes"} as JSON.
+"""
+import json, os, signal, subprocess, sys, threading, time, uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+lock = threading.Condition()
+events = []          # (request id, deadline ms, payload) waiting for the runtime's next
+results = {}         # request id -> (kind, body): kind is "response" or "error"
+init_error = None    # the body of an init/error, once reported
+process = None
+stats = {"cold_starts": 0, "invocations": 0, "freezes": 0}
+timeout = 30.0
+command = []
+port_box = []
+
+
+def ensure_running():
+    """Starts the function's process (a cold start) or thaws it."""
+    global process, init_error
+    if process is None or process.poll() is not None:
+        env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port_box[0]}", AWS_LAMBDA_FUNCTION_NAME="curtain")
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        init_error = None
+        stats["cold_starts"] += 1
+    else:
+        os.kill(process.pid, signal.SIGCONT)
+
+
+def freeze():
+    if process is not None and process.poll() is None:
+        os.kill(process.pid, signal.SIGSTOP)
+        stats["freezes"] += 1
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body=b"", headers=()):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def body(self):
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self):
+        if self.path == "/2018-06-01/runtime/invocation/next":
+            with lock:
+                while not events:
+                    lock.wait()
+                request_id, deadline, payload = events.pop(0)
+            self.reply(200, payload, [("Lambda-Runtime-Aws-Request-Id", request_id),
+                                      ("Lambda-Runtime-Deadline-Ms", str(deadline)),
+                                      ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:local:000000000000:function:curtain"),
+                                      ("Content-Type", "application/json")])
+        elif self.path == "/fixture/stats":
+            with lock:
+                self.reply(200, json.dumps(stats).encode())
+        else:
+            self.reply(404, b'{"message":"not found"}')
+
+    def do_POST(self):
+        global init_error
+        path = self.path
+        body = self.body()
+        if path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
+            kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+            request_id = str(uuid.uuid4())
+            with lock:
+                stats["invocations"] += 1
+                ensure_running()
+                events.append((request_id, int((time.time() + timeout) * 1000), body))
+                lock.notify_all()
+                if kind == "Event":
+                    self.reply(202, b"")
+                    return
+                end = time.time() + timeout + 5
+                while request_id not in results and init_error is None and time.time() < end:
+                    lock.wait(0.05)
+                if request_id in results:
+                    outcome, answer = results.pop(request_id)
+                elif init_error is not None:
+                    outcome, answer = "error", init_error
+                else:
+                    outcome, answer = "error", b'{"errorMessage":"Task timed out","errorType":"Sandbox.Timedout"}'
+            headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", "$LATEST")]
+            if outcome == "error":
+                headers.append(("X-Amz-Function-Error", "Unhandled"))
+            self.reply(200, answer, headers)
+        elif path.startswith("/2018-06-01/runtime/invocation/"):
+            parts = path.split("/")
+            request_id, outcome = parts[-2], parts[-1]
+            self.reply(202, b'{"status":"OK"}')
+            with lock:
+                results[request_id] = (outcome, body)
+                lock.notify_all()
+                # Frozen until the next invocation, once nothing else waits for it.
+                if not events:
+                    freeze()
+        elif path == "/2018-06-01/runtime/init/error":
+            self.reply(202, b'{"status":"OK"}')
+            with lock:
+                init_error = body
+                lock.notify_all()
+        else:
+            self.reply(404, b'{"message":"not found"}')
+
+
+def main():
+    global timeout, command
+    args = sys.argv[1:]
+    if "--" not in args:
+        sys.exit("usage: lambda-fixture.py [--timeout SECONDS] -- FUNCTION-EXECUTABLE [ARGS...]")
+    split = args.index("--")
+    options, command = args[:split], args[split + 1:]
+    if options[:1] == ["--timeout"]:
+        timeout = float(options[1])
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    port_box.append(server.server_address[1])
+    print(f"LAMBDA_FIXTURE_PORT {port_box[0]}", flush=True)
+    # Ends with its standard input (the test closes it), taking the function's process with it.
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sys.stdin.read()
+    if process is not None and process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+
+
+if __name__ == "__main__":
+    main()
