@@ -50,7 +50,7 @@ struct LeasesBench: AsyncParsableCommand {
                 var lease: Task<LeaseReport, any Error>?
                 if let port {
                     let invoker = try HTTPInvoker(url: "http://127.0.0.1:\(port)/lease")
-                    lease = Task { try await invoker.invoke(LeaseRequest(build: buildID, seconds: 30, idleMilliseconds: 50)) }
+                    lease = Task { try await invoker.lease(LeaseRequest(build: buildID, seconds: 30, idleMilliseconds: 50)) }
                 }
                 guard try await job.value == round else { throw ValidationError("a no-op task answered wrongly") }
                 let elapsed = (clock.now - start) / .milliseconds(1)

@@ -114,7 +114,7 @@ struct LeaseTests {
             // Until the job's tasks are queued, a lease may end idle having run none: lease until all ran.
             var reports: [LeaseReport] = []
             while reports.reduce(0, { $0 + $1.tasks }) < 20 {
-                reports.append(try await invoker.invoke(LeaseRequest(build: "fixture", seconds: 30, idleMilliseconds: 300)))
+                reports.append(try await invoker.lease(LeaseRequest(build: "fixture", seconds: 30, idleMilliseconds: 300)))
                 try #require(reports.count < 50, "50 leases ran \(reports.reduce(0) { $0 + $1.tasks }) of 20 tasks")
             }
             // Each lease has an id of its own.
@@ -145,7 +145,7 @@ struct LeaseTests {
             let client = try store.client()
             let keys = StoreKeys(buildID: "fixture")
             try await eventually("both tasks queued") { try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 == 2 }
-            let report = try await HTTPInvoker(url: worker.url).invoke(LeaseRequest(build: "fixture", seconds: 2))
+            let report = try await HTTPInvoker(url: worker.url).lease(LeaseRequest(build: "fixture", seconds: 2))
             #expect(report.ended == "deadline" && report.tasks == 0 && report.handedBack >= 1)
             #expect(report.seconds < 2.2)
             #expect(try await client.send(RESPCommand("LLEN", keys.queue)).int == 2)  // both back, nothing lost
@@ -259,7 +259,7 @@ struct LeaseTests {
         // instead of invoking every 20 ms.
         final class Throttled: WorkerInvoker {
             let calls = Atomic<Int>(0)
-            func invoke(_ request: LeaseRequest) async throws -> LeaseReport {
+            func invoke(_ request: LeaseRequest) async throws -> LeaseReport? {
                 calls.add(1, ordering: .relaxed)
                 throw InvokeError(.throttled, status: 429, "slow down")
             }
@@ -294,7 +294,7 @@ struct LeaseTests {
             let client = try store.client()
             let keys = StoreKeys(buildID: "fixture")
             try await eventually("the tasks queued") { try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 == 3 }
-            let lease = Task { try await HTTPInvoker(url: worker.url).invoke(LeaseRequest(build: "fixture", seconds: 120)) }
+            let lease = Task { try await HTTPInvoker(url: worker.url).lease(LeaseRequest(build: "fixture", seconds: 120)) }
             try await eventually("a task taken") { try await client.send(RESPCommand("LLEN", keys.queue)).int ?? 0 < 3 }
             kill(worker.process.processIdentifier, SIGTERM)
             // Answered at once (the running task cancelled after the 1 s drain timeout), not after 20 s.

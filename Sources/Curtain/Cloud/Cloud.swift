@@ -125,6 +125,26 @@ public final class Cloud: Sendable {
     public var dashboard: Dashboard? { dashboardBox.withLock { $0 } }
     private let dashboardBox = Mutex<Dashboard?>(nil)
 
+    /// Leases workers on demand from now on: about one per ``CloudConfiguration/tasksPerLease`` tasks of
+    /// backlog (at most ``CloudConfiguration/maxLeases``), each through the invoker with the fewest under
+    /// way; replaces what ``CloudConfiguration/invoke`` or an earlier call set up. For invokers the
+    /// configuration cannot name, such as `CurtainS3`'s `LambdaInvoker`.
+    ///
+    /// - Throws: ``ConfigurationError`` without a shared store (the in-process and local backends start
+    ///   their own workers), or without an invoker.
+    public func invokeWorkers(with invokers: [any WorkerInvoker]) async throws {
+        guard case .store = configuration.backend, let client else {
+            throw ConfigurationError(description: "invoking workers needs a shared store (CURTAIN_BACKEND=redis://…): leased workers meet the driver there")
+        }
+        guard !invokers.isEmpty else { throw ConfigurationError(description: "invokeWorkers(with:) needs at least one invoker") }
+        let launcher = LeaseLauncher(
+            client: client, buildID: buildID, invokers: invokers, leaseSeconds: configuration.leaseSeconds,
+            tasksPerLease: configuration.tasksPerLease, maxLeases: configuration.maxLeases)
+        launcherBox.withLock { $0 }?.stop()
+        launcherBox.withLock { $0 = launcher }
+        launcher.start()
+    }
+
     /// What invokes leased workers for this driver's backlog (``CloudConfiguration/invoke``), if anything.
     var launcher: LeaseLauncher? { launcherBox.withLock { $0 } }
     private let launcherBox = Mutex<LeaseLauncher?>(nil)

@@ -12,10 +12,11 @@ import Foundation
 /// Something that starts a leased worker: an HTTP lease endpoint (``HTTPInvoker``: Knative, Cloud Run,
 /// OpenFaaS), or a serverless platform's invoke API.
 public protocol WorkerInvoker: Sendable {
-    /// Leases one worker with `request` and returns what the lease did (after it ended).
+    /// Leases one worker with `request` and returns what the lease did (after it ended), or `nil` when the
+    /// platform only queued the invocation (Lambda's `Event` type): the worker then shows by its heartbeat.
     ///
     /// - Throws: ``InvokeError``.
-    func invoke(_ request: LeaseRequest) async throws -> LeaseReport
+    func invoke(_ request: LeaseRequest) async throws -> LeaseReport?
 }
 
 /// Why an invocation did not give a lease report.
@@ -91,7 +92,14 @@ public struct HTTPInvoker: WorkerInvoker {
         self.path = path
     }
 
-    public func invoke(_ request: LeaseRequest) async throws -> LeaseReport {
+    public func invoke(_ request: LeaseRequest) async throws -> LeaseReport? {
+        try await lease(request)
+    }
+
+    /// Leases one worker with `request` and returns what the lease did, once it ended.
+    ///
+    /// - Throws: ``InvokeError``.
+    public func lease(_ request: LeaseRequest) async throws -> LeaseReport {
         let body = try JSONEncoder().encode(request)
         let status: Int
         let text: String

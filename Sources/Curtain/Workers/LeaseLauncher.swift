@@ -116,7 +116,16 @@ final class LeaseLauncher: Sendable {
         let request = LeaseRequest(build: keys.buildID, seconds: leaseSeconds)
         defer { state.withLock { $0.pendingPer[index] -= 1 } }
         do {
-            let report = try await invokers[index].invoke(request)
+            guard let report = try await invokers[index].invoke(request) else {
+                // Only queued (Lambda's Event type): counted as under way until its heartbeat can show
+                // (then live workers count it), so the same backlog is not invoked for again meanwhile.
+                try? await Task.sleep(for: .seconds(min(10, leaseSeconds)))
+                state.withLock { state in
+                    state.pending -= 1
+                    state.throttles = 0
+                }
+                return
+            }
             state.withLock { state in
                 state.pending -= 1
                 state.throttles = 0
