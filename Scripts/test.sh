@@ -2,10 +2,11 @@
 # Runs Curtain's whole test suite on a fresh machine: installs what the tests need (redis-server and
 # redis-tools, for the conformance suite and the interoperability tests; moto_server and boto3, for the
 # S3 store; iproute2, for the network namespaces of the multi-host scenario; chromium, chromium-driver
-# and selenium, for the dashboard's browser test), builds the default configuration (no package traits)
-# and checks it runs, then builds with every trait on (TLS, Signing) with warnings checked, runs every
-# test target, the porting suite (Scripts/port-diff.sh), the dashboard in a browser
-# (Scripts/dashboard-browser-test.py), then the multi-host scenario (Scripts/cluster-test.sh, as root).
+# and selenium, for the dashboard's browser test; buildah, for the image test), builds the default
+# configuration (no package traits) and checks it runs, then builds with every trait on (TLS, Signing) with
+# warnings checked, runs every test target (the lease and reconnection tests in a process of their own),
+# the porting suite (Scripts/port-diff.sh), the dashboard in a browser (Scripts/dashboard-browser-test.py),
+# the image test (Scripts/image-test.sh), then the multi-host scenario (Scripts/cluster-test.sh, as root).
 # Exits non-zero on any failure.
 #
 #   Scripts/test.sh               the whole suite (what .ci/run runs)
@@ -18,7 +19,7 @@ under_load=0
 for argument in "$@"; do
     case "$argument" in
         --under-load) under_load=1 ;;
-        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "Scripts/test.sh: unknown option '$argument' (known: --under-load, --help)" >&2; exit 2 ;;
     esac
 done
@@ -137,6 +138,16 @@ bash Scripts/port-diff.sh --skip-build
 # parsed by the Prometheus client.
 echo "==> the dashboard in a browser (Scripts/dashboard-browser-test.py)"
 .venv-s3/bin/python Scripts/dashboard-browser-test.py .build/debug/curtain-test-worker .build
+
+# The deployable image without Docker: Scripts/image.sh (buildah) on the debug build, its binary run inside
+# the image as the only worker of a driver on this host, and a Lambda target refused for a too-new glibc.
+echo "==> the image (Scripts/image-test.sh)"
+command -v buildah >/dev/null 2>&1 || {
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq buildah >/dev/null
+}
+if [ "$(id -u)" -eq 0 ]; then bash Scripts/image-test.sh; else sudo bash Scripts/image-test.sh; fi
 
 # The multi-host scenario and the forgery test: network namespaces on this machine (needs root).
 echo "==> running the multi-host scenario (Scripts/cluster-test.sh)"
