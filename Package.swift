@@ -241,6 +241,7 @@ let package = Package(
             name: "CurtainTests",
             dependencies: [
                 "Curtain", "CurtainTestSupport", "CurtainTestFunctions",
+                "CurtainS3",  // the Lambda invoker, end to end against the Lambda substitute
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,7 +3,7 @@
 published protocol, on one loopback port. Not AWS: no IAM, no signatures checked, one function, one
 sandbox (execution environment) at a time.
 
-    lambda-fixture.py --timeout SECONDS -- FUNCTION-EXECUTABLE [ARGS...]
+    lambda-fixture.py [--timeout SECONDS] [--throttle N] -- FUNCTION-EXECUTABLE [ARGS...]
 
 Prints "LAMBDA_FIXTURE_PORT <port>" when it listens. The function's process is started on the first
 invocation (a cold start), with this process's environment plus AWS_LAMBDA_RUNTIME_API, and reused: after
@@ -11,14 +11,14 @@ each response it is frozen with SIGSTOP and thawed with SIGCONT by the next invo
 execution environment between invocations.
 
 - POST /2015-03-31/functions/<name>/invocations (X-Amz-Invocation-Type: RequestResponse, the default, or
-  Event): RequestResponse answers 200 with the function's response, or 200 with X-Amz-Function-Error:
+  Event): the first N (--throttle) answer 429 TooManyRequestsException; then RequestResponse answers 200 with the function's response, or 200 with X-Amz-Function-Error:
   Unhandled and the error it reported (an invocation error, or its init error); Event answers 202 at once.
 - GET /2018-06-01/runtime/invocation/next, POST .../invocation/<id>/response, .../<id>/error and
   /2018-06-01/runtime/init/error: the Runtime API, with Lambda-Runtime-Aws-Request-Id and
   Lambda-Runtime-Deadline-Ms (now + --timeout) on each event.
 - GET /fixture/stats: {"cold_starts", "invocations", "freezes"} as JSON.
 """
-import json, os, signal, subprocess, sys, threading, time, uuid
+import ctypes, json, os, signal, subprocess, sys, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Condition()
@@ -26,18 +26,44 @@ events = []          # (request id, deadline ms, payload) waiting for the runtim
 results = {}         # request id -> (kind, body): kind is "response" or "error"
 init_error = None    # the body of an init/error, once reported
 process = None
-stats = {"cold_starts": 0, "invocations": 0, "freezes": 0}
+stats = {"cold_starts": 0, "invocations": 0, "freezes": 0, "throttled": 0}
 timeout = 30.0
+throttle = 0
 command = []
 port_box = []
+
+
+spawn_requests = []
+spawn_ready = threading.Condition()
+
+
+def spawner():
+    """Starts the function's processes, from a thread that lives as long as this process: each child gets
+    PR_SET_PDEATHSIG, which fires when the thread that started it ends, so the function dies with the
+    fixture however the fixture ends (never an orphan holding the test's output open)."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port_box[0]}", AWS_LAMBDA_FUNCTION_NAME="curtain")
+    while True:
+        with spawn_ready:
+            while not spawn_requests:
+                spawn_ready.wait()
+            box = spawn_requests.pop(0)
+            box.append(subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                        preexec_fn=lambda: libc.prctl(1, signal.SIGKILL)))
+            spawn_ready.notify_all()
 
 
 def ensure_running():
     """Starts the function's process (a cold start) or thaws it."""
     global process, init_error
     if process is None or process.poll() is not None:
-        env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port_box[0]}", AWS_LAMBDA_FUNCTION_NAME="curtain")
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        box = []
+        with spawn_ready:
+            spawn_requests.append(box)
+            spawn_ready.notify_all()
+            while not box:
+                spawn_ready.wait()
+        process = box[0]
         init_error = None
         stats["cold_starts"] += 1
     else:
@@ -91,6 +117,11 @@ class Handler(BaseHTTPRequestHandler):
             kind = self.headers.get("X-Amz-Invocation-Type", "RequestResponse")
             request_id = str(uuid.uuid4())
             with lock:
+                if stats["throttled"] < throttle:
+                    stats["throttled"] += 1
+                    self.reply(429, b'{"Type":"User","message":"Rate Exceeded."}',
+                               [("x-amzn-ErrorType", "TooManyRequestsException"), ("Content-Type", "application/json")])
+                    return
                 stats["invocations"] += 1
                 ensure_running()
                 events.append((request_id, int((time.time() + timeout) * 1000), body))
@@ -131,19 +162,27 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global timeout, command
+    global timeout, throttle, command
     args = sys.argv[1:]
     if "--" not in args:
-        sys.exit("usage: lambda-fixture.py [--timeout SECONDS] -- FUNCTION-EXECUTABLE [ARGS...]")
+        sys.exit("usage: lambda-fixture.py [--timeout SECONDS] [--throttle N] -- FUNCTION-EXECUTABLE [ARGS...]")
     split = args.index("--")
     options, command = args[:split], args[split + 1:]
-    if options[:1] == ["--timeout"]:
-        timeout = float(options[1])
+    while options:
+        name, value = options[0], options[1]
+        options = options[2:]
+        if name == "--timeout":
+            timeout = float(value)
+        elif name == "--throttle":
+            throttle = int(value)
+        else:
+            sys.exit(f"lambda-fixture.py: unknown option {name}")
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     port_box.append(server.server_address[1])
     print(f"LAMBDA_FIXTURE_PORT {port_box[0]}", flush=True)
     # Ends with its standard input (the test closes it), taking the function's process with it.
+    threading.Thread(target=spawner, daemon=True).start()
     threading.Thread(target=server.serve_forever, daemon=True).start()
     sys.stdin.read()
     if process is not None and process.poll() is None:

@@ -1,5 +1,6 @@
 @testable import Curtain
 import CurtainRESP
+import CurtainS3
 import CurtainTestFunctions
 import CurtainTestSupport
 import Foundation
@@ -12,11 +13,13 @@ struct LambdaFixture {
     let process: Process
     let port: Int
 
-    static func start(store: String, buildID: String = "fixture", timeout: Double = 30, environment extra: [String: String] = [:]) async throws -> LambdaFixture {
+    static func start(
+        store: String, buildID: String = "fixture", timeout: Double = 30, throttle: Int = 0, environment extra: [String: String] = [:]
+    ) async throws -> LambdaFixture {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try TestStore.executablePath("python3"))
-        process.arguments = [root.appendingPathComponent("Scripts/lambda-fixture.py").path, "--timeout", "\(timeout)", "--", try fixtureWorkerPath()]
+        process.arguments = [root.appendingPathComponent("Scripts/lambda-fixture.py").path, "--timeout", "\(timeout)", "--throttle", "\(throttle)", "--", try fixtureWorkerPath()]
         var environment = ProcessInfo.processInfo.environment
         environment["CURTAIN_STORE"] = store
         environment["CURTAIN_BUILD_ID"] = buildID
@@ -58,7 +61,13 @@ struct LambdaFixture {
         return try JSONDecoder().decode([String: Int].self, from: Data(answer.body.utf8))
     }
 
-    func stop() async { await terminate(process) }
+    /// Closes its input (it then kills the function's process and exits), then makes sure.
+    func stop() async {
+        try? (process.standardInput as? Pipe)?.fileHandleForWriting.close()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while process.isRunning, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        await terminate(process)
+    }
 }
 
 // Serialized: each case starts worker processes.
@@ -85,6 +94,33 @@ struct LambdaTests {
             }
             let stats = try await lambda.stats()
             #expect(stats["cold_starts"] == 1 && stats["freezes"] ?? 0 >= reports.count + 1, "\(stats)")
+            await cloud.shutdown()
+            await lambda.stop()
+        }
+    }
+
+    @Test func aDriverInvokesTheFunctionThroughTheLambdaInvokerAndBacksOffWhenThrottled() async throws {
+        try await withTestStore(.embedded) { store in
+            // The first three invocations are throttled (429), as a Lambda at its concurrency limit answers.
+            let lambda = try await LambdaFixture.start(store: store.url, throttle: 3)
+            var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+            configuration.maxLeases = 1
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            // The substitute checks no signature (moto's Lambda API does, in CurtainS3Tests).
+            let invoker = try LambdaInvoker(
+                function: "curtain", region: "us-east-1", accessKey: "k", secretKey: "s", endpoint: "http://127.0.0.1:\(lambda.port)")
+            try await cloud.invokeWorkers(with: [invoker])
+            // No worker runs: the invocations start one, through the throttling.
+            #expect(try await cloud.map(SlowSquare(milliseconds: 1), over: 0..<40) == (0..<40).map { $0 * $0 })
+            let stats = try await lambda.stats()
+            #expect(stats["throttled"] == 3 && stats["cold_starts"] == 1 && stats["invocations"] ?? 0 >= 1, "\(stats)")
+            let launcher = try #require(cloud.launcher)
+            #expect(launcher.failures.filter { $0.kind == .throttled }.count == 3)
+            // An Event invocation is only queued: no report.
+            let queued = try LambdaInvoker(
+                function: "curtain", region: "us-east-1", accessKey: "k", secretKey: "s", endpoint: "http://127.0.0.1:\(lambda.port)",
+                invocationType: .event)
+            #expect(try await queued.invoke(LeaseRequest(build: "fixture", seconds: 5, idleMilliseconds: 50)) == nil)
             await cloud.shutdown()
             await lambda.stop()
         }

@@ -249,6 +249,23 @@ struct LeaseTests {
         }
     }
 
+    @Test func aDriverWhoseLeasesAreRefusedForAnotherBuildFailsItsJobWithTheReason() async throws {
+        try await withTestStore(.embedded) { store in
+            let worker = try await HTTPWorkerProcess.start(url: store.url, buildID: "other")
+            var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+            configuration.invoke = worker.url
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            do {
+                _ = try await cloud.map(SlowSquare(milliseconds: 1), over: 0..<5)
+                Issue.record("a job whose workers refuse its build succeeded")
+            } catch let error as ConfigurationError {
+                #expect(error.description.contains("build fixture") && error.description.contains("CURTAIN_BUILD_ID"), "\(error)")
+            }
+            await cloud.shutdown()
+            await worker.stop()
+        }
+    }
+
     @Test func theLauncherFollowsTheBacklogAndBacksOffWhenThrottled() async throws {
         #expect(LeaseLauncher.wanted(backlog: 0, pending: 0, live: 0, tasksPerLease: 10, maxLeases: 5) == 0)
         #expect(LeaseLauncher.wanted(backlog: 1, pending: 0, live: 0, tasksPerLease: 10, maxLeases: 5) == 1)

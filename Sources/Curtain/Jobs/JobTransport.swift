@@ -401,7 +401,16 @@ final class StoreTransport: JobTransport {
             state.lastDiagnosis = now
             return true
         }
-        if quiet { await diagnose() }
+        if quiet {
+            await diagnose()
+            // Workers leased on demand were refused for good (another build, a wrong token), and none is
+            // live: no result can come, so the job fails now with the reason instead of waiting for ever.
+            if let refusal = LeaseLauncher.refusal(for: keys.buildID),
+                let live = try? await client.send(RESPCommand("SCARD", keys.workers)).int, live == 0
+            {
+                throw ConfigurationError(description: "no worker of build \(keys.buildID) can be leased for job \(jobID): \(refusal)")
+            }
+        }
         return results
     }
 

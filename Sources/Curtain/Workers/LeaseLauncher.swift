@@ -35,6 +35,13 @@ final class LeaseLauncher: Sendable {
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
 
+    /// Per build: the refusal that stopped a launcher of this process (another build, a bad token), for
+    /// the jobs of that build waiting for workers (``StoreTransport`` fails them with it).
+    private static let refusals = Mutex<[String: InvokeError]>([:])
+
+    /// The refusal that stopped invoking workers of `build`, if one did.
+    static func refusal(for build: String) -> InvokeError? { refusals.withLock { $0[build] } }
+
     convenience init(
         client: RESPClient, buildID: String, invoker: any WorkerInvoker, leaseSeconds: Double = 60, tasksPerLease: Int = 256,
         maxLeases: Int = 64, logger: Logger = Logger(label: "curtain.invoker")
@@ -75,6 +82,7 @@ final class LeaseLauncher: Sendable {
 
     /// Starts watching the backlog (every 20 ms).
     func start() {
+        _ = Self.refusals.withLock { $0.removeValue(forKey: keys.buildID) }
         let watcher = Task { [self] in
             while !Task.isCancelled {
                 await tick()
@@ -150,6 +158,7 @@ final class LeaseLauncher: Sendable {
                 case .refused:
                     // Another build, a wrong token: asking again changes nothing.
                     state.stopped = true
+                    Self.refusals.withLock { $0[keys.buildID] = failure }
                 }
                 if failure.kind == .throttled { return false }
                 return state.reported.insert(failure.message).inserted
