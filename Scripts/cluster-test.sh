@@ -19,6 +19,10 @@
 # 3. Forgery: one forged queue entry of each kind is pushed, one at a time; a worker must log a
 #    rejection, with the kind's reason, for each; none may run (curtain:test:marker stays unset) and no
 #    worker may die of them.
+# 4. Leased workers: the plain workers go; an http-worker in ctn-h1 and one in ctn-h2 serve leases on
+#    their bridge addresses (with a lease token); a driver with CURTAIN_INVOKE (no worker running) runs
+#    both jobs through leases; h1's http worker is killed with -9 mid-lease and another started there.
+#    Both jobs must end `ok`: nothing the killed one held is lost.
 #
 # Every check prints `PASS name` or `FAIL name: why` (with the tails of the logs concerned), and the
 # last line is `N passed, M failed`; the exit status is non-zero if any check failed. Everything made
@@ -598,6 +602,68 @@ if ((${#dead[@]} == 0)); then
 else
     # shellcheck disable=SC2046 # one log path per word
     fail forgery-workers-alive "exited: ${dead[*]}" $(worker_logs "${dead[@]}")
+fi
+
+# ---- Leased workers --------------------------------------------------------------------------------
+echo "==> leased workers: http-workers in ctn-h1 and ctn-h2 leased by the driver, one killed mid-lease"
+# Only leased workers from here on: the plain ones go (their heartbeats lapse meanwhile).
+for id in "${WORKERS[@]}"; do
+    if worker_alive "$id"; then kill -KILL "${WORKER_PID[$id]}" 2>/dev/null || true; worker_status "$id"; fi
+done
+LEASE_TOKEN=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+declare -A HTTP_PID HTTP_LOG
+start_http_worker() { # start_http_worker HOST ADDRESS NAME
+    HTTP_LOG[$3]=$TMP/http-$3.log
+    in_ns_bg "$1" "${HTTP_LOG[$3]}" env CURTAIN_ROLE=http-worker CURTAIN_STORE="$CTN_REDIS_URL" CURTAIN_SECRET="$SECRET" \
+        CURTAIN_HTTP_HOST="$2" PORT=8080 CURTAIN_LEASE_TOKEN="$LEASE_TOKEN" CURTAIN_DRAIN_SECONDS="$WORKER_DRAIN_SECONDS" \
+        "$DEMO" cluster worker
+    HTTP_PID[$3]=$CTN_LAST_PID
+    local deadline=$(($(now_ms) + 30000))
+    until curl -s -m 2 "http://$2:8080/healthz" 2>/dev/null | grep -q '"leased":false'; do
+        if (($(now_ms) > deadline)) || ! ctn_alive "${HTTP_PID[$3]}"; then return 1; fi
+        sleep 0.05
+    done
+    say "http worker $3 (pid ${HTTP_PID[$3]}) serves leases on $2:8080"
+}
+if start_http_worker h1 "$CTN_PREFIX.11" h1-first && start_http_worker h2 "$CTN_PREFIX.12" h2-first; then
+    pass leased-workers-start
+    LEASED_OUT=$TMP/leased-driver.out
+    LEASED_ERR=$TMP/leased-driver.err
+    # No worker runs: the driver invokes leases, about one per 4 queued tasks, at most one per endpoint.
+    setsid env -u CURTAIN_ROLE CURTAIN_BACKEND="$CTN_REDIS_URL" CURTAIN_SECRET="$SECRET" \
+        CURTAIN_INVOKE="http://$CTN_PREFIX.11:8080/lease,http://$CTN_PREFIX.12:8080/lease" CURTAIN_INVOKE_TOKEN="$LEASE_TOKEN" \
+        CURTAIN_TASKS_PER_LEASE=4 CURTAIN_MAX_LEASES=2 \
+        "$DEMO" cluster run --pi-tasks 32 --samples 2000000 --memory-tasks 32 --task-ms 100 >"$LEASED_OUT" 2>"$LEASED_ERR" </dev/null &
+    DRIVER_PID=$!
+    # Once h1's worker is leased and has answered tasks, kill it with -9 mid-lease; start another there.
+    deadline=$(($(now_ms) + 60000))
+    until curl -s -m 2 "http://$CTN_PREFIX.11:8080/healthz" 2>/dev/null | grep -q '"leased":true'; do
+        (($(now_ms) > deadline)) && break
+        sleep 0.05
+    done
+    sleep 1
+    kill -KILL "${HTTP_PID[h1-first]}" 2>/dev/null || true
+    wait "${HTTP_PID[h1-first]}" 2>/dev/null || true
+    say "killed h1's http worker mid-lease"
+    start_http_worker h1 "$CTN_PREFIX.11" h1-second || fail leased-restart "a second http worker did not start in ctn-h1" "${HTTP_LOG[h1-second]}"
+    ctn_wait_gone "$DRIVER_PID" 1800 || true
+    reap_driver
+    if [[ $DRIVER_STATUS == 0 ]] && grep -q '^pi: ok' "$LEASED_OUT" && grep -q '^memory: ok' "$LEASED_OUT"; then
+        pass leased-jobs-ok
+    else
+        fail leased-jobs-ok "the driver (status $DRIVER_STATUS) did not end both jobs ok with leased workers only" \
+            "$LEASED_OUT" "$LEASED_ERR" "${HTTP_LOG[h1-first]}" "${HTTP_LOG[h2-first]}" "${HTTP_LOG[h1-second]:-/dev/null}"
+    fi
+    # Its lease ends once idle (half a second after the jobs): wait for it.
+    deadline=$(($(now_ms) + 20000))
+    until grep -q 'lease ended' "${HTTP_LOG[h2-first]}" || (($(now_ms) > deadline)); do sleep 0.1; done
+    if grep -q 'lease ended' "${HTTP_LOG[h2-first]}"; then
+        pass leased-leases-answered
+    else
+        fail leased-leases-answered "h2's http worker answered no lease" "${HTTP_LOG[h2-first]}"
+    fi
+else
+    fail leased-workers-start "an http worker did not answer /healthz within 30 s" "${HTTP_LOG[h1-first]}" "${HTTP_LOG[h2-first]:-/dev/null}"
 fi
 
 # ---- End -------------------------------------------------------------------------------------------

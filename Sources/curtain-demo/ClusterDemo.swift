@@ -155,14 +155,16 @@ struct ClusterDemo: AsyncParsableCommand {
         }
     }
 
-    /// `cluster worker`: what every worker host runs (`CURTAIN_ROLE=worker CURTAIN_STORE=…`).
+    /// `cluster worker`: what every worker host runs (`CURTAIN_ROLE=worker CURTAIN_STORE=…`; or
+    /// `CURTAIN_ROLE=http-worker` to serve leases on `PORT`, or on AWS Lambda, its Runtime API).
     struct Worker: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Serve as a worker (needs CURTAIN_ROLE=worker and CURTAIN_STORE=redis://…); never returns.")
+            abstract: "Serve as a worker (needs CURTAIN_ROLE=worker or http-worker, and CURTAIN_STORE=redis://…); never returns.")
 
         func run() async throws {
-            guard ProcessInfo.processInfo.environment["CURTAIN_ROLE"] == "worker" else {
-                throw ValidationError("set CURTAIN_ROLE=worker and CURTAIN_STORE=<the store's URL> to serve as a worker")
+            let environment = ProcessInfo.processInfo.environment
+            guard ["worker", "http-worker"].contains(environment["CURTAIN_ROLE"] ?? "") || environment["AWS_LAMBDA_RUNTIME_API"] != nil else {
+                throw ValidationError("set CURTAIN_ROLE=worker (or http-worker) and CURTAIN_STORE=<the store's URL> to serve as a worker")
             }
             _ = try await Cloud.start(functions: ClusterDemo.functions)
         }
