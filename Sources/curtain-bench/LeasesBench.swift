@@ -100,6 +100,10 @@ struct LeasesBench: AsyncParsableCommand {
         await cloud.shutdown()
 
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        // The demo program beside this executable (what README's images hold), else this executable.
+        let demo = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("curtain-demo").path
+        let imaged = FileManager.default.isExecutableFile(atPath: demo) ? demo : me
+        let imageBytes = try Self.imageContents(of: imaged)
         printTable([
             Figure(name: "leased worker cold start, exec to first task result", value: median(leased), unit: "ms", target: nil, maximum: 25),
             Figure(name: "for comparison: plain worker cold start, exec to first task result", value: median(plain), unit: "ms", target: nil),
@@ -107,7 +111,29 @@ struct LeasesBench: AsyncParsableCommand {
             Figure(
                 name: "no-op tasks through \(workers) leased workers", value: Double(tasks) / leasedSeconds, unit: "tasks/s",
                 baseline: Double(tasks) / plainSeconds, baselineName: "\(workers) plain workers, the same store", target: 0.8),
+            Figure(
+                name: "image of \(URL(fileURLWithPath: imaged).lastPathComponent): executable, shared libraries, CA certificates (Scripts/image.sh)",
+                value: Double(imageBytes) / 1_048_576, unit: "MiB", target: nil),
         ], json: json)
+    }
+
+    /// What `Scripts/image.sh` puts in an image of `executable`: the file itself, the shared libraries
+    /// `ldd` lists (with the loader), and the CA bundle; their bytes.
+    static func imageContents(of executable: String) throws -> Int {
+        let ldd = Process()
+        ldd.executableURL = URL(fileURLWithPath: "/usr/bin/ldd")
+        ldd.arguments = [executable]
+        let pipe = Pipe()
+        ldd.standardOutput = pipe
+        try ldd.run()
+        let text = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        ldd.waitUntilExit()
+        let libraries = text.split(whereSeparator: \.isWhitespace).filter { $0.hasPrefix("/") }.map(String.init)
+        let files = [executable, "/etc/ssl/certs/ca-certificates.crt"] + libraries
+        return files.reduce(0) { total, path in
+            let resolved = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+            return total + ((try? FileManager.default.attributesOfItem(atPath: resolved)[.size] as? NSNumber)?.intValue ?? 0)
+        }
     }
 
     /// Starts this executable as a worker of `role`; for an `http-worker`, returns the port it serves.
