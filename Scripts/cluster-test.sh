@@ -637,10 +637,14 @@ if start_http_worker h1 "$CTN_PREFIX.11" h1-first && start_http_worker h2 "$CTN_
     DRIVER_PID=$!
     # Once h1's worker is leased and has answered tasks, kill it with -9 mid-lease; start another there.
     deadline=$(($(now_ms) + 60000))
+    leased=0
     until curl -s -m 2 "http://$CTN_PREFIX.11:8080/healthz" 2>/dev/null | grep -q '"leased":true'; do
         (($(now_ms) > deadline)) && break
         sleep 0.05
     done
+    curl -s -m 2 "http://$CTN_PREFIX.11:8080/healthz" 2>/dev/null | grep -q '"leased":true' && leased=1
+    if ((leased)); then pass leased-h1-leased; else fail leased-h1-leased "h1's http worker was not leased within 60 s" "${HTTP_LOG[h1-first]}" "$LEASED_ERR"; fi
+    # Killed while its lease runs (the jobs take far longer than this second).
     sleep 1
     kill -KILL "${HTTP_PID[h1-first]}" 2>/dev/null || true
     wait "${HTTP_PID[h1-first]}" 2>/dev/null || true

@@ -11,8 +11,9 @@
 #   --configuration  release (default) or debug
 #   --skip-build     use the executable already built
 #   --target         lambda checks the executable's highest GLIBC_ symbol version against Lambda's provided.al2023
-#                    runtime (glibc 2.34) and refuses, with the reason, one that needs newer; knative sets PORT
-#                    and CURTAIN_ROLE=http-worker; generic (default) sets nothing
+#                    runtime (glibc 2.34) and refuses, with the reason, one that needs newer (the image carries its
+#                    own libc, but the same executable deployed as a provided.al2023 zip would not run); knative
+#                    sets PORT and CURTAIN_ROLE=http-worker; generic (default) sets nothing
 #   --tag            the image's name in buildah's local storage (default: curtain-<product>:latest)
 #   --output         also writes the image as an OCI archive (oci-archive) to this file
 #
@@ -59,8 +60,13 @@ binary="$(swift build -c "$configuration" --show-bin-path)/$product"
 
 # The newest glibc symbol version the executable needs (what the platform's glibc must have, for a runtime
 # that supplies its own, as Lambda's provided.al2023 does).
-needs=$(objdump -T "$binary" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
-echo "==> $product needs glibc $needs or newer"
+needs=$( (objdump -T "$binary" 2>/dev/null || true) | (grep -o 'GLIBC_[0-9][0-9.]*' || true) | sed 's/GLIBC_//' | sort -uV | tail -1)
+if [ -z "$needs" ]; then
+    echo "==> $product needs no glibc (linked statically)"
+    needs=0
+else
+    echo "==> $product needs glibc $needs or newer"
+fi
 if [ "$target" = lambda ]; then
     newest=$(printf '%s\n%s\n' "$needs" "2.34" | sort -V | tail -1)
     if [ "$newest" != "2.34" ]; then
@@ -76,7 +82,12 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/app" "$root/etc/ssl/certs" "$root/tmp"
 chmod 1777 "$root/tmp"
 cp "$binary" "$root/app/$product"
-for library in $(ldd "$binary" | grep -o '/[^ ]*'); do
+if ldd "$binary" 2>&1 | grep -q 'not found'; then
+    echo "Scripts/image.sh: $binary needs shared libraries this machine lacks:" >&2
+    ldd "$binary" | grep 'not found' >&2
+    exit 1
+fi
+for library in $( (ldd "$binary" 2>/dev/null || true) | grep -o '/[^ ]*' || true); do
     mkdir -p "$root$(dirname "$library")"
     cp -L "$library" "$root$library"
 done
@@ -84,11 +95,12 @@ cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
 
 export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
 container=$(buildah from scratch)
+# The working container goes whatever happens (in vfs storage it is a full copy of the image's files).
+trap 'rm -rf "$root"; buildah rm "$container" >/dev/null 2>&1 || true' EXIT
 buildah copy "$container" "$root" / >/dev/null
 buildah config --entrypoint "[\"/app/$product\"]" --workingdir /app --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt "$container"
 if [ "$target" = knative ]; then buildah config --env CURTAIN_ROLE=http-worker --env PORT=8080 --port 8080 "$container"; fi
 buildah commit --quiet "$container" "$tag" >/dev/null
-buildah rm "$container" >/dev/null
 size=$(buildah inspect --type image --format '{{.Size}}' "$tag" 2>/dev/null || true)
 [ -n "$size" ] && [ "$size" != "0" ] || size=$(du -sb "$root" | cut -f1)
 echo "==> image $tag: $((size / 1024 / 1024)) MiB ($size bytes)"

@@ -15,14 +15,14 @@ execution environment between invocations.
   Unhandled and the error it reported (an invocation error, or its init error); Event answers 202 at once.
 - GET /2018-06-01/runtime/invocation/next, POST .../invocation/<id>/response, .../<id>/error and
   /2018-06-01/runtime/init/error: the Runtime API, with Lambda-Runtime-Aws-Request-Id and
-  Lambda-Runtime-Deadline-Ms (now + --timeout) on each event.
+  Lambda-Runtime-Deadline-Ms (when the runtime takes the event, + --timeout) on each event.
 - GET /fixture/stats: {"cold_starts", "invocations", "freezes"} as JSON.
 """
 import ctypes, json, os, signal, subprocess, sys, threading, time, uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Condition()
-events = []          # (request id, deadline ms, payload) waiting for the runtime's next
+events = []          # (request id, payload) waiting for the runtime's next
 results = {}         # request id -> (kind, body): kind is "response" or "error"
 init_error = None    # the body of an init/error, once reported
 process = None
@@ -98,7 +98,10 @@ class Handler(BaseHTTPRequestHandler):
             with lock:
                 while not events:
                     lock.wait()
-                request_id, deadline, payload = events.pop(0)
+                request_id, payload = events.pop(0)
+            # Dated when the runtime takes the event, as Lambda does: a cold start's initialization does not
+            # count against the invocation's timeout.
+            deadline = int((time.time() + timeout) * 1000)
             self.reply(200, payload, [("Lambda-Runtime-Aws-Request-Id", request_id),
                                       ("Lambda-Runtime-Deadline-Ms", str(deadline)),
                                       ("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:local:000000000000:function:curtain"),
@@ -124,7 +127,7 @@ class Handler(BaseHTTPRequestHandler):
                     return
                 stats["invocations"] += 1
                 ensure_running()
-                events.append((request_id, int((time.time() + timeout) * 1000), body))
+                events.append((request_id, body))
                 lock.notify_all()
                 if kind == "Event":
                     self.reply(202, b"")

@@ -52,7 +52,9 @@ public struct LambdaInvoker: WorkerInvoker {
         function: String, region: String, accessKey: String, secretKey: String, sessionToken: String? = nil,
         endpoint: String? = nil, invocationType: InvocationType = .requestResponse
     ) throws {
-        guard !function.isEmpty, !function.hasPrefix("arn:"), function.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+        guard !function.isEmpty, !function.hasPrefix("arn:"),
+            function.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") })
+        else {
             throw StorageError(.configuration, "the Lambda function must be given by its name (letters, digits, '-', '_'), not '\(function)'")
         }
         let url = endpoint ?? "https://lambda.\(region).amazonaws.com"
@@ -86,7 +88,7 @@ public struct LambdaInvoker: WorkerInvoker {
         let text: String
         do {
             let timeout = TimeAmount.milliseconds(Int64(request.seconds * 1000) + 30_000)
-            let response = try await S3ObjectStore.http.execute(http, timeout: timeout)
+            let response = try await Self.http.execute(http, timeout: timeout)
             status = Int(response.status.code)
             headers = response.headers
             text = String(buffer: try await response.body.collect(upTo: 1 << 20))
@@ -111,13 +113,23 @@ public struct LambdaInvoker: WorkerInvoker {
             }
         case 429:
             throw InvokeError(.throttled, status: status, "Lambda throttled the invocation: \(said)")
-        case 400, 401, 403, 404, 409, 413:
-            // Another function, no permission, a bad signature: asking again changes nothing.
+        case 400, 401, 403, 404, 413:
+            // Another function, no permission, a bad signature: asking again changes nothing. (A 409 is a
+            // function being deployed or updated: tried again later.)
             throw InvokeError(.refused, status: status, "Lambda refused to invoke \(function): \(said)")
         default:
             throw InvokeError(.failed, status: status, "Lambda could not invoke \(function): \(said)")
         }
     }
+
+    /// The client of Lambda invocations: each `RequestResponse` invocation holds its connection for the whole
+    /// lease, so it allows as many per host as a driver may lease at once (the S3 client's 8 would queue
+    /// the rest inside it).
+    static let http: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 1024
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
 
     /// The message of an AWS error or a function error (`message`, `Message` or `errorMessage`), or the text.
     static func message(_ text: String) -> String {

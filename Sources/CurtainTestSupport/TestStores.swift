@@ -313,6 +313,22 @@ public func runBlocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T)
     }
 }
 
+/// The first line a child writes to `pipe` (without its newline; what came before the end if it wrote
+/// no whole line), read on a thread of its own: a port or an address a server announces.
+public func firstLine(of pipe: Pipe) async -> String {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread {
+            var text = ""
+            while !text.contains("\n") {
+                let chunk = pipe.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            continuation.resume(returning: String(text.prefix { $0 != "\n" }))
+        }
+    }
+}
+
 /// Kills `process` (SIGKILL: a child of Foundation's Process may have SIGTERM blocked) and waits for it to exit without blocking a thread of the cooperative pool
 /// (`Process.waitUntilExit` can stall there on Linux).
 public func terminate(_ process: Process) async {

@@ -154,17 +154,7 @@ struct LeasesBench: AsyncParsableCommand {
         process.standardOutput = output
         try process.run()
         guard role == "http-worker" else { return (process, nil) }
-        let line: String = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var text = ""
-                while !text.contains("\n") {
-                    let chunk = output.fileHandleForReading.availableData
-                    if chunk.isEmpty { break }
-                    text += String(decoding: chunk, as: UTF8.self)
-                }
-                continuation.resume(returning: text)
-            }
-        }
+        let line = await firstLine(of: output)
         guard let port = Int(line.dropFirst("CURTAIN_HTTP_WORKER_PORT ".count).prefix { $0.isNumber }) else {
             throw ValidationError("the http worker did not say its port: '\(line)'")
         }

@@ -31,17 +31,7 @@ struct LambdaFixture {
         process.standardOutput = output
         process.standardInput = Pipe()
         try process.run()
-        let line: String = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var text = ""
-                while !text.contains("\n") {
-                    let chunk = output.fileHandleForReading.availableData
-                    if chunk.isEmpty { break }
-                    text += String(decoding: chunk, as: UTF8.self)
-                }
-                continuation.resume(returning: text)
-            }
-        }
+        let line = await firstLine(of: output)
         guard let port = Int(line.dropFirst("LAMBDA_FIXTURE_PORT ".count).prefix { $0.isNumber }) else {
             throw TestStoreError(description: "the Lambda fixture did not say its port: '\(line)'")
         }

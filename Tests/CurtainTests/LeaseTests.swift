@@ -10,37 +10,12 @@ import Testing
 import Glibc
 #endif
 
-/// An HTTP request over a plain socket (`Connection: close`), on a thread of its own (blocking calls stay
-/// off the cooperative pool): the status and the body.
+/// An HTTP request over a plain socket (``blockingRequest(port:_:_:body:headers:hostHeader:)``), on a
+/// thread of its own: the status and the body.
 func httpRequest(port: Int, _ method: String, _ path: String, body: String = "", headers: [String] = []) async throws -> (status: Int, body: String) {
     try await withCheckedThrowingContinuation { continuation in
         Thread.detachNewThread {
-            continuation.resume(with: Result {
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                guard fd >= 0 else { throw POSIXError(.EIO) }
-                defer { close(fd) }
-                var address = sockaddr_in()
-                address.sin_family = sa_family_t(AF_INET)
-                address.sin_port = in_port_t(UInt16(port).bigEndian)
-                address.sin_addr.s_addr = inet_addr("127.0.0.1")
-                let connected = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                }
-                guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
-                let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: \(body.utf8.count)\r\n"
-                    + headers.map { $0 + "\r\n" }.joined() + "\r\n" + body
-                _ = request.withCString { send(fd, $0, strlen($0), 0) }
-                var bytes: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 65536)
-                while true {
-                    let n = recv(fd, &buffer, buffer.count, 0)
-                    if n <= 0 { break }
-                    bytes += buffer[..<n]
-                }
-                let text = String(decoding: bytes, as: UTF8.self)
-                let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
-                return (status, text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? "")
-            })
+            continuation.resume(with: Result { try blockingRequest(port: port, method, path, body: body, headers: headers, hostHeader: "127.0.0.1") })
         }
     }
 }
@@ -67,19 +42,7 @@ struct HTTPWorkerProcess {
         process.standardOutput = output
         process.standardInput = Pipe()
         try process.run()
-        // The port line, read on a thread of its own.
-        let line: String = try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                var text = ""
-                let handle = output.fileHandleForReading
-                while !text.contains("\n") {
-                    let chunk = handle.availableData
-                    if chunk.isEmpty { break }
-                    text += String(decoding: chunk, as: UTF8.self)
-                }
-                continuation.resume(returning: text)
-            }
-        }
+        let line = await firstLine(of: output)
         guard line.hasPrefix("CURTAIN_HTTP_WORKER_PORT "), let port = Int(line.dropFirst("CURTAIN_HTTP_WORKER_PORT ".count).prefix { $0.isNumber }) else {
             throw TestStoreError(description: "the http worker did not say its port: '\(line)'")
         }

@@ -19,12 +19,16 @@ import Glibc
 func httpGet(port: Int, _ path: String, headers: [String] = [], hostHeader: String = "127.0.0.1") async throws -> (status: Int, body: String) {
     try await withCheckedThrowingContinuation { continuation in
         Thread.detachNewThread {
-            continuation.resume(with: Result { try blockingGet(port: port, path, headers: headers, hostHeader: hostHeader) })
+            continuation.resume(with: Result { try blockingRequest(port: port, "GET", path, headers: headers, hostHeader: hostHeader) })
         }
     }
 }
 
-func blockingGet(port: Int, _ path: String, headers: [String], hostHeader: String) throws -> (status: Int, body: String) {
+/// One HTTP/1.1 request with blocking socket calls (`Connection: close`; a `Content-Length` when there is
+/// a body): the status and the body. Only on a thread of its own (``httpGet(port:_:headers:hostHeader:)``).
+func blockingRequest(
+    port: Int, _ method: String, _ path: String, body: String = "", headers: [String], hostHeader: String
+) throws -> (status: Int, body: String) {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EIO) }
     defer { close(fd) }
@@ -37,7 +41,8 @@ func blockingGet(port: Int, _ path: String, headers: [String], hostHeader: Strin
     }
     guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
     let host = headers.contains { $0.lowercased().hasPrefix("host:") } ? "" : "Host: \(hostHeader)\r\n"
-    let request = "GET \(path) HTTP/1.1\r\n" + host + "Connection: close\r\n" + headers.map { $0 + "\r\n" }.joined() + "\r\n"
+    let length = body.isEmpty && method == "GET" ? "" : "Content-Length: \(body.utf8.count)\r\n"
+    let request = "\(method) \(path) HTTP/1.1\r\n" + host + "Connection: close\r\n" + length + headers.map { $0 + "\r\n" }.joined() + "\r\n" + body
     _ = request.withCString { send(fd, $0, strlen($0), 0) }
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)

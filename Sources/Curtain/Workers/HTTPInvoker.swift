@@ -168,9 +168,12 @@ enum HTTP1 {
                 for (name, value) in extra { headers.add(name: name, value: value) }
                 headers.add(name: "Content-Length", value: "\(body.count)")
                 headers.add(name: "Connection", value: "close")
-                try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)))
-                if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                try await outbound.write(.end(nil))
+                // In one write: a server that answers as soon as it has the head (and closes) must not find
+                // the rest of the request still to be written.
+                var parts: [HTTPClientRequestPart] = [.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers))]
+                if !body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                parts.append(.end(nil))
+                try await outbound.write(contentsOf: parts)
                 var head: HTTPResponseHead?
                 var text = ByteBuffer()
                 for try await part in inbound {

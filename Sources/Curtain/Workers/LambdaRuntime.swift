@@ -25,6 +25,9 @@ import Foundation
 /// A worker that cannot start reports `init/error` with the reason (the driver's invocation sees it); an
 /// invocation that cannot run reports its `error` (another build, a malformed event).
 ///
+/// A process with the Runtime API in its environment is a Lambda worker when `CURTAIN_ROLE` is unset,
+/// `worker` or `lambda-worker`; any other value (`driver`) keeps a driver running on Lambda a driver.
+///
 /// The protocol is AWS's published one (`/2018-06-01/runtime/invocation/next`, `…/<id>/response`,
 /// `…/<id>/error`, `…/init/error`).
 enum LambdaRuntime {
@@ -58,15 +61,26 @@ enum LambdaRuntime {
         }
         let leases = WorkerLeases(setup: setup)
         logger.info("lambda worker ready", metadata: ["worker": "\(setup.workerID)", "build": "\(setup.buildID)"])
+        var failingSince: ContinuousClock.Instant?
+        var delay = Duration.milliseconds(20)
         while true {
             // The next invocation: no timeout (the process may be frozen in this wait). After a thaw the
-            // connection may be gone: ask again.
+            // connection may be gone: ask again, backing off; a Runtime API gone for 30 s ends the process.
             let next: HTTP1.Answer
             do {
                 next = try await HTTP1.request(.GET, host: host, port: port, path: "\(version)/invocation/next", timeout: nil)
+                failingSince = nil
+                delay = .milliseconds(20)
             } catch {
-                logger.warning("the Runtime API did not answer; asking again", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .milliseconds(50))
+                let since = failingSince ?? ContinuousClock.now
+                failingSince = since
+                guard ContinuousClock.now - since < .seconds(30) else {
+                    logger.critical("the Runtime API has not answered for 30 s; exiting", metadata: ["error": "\(error)"])
+                    exit(1)
+                }
+                if delay >= .milliseconds(640) { logger.warning("the Runtime API did not answer; asking again", metadata: ["error": "\(error)"]) }
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(2))
                 continue
             }
             guard next.status == 200, let id = next.headers.first(name: "Lambda-Runtime-Aws-Request-Id") else {
@@ -108,6 +122,11 @@ enum LambdaRuntime {
         if let deadline {
             // What the function's timeout leaves, on the wall clock Lambda's deadline is given in.
             let left = Duration.milliseconds(deadline - StoreClock.local() / 1000)
+            guard left > WorkerLeases.margin * 2 else {
+                throw LeaseError(
+                    .badRequest,
+                    "the function's timeout leaves too little of this invocation to lease the worker: give the function a timeout of a few seconds at least")
+            }
             budget = min(budget, left)
         }
         let idle = Duration.milliseconds(min(max(1, request.idleMilliseconds ?? 500), Int(budget / .milliseconds(1))))

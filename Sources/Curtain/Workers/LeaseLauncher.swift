@@ -35,12 +35,14 @@ final class LeaseLauncher: Sendable {
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
 
-    /// Per build: the refusal that stopped a launcher of this process (another build, a bad token), for
-    /// the jobs of that build waiting for workers (``StoreTransport`` fails them with it).
+    /// Per store client and build: the refusal that stopped a running launcher (another build, a bad
+    /// token), for the jobs of that cloud waiting for workers (``StoreTransport`` fails them with it).
     private static let refusals = Mutex<[String: InvokeError]>([:])
 
-    /// The refusal that stopped invoking workers of `build`, if one did.
-    static func refusal(for build: String) -> InvokeError? { refusals.withLock { $0[build] } }
+    private static func key(_ client: RESPClient, _ build: String) -> String { "\(ObjectIdentifier(client).hashValue) \(build)" }
+
+    /// The refusal that stopped invoking workers of `build` for the cloud of `client`, if one did.
+    static func refusal(client: RESPClient, build: String) -> InvokeError? { refusals.withLock { $0[key(client, build)] } }
 
     convenience init(
         client: RESPClient, buildID: String, invoker: any WorkerInvoker, leaseSeconds: Double = 60, tasksPerLease: Int = 256,
@@ -82,7 +84,7 @@ final class LeaseLauncher: Sendable {
 
     /// Starts watching the backlog (every 20 ms).
     func start() {
-        _ = Self.refusals.withLock { $0.removeValue(forKey: keys.buildID) }
+        _ = Self.refusals.withLock { $0.removeValue(forKey: Self.key(client, keys.buildID)) }
         let watcher = Task { [self] in
             while !Task.isCancelled {
                 await tick()
@@ -96,6 +98,7 @@ final class LeaseLauncher: Sendable {
     func stop() {
         state.withLock { $0.stopped = true }
         task.withLock { $0?.cancel() }
+        _ = Self.refusals.withLock { $0.removeValue(forKey: Self.key(client, keys.buildID)) }
     }
 
     private func tick() async {
@@ -158,7 +161,7 @@ final class LeaseLauncher: Sendable {
                 case .refused:
                     // Another build, a wrong token: asking again changes nothing.
                     state.stopped = true
-                    Self.refusals.withLock { $0[keys.buildID] = failure }
+                    Self.refusals.withLock { $0[Self.key(client, keys.buildID)] = failure }
                 }
                 if failure.kind == .throttled { return false }
                 return state.reported.insert(failure.message).inserted
