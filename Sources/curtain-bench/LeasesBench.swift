@@ -60,6 +60,20 @@ struct LeasesBench: AsyncParsableCommand {
             }
         }
 
+        // The floor of both: this executable started and gone again, doing nothing (`--help`).
+        var floor: [Double] = []
+        for _ in 0..<max(1, repeats) {
+            let clock = ContinuousClock()
+            let start = clock.now
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: me)
+            process.arguments = ["--help"]
+            process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+            try process.run()
+            try await runBlocking { process.waitUntilExit() }  // on a thread of its own, not polled
+            floor.append((clock.now - start) / .milliseconds(1))
+        }
+
         // First result with no worker running: the driver invokes an endpoint that is up.
         let (endpoint, port) = try await spawn(me, arguments, role: "http-worker", url: store.url, buildID: buildID)
         var invokingConfiguration = CloudConfiguration(backend: .store(url: store.url), buildID: buildID)
@@ -107,6 +121,7 @@ struct LeasesBench: AsyncParsableCommand {
         printTable([
             Figure(name: "leased worker cold start, exec to first task result", value: median(leased), unit: "ms", target: nil, maximum: 25),
             Figure(name: "for comparison: plain worker cold start, exec to first task result", value: median(plain), unit: "ms", target: nil),
+            Figure(name: "the floor: this executable started and exited, doing nothing (--help)", value: median(floor), unit: "ms", target: nil),
             Figure(name: "first result with no worker running, through the HTTP invoker (endpoint up)", value: median(firstResult), unit: "ms", target: nil),
             Figure(
                 name: "no-op tasks through \(workers) leased workers", value: Double(tasks) / leasedSeconds, unit: "tasks/s",
