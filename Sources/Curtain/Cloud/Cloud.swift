@@ -200,12 +200,8 @@ public final class Cloud: Sendable {
             }
             // Workers started on demand: leases follow the backlog.
             if let invoke = configuration.invoke {
-                let invokers = try invoke.split(separator: ",").map { try HTTPInvoker(url: String($0), token: configuration.invokeToken) }
-                let launcher = LeaseLauncher(
-                    client: client, buildID: buildID, invokers: invokers,
-                    leaseSeconds: configuration.leaseSeconds, tasksPerLease: configuration.tasksPerLease, maxLeases: configuration.maxLeases)
-                cloud.launcherBox.withLock { $0 = launcher }
-                launcher.start()
+                try await cloud.invokeWorkers(
+                    with: invoke.split(separator: ",").map { try HTTPInvoker(url: String($0), token: configuration.invokeToken) })
             }
             return cloud
         }

@@ -242,13 +242,15 @@ public struct CloudConfiguration: Sendable, Hashable {
             }
             configuration.leaseSeconds = seconds
         }
-        for (name, range) in [("CURTAIN_TASKS_PER_LEASE", 1...1_000_000), ("CURTAIN_MAX_LEASES", 1...10_000)] {
-            guard let value = environment[name], !value.isEmpty else { continue }
+        func integer(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int? {
+            guard let value = environment[name], !value.isEmpty else { return nil }
             guard let number = Int(value), range.contains(number) else {
                 throw ConfigurationError(description: "\(name)='\(value)' is not an integer from \(range.lowerBound) to \(range.upperBound)")
             }
-            if name == "CURTAIN_TASKS_PER_LEASE" { configuration.tasksPerLease = number } else { configuration.maxLeases = number }
+            return number
         }
+        if let number = try integer("CURTAIN_TASKS_PER_LEASE", in: 1...1_000_000) { configuration.tasksPerLease = number }
+        if let number = try integer("CURTAIN_MAX_LEASES", in: 1...10_000) { configuration.maxLeases = number }
         if let secret = environment["CURTAIN_SECRET"], !secret.isEmpty {
             configuration.secret = secret
         }

@@ -17,20 +17,33 @@ public enum TimelineExport {
             number[record.worker] = workers.count
             workers.append(record.worker)
         }
-        var busyUntil = [[Int64]](repeating: [], count: workers.count)
+        var lanes = Lanes<Int>()
         var placed: [Placed] = []
         for record in records.sorted(by: { ($0.started, $0.index) < ($1.started, $1.index) }) where record.started > 0 {
             let process = number[record.worker]!
-            let end = max(record.ended, record.started + 1)
-            if let free = busyUntil[process].firstIndex(where: { $0 <= record.started }) {
-                busyUntil[process][free] = end
-                placed.append(Placed(record: record, process: process, lane: free))
-            } else {
-                busyUntil[process].append(end)
-                placed.append(Placed(record: record, process: process, lane: busyUntil[process].count - 1))
-            }
+            let lane = lanes.place(process, start: record.started, end: max(record.ended, record.started + 1)).lane
+            placed.append(Placed(record: record, process: process, lane: lane))
         }
-        return (placed, workers, busyUntil.map(\.count))
+        return (placed, workers, workers.indices.map { lanes.count($0) })
+    }
+
+    /// Greedy lanes for intervals visited in start order, per group: each interval takes the lowest lane
+    /// of its group that is free at its start, so intervals in one lane never overlap.
+    struct Lanes<Group: Hashable> {
+        private var busyUntil: [Group: [Int64]] = [:]
+
+        /// The lane of `start..<end` in `group`, and whether it opened a new lane.
+        mutating func place(_ group: Group, start: Int64, end: Int64) -> (lane: Int, opened: Bool) {
+            if let free = busyUntil[group]?.firstIndex(where: { $0 <= start }) {
+                busyUntil[group]![free] = end
+                return (free, false)
+            }
+            busyUntil[group, default: []].append(end)
+            return (busyUntil[group]!.count - 1, true)
+        }
+
+        /// How many lanes `group` has.
+        func count(_ group: Group) -> Int { busyUntil[group]?.count ?? 0 }
     }
 
     /// The trace-event JSON of `records` (one job's, or any): a track per worker process (the driver is
@@ -96,22 +109,19 @@ public enum TimelineExport {
             let pid = workers.count + 1
             event(#"{"ph":"M","pid":\#(pid),"tid":0,"name":"process_name","args":{"name":"actor calls from the driver"}}"#)
             event(#"{"ph":"M","pid":\#(pid),"tid":0,"name":"process_sort_index","args":{"sort_index":\#(pid)}}"#)
-            var threads: [String: [(tid: Int, busyUntil: Int64)]] = [:]
+            var lanes = Lanes<String>()
+            var threads: [String: [Int]] = [:]  // per actor, the thread of each of its lanes
             var nextThread = 0
             for call in calls.sorted(by: { ($0.started, $0.ended) < ($1.started, $1.ended) }) {
                 let callEnd = max(call.ended, call.started + 1)
-                var tid: Int
-                if let free = threads[call.actor]?.firstIndex(where: { $0.busyUntil <= call.started }) {
-                    tid = threads[call.actor]![free].tid
-                    threads[call.actor]![free].busyUntil = callEnd
-                } else {
-                    tid = nextThread
-                    nextThread += 1
-                    let lane = threads[call.actor]?.count ?? 0
-                    threads[call.actor, default: []].append((tid, callEnd))
+                let (lane, opened) = lanes.place(call.actor, start: call.started, end: callEnd)
+                if opened {
+                    threads[call.actor, default: []].append(nextThread)
                     let name = "→ " + call.actor + (lane > 0 ? " (\(lane + 1))" : "")
-                    event(#"{"ph":"M","pid":\#(pid),"tid":\#(tid),"name":"thread_name","args":{"name":"# + JSON.string(name) + "}}")
+                    event(#"{"ph":"M","pid":\#(pid),"tid":\#(nextThread),"name":"thread_name","args":{"name":"# + JSON.string(name) + "}}")
+                    nextThread += 1
                 }
+                let tid = threads[call.actor]![lane]
                 let name = call.succeeded ? call.method : call.method + " (" + call.outcome + ")"
                 event(#"{"ph":"X","cat":"actor","pid":\#(pid),"tid":\#(tid),"name":"# + JSON.string(name)
                     + #","ts":\#(ts(call.started)),"dur":\#(callEnd - call.started),"args":{"actor":"# + JSON.string(call.actor)

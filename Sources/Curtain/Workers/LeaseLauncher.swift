@@ -22,8 +22,10 @@ final class LeaseLauncher: Sendable {
     let logger: Logger
 
     private struct State {
-        var pending = 0
+        /// Invocations under way, per invoker.
         var pendingPer: [Int] = []
+        /// Invocations under way.
+        var pending: Int { pendingPer.reduce(0, +) }
         var invoked = 0
         var reports: [LeaseReport] = []
         var failures: [InvokeError] = []
@@ -116,7 +118,6 @@ final class LeaseLauncher: Sendable {
                 state.pendingPer[index] += 1
                 chosen.append(index)
             }
-            state.pending += wanted
             state.invoked += wanted
             return chosen
         }
@@ -131,14 +132,10 @@ final class LeaseLauncher: Sendable {
                 // Only queued (Lambda's Event type): counted as under way until its heartbeat can show
                 // (then live workers count it), so the same backlog is not invoked for again meanwhile.
                 try? await Task.sleep(for: .seconds(min(10, leaseSeconds)))
-                state.withLock { state in
-                    state.pending -= 1
-                    state.throttles = 0
-                }
+                state.withLock { $0.throttles = 0 }
                 return
             }
             state.withLock { state in
-                state.pending -= 1
                 state.throttles = 0
                 state.reports.append(report)
                 if state.reports.count > 1000 { state.reports.removeFirst(state.reports.count - 1000) }
@@ -146,7 +143,6 @@ final class LeaseLauncher: Sendable {
         } catch {
             let failure = error as? InvokeError ?? InvokeError(.failed, "\(error)")
             let report = state.withLock { state -> Bool in
-                state.pending -= 1
                 // Once stopped (the driver shut down), leases cut short are expected, not news.
                 guard !state.stopped else { return false }
                 state.failures.append(failure)

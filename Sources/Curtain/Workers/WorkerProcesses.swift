@@ -300,10 +300,11 @@ struct WorkerSetup: Sendable {
         // The same settings a driver reads (heartbeat, storage, spill, secret): a bad value stops the
         // worker with a clear message rather than leaving it on a default the driver does not share.
         let configuration = try CloudConfiguration.fromEnvironment(environment)
+        let sealer = configuration.secret.map(Sealer.init(secret:))
         // This process hosts spawned actors (or not), and resolves the actor references its tasks receive.
         let transport = ActorTransport(
             client: client, buildID: buildID, node: workerID, heartbeatTTL: configuration.heartbeatTTL,
-            sealer: configuration.secret.map(Sealer.init(secret:)), path: configuration.actorPath,
+            sealer: sealer, path: configuration.actorPath,
             advertise: configuration.advertise, maxPayload: configuration.maxPayloadBytes, encrypt: configuration.actorTLS,
             logger: logger)
         let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
@@ -319,7 +320,7 @@ struct WorkerSetup: Sendable {
         spill.place = SharedValuePlace(client: client, verify: configuration.secret != nil)
         return WorkerSetup(
             client: client, registry: registry, buildID: buildID, workerID: workerID, configuration: configuration, spill: spill,
-            sealer: configuration.secret.map(Sealer.init(secret:)), transport: transport, logger: logger)
+            sealer: sealer, transport: transport, logger: logger)
     }
 
     /// A number of seconds from the variable `name` (above 0, at most a day).
