@@ -36,6 +36,9 @@ public final class RESPClient: Sendable {
 
     private struct DedicatedPool {
         var idle: [RESPConnection] = []
+        /// A connection being opened ahead of its use (``openDedicatedConnection()``): the next caller
+        /// without a loop of its own takes it rather than opening another.
+        var opening: Task<RESPConnection, any Error>?
         var closed = false
     }
 
@@ -141,7 +144,13 @@ public final class RESPClient: Sendable {
     /// are busy with user code. Send its commands through ``keeper``, whose connection lives on that thread,
     /// so that they skip this client's loops too.
     public func backgroundExecutor() -> EventLoopTaskExecutor {
-        EventLoopTaskExecutor(eventLoop: Self.keeperGroup.next())
+        Self.keeperExecutor()
+    }
+
+    /// The executor of ``backgroundExecutor()``, for code that has no client (yet): the keeper thread is
+    /// one per process, whatever client asks for it.
+    public static func keeperExecutor() -> EventLoopTaskExecutor {
+        EventLoopTaskExecutor(eventLoop: keeperGroup.next())
     }
 
     /// Runs `body` every `period` on the keeper thread (see ``keeper``), sleeping on that thread's own timer
@@ -184,6 +193,32 @@ public final class RESPClient: Sendable {
     /// ``withDedicatedConnection(_:)`` when the use fits in one closure.
     public func leaseDedicatedConnection() async throws -> RESPConnection {
         try await takeDedicated()
+    }
+
+    /// Opens a dedicated connection ahead of its first use (a fresh worker does so while it starts, so
+    /// that its loop's first blocking command does not wait for a connection): the next caller of
+    /// ``withDedicatedConnection(_:)`` that finds none idle takes it, still opening or open.
+    ///
+    /// - Throws: the connection's error, if it could not be opened.
+    public func openDedicatedConnection() async throws {
+        let opening = try dedicated.withLock { state throws(RESPError) -> Task<RESPConnection, any Error>? in
+            if state.closed { throw .clientClosed }
+            guard state.opening == nil else { return nil }
+            let loop = group.next()
+            let configuration = self.configuration
+            let task = Task { try await RESPConnection.connect(configuration: configuration, eventLoop: loop) }
+            state.opening = task
+            return task
+        }
+        guard let opening else { return }
+        let connection = try await opening.value
+        // Not taken while it opened: it waits with the idle ones.
+        let taken = dedicated.withLock { state in
+            guard state.opening == opening else { return true }
+            state.opening = nil
+            return false
+        }
+        if !taken { await giveBack(connection) }
     }
 
     /// Gives back a connection from ``leaseDedicatedConnection()``: kept for reuse if it is healthy and has
@@ -241,17 +276,29 @@ public final class RESPClient: Sendable {
 
     private func takeDedicated() async throws -> RESPConnection {
         let affinityLoop = self.affinityLoop
-        let reused = try dedicated.withLock { state throws(RESPError) -> RESPConnection? in
+        enum Found {
+            case idle(RESPConnection)
+            case opening(Task<RESPConnection, any Error>)
+        }
+        let found = try dedicated.withLock { state throws(RESPError) -> Found? in
             if state.closed { throw .clientClosed }
             state.idle.removeAll { !$0.isActive }
             // A caller on one of the pool's loops (see withAffinity) gets a connection of that loop, a new
-            // one if need be; any other caller the most recently used.
+            // one if need be; any other caller the most recently used, or the one being opened ahead.
             if let loop = affinityLoop {
-                return state.idle.lastIndex(where: { $0.eventLoop === loop }).map { state.idle.remove(at: $0) }
+                return state.idle.lastIndex(where: { $0.eventLoop === loop }).map { .idle(state.idle.remove(at: $0)) }
             }
-            return state.idle.popLast()
+            if let idle = state.idle.popLast() { return .idle(idle) }
+            defer { state.opening = nil }
+            return state.opening.map { .opening($0) }
         }
-        if let reused { return reused }
+        switch found {
+        case .idle(let connection): return connection
+        case .opening(let task):
+            // Opened ahead for this use; if that failed, a connection is opened now, as it would have been.
+            if let connection = try? await task.value, connection.isActive { return connection }
+        case nil: break
+        }
         let loop = affinityLoop ?? group.next()
         return try await RESPConnection.connect(configuration: configuration, eventLoop: loop)
     }

@@ -92,8 +92,14 @@ public final class RESPConnection: Sendable {
         do {
             switch configuration.endpoint {
             case .tcp(let host, let port):
-                channel = try await bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
-                    .connect(host: host, port: port).get()
+                let tcp = bootstrap.channelOption(.socketOption(.tcp_nodelay), value: 1)
+                // An address needs no resolver: connecting straight to it skips a hop to a Dispatch thread
+                // and `getaddrinfo`, a noticeable part of a fresh worker's first connection.
+                if host.isIPAddress, let address = try? SocketAddress(ipAddress: host, port: port) {
+                    channel = try await tcp.connect(to: address).get()
+                } else {
+                    channel = try await tcp.connect(host: host, port: port).get()
+                }
             case .unix(let path):
                 channel = try await bootstrap.connect(unixDomainSocketPath: path).get()
             }

@@ -38,7 +38,7 @@ enum DemoEntry {
         let done = DispatchSemaphore(value: 0)
         // Detached: the top level of `main` is on the main actor, whose queue nothing drains here.
         Task.detached {
-            if ProcessInfo.processInfo.environment["CURTAIN_ROLE"] == "worker" {
+            if Cloud.isWorkerProcess {
                 do {
                     // Never returns in a worker.
                     _ = try await Cloud.start(functions: Demo.workerFunctions, actors: [ParameterServer.self, ClusterProbe.self])

@@ -29,8 +29,27 @@ struct Square2: RemoteFunction {
     func callAsFunction(_ x: Int) async throws -> Int { x }
 }
 
+enum Geometry {
+    struct Scale<Unit: Codable & Sendable>: RemoteFunction {
+        func callAsFunction(_ x: Int) async throws -> Int { x }
+    }
+}
+
 @Suite("Function registry")
 struct FunctionRegistryTests {
+    /// Names are on the wire: the default is what `String(describing:)` (functions) and
+    /// `String(reflecting:)` (actors) gave for the type, asked of the runtime more cheaply.
+    @Test func defaultNamesAreTheTypesPrintedNames() {
+        #expect(Square.name == String(describing: Square.self))
+        #expect(Square.name == "Square")
+        #expect(Fails.name == String(describing: Fails.self))
+        #expect(Geometry.Scale<Double>.name == String(describing: Geometry.Scale<Double>.self))
+        #expect(Geometry.Scale<Double>.name == "Scale<Double>")
+        #expect(Renamed.name == "geometry.square")
+        #expect(Counterfeit.name == String(reflecting: Counterfeit.self))
+        #expect(Counterfeit.name == "CurtainTests.Counterfeit")
+    }
+
     @Test func runsAFunctionThroughEncodeAndDecode() async throws {
         let registry = try FunctionRegistry([Square.self, Fails.self, Renamed.self])
         #expect(registry.names == ["Fails", "Square", "geometry.square"])

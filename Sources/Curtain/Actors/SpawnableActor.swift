@@ -22,7 +22,7 @@ public protocol SpawnableActor: DistributedActor, Codable where ActorSystem == C
 
 extension SpawnableActor {
     /// The fully qualified type name, for example `MyApp.Tally`.
-    public static var name: String { String(reflecting: Self.self) }
+    public static var name: String { _typeName(Self.self, qualified: true) }
 }
 
 /// The actor types a process may create when asked to, by registered name.

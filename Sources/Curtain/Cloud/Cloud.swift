@@ -121,6 +121,20 @@ public final class Cloud: Sendable {
         return cloud
     }
 
+    /// Whether this process was started as a worker, so that ``start(functions:actors:configuration:)``
+    /// serves tasks and never returns: `CURTAIN_ROLE=worker` or `http-worker`, or on AWS Lambda (its
+    /// Runtime API in the environment) with `CURTAIN_ROLE` unset, `worker` or `lambda-worker`.
+    ///
+    /// A program can check it first thing, to become a worker before it parses its command line or does
+    /// anything else of a driver's (a worker's cold start then pays for nothing else):
+    ///
+    /// ```swift
+    /// if Cloud.isWorkerProcess {
+    ///     _ = try await Cloud.start(functions: [Square.self])  // never returns
+    /// }
+    /// ```
+    public static var isWorkerProcess: Bool { WorkerKind(ProcessInfo.processInfo.environment) != nil }
+
     /// The live dashboard, when ``CloudConfiguration/dashboard`` asked for one.
     public var dashboard: Dashboard? { dashboardBox.withLock { $0 } }
     private let dashboardBox = Mutex<Dashboard?>(nil)
@@ -153,18 +167,16 @@ public final class Cloud: Sendable {
         functions: [any RemoteFunction.Type], actors: [any SpawnableActor.Type], configuration: CloudConfiguration?
     ) async throws -> Cloud {
         let coldStart = ColdStartClock()
+        let environment = ProcessInfo.processInfo.environment
+        let kind = WorkerKind(environment)
+        // An HTTP worker opens its port before anything else, registering the functions meanwhile.
+        if kind == .http { await HTTPWorkerRole.run(functions: functions, actors: actors, environment: environment) }
         let registry = try FunctionRegistry(functions)
         let actorRegistry = try ActorRegistry(actors)
-        let environment = ProcessInfo.processInfo.environment
-        // On AWS Lambda (its Runtime API in the environment), a worker answers invocations as leases.
-        if environment["AWS_LAMBDA_RUNTIME_API"] != nil, environment["CURTAIN_ROLE"].map({ $0 == "worker" || $0 == "lambda-worker" }) ?? true {
-            await LambdaRuntime.run(registry: registry, actors: actorRegistry, environment: environment)
-        }
-        if environment["CURTAIN_ROLE"] == "worker" {
-            await WorkerRole.run(registry: registry, actors: actorRegistry, environment: environment)
-        }
-        if environment["CURTAIN_ROLE"] == "http-worker" {
-            await HTTPWorkerRole.run(registry: registry, actors: actorRegistry, environment: environment)
+        switch kind {
+        case .lambda: await LambdaRuntime.run(registry: registry, actors: actorRegistry, environment: environment)
+        case .plain: await WorkerRole.run(registry: registry, actors: actorRegistry, environment: environment)
+        case .http, nil: break
         }
         let configuration = try configuration ?? CloudConfiguration.fromEnvironment(environment)
         guard configuration.workers >= 1 else {
@@ -407,5 +419,30 @@ public final class Cloud: Sendable {
         await memoryClient.close()
         try? await store?.shutdown()
         if let directory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}
+
+/// What kind of worker the environment makes this process, if any.
+enum WorkerKind {
+    /// AWS Lambda's Runtime API (``LambdaRuntime``).
+    case lambda
+    /// `CURTAIN_ROLE=worker` (``WorkerRole``).
+    case plain
+    /// `CURTAIN_ROLE=http-worker` (``HTTPWorkerRole``).
+    case http
+
+    init?(_ environment: [String: String]) {
+        let role = environment["CURTAIN_ROLE"]
+        // On AWS Lambda (its Runtime API in the environment), a worker answers invocations as leases; any
+        // other role (`driver`) keeps a driver running there a driver.
+        if environment["AWS_LAMBDA_RUNTIME_API"] != nil, role.map({ $0 == "worker" || $0 == "lambda-worker" }) ?? true {
+            self = .lambda
+        } else if role == "worker" {
+            self = .plain
+        } else if role == "http-worker" {
+            self = .http
+        } else {
+            return nil
+        }
     }
 }

@@ -34,6 +34,8 @@ public protocol RemoteFunction: Codable, Sendable {
 }
 
 extension RemoteFunction {
-    /// The type's own name, for example `CountHits`.
-    public static var name: String { String(describing: Self.self) }
+    /// The type's own name, for example `CountHits`: what `String(describing:)` gives for the type,
+    /// asked of the runtime directly (`String(describing:)` first looks for conformances of the metatype,
+    /// a scan of every conformance in the program that a fresh worker pays once per registered type).
+    public static var name: String { _typeName(Self.self, qualified: false) }
 }

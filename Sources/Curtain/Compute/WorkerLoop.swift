@@ -116,14 +116,23 @@ public struct WorkerLoop: Sendable {
         while !Task.isCancelled && !draining {
             do {
                 try await client.withDedicatedConnection { connection in
-                    // Placement is an optimization: a store that refuses `CLIENT ID` only means no wake-ups.
-                    if let heartbeat, let id = (try? await connection.send(RESPCommand("CLIENT", "ID")))?.int {
-                        try await heartbeat.announce(connection: id)
+                    // The connection's id, and the first time that the worker is ready, in one round trip.
+                    var commands = [RESPCommand("CLIENT", "ID")]
+                    if !announced {
+                        commands += [RESPCommand("RPUSH", keys.ready, workerID), RESPCommand("PEXPIRE", keys.ready, 60_000)]
+                    }
+                    let replies = try await connection.pipeline(commands)
+                    if let error = replies.dropFirst().first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
+                    // Placement is an optimization: a store that refuses `CLIENT ID` only means no wake-ups. The
+                    // heartbeat is written before the first task is taken either way.
+                    if let heartbeat {
+                        if let id = replies[0].int {
+                            try await heartbeat.announce(connection: id, through: connection)
+                        } else if !announced {
+                            try await heartbeat.beat()
+                        }
                     }
                     if !announced {
-                        _ = try await connection.pipeline([
-                            RESPCommand("RPUSH", keys.ready, workerID), RESPCommand("PEXPIRE", keys.ready, 60_000),
-                        ])
                         announced = true
                     } else {
                         try await resume(connection)

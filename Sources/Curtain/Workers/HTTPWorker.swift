@@ -5,6 +5,12 @@ import NIOHTTP1
 import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -38,14 +44,21 @@ public struct LeaseRequest: Sendable, Hashable, Codable {
 /// Errors answer JSON `{"error": …, "kind": …}`: 400 for a malformed request, 401 without the token, 409
 /// for another build, 429 while a lease runs, 500 if the worker could not start (the store unreachable).
 /// `CURTAIN_WORKER_IDLE_EXIT=<seconds>` exits the process after that long without a lease; SIGTERM ends a
-/// running lease as soon as its task is done, then exits.
+/// running lease as soon as its task is done, then exits. A connection on which no whole request arrives
+/// within `CURTAIN_HTTP_READ_TIMEOUT` seconds (30 by default) of opening or of the last answer is closed.
+///
+/// The port opens first, before the worker is set up: a request that arrives meanwhile waits for the
+/// setup, and a worker that cannot start (its store out of reach, a bad setting) answers it 500 with the
+/// reason, then exits after 5 s.
 enum HTTPWorkerRole {
     /// The most bytes a request body may have.
     static let maxBody = 64 * 1024
     /// The longest lease a request may ask for.
     static let maxSeconds = 3600.0
 
-    static func run(registry: FunctionRegistry, actors: ActorRegistry, environment: [String: String]) async -> Never {
+    /// Opens the port first, then sets the worker up while the first request travels (registering
+    /// `functions` and `actors` included), and serves leases until SIGTERM.
+    static func run(functions: [any RemoteFunction.Type], actors: [any SpawnableActor.Type], environment: [String: String]) async -> Never {
         let logger = {
             var logger = Logger(label: "curtain.http-worker")
             logger.logLevel = .info
@@ -60,39 +73,67 @@ enum HTTPWorkerRole {
             } ?? 8080
             let host = environment["CURTAIN_HTTP_HOST"] ?? "0.0.0.0"
             let token = environment["CURTAIN_LEASE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
-            let idleExit = try environment["CURTAIN_WORKER_IDLE_EXIT"].map { try WorkerSetup.seconds($0, name: "CURTAIN_WORKER_IDLE_EXIT") }
-            guard let url = environment["CURTAIN_STORE"] else {
-                throw ConfigurationError(description: "CURTAIN_ROLE=http-worker needs CURTAIN_STORE=<redis://…|unix://…>")
-            }
-            let (buildID, workerID) = WorkerSetup.identity(environment)
-            if environment["CURTAIN_PARENT_PIPE"] == "1" { WorkerRole.watchParentPipe() }
-            let setup = try await WorkerSetup.make(
-                url: url, buildID: buildID, workerID: workerID, registry: registry, actors: actors, environment: environment,
-                logger: logger, hostsActors: false)
-            let leases = WorkerLeases(setup: setup)
-            let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.backlog, value: 64)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .bind(host: host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
-                    }
-                }
-            let bound = server.channel.localAddress?.port ?? port
-            if token == nil, host != "127.0.0.1", host != "::1", host != "localhost" {
-                logger.warning("leases need no token (set CURTAIN_LEASE_TOKEN): anyone who reaches this port can lease the worker")
-            }
-            logger.info("http worker ready", metadata: ["worker": "\(setup.workerID)", "build": "\(setup.buildID)", "port": "\(bound)"])
+            let readTimeout = try environment["CURTAIN_HTTP_READ_TIMEOUT"].map { try WorkerSetup.seconds($0, name: "CURTAIN_HTTP_READ_TIMEOUT") }
+                ?? .seconds(30)
+            // The port opens before anything else (a socket bound and listening, which NIO adopts below): a
+            // platform that started this process for a request (Knative, Cloud Run) sends it as soon as the
+            // port accepts, and it travels while the worker sets up. The lease waits for the setup, and
+            // answers its error if it failed: a bad setting too, so that the driver that invoked the worker
+            // sees why it cannot start, not only the platform's log.
+            let (socket, bound) = try ListeningSocket.open(host: host, port: port)
             // Tests and scripts read the port from here (with PORT=0, the kernel picked it).
             print("CURTAIN_HTTP_WORKER_PORT \(bound)")
             fflush(nil)
-            let drainTimeout = setup.configuration.drainTimeout
+            let (buildID, workerID) = WorkerSetup.identity(environment)
+            let settings = Result { () throws -> (CloudConfiguration, RESPClient, idleExit: Duration?) in
+                guard let url = environment["CURTAIN_STORE"] else {
+                    throw ConfigurationError(description: "CURTAIN_ROLE=http-worker needs CURTAIN_STORE=<redis://…|unix://…>")
+                }
+                let idleExit = try environment["CURTAIN_WORKER_IDLE_EXIT"].map { try WorkerSetup.seconds($0, name: "CURTAIN_WORKER_IDLE_EXIT") }
+                return (try CloudConfiguration.fromEnvironment(environment), try RESPClient(url: url), idleExit)
+            }
+            let setup = Task {
+                let (configuration, client, _) = try settings.get()
+                let registry = try FunctionRegistry(functions)
+                let actors = try ActorRegistry(actors)
+                let setup = try WorkerSetup.make(
+                    client: client, configuration: configuration, buildID: buildID, workerID: workerID, registry: registry,
+                    actors: actors, logger: logger, hostsActors: false)
+                // Code a lease runs first, run once meanwhile (its first run pays for loading it).
+                LeaseRequest.warmUp()
+                return setup
+            }
+            let leases = WorkerLeases(buildID: buildID, workerID: workerID, setup: setup)
+            let keeper = RESPClient.keeperExecutor()
+            Task(executorPreference: keeper) {
+                do {
+                    try await leases.setup().storeReady()
+                } catch {
+                    // Leases answer the error meanwhile (the request that started this process included), then
+                    // the process goes, to be replaced.
+                    logger.critical("the worker could not start; exiting in 5 s", metadata: ["error": "\(error)"])
+                    try? await keeper.sleep(for: .seconds(5))
+                    exit(1)
+                }
+            }
+            let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(socket) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(timeout: .milliseconds(Int64(readTimeout.wholeMilliseconds))))
+                        return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
+                    }
+                }
+            if environment["CURTAIN_PARENT_PIPE"] == "1" { WorkerRole.watchParentPipe() }
+            if token == nil, host != "127.0.0.1", host != "::1", host != "localhost" {
+                logger.warning("leases need no token (set CURTAIN_LEASE_TOKEN): anyone who reaches this port can lease the worker")
+            }
+            logger.info("http worker listening", metadata: ["worker": "\(workerID)", "build": "\(buildID)", "port": "\(bound)"])
+            let drainTimeout = (try? settings.get().0.drainTimeout) ?? CloudConfiguration().drainTimeout
             let signals = await DrainSignals.start { number in
                 logger.info("stopping", metadata: ["signal": "\(number)"])
                 // The running lease stops taking tasks; its task is cancelled after the drain timeout.
                 leases.stop(grace: drainTimeout)
-                let keeper = setup.client.backgroundExecutor()
                 Task(executorPreference: keeper) {
                     while leases.isLeased { try? await keeper.sleep(for: .milliseconds(10)) }
                     // The last lease's response leaves before the process does.
@@ -100,8 +141,7 @@ enum HTTPWorkerRole {
                     exit(0)
                 }
             }
-            if let idleExit {
-                let keeper = setup.client.backgroundExecutor()
+            if let idleExit = try? settings.get().idleExit {
                 Task(executorPreference: keeper) {
                     while true {
                         try? await keeper.sleep(for: .milliseconds(100))
@@ -177,8 +217,7 @@ enum HTTPWorkerRole {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         switch (head.method, path) {
         case (.GET, "/healthz"), (.GET, "/"):
-            let setup = leases.setup
-            return (.ok, #"{"worker":"# + JSON.string(setup.workerID) + #","build":"# + JSON.string(setup.buildID)
+            return (.ok, #"{"worker":"# + JSON.string(leases.workerID) + #","build":"# + JSON.string(leases.buildID)
                 + #","leased":\#(leases.isLeased)}"#)
         case (.POST, "/lease"):
             leases.noteRequest()
@@ -200,11 +239,10 @@ enum HTTPWorkerRole {
             if let idle = request.idleMilliseconds, idle < 1 || Double(idle) > request.seconds * 1000 {
                 return (.badRequest, errorJSON(.badRequest, "idleMilliseconds must be from 1 to the lease's \(request.seconds) seconds, not \(idle)"))
             }
-            let setup = leases.setup
-            guard request.build == setup.buildID else {
+            guard request.build == leases.buildID else {
                 return (.conflict, errorJSON(
                     .wrongBuild,
-                    "this worker runs build \(setup.buildID), the lease asks for build \(request.build): driver and workers must agree on CURTAIN_BUILD_ID"))
+                    "this worker runs build \(leases.buildID), the lease asks for build \(request.build): driver and workers must agree on CURTAIN_BUILD_ID"))
             }
             do {
                 let report = try await leases.lease(
@@ -214,6 +252,8 @@ enum HTTPWorkerRole {
                     "seconds": "\(report.seconds)", "ended": "\(report.ended)",
                 ])
                 return (.ok, String(decoding: try JSONEncoder().encode(report), as: UTF8.self))
+            } catch let error as WorkerStartError {
+                return (.internalServerError, #"{"error":"# + JSON.string(error.description) + #","kind":"failed"}"#)
             } catch let error as LeaseError {
                 let status: HTTPResponseStatus = switch error.kind {
                 case .busy: .tooManyRequests
@@ -238,6 +278,62 @@ enum HTTPWorkerRole {
     }
 }
 
+/// Closes a connection on which no whole request arrived within `timeout` of the connection opening or of
+/// the last response: a client that connects and sends nothing, or sends a request byte by byte, does not
+/// hold the worker's connection for ever. A lease under way (its request whole, its answer not yet sent)
+/// is not timed.
+final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let timeout: TimeAmount
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { arm(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        arm(context)
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .end = unwrapInboundIn(data) {
+            timer?.cancel()
+            timer = nil
+        }
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { arm(context) }
+        context.write(data, promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+    }
+
+    private func arm(_ context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { context.close(promise: nil) }
+    }
+}
+
 /// Readable text for a lease request that does not decode.
 enum LeaseRequestProblem {
     static func describe(_ error: any Error) -> String {
@@ -249,5 +345,80 @@ enum LeaseRequestProblem {
         case .dataCorrupted(let context): return "not JSON: \(context.debugDescription)"
         @unknown default: return "\(error)"
         }
+    }
+}
+
+extension LeaseRequest {
+    /// Decodes a lease request and encodes a report once, so that the first lease does not pay for
+    /// loading the JSON coder's code.
+    static func warmUp() {
+        let request = #"{"build":"b","seconds":1,"idleMilliseconds":1}"#
+        _ = try? JSONDecoder().decode(LeaseRequest.self, from: Data(request.utf8))
+        _ = try? JSONEncoder().encode(LeaseReport(worker: "w", build: "b", tasks: 0, failures: 0, handedBack: 0, seconds: 0, ended: "idle"))
+    }
+}
+
+/// A TCP socket bound and listening, opened with plain system calls (no event loop needed yet): the port
+/// accepts connections into its backlog from the moment it is open.
+enum ListeningSocket {
+    /// Opens a socket listening on `host` (an address, or a name resolved here) and `port` (0: the kernel
+    /// picks one); returns it and the port it listens on.
+    ///
+    /// - Throws: ``ConfigurationError`` naming the address, if it cannot be opened (the port in use, say).
+    static func open(host: String, port: Int) throws -> (NIOBSDSocket.Handle, Int) {
+        let address: SocketAddress
+        do {
+            address = try SocketAddress(ipAddress: host, port: port)
+        } catch {
+            do {
+                address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+            } catch {
+                throw ConfigurationError(description: "cannot listen on \(host):\(port): the host is not an address or a name that resolves (\(error))")
+            }
+        }
+        func failure(_ what: String) -> ConfigurationError {
+            ConfigurationError(description: "cannot listen on \(host):\(port): \(what) failed (\(String(cString: strerror(errno))))")
+        }
+        #if canImport(Glibc)
+        let fd = socket(address.protocol.rawValue, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        #else
+        let fd = socket(address.protocol.rawValue, SOCK_STREAM, 0)
+        #endif
+        guard fd >= 0 else { throw failure("socket") }
+        var one: Int32 = 1
+        guard setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            let error = failure("setting SO_REUSEADDR")
+            close(fd)
+            throw error
+        }
+        guard address.withSockAddr({ bind(fd, $0, socklen_t($1)) }) == 0 else {
+            let error = failure("bind")
+            close(fd)
+            throw error
+        }
+        guard listen(fd, 128) == 0 else {
+            let error = failure("listen")
+            close(fd)
+            throw error
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard named == 0 else {
+            let error = failure("getsockname")
+            close(fd)
+            throw error
+        }
+        let family = Int32(storage.ss_family)
+        let bound = withUnsafeBytes(of: storage) { raw -> Int in
+            switch family {
+            case AF_INET: return Int(UInt16(bigEndian: raw.loadUnaligned(as: sockaddr_in.self).sin_port))
+            case AF_INET6: return Int(UInt16(bigEndian: raw.loadUnaligned(as: sockaddr_in6.self).sin6_port))
+            default: return port
+            }
+        }
+        return (fd, bound)
     }
 }

@@ -49,18 +49,19 @@ enum LambdaRuntime {
                 throw ConfigurationError(description: "a Lambda worker needs CURTAIN_STORE=<redis://…|rediss://…> in the function's environment")
             }
             let (buildID, workerID) = WorkerSetup.identity(environment)
-            setup = try await WorkerSetup.make(
-                url: url, buildID: buildID, workerID: environment["AWS_LAMBDA_LOG_STREAM_NAME"].map { "lambda-\($0.suffix(12))" } ?? workerID,
-                registry: registry, actors: actors, environment: environment, logger: logger, hostsActors: false)
+            setup = try WorkerSetup.make(
+                client: try RESPClient(url: url), configuration: try CloudConfiguration.fromEnvironment(environment), buildID: buildID,
+                workerID: environment["AWS_LAMBDA_LOG_STREAM_NAME"].map { "lambda-\($0.suffix(12))" } ?? workerID,
+                registry: registry, actors: actors, logger: logger, hostsActors: false)
             // The store must answer now: a worker that cannot reach it says so at once, not at its first lease.
-            _ = try await setup.client.send(RESPCommand("PING"))
+            try await setup.storeReady()
         } catch {
             logger.critical("the worker could not start", metadata: ["error": "\(error)"])
             _ = try? await post(host, port, "\(version)/init/error", error: error, type: "Curtain.StartupError")
             exit(1)
         }
         let leases = WorkerLeases(setup: setup)
-        logger.info("lambda worker ready", metadata: ["worker": "\(setup.workerID)", "build": "\(setup.buildID)"])
+        logger.info("lambda worker ready", metadata: ["worker": "\(leases.workerID)", "build": "\(leases.buildID)"])
         var failingSince: ContinuousClock.Instant?
         var delay = Duration.milliseconds(20)
         while true {
@@ -110,10 +111,10 @@ enum LambdaRuntime {
         } catch {
             throw LeaseError(.badRequest, "the event is not a lease request ({\"build\": …, \"seconds\": …}): \(LeaseRequestProblem.describe(error))")
         }
-        guard request.build == leases.setup.buildID else {
+        guard request.build == leases.buildID else {
             throw LeaseError(
                 .wrongBuild,
-                "this function runs build \(leases.setup.buildID), the invocation asks for build \(request.build): driver and function must agree on CURTAIN_BUILD_ID")
+                "this function runs build \(leases.buildID), the invocation asks for build \(request.build): driver and function must agree on CURTAIN_BUILD_ID")
         }
         guard request.seconds.isFinite, request.seconds > 0 else {
             throw LeaseError(.badRequest, "seconds must be above 0, not \(request.seconds)")

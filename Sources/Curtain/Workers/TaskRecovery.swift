@@ -190,10 +190,12 @@ final class WorkerHeartbeat: Sendable {
     /// The worker loop's connection id (`CLIENT ID`), once announced and until withdrawn.
     var connectionID: Int? { connection.withLock { $0 } }
 
-    /// Records the worker loop's connection id and beats at once, so drivers can wake the loop.
-    func announce(connection id: Int) async throws {
+    /// Records the worker loop's connection id and beats at once, so drivers can wake the loop; the beat
+    /// goes through `loop`, the loop's own connection (idle then, and open already, where the keeper's may
+    /// still be opening in a fresh worker).
+    func announce(connection id: Int, through loop: RESPConnection) async throws {
         connection.withLock { $0 = id }
-        try await beat()
+        try Self.check(try await loop.pipeline(commands()))
     }
 
     /// Stops offering the worker for placement (it is draining): drivers place nothing more on it.
@@ -203,6 +205,16 @@ final class WorkerHeartbeat: Sendable {
     }
 
     func beat() async throws {
+        try Self.check(try await client.keeper.pipeline(commands()))
+    }
+
+    /// A beat refused by the store (a read-only replica, a full memory) is an error, not a silent gap.
+    private static func check(_ replies: [RESPValue]) throws {
+        if let message = replies.lazy.compactMap(\.errorMessage).first { throw RESPError.server(message) }
+    }
+
+    /// The commands of one beat.
+    private func commands() -> [RESPCommand] {
         var fields: [any RESPArgument] = [
             key, "host", Self.hostName(), "pid", Int(getpid()), "build", buildID,
             "tasks", WorkerLoop.tasksDone.load(ordering: .relaxed), "beat", Int(time(nil)) * 1000,
@@ -210,11 +222,11 @@ final class WorkerHeartbeat: Sendable {
         fields += ["token", token]
         if let rss = Self.residentBytes() { fields += ["rss", rss] }
         if let id = connection.withLock({ $0 }) { fields += ["conn", id] }
-        _ = try await client.keeper.pipeline([
+        return [
             RESPCommand("HSET", arguments: fields),
             RESPCommand("PEXPIRE", key, Int((ttl * 0.9).wholeMilliseconds)),
             RESPCommand("SADD", workers, workerID),
-        ])
+        ]
     }
 
     func start() {

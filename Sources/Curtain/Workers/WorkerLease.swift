@@ -70,10 +70,24 @@ public struct LeaseError: Error, Sendable, Hashable, CustomStringConvertible {
     }
 }
 
+/// The worker could not start (its store unreachable, its actor port refused): what a lease answers then.
+struct WorkerStartError: Error, CustomStringConvertible {
+    var underlying: any Error
+    var description: String { "the worker could not start: \(underlying)" }
+}
+
 /// Leases of one worker process, one at a time: each runs a fresh worker loop and heartbeat, under an id
 /// of its own, against the process's store connection, and ends as ``LeaseReport`` says.
+///
+/// The process's ``WorkerSetup`` may still be under way when a lease is asked for (an HTTP worker answers
+/// on its port before it is set up, so that its first request travels while it sets up): the lease waits
+/// for it, and fails with ``WorkerStartError`` if it failed.
 final class WorkerLeases: Sendable {
-    let setup: WorkerSetup
+    /// The build the worker runs.
+    let buildID: String
+    /// The worker's id (each lease's is this and a suffix).
+    let workerID: String
+    private let pending: Task<WorkerSetup, any Error>
 
     private struct State {
         var running = false
@@ -92,8 +106,27 @@ final class WorkerLeases: Sendable {
     /// the heartbeat, and the response (Lambda freezes the process once it has answered).
     static let margin = Duration.milliseconds(500)
 
-    init(setup: WorkerSetup) {
-        self.setup = setup
+    /// Leases of worker `workerID` of `buildID`, once `setup` is done.
+    init(buildID: String, workerID: String, setup: Task<WorkerSetup, any Error>) {
+        self.buildID = buildID
+        self.workerID = workerID
+        self.pending = setup
+    }
+
+    /// Leases of a worker already set up.
+    convenience init(setup: WorkerSetup) {
+        self.init(buildID: setup.buildID, workerID: setup.workerID, setup: Task { setup })
+    }
+
+    /// The worker's setup, once done.
+    ///
+    /// - Throws: ``WorkerStartError`` if it failed.
+    func setup() async throws -> WorkerSetup {
+        do {
+            return try await pending.value
+        } catch {
+            throw WorkerStartError(underlying: error)
+        }
     }
 
     /// Whether a lease runs now.
@@ -138,8 +171,8 @@ final class WorkerLeases: Sendable {
             throw LeaseError(.badRequest, "the idle time must be from 1 ms to the lease's budget (\(budget)), not \(idle)")
         }
         try state.withLock { state in
-            guard !state.closing else { throw LeaseError(.busy, "the worker \(self.setup.workerID) is stopping") }
-            guard !state.running else { throw LeaseError(.busy, "the worker \(self.setup.workerID) is leased already (one lease at a time)") }
+            guard !state.closing else { throw LeaseError(.busy, "the worker \(self.workerID) is stopping") }
+            guard !state.running else { throw LeaseError(.busy, "the worker \(self.workerID) is leased already (one lease at a time)") }
             state.running = true
         }
         defer {
@@ -148,7 +181,7 @@ final class WorkerLeases: Sendable {
         }
         let clock = ContinuousClock()
         let start = clock.now
-        let setup = self.setup
+        let setup = try await self.setup()
         // An id of its own per lease: a later lease of this process (or another container with the same
         // host name and process id) never shares its in-flight list, and a reaper looking at an earlier
         // lease's heartbeat never touches this one's tasks.
@@ -162,11 +195,12 @@ final class WorkerLeases: Sendable {
             heartbeat: heartbeat)
         // What earlier leases cached is announced under this lease's id.
         SharedValueCache.process.announceAll()
-        try await heartbeat.beat()
-        heartbeat.start()
         let done = (WorkerLoop.tasksDone.load(ordering: .relaxed), WorkerLoop.tasksFailed.load(ordering: .relaxed))
         WorkerLoop.noteActivity()
-        let task = Task { try await loop.run() }
+        // The loop starts at once; the first lease may come before the process's store-side start-up is
+        // done, and fails if it failed.
+        let task = try await setup.startLoop(loop, heartbeat: heartbeat)
+        heartbeat.start()
         // Watched from the keeper thread: a CPU-bound task may be holding the cooperative pool.
         let keeper = setup.client.backgroundExecutor()
         let stopTaking = start + budget - Self.margin * 2

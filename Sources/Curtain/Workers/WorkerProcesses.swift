@@ -273,8 +273,13 @@ private final class RunningLoop: Sendable {
 }
 
 /// What a worker process sets up once, whatever runs its loop (``WorkerRole``, or the leases of
-/// ``HTTPWorkerRole``): its store connection (on the store's clock, bound for shared objects), its
-/// settings, its actor system, and where its large outputs and shared values go.
+/// ``HTTPWorkerRole`` and ``LambdaRuntime``): its store client (bound for shared objects), its settings,
+/// its actor system, and where its large outputs and shared values go.
+///
+/// Making it touches nothing remote. What needs the store (the clock's alignment, the actor transport's
+/// listener, heartbeat and inbox, a first dedicated connection for the worker loop) starts at once in the
+/// background, overlapping whatever the process does next (an HTTP worker answers its first lease request
+/// meanwhile); ``storeReady()`` waits for it and reports its failure.
 struct WorkerSetup: Sendable {
     let client: RESPClient
     let registry: FunctionRegistry
@@ -285,21 +290,20 @@ struct WorkerSetup: Sendable {
     let sealer: Sealer?
     let transport: ActorTransport
     let logger: Logger
+    /// The store-side start-up, under way from ``make(client:configuration:buildID:workerID:registry:actors:logger:hostsActors:)``.
+    private let storeStartUp: Task<Void, any Error>
 
-    /// Connects to the store at `url` and sets the process up as worker `workerID` of `buildID`.
-    /// `hostsActors`: whether it offers itself as a host for spawned actors (a leased worker, which lives
-    /// only as long as its lease, does not; it still calls actors).
+    /// Sets the process up as worker `workerID` of `buildID` on the store `client` reaches, with the
+    /// settings a driver reads too (`configuration`, from the same environment). `hostsActors`: whether it
+    /// offers itself as a host for spawned actors (a leased worker, which lives only as long as its lease,
+    /// does not; it still calls actors).
+    ///
+    /// - Throws: ``ConfigurationError`` for an object store it cannot use; nothing remote is tried yet.
     static func make(
-        url: String, buildID: String, workerID: String, registry: FunctionRegistry, actors: ActorRegistry,
-        environment: [String: String], logger: Logger, hostsActors: Bool
-    ) async throws -> WorkerSetup {
-        let client = try RESPClient(url: url)
-        // Times this worker records line up with its drivers' on the store's clock.
-        await StoreClock.align(with: client)
+        client: RESPClient, configuration: CloudConfiguration, buildID: String, workerID: String, registry: FunctionRegistry,
+        actors: ActorRegistry, logger: Logger, hostsActors: Bool
+    ) throws -> WorkerSetup {
         MemoryBinding.bind(client)  // shared-object handles inside remote functions use this connection
-        // The same settings a driver reads (heartbeat, storage, spill, secret): a bad value stops the
-        // worker with a clear message rather than leaving it on a default the driver does not share.
-        let configuration = try CloudConfiguration.fromEnvironment(environment)
         let sealer = configuration.secret.map(Sealer.init(secret:))
         // This process hosts spawned actors (or not), and resolves the actor references its tasks receive.
         let transport = ActorTransport(
@@ -309,7 +313,6 @@ struct WorkerSetup: Sendable {
             logger: logger)
         let system = CurtainActorSystem(node: workerID, registry: actors, transport: transport)
         CurtainActorSystem.makeFallback(system)
-        try await transport.startHosting(advertise: hostsActors)
         // Large outputs spill to the object store the driver reads (the driver sets CURTAIN_STORAGE for
         // its local workers; workers started by hand must be given the cluster's).
         var spill = SpillSettings(
@@ -318,9 +321,53 @@ struct WorkerSetup: Sendable {
         // Shared values come from the store (and object stores): checked against their hash when tasks
         // are signed, since the hash is then their only proof.
         spill.place = SharedValuePlace(client: client, verify: configuration.secret != nil)
+        // Three independent round-trip chains, each opening a connection of its own, run side by side.
+        let storeStartUp = Task {
+            // Times this worker records line up with its drivers' on the store's clock.
+            async let aligned: Void = StoreClock.align(with: client)
+            // The worker loop's connection, opened ahead of its first use.
+            async let opened: Void = client.openDedicatedConnection()
+            try await transport.startHosting(advertise: hostsActors)
+            await aligned
+            try await opened
+        }
         return WorkerSetup(
             client: client, registry: registry, buildID: buildID, workerID: workerID, configuration: configuration, spill: spill,
-            sealer: sealer, transport: transport, logger: logger)
+            sealer: sealer, transport: transport, logger: logger, storeStartUp: storeStartUp)
+    }
+
+    /// Starts `loop` at once (it writes `heartbeat` itself before it takes a task) and meanwhile checks
+    /// that the heartbeat can be written and that the store-side start-up succeeded; if not, stops the loop,
+    /// hands back whatever it took, and throws. The loop's task, running.
+    ///
+    /// - Throws: ``WorkerStartError`` if the start-up failed; the store's error if the heartbeat could not
+    ///   be written.
+    func startLoop(_ loop: WorkerLoop, heartbeat: WorkerHeartbeat) async throws -> Task<Void, any Error> {
+        let task = Task { try await loop.run() }
+        do {
+            async let beat: Void = heartbeat.beat()
+            do {
+                try await storeReady()
+            } catch {
+                throw WorkerStartError(underlying: error)
+            }
+            try await beat
+        } catch {
+            loop.drain()
+            task.cancel()
+            _ = try? await task.value
+            _ = try? await loop.handBackAll()
+            throw error
+        }
+        return task
+    }
+
+    /// Waits until the store-side start-up is done.
+    ///
+    /// - Throws: what stopped it (the store unreachable, a direct actor port that `CURTAIN_ACTOR_PATH=direct`
+    ///   requires but cannot be opened).
+    func storeReady() async throws {
+        try await storeStartUp.value
     }
 
     /// A number of seconds from the variable `name` (above 0, at most a day).
@@ -356,9 +403,9 @@ enum WorkerRole {
         if environment["CURTAIN_PARENT_PIPE"] == "1" { watchParentPipe() }
         do {
             let idleExit = try environment["CURTAIN_WORKER_IDLE_EXIT"].map { try WorkerSetup.seconds($0, name: "CURTAIN_WORKER_IDLE_EXIT") }
-            let setup = try await WorkerSetup.make(
-                url: url, buildID: buildID, workerID: workerID, registry: registry, actors: actors, environment: environment,
-                logger: logger, hostsActors: true)
+            let setup = try WorkerSetup.make(
+                client: try RESPClient(url: url), configuration: try CloudConfiguration.fromEnvironment(environment), buildID: buildID,
+                workerID: workerID, registry: registry, actors: actors, logger: logger, hostsActors: true)
             let (client, configuration, transport) = (setup.client, setup.configuration, setup.transport)
             // The heartbeat says this worker's in-flight tasks are still its own; it is written before the
             // first task is taken.
@@ -368,9 +415,6 @@ enum WorkerRole {
             let loop = WorkerLoop(
                 client: client, registry: registry, buildID: buildID, workerID: workerID, logger: logger, spill: setup.spill,
                 sealer: setup.sealer, maxEntryBytes: configuration.maxPayloadBytes, heartbeat: heartbeat)
-            try await heartbeat.beat()
-            heartbeat.start()
-            logger.info("worker ready", metadata: ["worker": "\(workerID)", "build": "\(buildID)", "store": "\(RESPConfiguration.redacted(url: url))"])
             // CURTAIN_WORKER_IDLE_EXIT (Cloud Run jobs, KEDA ScaledJobs): after that long without a task, the
             // worker drains and exits 0.
             if let idleExit {
@@ -420,8 +464,10 @@ enum WorkerRole {
                 }
             }
             // The loop starts once the signals are watched: a SIGTERM from then on drains it.
-            let task = Task { try await loop.run() }
+            let task = try await setup.startLoop(loop, heartbeat: heartbeat)
             running.set(task)
+            heartbeat.start()
+            logger.info("worker ready", metadata: ["worker": "\(workerID)", "build": "\(buildID)", "store": "\(RESPConfiguration.redacted(url: url))"])
             var stuck: WorkerStuckError?
             do {
                 try await task.value
