@@ -229,6 +229,67 @@ struct LeaseTests {
         }
     }
 
+    /// Two endpoints, one of another build: its refusal stops only it, and the job runs through the other.
+    @Test func aRefusingEndpointIsLeftAndTheOthersServeTheJob() async throws {
+        try await withTestStore(.embedded) { store in
+            let other = try await HTTPWorkerProcess.start(url: store.url, buildID: "other")
+            let good = try await HTTPWorkerProcess.start(url: store.url)
+            var configuration = CloudConfiguration(backend: .store(url: store.url), buildID: "fixture")
+            configuration.invoke = "\(other.url),\(good.url)"
+            configuration.leaseSeconds = 30
+            let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
+            #expect(try await cloud.map(SlowSquare(milliseconds: 1), over: 0..<40) == (0..<40).map { $0 * $0 })
+            let launcher = try #require(cloud.launcher)
+            #expect(launcher.failures.contains { $0.kind == .refused && $0.status == 409 })
+            // The good endpoint's lease answers once idle, with the tasks it ran.
+            try await eventually("a lease report") { !launcher.reports.isEmpty }
+            #expect(launcher.reports.allSatisfy { $0.build == "fixture" })
+            #expect(LeaseLauncher.refusal(client: launcher.client, build: "fixture") == nil)
+            await cloud.shutdown()
+            await other.stop()
+            await good.stop()
+        }
+    }
+
+    /// The backlog counts tasks placed on workers' own queues; live workers are those whose heartbeat
+    /// exists, not every member of the workers set (a dead one stays there until a reaper removes it).
+    @Test func theLauncherCountsOwnQueuesAndOnlyLiveHeartbeats() async throws {
+        try await withTestStore(.embedded) { store in
+            let client = try store.client()
+            let keys = StoreKeys(buildID: "counted")
+            final class Never: WorkerInvoker {
+                func invoke(_ request: LeaseRequest) async throws -> LeaseReport? { nil }
+            }
+            let launcher = LeaseLauncher(client: client, buildID: "counted", invoker: Never())
+            #expect(try await launcher.backlogAndLiveWorkers() == (0, 0))
+            _ = try await client.pipeline([
+                RESPCommand("RPUSH", keys.queue, "a", "b"),
+                RESPCommand("RPUSH", keys.ownQueue(worker: "w1"), "c", "d", "e"),
+                RESPCommand("SADD", keys.placed, "w1", "w2"),
+                RESPCommand("SADD", keys.workers, "w1", "gone"),
+                RESPCommand("HSET", keys.worker("w1"), "beat", 1),
+            ])
+            let (backlog, live) = try await launcher.backlogAndLiveWorkers()
+            #expect(backlog == 5)
+            #expect(live == 1)
+            await client.close()
+        }
+    }
+
+    /// A job's submission wakes its launcher (an hour-long wait here would otherwise hang the test).
+    @Test func aWakeUpEndsTheWaitUnderWayOrTheNextOne() async {
+        let wakeUp = WakeUp()
+        wakeUp.signal()
+        await wakeUp.wait(upTo: .seconds(3600))  // signalled before: returns at once
+        let waiting = Task { await wakeUp.wait(upTo: .seconds(3600)) }
+        Task {
+            try? await Task.sleep(for: .milliseconds(50))
+            wakeUp.signal()
+        }
+        await waiting.value
+        await wakeUp.wait(upTo: .milliseconds(10))  // not signalled: the timeout ends it
+    }
+
     @Test func theLauncherFollowsTheBacklogAndBacksOffWhenThrottled() async throws {
         #expect(LeaseLauncher.wanted(backlog: 0, pending: 0, live: 0, tasksPerLease: 10, maxLeases: 5) == 0)
         #expect(LeaseLauncher.wanted(backlog: 1, pending: 0, live: 0, tasksPerLease: 10, maxLeases: 5) == 1)
@@ -290,6 +351,50 @@ struct LeaseTests {
         }
     }
 
+    /// The port opens before the worker is set up (its first request travels meanwhile): a worker that
+    /// then cannot reach its store answers the lease with the reason, where the driver sees it, and exits.
+    @Test func anHTTPWorkerThatCannotStartAnswersTheReasonAndExits() async throws {
+        let missing = "unix://\(NSTemporaryDirectory())curtain-no-store-\(UUID().uuidString).sock"
+        // A store it cannot reach, and a bad setting: both are answered to the driver.
+        let unreachable = try await HTTPWorkerProcess.start(url: missing)
+        let misconfigured = try await HTTPWorkerProcess.start(url: missing, environment: ["CURTAIN_HEARTBEAT_MS": "soon"])
+        for (worker, reason) in [(unreachable, "curtain-no-store-"), (misconfigured, "CURTAIN_HEARTBEAT_MS")] {
+            do {
+                _ = try await HTTPInvoker(url: worker.url).invoke(LeaseRequest(build: "fixture", seconds: 5))
+                Issue.record("a worker that cannot start granted a lease")
+            } catch let error as InvokeError {
+                #expect(error.kind == .failed && error.status == 500, "\(error)")
+                #expect(error.message.contains("the worker could not start") && error.message.contains(reason), "\(error)")
+            }
+        }
+        for worker in [unreachable, misconfigured] {
+            let deadline = ContinuousClock.now + .seconds(60)
+            while worker.process.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(!worker.process.isRunning)
+            #expect(worker.process.terminationStatus == 1)
+        }
+    }
+
+    /// A connection that sends nothing, or half a request, is closed after the read timeout; a lease that
+    /// lasts longer than it is still answered.
+    @Test func aConnectionWithoutAWholeRequestIsClosedButALeaseIsNotCut() async throws {
+        try await withTestStore(.embedded) { store in
+            let worker = try await HTTPWorkerProcess.start(url: store.url, environment: ["CURTAIN_HTTP_READ_TIMEOUT": "0.3"])
+            for sent in ["", "POST /lease HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"bui"] {
+                let closed = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
+                    Thread.detachNewThread {
+                        continuation.resume(with: Result { try closedByPeer(port: worker.port, after: sent) })
+                    }
+                }
+                #expect(closed, "sent \(sent.count) bytes")
+            }
+            // Idle for 1 s, three times the read timeout, before it answers.
+            let report = try await HTTPInvoker(url: worker.url).lease(LeaseRequest(build: "fixture", seconds: 10, idleMilliseconds: 1000))
+            #expect(report.ended == "idle" && report.seconds >= 0.9)
+            await worker.stop()
+        }
+    }
+
     @Test func anIdleHTTPWorkerExitsWhenToldTo() async throws {
         try await withTestStore(.embedded) { store in
             let worker = try await HTTPWorkerProcess.start(url: store.url, environment: ["CURTAIN_WORKER_IDLE_EXIT": "0.3"])
@@ -298,5 +403,30 @@ struct LeaseTests {
             #expect(!worker.process.isRunning)
             #expect(worker.process.terminationStatus == 0)
         }
+    }
+}
+
+/// Connects to `port` on loopback, sends `text`, and reads until the peer closes: true if it did (within a
+/// minute, the socket's receive timeout), false if it was still open then.
+func closedByPeer(port: Int, after text: String) throws -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EIO) }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    var wait = timeval(tv_sec: 60, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+    if !text.isEmpty { _ = text.withCString { send(fd, $0, strlen($0), 0) } }
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n == 0 { return true }
+        if n < 0 { return errno == ECONNRESET }
     }
 }

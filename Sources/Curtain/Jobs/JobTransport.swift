@@ -340,6 +340,8 @@ final class StoreTransport: JobTransport {
                     : try await client.pipeline(commands)
                 try WorkerLoop.check(replies)  // errors inside a named job's EXEC too
                 state.withLock { $0.outageSince = nil }
+                // A driver that leases workers on demand looks at the backlog now, not at its next tick.
+                LeaseLauncher.nudge(client: client, build: keys.buildID)
                 return
             } catch let error as RESPError where error.isTransient {
                 try await waitOutOutage(error)

@@ -4,12 +4,14 @@ import Synchronization
 
 /// Keeps enough leased workers for the backlog: about `ceil(backlog / tasksPerLease)` leases at once (at
 /// most ``maxLeases``), counting the invocations under way and the workers whose heartbeats are live, so
-/// the number of invocations follows the backlog, not the task count.
+/// the number of invocations follows the backlog, not the task count. The backlog is the shared queue and
+/// the workers' own queues (tasks placed near their shared values, which an idle worker steals).
 ///
 /// A throttled invocation (HTTP 429) holds further ones back for a growing, jittered while; a worker that
 /// fails at start or refuses the lease is reported on the driver's standard error with the worker's own
-/// words (once per distinct error), not left in a platform's log. ``stop()`` stops invoking (a cancelled
-/// job, Ctrl-C, shutdown); leases under way end by themselves when idle.
+/// words (once per distinct error), not left in a platform's log. An invoker whose workers refuse leases
+/// for good (another build, a wrong token) gets no more; the others go on. ``stop()`` stops invoking (a
+/// cancelled job, Ctrl-C, shutdown); leases under way end by themselves when idle.
 final class LeaseLauncher: Sendable {
     let client: RESPClient
     let keys: StoreKeys
@@ -24,6 +26,8 @@ final class LeaseLauncher: Sendable {
     private struct State {
         /// Invocations under way, per invoker.
         var pendingPer: [Int] = []
+        /// The invokers whose workers refused a lease for good: none is asked again.
+        var refused: Set<Int> = []
         /// Invocations under way.
         var pending: Int { pendingPer.reduce(0, +) }
         var invoked = 0
@@ -36,6 +40,17 @@ final class LeaseLauncher: Sendable {
     }
     private let state = Mutex(State())
     private let task = Mutex<Task<Void, Never>?>(nil)
+    /// Ends the wait between two looks at the backlog early: a job submitted tasks.
+    private let wakeUp = WakeUp()
+
+    /// The running launchers, per store client and build (``nudge(client:build:)`` finds them).
+    private static let running = Mutex<[String: LeaseLauncher]>([:])
+
+    /// Tells the running launcher of `build` for the cloud of `client`, if there is one, that tasks were
+    /// just queued: it looks at the backlog at once rather than at its next tick (up to 20 ms later).
+    static func nudge(client: RESPClient, build: String) {
+        running.withLock { $0[key(client, build)] }?.wakeUp.signal()
+    }
 
     /// Per store client and build: the refusal that stopped a running launcher (another build, a bad
     /// token), for the jobs of that cloud waiting for workers (``StoreTransport`` fails them with it).
@@ -84,13 +99,15 @@ final class LeaseLauncher: Sendable {
         return max(0, target - max(pending, live))
     }
 
-    /// Starts watching the backlog (every 20 ms).
+    /// Starts watching the backlog: every 20 ms, and whenever a job of this cloud queues tasks.
     func start() {
-        _ = Self.refusals.withLock { $0.removeValue(forKey: Self.key(client, keys.buildID)) }
+        let key = Self.key(client, keys.buildID)
+        _ = Self.refusals.withLock { $0.removeValue(forKey: key) }
+        Self.running.withLock { $0[key] = self }
         let watcher = Task { [self] in
             while !Task.isCancelled {
                 await tick()
-                try? await Task.sleep(for: .milliseconds(20))
+                await wakeUp.wait(upTo: .milliseconds(20))
             }
         }
         task.withLock { $0 = watcher }
@@ -100,21 +117,45 @@ final class LeaseLauncher: Sendable {
     func stop() {
         state.withLock { $0.stopped = true }
         task.withLock { $0?.cancel() }
-        _ = Self.refusals.withLock { $0.removeValue(forKey: Self.key(client, keys.buildID)) }
+        let key = Self.key(client, keys.buildID)
+        _ = Self.refusals.withLock { $0.removeValue(forKey: key) }
+        Self.running.withLock { running in
+            if running[key] === self { running[key] = nil }
+        }
+    }
+
+    /// The backlog (the shared queue and the own queues of workers with tasks placed on them) and the
+    /// workers whose heartbeat is live (a member of the workers set whose heartbeat expired, and that no
+    /// reaper removed yet, is not counted): two round trips.
+    func backlogAndLiveWorkers() async throws -> (backlog: Int, live: Int) {
+        let first = try await client.pipeline([
+            RESPCommand("LLEN", keys.queue), RESPCommand("SMEMBERS", keys.workers), RESPCommand("SMEMBERS", keys.placed),
+        ])
+        guard let queued = first[0].int else { throw RESPError.server(first[0].errorMessage ?? "LLEN answered \(first[0])") }
+        let workers = (first[1].array ?? []).compactMap(\.string)
+        let placed = (first[2].array ?? []).compactMap(\.string)
+        guard !workers.isEmpty || !placed.isEmpty else { return (queued, 0) }
+        // One `EXISTS` counts the live heartbeats (the keys share the build's hash slot).
+        var commands = placed.map { RESPCommand("LLEN", keys.ownQueue(worker: $0)) }
+        if !workers.isEmpty { commands.append(RESPCommand("EXISTS", arguments: workers.map { keys.worker($0) as any RESPArgument })) }
+        let second = try await client.pipeline(commands)
+        let own = second.prefix(placed.count).reduce(0) { $0 + ($1.int ?? 0) }
+        let live = workers.isEmpty ? 0 : second[placed.count].int ?? 0
+        return (queued + own, live)
     }
 
     private func tick() async {
-        guard let replies = try? await client.pipeline([RESPCommand("LLEN", keys.queue), RESPCommand("SCARD", keys.workers)]),
-            let backlog = replies[0].int, let live = replies[1].int
-        else { return }
+        guard let (backlog, live) = try? await backlogAndLiveWorkers() else { return }
         let now = ContinuousClock.now
         let chosen = state.withLock { state -> [Int] in
             guard !state.stopped else { return [] }
             if let until = state.throttledUntil, now < until { return [] }
+            let usable = state.pendingPer.indices.filter { !state.refused.contains($0) }
+            guard !usable.isEmpty else { return [] }
             let wanted = Self.wanted(backlog: backlog, pending: state.pending, live: live, tasksPerLease: tasksPerLease, maxLeases: maxLeases)
             var chosen: [Int] = []
             for _ in 0..<wanted {
-                let index = state.pendingPer.indices.min { state.pendingPer[$0] < state.pendingPer[$1] }!
+                let index = usable.min { state.pendingPer[$0] < state.pendingPer[$1] }!
                 state.pendingPer[index] += 1
                 chosen.append(index)
             }
@@ -142,9 +183,9 @@ final class LeaseLauncher: Sendable {
             }
         } catch {
             let failure = error as? InvokeError ?? InvokeError(.failed, "\(error)")
-            let report = state.withLock { state -> Bool in
+            let report = state.withLock { state -> (Bool, allRefused: Bool) in
                 // Once stopped (the driver shut down), leases cut short are expected, not news.
-                guard !state.stopped else { return false }
+                guard !state.stopped else { return (false, false) }
                 state.failures.append(failure)
                 if state.failures.count > 1000 { state.failures.removeFirst(state.failures.count - 1000) }
                 switch failure.kind {
@@ -155,17 +196,66 @@ final class LeaseLauncher: Sendable {
                     let ceiling = min(5_000, 50 << min(state.throttles, 7))
                     state.throttledUntil = ContinuousClock.now + .milliseconds(Int.random(in: ceiling / 2...ceiling))
                 case .refused:
-                    // Another build, a wrong token: asking again changes nothing.
-                    state.stopped = true
-                    Self.refusals.withLock { $0[Self.key(client, keys.buildID)] = failure }
+                    // Another build, a wrong token: asking this invoker again changes nothing. Once every
+                    // invoker is refused, none is left to ask.
+                    state.refused.insert(index)
+                    if state.refused.count == invokers.count {
+                        state.stopped = true
+                        Self.refusals.withLock { $0[Self.key(client, keys.buildID)] = failure }
+                    }
                 }
-                if failure.kind == .throttled { return false }
-                return state.reported.insert(failure.message).inserted
+                let allRefused = state.refused.count == invokers.count
+                if failure.kind == .throttled { return (false, allRefused) }
+                return (state.reported.insert(failure.message).inserted, allRefused)
             }
-            if report {
-                let then = failure.kind == .refused ? "; no more workers are invoked" : ""
+            if report.0 {
+                let then = failure.kind != .refused ? ""
+                    : report.allRefused ? "; no more workers are invoked" : "; no more workers are invoked through it"
                 StandardError.write("curtain: a leased worker could not start or refused its lease: \(failure)\(then)\n")
             }
         }
+    }
+}
+
+/// A wait that ends after a timeout or as soon as ``signal()`` is called (a signal while nobody waits ends
+/// the next wait at once).
+final class WakeUp: Sendable {
+    private struct State {
+        var signalled = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    /// Ends the wait under way, or the next one.
+    func signal() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.signalled = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits until ``signal()`` or `timeout`, whichever comes first.
+    func wait(upTo timeout: Duration) async {
+        let timer = Task { [self] in
+            try? await Task.sleep(for: timeout)
+            if !Task.isCancelled { signal() }
+        }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.signalled {
+                    state.signalled = false
+                    return true
+                }
+                state.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+        timer.cancel()
     }
 }
