@@ -24,14 +24,10 @@ func httpGet(port: Int, _ path: String, headers: [String] = [], hostHeader: Stri
     }
 }
 
-/// One HTTP/1.1 request with blocking socket calls (`Connection: close`; a `Content-Length` when there is
-/// a body): the status and the body. Only on a thread of its own (``httpGet(port:_:headers:hostHeader:)``).
-func blockingRequest(
-    port: Int, _ method: String, _ path: String, body: String = "", headers: [String], hostHeader: String
-) throws -> (status: Int, body: String) {
+/// A blocking TCP connection to `port` on 127.0.0.1 (the caller closes it).
+func loopbackConnection(port: Int) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw POSIXError(.EIO) }
-    defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -39,7 +35,20 @@ func blockingRequest(
     let connected = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
-    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    guard connected == 0 else {
+        close(fd)
+        throw POSIXError(.ECONNREFUSED)
+    }
+    return fd
+}
+
+/// One HTTP/1.1 request with blocking socket calls (`Connection: close`; a `Content-Length` when there is
+/// a body): the status and the body. Only on a thread of its own (``httpGet(port:_:headers:hostHeader:)``).
+func blockingRequest(
+    port: Int, _ method: String, _ path: String, body: String = "", headers: [String], hostHeader: String
+) throws -> (status: Int, body: String) {
+    let fd = try loopbackConnection(port: port)
+    defer { close(fd) }
     let host = headers.contains { $0.lowercased().hasPrefix("host:") } ? "" : "Host: \(hostHeader)\r\n"
     let length = body.isEmpty && method == "GET" ? "" : "Content-Length: \(body.utf8.count)\r\n"
     let request = "\(method) \(path) HTTP/1.1\r\n" + host + "Connection: close\r\n" + length + headers.map { $0 + "\r\n" }.joined() + "\r\n" + body
