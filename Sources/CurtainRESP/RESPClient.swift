@@ -211,13 +211,15 @@ public final class RESPClient: Sendable {
             return task
         }
         guard let opening else { return }
-        let connection = try await opening.value
-        // Not taken while it opened: it waits with the idle ones.
+        // Whoever still finds it pending after this no longer does.
+        let result = await opening.result
         let taken = dedicated.withLock { state in
             guard state.opening == opening else { return true }
             state.opening = nil
             return false
         }
+        let connection = try result.get()
+        // Not taken while it opened: it waits with the idle ones.
         if !taken { await giveBack(connection) }
     }
 

@@ -90,7 +90,7 @@ struct LeaseTests {
             let client = try store.client()
             #expect(try await client.send(RESPCommand("EXISTS", StoreKeys(buildID: "fixture").worker(last.worker))).int == 0)
             let health = try await httpRequest(port: worker.port, "GET", "/healthz")
-            #expect(health.status == 200 && health.body.contains(#""leased":false"#))
+            #expect(health.status == 200 && health.body.contains(#""leased":false"#) && health.body.contains(#""setup":"done""#), "\(health)")
             await client.close()
             await cloud.shutdown()
             await worker.stop()
@@ -366,6 +366,9 @@ struct LeaseTests {
                 #expect(error.kind == .failed && error.status == 500, "\(error)")
                 #expect(error.message.contains("the worker could not start") && error.message.contains(reason), "\(error)")
             }
+            // Its health check says so too, until it exits.
+            let health = try await httpRequest(port: worker.port, "GET", "/healthz")
+            #expect(health.status == 503 && health.body.contains(#""setup":"failed""#), "\(health)")
         }
         for worker in [unreachable, misconfigured] {
             let deadline = ContinuousClock.now + .seconds(60)
@@ -375,19 +378,17 @@ struct LeaseTests {
         }
     }
 
-    /// A connection that sends nothing, or half a request, is closed after the read timeout; a lease that
-    /// lasts longer than it is still answered.
-    @Test func aConnectionWithoutAWholeRequestIsClosedButALeaseIsNotCut() async throws {
+    /// Half a request is cut off after the read timeout; an idle connection (a proxy's kept-alive one) is
+    /// not, and a lease that lasts longer than the timeout is still answered.
+    @Test func aHalfSentRequestIsCutOffButIdleConnectionsAndLeasesAreNot() async throws {
         try await withTestStore(.embedded) { store in
             let worker = try await HTTPWorkerProcess.start(url: store.url, environment: ["CURTAIN_HTTP_READ_TIMEOUT": "0.3"])
-            for sent in ["", "POST /lease HTTP/1.1\r\nContent-Length: 40\r\n\r\n{\"bui"] {
-                let closed = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Bool, any Error>) in
-                    Thread.detachNewThread {
-                        continuation.resume(with: Result { try closedByPeer(port: worker.port, after: sent) })
-                    }
-                }
-                #expect(closed, "sent \(sent.count) bytes")
-            }
+            let half = "POST /lease HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{\"bui"
+            let closed = try await onThread { try closedByPeer(port: worker.port, after: half) }
+            #expect(closed)
+            // Idle for 1 s, three times the read timeout, then a whole request on the same connection.
+            let status = try await onThread { try requestAfterIdling(port: worker.port, seconds: 1) }
+            #expect(status == 200)
             // Idle for 1 s, three times the read timeout, before it answers.
             let report = try await HTTPInvoker(url: worker.url).lease(LeaseRequest(build: "fixture", seconds: 10, idleMilliseconds: 1000))
             #expect(report.ended == "idle" && report.seconds >= 0.9)
@@ -404,6 +405,31 @@ struct LeaseTests {
             #expect(worker.process.terminationStatus == 0)
         }
     }
+}
+
+/// `body` on a thread of its own (it blocks).
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// Connects to `port` on loopback, waits `seconds`, then sends `GET /healthz` on that connection: the
+/// answer's status (0 if the connection was closed meanwhile).
+func requestAfterIdling(port: Int, seconds: UInt32) throws -> Int {
+    let fd = try loopbackConnection(port: port)
+    defer { close(fd) }
+    sleep(seconds)
+    let request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    _ = request.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        bytes += buffer[..<n]
+    }
+    return Int(String(decoding: bytes, as: UTF8.self).split(separator: " ").dropFirst().first ?? "") ?? 0
 }
 
 /// Connects to `port` on loopback, sends `text`, and reads until the peer closes: true if it did (within a

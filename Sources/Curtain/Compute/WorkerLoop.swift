@@ -108,6 +108,14 @@ public struct WorkerLoop: Sendable {
     /// on the new connection, and anything else in this worker's in-flight list (a task whose `BLMOVE`
     /// reply was lost with the connection) goes back to the queue, so nothing is stranded.
     public func run() async throws {
+        try await run(startingAfter: {})
+    }
+
+    /// ``run()``, with `gate` awaited once before the first task is taken (after the loop's connection is
+    /// open and its heartbeat written): a fresh worker's start-up that must have worked before any user
+    /// code runs (``WorkerSetup/storeReady()``). If `gate` throws, the loop ends with its error, having
+    /// taken nothing.
+    func run(startingAfter gate: @Sendable () async throws -> Void) async throws {
         defer { state.stopped.store(true, ordering: .relaxed) }
         let clock = ContinuousClock()
         var batch = 1
@@ -116,23 +124,27 @@ public struct WorkerLoop: Sendable {
         while !Task.isCancelled && !draining {
             do {
                 try await client.withDedicatedConnection { connection in
-                    // The connection's id, and the first time that the worker is ready, in one round trip.
-                    var commands = [RESPCommand("CLIENT", "ID")]
-                    if !announced {
-                        commands += [RESPCommand("RPUSH", keys.ready, workerID), RESPCommand("PEXPIRE", keys.ready, 60_000)]
-                    }
-                    let replies = try await connection.pipeline(commands)
-                    if let error = replies.dropFirst().first(where: { $0.errorMessage != nil })?.errorMessage { throw RESPError.server(error) }
                     // Placement is an optimization: a store that refuses `CLIENT ID` only means no wake-ups. The
                     // heartbeat is written before the first task is taken either way.
+                    let id = (try? await connection.send(RESPCommand("CLIENT", "ID")))?.int
                     if let heartbeat {
-                        if let id = replies[0].int {
+                        if let id {
                             try await heartbeat.announce(connection: id, through: connection)
                         } else if !announced {
                             try await heartbeat.beat()
                         }
                     }
                     if !announced {
+                        // Not retried like a lost connection: a start-up that failed has failed for good.
+                        do {
+                            try await gate()
+                        } catch {
+                            throw WorkerStartError(underlying: error)
+                        }
+                        // Ready (for `waitForWorkers`) once it can take tasks and host actors.
+                        try Self.check(try await connection.pipeline([
+                            RESPCommand("RPUSH", keys.ready, workerID), RESPCommand("PEXPIRE", keys.ready, 60_000),
+                        ]))
                         announced = true
                     } else {
                         try await resume(connection)

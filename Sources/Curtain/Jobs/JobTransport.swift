@@ -408,7 +408,7 @@ final class StoreTransport: JobTransport {
             // Workers leased on demand were refused for good (another build, a wrong token), and none is
             // live: no result can come, so the job fails now with the reason instead of waiting for ever.
             if let refusal = LeaseLauncher.refusal(client: client, build: keys.buildID),
-                let live = try? await client.send(RESPCommand("SCARD", keys.workers)).int, live == 0
+                let counts = try? await LeaseLauncher.backlogAndLiveWorkers(keys: keys, client: client), counts.live == 0
             {
                 throw ConfigurationError(description: "no worker of build \(keys.buildID) can be leased for job \(jobID): \(refusal)")
             }

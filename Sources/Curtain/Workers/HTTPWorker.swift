@@ -44,12 +44,17 @@ public struct LeaseRequest: Sendable, Hashable, Codable {
 /// Errors answer JSON `{"error": …, "kind": …}`: 400 for a malformed request, 401 without the token, 409
 /// for another build, 429 while a lease runs, 500 if the worker could not start (the store unreachable).
 /// `CURTAIN_WORKER_IDLE_EXIT=<seconds>` exits the process after that long without a lease; SIGTERM ends a
-/// running lease as soon as its task is done, then exits. A connection on which no whole request arrives
-/// within `CURTAIN_HTTP_READ_TIMEOUT` seconds (30 by default) of opening or of the last answer is closed.
+/// running lease as soon as its task is done, then exits. A request not whole within
+/// `CURTAIN_HTTP_READ_TIMEOUT` seconds (30 by default) of its head closes its connection, as does a
+/// connection idle for 620 s (``RequestTimeoutHandler``).
 ///
 /// The port opens first, before the worker is set up: a request that arrives meanwhile waits for the
-/// setup, and a worker that cannot start (its store out of reach, a bad setting) answers it 500 with the
-/// reason, then exits after 5 s.
+/// setup, and a worker that cannot start (its store out of reach, or a bad `CURTAIN_STORE`,
+/// `CURTAIN_WORKER_IDLE_EXIT` or setting of ``CloudConfiguration/fromEnvironment(_:)``) answers it 500
+/// with the reason, then exits (after 5 s, once no lease is answering). `GET /healthz` says `"setup":
+/// "running"`, `"done"` or `"failed"` (then with 503). Bad `PORT`, `CURTAIN_HTTP_HOST` or
+/// `CURTAIN_HTTP_READ_TIMEOUT` values, needed before the port opens, stop the
+/// process at once with the reason on its standard error.
 enum HTTPWorkerRole {
     /// The most bytes a request body may have.
     static let maxBody = 64 * 1024
@@ -108,11 +113,18 @@ enum HTTPWorkerRole {
             Task(executorPreference: keeper) {
                 do {
                     try await leases.setup().storeReady()
+                    leases.noteSetup(failed: false)
                 } catch {
+                    leases.noteSetup(failed: true)
                     // Leases answer the error meanwhile (the request that started this process included), then
-                    // the process goes, to be replaced.
-                    logger.critical("the worker could not start; exiting in 5 s", metadata: ["error": "\(error)"])
+                    // the process goes, to be replaced: after 5 s, once no lease is still answering (its
+                    // hand-back may wait for a store that does not answer), 30 s at most.
+                    logger.critical("\(error); exiting in 5 s", metadata: ["worker": "\(workerID)"])
                     try? await keeper.sleep(for: .seconds(5))
+                    let deadline = ContinuousClock.now + .seconds(25)
+                    while leases.isLeased, ContinuousClock.now < deadline { try? await keeper.sleep(for: .milliseconds(20)) }
+                    // The last answer leaves before the process does.
+                    try? await keeper.sleep(for: .milliseconds(200))
                     exit(1)
                 }
             }
@@ -120,7 +132,8 @@ enum HTTPWorkerRole {
                 .bind(socket) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(timeout: .milliseconds(Int64(readTimeout.wholeMilliseconds))))
+                        try channel.pipeline.syncOperations.addHandler(RequestTimeoutHandler(
+                            read: .milliseconds(Int64(max(1, readTimeout.wholeMilliseconds))), idle: RequestTimeoutHandler.idle))
                         return try NIOAsyncChannel<HTTPServerRequestPart, HTTPServerResponsePart>(wrappingChannelSynchronously: channel)
                     }
                 }
@@ -217,8 +230,10 @@ enum HTTPWorkerRole {
         let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
         switch (head.method, path) {
         case (.GET, "/healthz"), (.GET, "/"):
-            return (.ok, #"{"worker":"# + JSON.string(leases.workerID) + #","build":"# + JSON.string(leases.buildID)
-                + #","leased":\#(leases.isLeased)}"#)
+            // Healthy while it sets up (a lease waits for the setup); 503 once the setup failed.
+            let status = leases.setupStatus
+            return (status == .failed ? .serviceUnavailable : .ok, #"{"worker":"# + JSON.string(leases.workerID) + #","build":"#
+                + JSON.string(leases.buildID) + #","leased":\#(leases.isLeased),"setup":"\#(status.rawValue)"}"#)
         case (.POST, "/lease"):
             leases.noteRequest()
             if let token {
@@ -278,59 +293,70 @@ enum HTTPWorkerRole {
     }
 }
 
-/// Closes a connection on which no whole request arrived within `timeout` of the connection opening or of
-/// the last response: a client that connects and sends nothing, or sends a request byte by byte, does not
-/// hold the worker's connection for ever. A lease under way (its request whole, its answer not yet sent)
-/// is not timed.
+/// Closes a connection whose request does not arrive whole within `read` of its head (a client sending
+/// a request byte by byte does not hold the worker's connection for ever), or that stays idle, with no
+/// request started, for `idle` (longer than the keep-alive of the proxies in front of such services, so
+/// that a proxy reusing a connection never meets one just closed). A lease under way (its request whole,
+/// its answer not yet sent) is not timed.
 final class RequestTimeoutHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let timeout: TimeAmount
+    /// The idle limit: Google's load balancers keep idle connections to a backend for 600 s and ask the
+    /// backend to keep them longer.
+    static let idle = TimeAmount.seconds(620)
+
+    private let read: TimeAmount
+    private let idle: TimeAmount
     private var timer: Scheduled<Void>?
 
-    init(timeout: TimeAmount) {
-        self.timeout = timeout
+    init(read: TimeAmount, idle: TimeAmount) {
+        self.read = read
+        self.idle = idle
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { arm(context) }
+        if context.channel.isActive { arm(context, idle) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        arm(context)
+        arm(context, idle)
         context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .end = unwrapInboundIn(data) {
-            timer?.cancel()
-            timer = nil
+        switch unwrapInboundIn(data) {
+        case .head: arm(context, read)
+        case .end: disarm()
+        case .body: break
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { arm(context) }
+        if case .end = unwrapOutboundIn(data) { arm(context, idle) }
         context.write(data, promise: promise)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        disarm()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        disarm()
     }
 
-    private func arm(_ context: ChannelHandlerContext) {
+    private func arm(_ context: ChannelHandlerContext, _ limit: TimeAmount) {
         timer?.cancel()
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { context.close(promise: nil) }
+        timer = context.eventLoop.assumeIsolated().scheduleTask(in: limit) { context.close(promise: nil) }
+    }
+
+    private func disarm() {
+        timer?.cancel()
+        timer = nil
     }
 }
 

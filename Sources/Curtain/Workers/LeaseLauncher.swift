@@ -43,14 +43,20 @@ final class LeaseLauncher: Sendable {
     /// Ends the wait between two looks at the backlog early: a job submitted tasks.
     private let wakeUp = WakeUp()
 
-    /// The running launchers, per store client and build (``nudge(client:build:)`` finds them).
+    /// The running launchers, per store client and build (``nudge(client:build:)`` finds them), and how
+    /// many there are (a driver without one pays a load per submission, nothing more).
     private static let running = Mutex<[String: LeaseLauncher]>([:])
+    private static let runningCount = Atomic<Int>(0)
 
     /// Tells the running launcher of `build` for the cloud of `client`, if there is one, that tasks were
     /// just queued: it looks at the backlog at once rather than at its next tick (up to 20 ms later).
     static func nudge(client: RESPClient, build: String) {
+        guard runningCount.load(ordering: .relaxed) > 0 else { return }
         running.withLock { $0[key(client, build)] }?.wakeUp.signal()
     }
+
+    /// The least time between two looks at the backlog, however often jobs submit.
+    static let minimumGap = Duration.milliseconds(2)
 
     /// Per store client and build: the refusal that stopped a running launcher (another build, a bad
     /// token), for the jobs of that cloud waiting for workers (``StoreTransport`` fails them with it).
@@ -103,11 +109,18 @@ final class LeaseLauncher: Sendable {
     func start() {
         let key = Self.key(client, keys.buildID)
         _ = Self.refusals.withLock { $0.removeValue(forKey: key) }
-        Self.running.withLock { $0[key] = self }
+        Self.running.withLock { running in
+            if running.updateValue(self, forKey: key) == nil { Self.runningCount.add(1, ordering: .relaxed) }
+        }
         let watcher = Task { [self] in
+            let clock = ContinuousClock()
             while !Task.isCancelled {
+                let looked = clock.now
                 await tick()
                 await wakeUp.wait(upTo: .milliseconds(20))
+                // Submissions in a stream do not make it poll the store back to back.
+                let since = clock.now - looked
+                if since < Self.minimumGap { try? await Task.sleep(for: Self.minimumGap - since) }
             }
         }
         task.withLock { $0 = watcher }
@@ -120,7 +133,10 @@ final class LeaseLauncher: Sendable {
         let key = Self.key(client, keys.buildID)
         _ = Self.refusals.withLock { $0.removeValue(forKey: key) }
         Self.running.withLock { running in
-            if running[key] === self { running[key] = nil }
+            if running[key] === self {
+                running[key] = nil
+                Self.runningCount.subtract(1, ordering: .relaxed)
+            }
         }
     }
 
@@ -128,6 +144,11 @@ final class LeaseLauncher: Sendable {
     /// workers whose heartbeat is live (a member of the workers set whose heartbeat expired, and that no
     /// reaper removed yet, is not counted): two round trips.
     func backlogAndLiveWorkers() async throws -> (backlog: Int, live: Int) {
+        try await Self.backlogAndLiveWorkers(keys: keys, client: client)
+    }
+
+    /// The backlog and the live workers of the build of `keys` (``backlogAndLiveWorkers()``).
+    static func backlogAndLiveWorkers(keys: StoreKeys, client: RESPClient) async throws -> (backlog: Int, live: Int) {
         let first = try await client.pipeline([
             RESPCommand("LLEN", keys.queue), RESPCommand("SMEMBERS", keys.workers), RESPCommand("SMEMBERS", keys.placed),
         ])
@@ -218,7 +239,7 @@ final class LeaseLauncher: Sendable {
 }
 
 /// A wait that ends after a timeout or as soon as ``signal()`` is called (a signal while nobody waits ends
-/// the next wait at once).
+/// the next wait at once). One waiter at a time: a second concurrent ``wait(upTo:)`` is not supported.
 final class WakeUp: Sendable {
     private struct State {
         var signalled = false

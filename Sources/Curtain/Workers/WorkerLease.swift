@@ -118,6 +118,25 @@ final class WorkerLeases: Sendable {
         self.init(buildID: setup.buildID, workerID: setup.workerID, setup: Task { setup })
     }
 
+    /// How the process's setup went, as `GET /healthz` says it.
+    enum SetupStatus: String {
+        case running, done, failed
+    }
+
+    private let setupState = Atomic<Int>(0)
+
+    /// How the process's setup went (as noted with ``noteSetup(failed:)``).
+    var setupStatus: SetupStatus {
+        switch setupState.load(ordering: .relaxed) {
+        case 1: .done
+        case 2: .failed
+        default: .running
+        }
+    }
+
+    /// Notes that the setup (its store-side part included) ended.
+    func noteSetup(failed: Bool) { setupState.store(failed ? 2 : 1, ordering: .relaxed) }
+
     /// The worker's setup, once done.
     ///
     /// - Throws: ``WorkerStartError`` if it failed.
@@ -161,8 +180,9 @@ final class WorkerLeases: Sendable {
     /// that ignores cancellation is abandoned, handed back, and the process exits after answering), then
     /// drains and answers what it did.
     ///
-    /// - Throws: ``LeaseError`` (`busy`, `badRequest`) before anything runs; a store error if the worker
-    ///   could not start (its heartbeat could not be written) or lost the store for good.
+    /// - Throws: ``LeaseError`` (`busy`, `badRequest`) before anything runs; ``WorkerStartError`` if the
+    ///   process's setup failed (the lease then ran nothing); a store error if the heartbeat could not be
+    ///   written or the store was lost for good.
     func lease(budget: Duration, idle: Duration) async throws -> LeaseReport {
         guard budget > Self.margin * 2 else {
             throw LeaseError(.badRequest, "a lease of \(budget) leaves no time to run a task: at least \(Self.margin * 2) is needed")
@@ -199,8 +219,9 @@ final class WorkerLeases: Sendable {
         WorkerLoop.noteActivity()
         // The loop starts at once; the first lease may come before the process's store-side start-up is
         // done, and fails if it failed.
+        // SIGTERM while the lease waited for the setup: it ends as it would have.
+        if stopping.withLock({ $0 }) != nil { throw LeaseError(.busy, "the worker \(workerID) is stopping") }
         let task = try await setup.startLoop(loop, heartbeat: heartbeat)
-        heartbeat.start()
         // Watched from the keeper thread: a CPU-bound task may be holding the cooperative pool.
         let keeper = setup.client.backgroundExecutor()
         let stopTaking = start + budget - Self.margin * 2

@@ -325,37 +325,44 @@ struct WorkerSetup: Sendable {
         let storeStartUp = Task {
             // Times this worker records line up with its drivers' on the store's clock.
             async let aligned: Void = StoreClock.align(with: client)
-            // The worker loop's connection, opened ahead of its first use.
-            async let opened: Void = client.openDedicatedConnection()
+            // The worker loop's connection, opened ahead of its first use (only a head start: if it fails,
+            // the loop opens its own, and says so if it cannot).
+            async let opened: Void? = try? await client.openDedicatedConnection()
             try await transport.startHosting(advertise: hostsActors)
             await aligned
-            try await opened
+            _ = await opened
         }
         return WorkerSetup(
             client: client, registry: registry, buildID: buildID, workerID: workerID, configuration: configuration, spill: spill,
             sealer: sealer, transport: transport, logger: logger, storeStartUp: storeStartUp)
     }
 
-    /// Starts `loop` at once (it writes `heartbeat` itself before it takes a task) and meanwhile checks
-    /// that the heartbeat can be written and that the store-side start-up succeeded; if not, stops the loop,
-    /// hands back whatever it took, and throws. The loop's task, running.
+    /// Starts `loop` at once, so that its connection opens and its heartbeat is written while the
+    /// store-side start-up may still run; it takes its first task only once that start-up is done (user code
+    /// never runs in a worker that then fails to start). Meanwhile this waits for the start-up, then writes
+    /// `heartbeat` and starts its periodic beats; if either fails, it stops the loop, hands back whatever
+    /// it took, and throws. The loop's task, running.
     ///
     /// - Throws: ``WorkerStartError`` if the start-up failed; the store's error if the heartbeat could not
     ///   be written.
     func startLoop(_ loop: WorkerLoop, heartbeat: WorkerHeartbeat) async throws -> Task<Void, any Error> {
-        let task = Task { try await loop.run() }
+        let task = Task { try await loop.run(startingAfter: { try await storeReady() }) }
         do {
-            async let beat: Void = heartbeat.beat()
+            // The loop takes nothing before this is done, so no task of this worker is in flight yet for a
+            // reaper to find without a heartbeat.
             do {
                 try await storeReady()
             } catch {
                 throw WorkerStartError(underlying: error)
             }
-            try await beat
+            try await heartbeat.beat()
+            heartbeat.start()
         } catch {
             loop.drain()
             task.cancel()
             _ = try? await task.value
+            await heartbeat.stopAndWait()
+            // Removes the heartbeat too (bounded by the store's connect timeout when it is out of reach).
             _ = try? await loop.handBackAll()
             throw error
         }
@@ -466,7 +473,6 @@ enum WorkerRole {
             // The loop starts once the signals are watched: a SIGTERM from then on drains it.
             let task = try await setup.startLoop(loop, heartbeat: heartbeat)
             running.set(task)
-            heartbeat.start()
             logger.info("worker ready", metadata: ["worker": "\(workerID)", "build": "\(buildID)", "store": "\(RESPConfiguration.redacted(url: url))"])
             var stuck: WorkerStuckError?
             do {
