@@ -60,21 +60,34 @@ struct ColdstartBench: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-        var samples: [Double] = []
+        // Also with the workers started from the demo program beside this executable, linked as a deployed
+        // worker is (the Swift runtime static), when it is there; rounds interleaved.
+        let me = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let demo = URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("curtain-demo").path
+        let executables: [String?] = FileManager.default.isExecutableFile(atPath: demo) ? [nil, demo] : [nil]
+        var samples = Array(repeating: [Double](), count: executables.count)
         for _ in 0..<max(1, repeats) {
-            var cloud: Cloud?
-            let elapsed = try await timed {
-                let started = try await Cloud.start(
-                    functions: [Noop.self], configuration: CloudConfiguration(backend: .processes, workers: workers))
-                _ = try await started.run(Noop(), 1)
-                cloud = started
+            for (index, executable) in executables.enumerated() {
+                var cloud: Cloud?
+                var configuration = CloudConfiguration(backend: .processes, workers: workers, workerExecutable: executable)
+                if executable != nil { configuration.workerArguments = [] }
+                let elapsed = try await timed {
+                    let started = try await Cloud.start(functions: [Noop.self], configuration: configuration)
+                    _ = try await started.run(Noop(), 1)
+                    cloud = started
+                }
+                await cloud?.shutdown()
+                samples[index].append(elapsed * 1000)
             }
-            await cloud?.shutdown()
-            samples.append(elapsed * 1000)
         }
-        samples.sort()
-        let median = samples[samples.count / 2]
-        printTable([Figure(name: "cold start to first result, \(workers) workers", value: median, unit: "ms", target: nil, maximum: 25)], json: json)
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        var figures = [Figure(name: "cold start to first result, \(workers) workers", value: median(samples[0]), unit: "ms", target: nil, maximum: 25)]
+        if executables.count > 1 {
+            figures.append(Figure(
+                name: "  for comparison: the workers started from curtain-demo (runtime linked statically)", value: median(samples[1]),
+                unit: "ms", target: nil))
+        }
+        printTable(figures, json: json)
     }
 }
 
