@@ -30,8 +30,15 @@ public struct S3ObjectStore: ObjectStore {
 
     /// Registers the `s3://` scheme with ``ObjectStores``, so `CURTAIN_STORAGE=s3://…` and
     /// `Storage(url: "s3://…")` open an `S3ObjectStore`.
-    public static func register() {
-        ObjectStores.register(scheme: "s3") { try S3ObjectStore(url: $0) }
+    ///
+    /// - Parameter environment: where credentials and defaults are read (the `AWS_…` variables); `nil`
+    ///   reads the process's environment each time a store is opened. Give it for credentials held
+    ///   elsewhere (a secrets manager): changing the process's environment with `setenv` while other
+    ///   threads run is unsafe (a concurrent `Process.run` or `getenv` may read freed memory).
+    public static func register(environment: [String: String]? = nil) {
+        ObjectStores.register(scheme: "s3") { url in
+            try S3ObjectStore(url: url, environment: environment ?? S3Configuration.processEnvironment())
+        }
     }
 
     /// Opens `s3://bucket[/prefix][?region=…&endpoint=…&addressing=path|virtual]`.

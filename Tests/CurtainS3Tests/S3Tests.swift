@@ -379,9 +379,9 @@ struct S3StoreTests {
     @Test func storageOpensS3URLsOnceRegistered() async throws {
         try await withMoto { moto in
             _ = try await moto.store(bucket: "by-url")
-            S3ObjectStore.register()
-            setenv("AWS_ACCESS_KEY_ID", "testing", 1)
-            setenv("AWS_SECRET_ACCESS_KEY", "testing", 1)
+            // Credentials given, not set with `setenv`: changing the environment while other tests start
+            // processes crashed Foundation's `Process.run` (it copies `environ`).
+            S3ObjectStore.register(environment: ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"])
             let storage = try Storage(url: "s3://by-url/files?endpoint=\(moto.endpoint)")
             try await storage.write("notes/a.txt", "one\ntwo\nthree")
             var lines: [String] = []
