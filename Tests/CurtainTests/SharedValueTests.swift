@@ -19,9 +19,14 @@ struct SharedValueTests {
 
     @Test(arguments: ["processes", "inprocess"])
     func aCaptureUsedByEveryTaskOfEveryJobIsSentAndFetchedOnce(backend: String) async throws {
-        let configuration = backend == "processes"
+        var configuration = backend == "processes"
             ? CloudConfiguration(backend: .processes, workers: 2, workerExecutable: try fixtureWorkerPath(), buildID: "fixture")
             : CloudConfiguration(backend: .inprocess, workers: 2)
+        // An object store of its own: a value already there is not sent again (right), and a run of this
+        // test that crashed before cleaning up leaves its values in the default one.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("curtain-storage-\(UUID().uuidString)").path
+        configuration.storage = "file://" + directory
+        defer { try? FileManager.default.removeItem(atPath: directory) }
         let cloud = try await Cloud.start(functions: allTestFunctions, configuration: configuration)
         defer { Task { await cloud.shutdown() } }
         // 400 KB: shared by hash (above 64 KiB), kept in the object store (above the 256 KiB spill size).
