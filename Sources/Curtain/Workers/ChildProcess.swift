@@ -55,6 +55,11 @@ final class ChildProcess {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, reader, 0)  // dup2 clears close-on-exec on fd 0
+        // Nothing else of this process's crosses into the child. SwiftNIO opens its sockets without
+        // close-on-exec, so every worker used to hold copies of its driver's connections and listeners:
+        // a connection the driver closed stayed open at the store while any worker lived, and a blocking
+        // wait on it went on taking elements for a reader who was gone.
+        let spawnFlags = Self.closeInheritedDescriptors(&actions)
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -65,7 +70,7 @@ final class ChildProcess {
         sigfillset(&allSignals)
         posix_spawnattr_setsigmask(&attributes, &noSignals)  // nothing blocked in the child
         posix_spawnattr_setsigdefault(&attributes, &allSignals)  // every handler back to its default
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) | spawnFlags)
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -81,6 +86,33 @@ final class ChildProcess {
         }
         processIdentifier = pid
         stdinWriter = writer
+    }
+
+    /// Arranges for the child to get no descriptor of this process but its standard streams (and what
+    /// `actions` gives it): glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34 and later; looked up
+    /// at run time, as Swift's Glibc module does not declare it), else every open descriptor above 2 marked
+    /// close-on-exec (one opened by another thread in the meantime may still cross). Returns the spawn
+    /// flags to add (on Darwin, `POSIX_SPAWN_CLOEXEC_DEFAULT`).
+    static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) -> Int16 {
+        #if os(Linux)
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np") {
+            let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
+            if addCloseFrom(&actions, 3) == 0 { return 0 }
+        }
+        guard let directory = opendir("/proc/self/fd") else { return 0 }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name), fd > 2, fd != own else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+        return 0
+        #else
+        return Int16(POSIX_SPAWN_CLOEXEC_DEFAULT)
+        #endif
     }
 
     /// Whether the child still runs; reaps it (recording its ``termination``) once it has ended.
