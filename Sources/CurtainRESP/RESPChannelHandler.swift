@@ -6,6 +6,8 @@ enum RESPWaiter {
     case single(UnsafeContinuation<RESPValue, any Error>)
     /// One command of a pipeline: error replies are kept as values.
     case pipelined(PipelineCollector, Int)
+    /// One command of ``RESPConnection/sendTogether(_:)``: error replies fail it as ``RESPError/server(_:)``.
+    case promise(EventLoopPromise<RESPValue>)
     /// A reply nobody wants any more (its caller timed out); it is read and dropped to keep the order.
     case discarded
 }
@@ -122,6 +124,28 @@ final class RESPChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Queues `commands` and writes them in one flush: the server reads them together, and a single-threaded
+    /// one (Redis, the embedded store) runs them back to back, no other client's command in between.
+    func submitTogether(_ commands: [(command: RESPCommand, waiter: RESPWaiter, timeout: TimeAmount?)]) {
+        if let error = closedError {
+            for item in commands { fail(item.waiter, error) }
+            return
+        }
+        guard let context else {
+            for item in commands { fail(item.waiter, .connectionClosed("not connected to \(peerDescription)")) }
+            return
+        }
+        for item in commands {
+            trackSessionState(item.command.name)
+            let deadline = item.timeout.map { NIODeadline.now() + $0 }
+            let command = item.command
+            pending.append(Pending(waiter: item.waiter, name: command.name, deadline: deadline, closesOnTimeout: command.isBlocking))
+            if let deadline { armTimer(deadline) }
+            context.write(Self.wrapOutboundOut(item.command.encoded), promise: nil)
+        }
+        context.flush()
+    }
+
     /// Queues a (P)SUBSCRIBE-style command whose replies are push confirmations, not ordinary replies.
     func submitSubscription(_ command: RESPCommand, expectedConfirmations: Int, continuation: UnsafeContinuation<Void, any Error>) {
         if let error = closedError {
@@ -214,6 +238,12 @@ final class RESPChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
         case .pipelined(let collector, let index):
             collector.deliver(value, at: index)
+        case .promise(let promise):
+            if let message = value.errorMessage {
+                promise.fail(RESPError.server(message))
+            } else {
+                promise.succeed(value)
+            }
         case .discarded:
             break
         }
@@ -260,6 +290,7 @@ final class RESPChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch waiter {
         case .single(let c): c.resume(throwing: error)
         case .pipelined(let collector, _): collector.fail(error)
+        case .promise(let promise): promise.fail(error)
         case .discarded: break
         }
     }

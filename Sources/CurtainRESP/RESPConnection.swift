@@ -172,8 +172,7 @@ public final class RESPConnection: Sendable {
             return try await withTaskCancellationHandler {
                 try await submit(command, timeout: effective)
             } onCancel: {
-                let handler = self.handler
-                self.channel.eventLoop.execute { handler.value.cancelBlocking() }
+                self.cancelBlocking()
             }
         }
         return try await submit(command, timeout: effective)
@@ -211,12 +210,41 @@ public final class RESPConnection: Sendable {
             let box = UnsafeTransfer(continuation)
             let work: @Sendable () -> Void = {
                 let collector = PipelineCollector(count: commands.count, continuation: box.value)
-                for (i, command) in commands.enumerated() {
-                    handler.value.submit(command, waiter: .pipelined(collector, i), timeout: effective)
-                }
+                handler.value.submitTogether(
+                    commands.enumerated().map { (i, command) in (command, .pipelined(collector, i), effective) })
             }
             if channel.eventLoop.inEventLoop { work() } else { channel.eventLoop.execute(work) }
         }
+    }
+
+    /// Sends `commands` back to back in one write, like ``pipeline(_:timeout:)``, and returns at once: each
+    /// reply is awaited on its own (``RESPPendingReplies/reply(_:)``), as soon as it arrives.
+    ///
+    /// The server reads the commands together, and a single-threaded one (Redis, the embedded store) runs
+    /// them with no other client's command in between. That makes a look followed by a blocking wait one
+    /// step: what the look finds may end the wait early (`CLIENT UNBLOCK` from another connection), and
+    /// whatever arrives after the look finds the wait already blocked. Timeouts are as for ``send(_:timeout:)``
+    /// (none for a blocking command).
+    public func sendTogether(_ commands: [RESPCommand]) -> RESPPendingReplies {
+        let loop = channel.eventLoop
+        let promises = commands.map { _ in loop.makePromise(of: RESPValue.self) }
+        let items = zip(commands, promises).map { command, promise in
+            (command, promise, command.isBlocking ? nil : configuration.commandTimeout)
+        }
+        let handler = self.handler
+        let work: @Sendable () -> Void = {
+            handler.value.submitTogether(items.map { ($0.0, .promise($0.1), $0.2) })
+        }
+        if loop.inEventLoop { work() } else { loop.execute(work) }
+        return RESPPendingReplies(
+            futures: promises.map(\.futureResult), blocking: commands.map(\.isBlocking), connection: self)
+    }
+
+    /// Ends a blocking command whose caller was cancelled, by closing the connection (its reply could
+    /// otherwise still take data for a reader who is gone).
+    func cancelBlocking() {
+        let handler = self.handler
+        channel.eventLoop.execute { handler.value.cancelBlocking() }
     }
 
     /// Sends a (P)SUBSCRIBE-style command and waits for its `expected` confirmations.
@@ -272,5 +300,30 @@ extension String {
         if contains(":") { return true }
         let parts = split(separator: ".", omittingEmptySubsequences: false)
         return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+    }
+}
+
+/// The replies to commands written together by ``RESPConnection/sendTogether(_:)``, each awaited on its own.
+public struct RESPPendingReplies: Sendable {
+    let futures: [EventLoopFuture<RESPValue>]
+    let blocking: [Bool]
+    let connection: RESPConnection
+
+    /// How many commands were sent.
+    public var count: Int { futures.count }
+
+    /// The reply to the `index`th command, once it has arrived (replies arrive in order).
+    ///
+    /// - Throws: ``RESPError/server(_:)`` for an error reply, and the connection errors of ``RESPError``.
+    ///   Cancelling the wait for a blocking command's reply closes the connection, as
+    ///   ``RESPConnection/send(_:timeout:)`` does.
+    public func reply(_ index: Int) async throws -> RESPValue {
+        guard blocking[index] else { return try await futures[index].get() }
+        let connection = self.connection
+        return try await withTaskCancellationHandler {
+            try await futures[index].get()
+        } onCancel: {
+            connection.cancelBlocking()
+        }
     }
 }

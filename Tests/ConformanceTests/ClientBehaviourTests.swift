@@ -27,6 +27,47 @@ struct ClientBehaviourTests {
     }
 
     @Test(arguments: allStores)
+    func commandsSentTogetherAreAnsweredOneByOneAndALookThenAWaitIsOneStep(kind: StoreKind) async throws {
+        try await withTestClient(kind) { (c, store) async throws in
+            let connection = try await RESPConnection.connect(configuration: store.configuration())
+            defer { Task { await connection.close() } }
+            let id = try #require(try await connection.cmd("CLIENT", "ID").int)
+            // A look that finds something, then a wait: the look's reply comes while the wait still blocks,
+            // and ending the wait from another connection returns its empty reply.
+            _ = try await c.cmd("RPUSH", "own", "placed")
+            let look = RESPCommand(words: ["LMOVE", "own", "inflight", "LEFT", "RIGHT"])
+            let wait = RESPCommand(words: ["BLMOVE", "shared", "inflight", "LEFT", "RIGHT", "30"])
+            let found = connection.sendTogether([look, wait])
+            #expect(found.count == 2)
+            #expect(try await found.reply(0).string == "placed")
+            try await waitForBlockedClients(c, 1)
+            #expect(try await c.send(RESPCommand("CLIENT", "UNBLOCK", id)) == .integer(1))
+            #expect(try await found.reply(1).buffer == nil)
+            // A look that finds nothing, then a wait that a later push ends with the pushed element.
+            let empty = connection.sendTogether([look, wait])
+            #expect(try await empty.reply(0).buffer == nil)
+            try await waitForBlockedClients(c, 1)
+            _ = try await c.cmd("RPUSH", "shared", "later")
+            #expect(try await empty.reply(1).string == "later")
+            #expect(try await c.cmd("LRANGE", "inflight", "0", "-1") == .bulkArray(["placed", "later"]))
+            // An error reply fails its own command only.
+            let mixed = connection.sendTogether([RESPCommand(words: ["GET", "inflight"]), RESPCommand(words: ["PING"])])
+            await expectServerError("WRONGTYPE") { _ = try await mixed.reply(0) }
+            #expect(try await mixed.reply(1) == .simple("PONG"))
+            // Cancelling the wait for a blocking reply closes the connection, so it cannot take an element
+            // for a reader who is gone.
+            let waiting = connection.sendTogether([wait])
+            try await waitForBlockedClients(c, 1)
+            let reader = Task { try await waiting.reply(0) }
+            reader.cancel()
+            await #expect(throws: RESPError.self) { _ = try await reader.value }
+            try await waitForBlockedClients(c, 0)
+            _ = try await c.cmd("RPUSH", "shared", "kept")
+            #expect(try await c.cmd("LRANGE", "shared", "0", "-1") == .bulkArray(["kept"]))
+        }
+    }
+
+    @Test(arguments: allStores)
     func withAffinityRunsOnTheEventLoopOfTheConnectionsItUses(kind: StoreKind) async throws {
         try await withTestClient(kind) { (c, _) async throws in
             let (onLoop, dedicatedOnLoop, replies) = try await c.withAffinity { () async throws -> (Bool, Bool, [RESPValue]) in

@@ -51,6 +51,8 @@ public struct WorkerLoop: Sendable {
         /// Whether this worker has said it holds a shared value (drivers may then place tasks on it, so
         /// each batch's answers ask how many wait on its own queue).
         let holds = Atomic<Bool>(false)
+        /// The loop connection's `CLIENT ID` (what a driver's `CLIENT UNBLOCK` names), when the store gave one.
+        let connectionID = Mutex<Int?>(nil)
         /// Whether the last steal found tasks (the next step steals again before it waits).
         let stealing = Atomic<Bool>(false)
         /// Whether another worker's own queue had tasks at the last look (an idle wait is then shorter,
@@ -127,6 +129,7 @@ public struct WorkerLoop: Sendable {
                     // Placement is an optimization: a store that refuses `CLIENT ID` only means no wake-ups. The
                     // heartbeat is written before the first task is taken either way.
                     let id = (try? await connection.send(RESPCommand("CLIENT", "ID")))?.int
+                    state.connectionID.withLock { $0 = id }
                     if let heartbeat {
                         if let id {
                             try await heartbeat.announce(connection: id, through: connection)
@@ -258,7 +261,26 @@ public struct WorkerLoop: Sendable {
             if !taken.isEmpty { return taken }
         } else {
             let wait = state.placementSeen.load(ordering: .relaxed) ? "0.25" : "1"
-            if let first = try await connection.send(RESPCommand("BLMOVE", keys.queue, inflight, "LEFT", "RIGHT", wait)).buffer {
+            let block = RESPCommand("BLMOVE", keys.queue, inflight, "LEFT", "RIGHT", wait)
+            let waited: ByteBuffer?
+            if state.holds.load(ordering: .relaxed), let id = state.connectionID.withLock({ $0 }) {
+                // Drivers may place tasks here at any moment, and wake the wait with `CLIENT UNBLOCK`. Looked
+                // at and waited for in two steps, a task placed in between found nobody waiting and sat out
+                // the whole wait (up to a second, measured). Sent together, the store runs both with nothing
+                // in between: a task placed before is found by the look, one placed after finds the wait.
+                let replies = connection.sendTogether([fromOwn, block])
+                if let placed = try await replies.reply(0).buffer {
+                    taken = [placed]
+                    state.ownPending.store(true, ordering: .relaxed)
+                    // End the wait now, as a driver would (a shared task it took meanwhile is kept too).
+                    _ = try? await client.send(RESPCommand("CLIENT", "UNBLOCK", id))
+                }
+                waited = try await replies.reply(1).buffer
+            } else {
+                waited = try await connection.send(block).buffer
+            }
+            if !taken.isEmpty { return taken + (waited.map { [$0] } ?? []) }
+            if let first = waited {
                 taken = [first]
                 if batch > 1 {
                     taken += try await connection.pipeline(Array(repeating: fromShared, count: batch - 1)).compactMap(\.buffer)
