@@ -103,23 +103,11 @@ final class RESPChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Queues `command` and its waiter; the bytes are flushed at the end of this event-loop tick so that
     /// commands submitted together leave in one write.
     func submit(_ command: RESPCommand, waiter: RESPWaiter, timeout: TimeAmount?) {
-        if let error = closedError {
-            fail(waiter, error)
-            return
-        }
-        guard let context else {
-            fail(waiter, .connectionClosed("not connected to \(peerDescription)"))
-            return
-        }
-        trackSessionState(command.name)
-        let deadline = timeout.map { NIODeadline.now() + $0 }
-        pending.append(Pending(waiter: waiter, name: command.name, deadline: deadline, closesOnTimeout: command.isBlocking))
-        if let deadline { armTimer(deadline) }
+        guard let context = enqueue(command, waiter: waiter, timeout: timeout) else { return }
         if pending.count == 1 && !flushScheduled {
             // Nothing else in flight (the request/reply case): send now rather than at the end of the tick.
-            context.writeAndFlush(Self.wrapOutboundOut(command.encoded), promise: nil)
+            context.flush()
         } else {
-            context.write(Self.wrapOutboundOut(command.encoded), promise: nil)
             scheduleFlush(context)
         }
     }
@@ -127,23 +115,28 @@ final class RESPChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Queues `commands` and writes them in one flush: the server reads them together, and a single-threaded
     /// one (Redis, the embedded store) runs them back to back, no other client's command in between.
     func submitTogether(_ commands: [(command: RESPCommand, waiter: RESPWaiter, timeout: TimeAmount?)]) {
+        for item in commands { enqueue(item.command, waiter: item.waiter, timeout: item.timeout) }
+        context?.flush()
+    }
+
+    /// Adds `command` to the waiting list and writes it, unflushed; returns the context it was written to,
+    /// or `nil` when the connection is closed (the waiter has then failed).
+    @discardableResult
+    private func enqueue(_ command: RESPCommand, waiter: RESPWaiter, timeout: TimeAmount?) -> ChannelHandlerContext? {
         if let error = closedError {
-            for item in commands { fail(item.waiter, error) }
-            return
+            fail(waiter, error)
+            return nil
         }
         guard let context else {
-            for item in commands { fail(item.waiter, .connectionClosed("not connected to \(peerDescription)")) }
-            return
+            fail(waiter, .connectionClosed("not connected to \(peerDescription)"))
+            return nil
         }
-        for item in commands {
-            trackSessionState(item.command.name)
-            let deadline = item.timeout.map { NIODeadline.now() + $0 }
-            let command = item.command
-            pending.append(Pending(waiter: item.waiter, name: command.name, deadline: deadline, closesOnTimeout: command.isBlocking))
-            if let deadline { armTimer(deadline) }
-            context.write(Self.wrapOutboundOut(item.command.encoded), promise: nil)
-        }
-        context.flush()
+        trackSessionState(command.name)
+        let deadline = timeout.map { NIODeadline.now() + $0 }
+        pending.append(Pending(waiter: waiter, name: command.name, deadline: deadline, closesOnTimeout: command.isBlocking))
+        if let deadline { armTimer(deadline) }
+        context.write(Self.wrapOutboundOut(command.encoded), promise: nil)
+        return context
     }
 
     /// Queues a (P)SUBSCRIBE-style command whose replies are push confirmations, not ordinary replies.
